@@ -1,0 +1,1 @@
+"""wa-inbox: a self-hosted WhatsApp Business inbox."""

@@ -1,0 +1,192 @@
+"""The `inbox` command: run (all-in-one), web, worker, sandbox, create-user."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import uvicorn
+from pydantic import SecretStr
+
+from app.config import Settings, get_settings
+from app.logging import configure_logging, get_logger
+
+log = get_logger("inbox")
+
+
+def _secret_key_file(data_dir: Path) -> str:
+    """Generated once and kept under the data dir, so sessions and stored secrets survive restarts."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def _serve(app, host: str, port: int) -> None:
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", log_config=None, ws="websockets-sansio",
+                                  proxy_headers=True, lifespan="on")).run()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Web + worker (+ sandbox) in one process on embedded defaults."""
+    from app.embedded_redis import EmbeddedRedis
+
+    base = get_settings()
+    sandbox = args.sandbox or args.demo
+    host = args.host or base.host
+    port = args.port or base.port
+    overrides: dict = {"host": host, "port": port}
+    if not base.secret_key:
+        overrides["secret_key"] = SecretStr(_secret_key_file(base.data_dir))
+    if "INBOX_PUBLIC_URL" not in os.environ:
+        overrides["public_url"] = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    if sandbox and "INBOX_GRAPH_API_URL" not in os.environ:
+        overrides["graph_api_url"] = f"http://127.0.0.1:{port}/sandbox/graph"
+    redis_server = None
+    if not base.redis_url:
+        redis_server = EmbeddedRedis(base.data_dir / "redis").start()
+        overrides["redis_url"] = redis_server.url
+        log.info("embedded redis started", port=redis_server.port)
+    settings = base.model_copy(update=overrides)
+    try:
+        from app.main import create_app
+
+        app = create_app(settings, sandbox=sandbox, inline_worker=True, demo=args.demo)
+        _serve(app, host, port)
+    finally:
+        if redis_server:
+            redis_server.stop()
+    return 0
+
+
+def _require_production_settings(settings: Settings, what: str) -> bool:
+    missing = settings.missing_for_production()
+    if missing:
+        print(
+            f"inbox {what}: refusing to start, {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set.\n"
+            f"`inbox {what}` runs as a separate process, and in-memory data or an embedded Redis cannot be "
+            "shared between processes. Set them, or use `inbox run` for everything in one process.",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if not _require_production_settings(settings, "web"):
+        return 2
+    from app.main import create_app
+
+    port = args.port or settings.port
+    _serve(create_app(settings.model_copy(update={"port": port})), args.host or settings.host, port)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if not _require_production_settings(settings, "worker"):
+        return 2
+    from app.runtime import Runtime
+    from workers.settings import build_worker
+
+    worker = build_worker(Runtime(settings), handle_signals=True, owns_runtime=True)
+    worker.run()
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from app.sandbox import create_sandbox_app
+
+    settings = get_settings()
+    port = args.port or settings.port
+    print(f"Cloud API sandbox on http://{args.host}:{port}/sandbox/graph/{settings.graph_api_version}/", flush=True)
+    _serve(create_sandbox_app(), args.host, port)
+    return 0
+
+
+def cmd_create_user(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if settings.mongodb_url is None:
+        print("inbox create-user: set INBOX_MONGODB_URL; an in-memory database would forget the user at once.",
+              file=sys.stderr)
+        return 2
+
+    async def create() -> str:
+        from app.db import Database
+        from app.domains.workspaces.models import Workspace
+        from app.domains.workspaces.services import AccountsOfPeople
+
+        db = Database(settings.mongodb_url, settings.mongodb_database)
+        await db.connect()
+        try:
+            people = AccountsOfPeople()
+            name = args.workspace or "My workspace"
+            workspace = await Workspace.find_one(Workspace.name == name)
+            if workspace is None:
+                workspace = await Workspace(name=name).insert()
+            user = await people.create_user(workspace.id, args.email, args.password, args.role)
+            return f"created {user.role.value} {user.email} in workspace {workspace.name!r}"
+        finally:
+            db.close()
+
+    from app.errors import AppError
+
+    try:
+        print(asyncio.run(create()))
+    except AppError as error:
+        print(f"inbox create-user: {error.message} {error.details or ''}".strip(), file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inbox", description="wa-inbox: a self-hosted WhatsApp Business inbox")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="web + worker (+ sandbox) in one process, embedded defaults")
+    run.add_argument("--host")
+    run.add_argument("--port", type=int)
+    run.add_argument("--sandbox", action="store_true", help="mount the Cloud API sandbox at /sandbox")
+    run.add_argument("--demo", action="store_true", help="seed a demo workspace on the sandbox (implies --sandbox)")
+    run.set_defaults(func=cmd_run)
+
+    web = sub.add_parser("web", help="the web process (production)")
+    web.add_argument("--host")
+    web.add_argument("--port", type=int)
+    web.set_defaults(func=cmd_web)
+
+    worker = sub.add_parser("worker", help="the background worker process (production)")
+    worker.set_defaults(func=cmd_worker)
+
+    sandbox = sub.add_parser("sandbox", help="the Cloud API sandbox alone")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int)
+    sandbox.set_defaults(func=cmd_sandbox)
+
+    create_user = sub.add_parser("create-user", help="add a user (creates the workspace if needed)")
+    create_user.add_argument("--email", required=True)
+    create_user.add_argument("--password", required=True)
+    create_user.add_argument("--role", choices=["admin", "agent"], required=True)
+    create_user.add_argument("--workspace")
+    create_user.set_defaults(func=cmd_create_user)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Settings: one typed, cached object read from ``INBOX_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every setting of the product; each field is the env var ``INBOX_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="INBOX_", extra="ignore", use_attribute_docstrings=True)
+
+    mongodb_url: str | None = None
+    """MongoDB connection URL. Unset: an in-memory database in this process (data is not kept)."""
+
+    mongodb_database: str = "wa_inbox"
+    """Database name inside MongoDB."""
+
+    redis_url: str | None = None
+    """Redis URL for queues, live events and rate limits. Unset: an embedded Redis under the data dir."""
+
+    secret_key: SecretStr | None = None
+    """Key for session signing and encrypting stored secrets. Unset in `run` mode: generated once under the data dir."""
+
+    data_dir: Path = ROOT / "var"
+    """Where `run` mode keeps the embedded Redis data and the generated secret key."""
+
+    public_url: str = "http://localhost:8000"
+    """The URL users and Meta reach this server at; used for webhook URLs and secure cookies."""
+
+    host: str = "127.0.0.1"
+    """Interface the web server listens on."""
+
+    port: int = 8000
+    """Port the web server listens on (`--port` overrides it)."""
+
+    graph_api_url: str = "https://graph.facebook.com"
+    """Base URL of Meta's Graph API (point it at `<public_url>/sandbox/graph` to use the sandbox)."""
+
+    graph_api_version: str = "v23.0"
+    """Graph API version used for every call."""
+
+    allow_signup: bool = False
+    """Let anyone create a new workspace at /signup."""
+
+    admin_email: str | None = None
+    """Bootstrap: when no user exists at start, create an admin with this email."""
+
+    admin_password: SecretStr | None = None
+    """Bootstrap: the password of that first admin."""
+
+    admin_api_key: SecretStr | None = None
+    """Bootstrap: register this exact API key (stored hashed) for that first admin."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Log level of the structured (JSON in production) logs."""
+
+    log_json: bool = False
+    """Log one JSON object per line instead of human-readable lines."""
+
+    session_max_age_hours: int = Field(default=24 * 14, ge=1)
+    """How long a browser session stays valid without signing in again."""
+
+    worker_poll_delay: float = Field(default=0.005, gt=0)
+    """Seconds an idle worker waits between queue polls; low keeps live updates fast."""
+
+    @field_validator("public_url", "graph_api_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies get the Secure flag when the product is served over https."""
+        return self.public_url.startswith("https://")
+
+    def missing_for_production(self) -> list[str]:
+        """The env vars `inbox web` / `inbox worker` need but are unset."""
+        required = {
+            "INBOX_MONGODB_URL": self.mongodb_url,
+            "INBOX_REDIS_URL": self.redis_url,
+            "INBOX_SECRET_KEY": self.secret_key,
+        }
+        return [name for name, value in required.items() if not value]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

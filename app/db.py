@@ -1,0 +1,105 @@
+"""MongoDB: a motor client (or mongomock-motor when no URL is set) and Beanie initialisation.
+
+Every tenant-owned Document derives from ``WorkspaceDocument`` and is queried through its
+``scoped()`` / ``get_scoped()`` helpers, so no query can forget the workspace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Self
+
+from beanie import Document, PydanticObjectId, init_beanie
+from beanie.odm.queries.find import FindMany
+from bson.errors import InvalidId
+from pydantic import Field
+
+from app.errors import NotFound
+from app.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, rounded to Mongo's millisecond precision so round trips compare equal."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Mongo drivers may hand back naive datetimes (always UTC); make them aware."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def parse_object_id(value: str | PydanticObjectId | None) -> PydanticObjectId | None:
+    """An ObjectId from user input, or None when it is not one (callers answer 404)."""
+    if isinstance(value, PydanticObjectId):
+        return value
+    try:
+        return PydanticObjectId(value)
+    except (InvalidId, TypeError, ValueError):
+        return None
+
+
+class WorkspaceDocument(Document):
+    """A Document owned by one workspace. Query it only through the scoped helpers."""
+
+    workspace_id: PydanticObjectId
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @classmethod
+    def scoped(cls, workspace_id: PydanticObjectId, *filters: Any, **kwargs: Any) -> FindMany[Self]:
+        """``find()`` restricted to one workspace."""
+        return cls.find(cls.workspace_id == workspace_id, *filters, **kwargs)
+
+    @classmethod
+    async def find_one_scoped(cls, workspace_id: PydanticObjectId, *filters: Any) -> Self | None:
+        """``find_one()`` restricted to one workspace."""
+        return await cls.find_one(cls.workspace_id == workspace_id, *filters)
+
+    @classmethod
+    async def get_scoped(cls, workspace_id: PydanticObjectId, document_id: str | PydanticObjectId | None) -> Self:
+        """The document with that id in that workspace, or NotFound (also for other workspaces' ids)."""
+        oid = parse_object_id(document_id)
+        found = None
+        if oid is not None:
+            found = await cls.find_one({"_id": oid, "workspace_id": workspace_id})
+        if found is None:
+            raise NotFound(f"{cls.__name__.lower()} not found", details={"id": str(document_id)})
+        return found
+
+
+def document_models() -> list[type[Document]]:
+    """Every Document of the product (imported here, late, to keep domains independent)."""
+    from app.domains import all_documents
+
+    return all_documents()
+
+
+class Database:
+    """The Mongo client of this process and the Beanie binding of every Document."""
+
+    def __init__(self, url: str | None, name: str) -> None:
+        self.url = url
+        self.name = name
+        self.in_memory = url is None
+        if self.in_memory:
+            from mongomock_motor import AsyncMongoMockClient
+
+            self.client: Any = AsyncMongoMockClient()
+        else:
+            from motor.motor_asyncio import AsyncIOMotorClient
+
+            self.client = AsyncIOMotorClient(url, tz_aware=True, serverSelectionTimeoutMS=5000)
+
+    async def connect(self) -> None:
+        if self.in_memory:
+            log.warning("in-memory MongoDB: data is lost when the process stops (set INBOX_MONGODB_URL to keep it)")
+        await init_beanie(database=self.client[self.name], document_models=document_models())
+
+    async def ping(self) -> Mapping[str, Any]:
+        return await self.client.admin.command("ping")
+
+    def close(self) -> None:
+        self.client.close()

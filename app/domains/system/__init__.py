@@ -1,0 +1,1 @@
+"""Process health and the app shell pages."""

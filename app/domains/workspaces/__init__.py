@@ -1,0 +1,1 @@
+"""Workspaces (tenants), users, roles, sign-in sessions and API keys."""

@@ -1,0 +1,25 @@
+"""JSON API: who am I."""
+
+from __future__ import annotations
+
+from litestar import Controller, get
+
+from app.auth import requires_login
+from app.domains.workspaces.models import Workspace
+from app.domains.workspaces.services import Principal
+
+
+class MeApi(Controller):
+    path = "/api/v1"
+    guards = [requires_login]
+    tags = ["workspace"]
+
+    @get("/me", summary="The API key's workspace and role")
+    async def me(self, principal: Principal) -> dict:
+        workspace = await Workspace.get(principal.workspace_id)
+        return {
+            "workspace": {"id": str(principal.workspace_id), "name": workspace.name if workspace else ""},
+            "role": principal.role.value,
+            "api_key": {"id": str(principal.api_key.id), "name": principal.api_key.name} if principal.api_key else None,
+            "user": {"id": str(principal.user.id), "email": principal.user.email} if principal.user else None,
+        }

@@ -1,0 +1,171 @@
+"""Sign-up, sign-in, sessions, API keys and the bootstrap admin. Used by web, CLI and tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from beanie import PydanticObjectId
+from pymongo.errors import DuplicateKeyError
+
+from app.db import as_utc, utcnow
+from app.domains.workspaces.models import ApiKey, Role, User, WebSession, Workspace
+from app.errors import Conflict, TooManyRequests, Unauthorized, ValidationFailed
+from app.logging import get_logger
+from app.ratelimit import FailureThrottle
+from app.security import hash_password, new_api_key, new_token, token_digest, verify_password
+
+log = get_logger(__name__)
+
+MIN_PASSWORD_LENGTH = 8
+# last_used_at is for humans; writing it on every request would cost a write per API call.
+_LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a signed-in user or an API key, always within one workspace."""
+
+    workspace_id: PydanticObjectId
+    role: Role
+    user: User | None = None
+    api_key: ApiKey | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+    @property
+    def user_id(self) -> PydanticObjectId | None:
+        return self.user.id if self.user else None
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _check_credentials(email: str, password: str) -> str:
+    email = normalise_email(email)
+    errors = {}
+    if "@" not in email or len(email) > 254 or email.startswith("@") or email.endswith("@"):
+        errors["email"] = "Enter a valid email address."
+    if len(password) < MIN_PASSWORD_LENGTH:
+        errors["password"] = f"Use at least {MIN_PASSWORD_LENGTH} characters."
+    if errors:
+        raise ValidationFailed("Check the highlighted fields.", details=errors)
+    return email
+
+
+class AccountsOfPeople:
+    """Workspaces, users and their credentials."""
+
+    def __init__(self, login_throttle: FailureThrottle | None = None, session_max_age: timedelta = timedelta(days=14)) -> None:
+        self.login_throttle = login_throttle
+        self.session_max_age = session_max_age
+
+    # --- workspaces and users -------------------------------------------------------------
+    async def create_workspace(self, name: str, admin_email: str, admin_password: str, admin_name: str = "") -> tuple[Workspace, User]:
+        email = _check_credentials(admin_email, admin_password)
+        if await User.find_one(User.email == email):
+            raise Conflict("An account with this email already exists.", details={"email": "already registered"})
+        workspace = await Workspace(name=name.strip() or "My workspace").insert()
+        user = await self.create_user(workspace.id, email, admin_password, Role.ADMIN, admin_name)
+        return workspace, user
+
+    async def create_user(self, workspace_id: PydanticObjectId, email: str, password: str, role: Role | str,
+                          name: str = "") -> User:
+        email = _check_credentials(email, password)
+        user = User(workspace_id=workspace_id, email=email, name=name.strip() or email.split("@")[0],
+                    role=Role(role), password_hash=hash_password(password))
+        try:
+            return await user.insert()
+        except DuplicateKeyError:
+            raise Conflict("An account with this email already exists.", details={"email": "already registered"}) from None
+
+    async def deactivate_user(self, user: User) -> None:
+        """Sign the user out everywhere and stop their API keys, at once."""
+        user.active = False
+        user.deactivated_at = utcnow()
+        await user.save()
+        await WebSession.find(WebSession.user_id == user.id).delete()
+
+    # --- sign-in --------------------------------------------------------------------------
+    async def sign_in(self, email: str, password: str, client_ip: str) -> tuple[User, str]:
+        """Check the password (throttled per email and per IP); returns the user and a session token."""
+        email = normalise_email(email)
+        subjects = (f"email:{email}", f"ip:{client_ip}")
+        if self.login_throttle:
+            wait = await self.login_throttle.retry_after(*subjects)
+            if wait:
+                raise TooManyRequests("Too many failed sign-ins. Try again in a minute.",
+                                      details={"retry_after": wait}, headers={"Retry-After": str(wait)})
+        user = await User.find_one(User.email == email)
+        if not verify_password(user.password_hash if user else None, password) or not user or not user.active:
+            if self.login_throttle:
+                await self.login_throttle.record_failure(*subjects)
+            log.info("sign-in failed", email_domain=email.rpartition("@")[2], ip=client_ip)
+            raise Unauthorized("Wrong email or password.", error_code="INVALID_CREDENTIALS")
+        if self.login_throttle:
+            await self.login_throttle.reset(f"email:{email}")
+        return user, await self.open_session(user)
+
+    async def open_session(self, user: User) -> str:
+        token = new_token()
+        await WebSession(workspace_id=user.workspace_id, token_hash=token_digest(token), user_id=user.id,
+                         expires_at=utcnow() + self.session_max_age).insert()
+        return token
+
+    async def close_session(self, token: str) -> None:
+        await WebSession.find(WebSession.token_hash == token_digest(token)).delete()
+
+    async def principal_for_session(self, token: str) -> Principal | None:
+        session = await WebSession.find_one(WebSession.token_hash == token_digest(token))
+        if session is None or as_utc(session.expires_at) < utcnow():
+            return None
+        user = await User.get(session.user_id)
+        if user is None or not user.active:
+            return None
+        return Principal(workspace_id=user.workspace_id, role=user.role, user=user)
+
+    # --- API keys -------------------------------------------------------------------------
+    async def create_api_key(self, workspace_id: PydanticObjectId, name: str, role: Role | str,
+                             user_id: PydanticObjectId | None = None, key: str | None = None) -> tuple[ApiKey, str]:
+        """A new key; the plaintext is returned once and never stored."""
+        plaintext = key or new_api_key()
+        record = ApiKey(workspace_id=workspace_id, name=name.strip() or "API key", role=Role(role),
+                        key_hash=token_digest(plaintext), prefix=plaintext[:8], user_id=user_id)
+        try:
+            await record.insert()
+        except DuplicateKeyError:
+            raise Conflict("This API key is already registered.") from None
+        return record, plaintext
+
+    async def principal_for_api_key(self, key: str) -> Principal | None:
+        record = await ApiKey.find_one(ApiKey.key_hash == token_digest(key))
+        if record is None or record.revoked_at is not None:
+            return None
+        user = None
+        if record.user_id is not None:
+            user = await User.get(record.user_id)
+            if user is None or not user.active:
+                return None
+        now = utcnow()
+        if record.last_used_at is None or now - as_utc(record.last_used_at) > _LAST_USED_GRANULARITY:
+            await ApiKey.find_one(ApiKey.id == record.id).update({"$set": {"last_used_at": now}})
+        return Principal(workspace_id=record.workspace_id, role=record.role, user=user, api_key=record)
+
+    async def revoke_api_key(self, record: ApiKey) -> None:
+        record.revoked_at = utcnow()
+        await record.save()
+
+    # --- bootstrap ------------------------------------------------------------------------
+    async def bootstrap_admin(self, email: str | None, password: str | None, api_key: str | None,
+                              workspace_name: str = "My workspace") -> User | None:
+        """When no user exists yet, create the first workspace, its admin and (optionally) that API key."""
+        if not email or not password or await User.find_one({}) is not None:
+            return None
+        _, user = await self.create_workspace(workspace_name, email, password)
+        if api_key:
+            await self.create_api_key(user.workspace_id, "Bootstrap key", Role.ADMIN, user.id, key=api_key)
+        log.info("bootstrap admin created", user_id=str(user.id))
+        return user

@@ -1,0 +1,144 @@
+"""create_app(): plugins, routers, middleware and lifespan. Wiring only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.config.csrf import CSRFConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.htmx import HTMXPlugin
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from app.auth import auth_middleware, provide_principal
+from app.config import ROOT, Settings
+from app.domains.system.controllers import HealthController, ShellController
+from app.domains.workspaces.api import MeApi
+from app.domains.workspaces.controllers import AuthController
+from app.error_handlers import handle_exception
+from app.logging import get_logger
+from app.realtime import channels_plugin
+from app.runtime import Runtime
+
+log = get_logger(__name__)
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; "
+    "base-uri 'self'; form-action 'self'"
+)
+# Endpoints that are not called by our own pages: Bearer keys, Meta's signatures, the simulator.
+CSRF_EXEMPT = ["^/api/", "^/webhooks/", "^/sandbox/", "^/health/", "^/metrics"]
+
+
+def security_headers(app: ASGIApp) -> ASGIApp:
+    """A strict CSP (no inline script) and the usual hardening headers on every HTTP answer."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                for key, value in (
+                    (b"content-security-policy", CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"same-origin"),
+                    (b"x-frame-options", b"DENY"),
+                ):
+                    if key not in names:
+                        headers.append((key, value))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+    return middleware
+
+
+def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool = False, demo: bool = False,
+               runtime: Runtime | None = None) -> Litestar:
+    """The web application. ``inline_worker`` runs the arq worker in this process (`inbox run`)."""
+    runtime = runtime or Runtime(settings)
+    worker_task: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await runtime.start()
+        if demo:
+            from app.demo import seed_demo
+
+            logins = await seed_demo(runtime, sandbox_state)
+            print(
+                f"\n  wa-inbox demo is running: {settings.public_url}/login\n"
+                f"  admin: {logins['admin']}   agent: {logins['agent']}   password: {logins['password']}\n",
+                flush=True,
+            )
+        if inline_worker:
+            from workers.settings import build_worker
+
+            worker = build_worker(runtime, handle_signals=False, owns_runtime=False)
+            worker_task["worker"] = worker
+            worker_task["task"] = asyncio.create_task(worker.async_run())
+        try:
+            yield
+        finally:
+            if "worker" in worker_task:
+                await worker_task["worker"].close()
+                worker_task["task"].cancel()
+                await asyncio.gather(worker_task["task"], return_exceptions=True)
+            await runtime.stop()
+
+    def template_globals(engine: JinjaTemplateEngine) -> None:
+        engine.engine.globals.update(in_memory=runtime.db.in_memory, settings=settings)
+
+    plugins: list[Any] = [HTMXPlugin(), channels_plugin(runtime.redis)]
+    sandbox_state = None
+    if sandbox or demo:
+        from app.sandbox import SandboxPlugin, SandboxState
+
+        sandbox_state = SandboxState()
+        plugins.append(SandboxPlugin(sandbox_state))
+
+    return Litestar(
+        route_handlers=[
+            AuthController,
+            ShellController,
+            HealthController,
+            MeApi,
+            create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False),
+        ],
+        dependencies={
+            "runtime": Provide(lambda: runtime, sync_to_thread=False),
+            "principal": Provide(provide_principal),
+        },
+        middleware=[security_headers, auth_middleware],
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key.get_secret_value(), cookie_secure=settings.secure_cookies,
+            cookie_samesite="lax", exclude=CSRF_EXEMPT,
+        ),
+        template_config=TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine,
+                                       engine_callback=template_globals),
+        openapi_config=OpenAPIConfig(
+            title="wa-inbox API", version="1", path="/schema",
+            components=Components(security_schemes={"apiKey": SecurityScheme(type="http", scheme="bearer")}),
+            security=[{"apiKey": []}],
+        ),
+        exception_handlers={Exception: handle_exception},
+        plugins=plugins,
+        lifespan=[lifespan],
+        logging_config=None,  # structlog (app.logging) owns the handlers
+        state=State({"runtime": runtime}),
+    )

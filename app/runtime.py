@@ -1,0 +1,63 @@
+"""The process's shared resources (settings, Mongo, Redis, arq pool, services), built once.
+
+The web lifespan and the worker's on_startup both start a Runtime; `inbox run` shares one
+between them so the in-memory database is the same for both.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from arq.connections import ArqRedis
+from redis.asyncio import Redis
+
+from app.config import Settings
+from app.db import Database
+from app.domains.workspaces.services import AccountsOfPeople
+from app.logging import get_logger
+from app.queue import open_pool
+from app.ratelimit import FailureThrottle
+from app.security import SecretBox
+
+log = get_logger(__name__)
+
+
+class Runtime:
+    """Everything a request handler or a worker task needs, with explicit types."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.redis_url or not settings.secret_key:
+            raise ValueError("Runtime needs INBOX_REDIS_URL and INBOX_SECRET_KEY resolved")
+        self.settings = settings
+        self.db = Database(settings.mongodb_url, settings.mongodb_database)
+        self.redis: Redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        self.arq: ArqRedis | None = None
+        self.secrets = SecretBox(settings.secret_key.get_secret_value())
+        self.people = AccountsOfPeople(
+            login_throttle=FailureThrottle(self.redis, "inbox:login-failures", limit=5, window=60),
+            session_max_age=timedelta(hours=settings.session_max_age_hours),
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        await self.db.connect()
+        self.arq = await open_pool(self.settings.redis_url)
+        await self.bootstrap()
+        self._started = True
+
+    async def bootstrap(self) -> None:
+        s = self.settings
+        await self.people.bootstrap_admin(
+            s.admin_email,
+            s.admin_password.get_secret_value() if s.admin_password else None,
+            s.admin_api_key.get_secret_value() if s.admin_api_key else None,
+        )
+
+    async def stop(self) -> None:
+        if self.arq is not None:
+            await self.arq.aclose()
+        await self.redis.aclose()
+        self.db.close()
+        self._started = False

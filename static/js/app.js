@@ -1,0 +1,2 @@
+// wa-inbox page behaviour. No inline scripts anywhere: the CSP forbids them.
+"use strict";

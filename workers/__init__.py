@@ -1,0 +1,1 @@
+"""Background workers (arq): settings and thin tasks."""

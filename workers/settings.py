@@ -1,0 +1,45 @@
+"""Builds the arq Worker: its functions, cron jobs, queue and poll delay, with a Runtime in ctx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq import cron
+from arq.worker import Worker
+
+from app.queue import DEFAULT_QUEUE, redis_settings
+from app.runtime import Runtime
+from workers import tasks
+
+FUNCTIONS = [tasks.heartbeat]
+CRON_JOBS = [cron(tasks.heartbeat, second=set(range(0, 60, 10)), run_at_startup=True)]
+
+
+def build_worker(runtime: Runtime, *, handle_signals: bool, owns_runtime: bool) -> Worker:
+    """A worker bound to ``runtime``; when it owns it, it starts and stops it itself."""
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        if owns_runtime:
+            await runtime.start()
+        ctx["runtime"] = runtime
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        if owns_runtime:
+            await runtime.stop()
+
+    return Worker(
+        functions=FUNCTIONS,
+        cron_jobs=CRON_JOBS,
+        queue_name=DEFAULT_QUEUE,
+        redis_settings=redis_settings(runtime.settings.redis_url) if owns_runtime else None,
+        redis_pool=None if owns_runtime else runtime.arq,
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+        handle_signals=handle_signals,
+        poll_delay=runtime.settings.worker_poll_delay,
+        max_jobs=50,
+        job_timeout=120,
+        keep_result=60,
+        ctx={},
+        log_results=False,
+    )
