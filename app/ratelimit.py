@@ -5,10 +5,18 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 
+# INCR and start the window on the first hit, atomically (EXPIRE NX needs Redis 7).
+_COUNT_IN_WINDOW = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+
 class FailureThrottle:
     """Blocks a key (an email, an IP) for ``window`` seconds once it has failed ``limit`` times.
 
-    Each failure extends the block: a fixed window that restarts on the first failure after it expires.
+    A fixed window that starts at the first failure and restarts with the first failure after it.
     """
 
     def __init__(self, redis: Redis, prefix: str, limit: int = 5, window: int = 60) -> None:
@@ -16,6 +24,7 @@ class FailureThrottle:
         self.prefix = prefix
         self.limit = limit
         self.window = window
+        self._count = redis.register_script(_COUNT_IN_WINDOW)
 
     def _key(self, subject: str) -> str:
         return f"{self.prefix}:{subject.lower()}"
@@ -31,12 +40,8 @@ class FailureThrottle:
         return worst
 
     async def record_failure(self, *subjects: str) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for subject in subjects:
-                key = self._key(subject)
-                pipe.incr(key)
-                pipe.expire(key, self.window, nx=True)
-            await pipe.execute()
+        for subject in subjects:
+            await self._count(keys=[self._key(subject)], args=[self.window])
 
     async def reset(self, *subjects: str) -> None:
         await self.redis.delete(*(self._key(s) for s in subjects))
