@@ -1,11 +1,22 @@
-"""Live events: Litestar Channels on Redis pub/sub, one channel per workspace."""
+"""Live events: Litestar Channels on Redis pub/sub, one channel per workspace.
+
+Web processes and workers publish the same way (a Redis PUBLISH through the channels backend),
+so an event published anywhere reaches every subscribed tab of every web process.
+"""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 from beanie import PydanticObjectId
 from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from redis.asyncio import Redis
+
+from app.logging import get_logger
+
+log = get_logger(__name__)
 
 
 def workspace_channel(workspace_id: PydanticObjectId | str) -> str:
@@ -13,9 +24,23 @@ def workspace_channel(workspace_id: PydanticObjectId | str) -> str:
 
 
 def channels_plugin(redis: Redis) -> ChannelsPlugin:
-    """Every web process subscribes through Redis, so an event published anywhere reaches every tab."""
+    """The web side: subscribers (WebSocket handlers) listen through this plugin."""
     return ChannelsPlugin(
         backend=RedisChannelsPubSubBackend(redis=redis),
         arbitrary_channels_allowed=True,
         create_ws_route_handlers=False,
     )
+
+
+class LiveEvents:
+    """Publishes ``{"event": name, **data}`` JSON to a workspace's channel."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._backend = RedisChannelsPubSubBackend(redis=redis)
+
+    async def publish(self, workspace_id: PydanticObjectId | str, event: str, **data: Any) -> None:
+        payload = json.dumps({"event": event, **data}, default=str).encode()
+        try:
+            await self._backend.publish(payload, [workspace_channel(workspace_id)])
+        except Exception as exc:  # a live update is best effort: the data is already stored
+            log.warning("live event not published", event_name=event, error=type(exc).__name__)

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from app.config import Settings
 from app.db import Database
+from app.domains.accounts.services import AccountService
 from app.domains.workspaces.services import AccountsOfPeople
 from app.logging import get_logger
 from app.queue import open_pool
 from app.ratelimit import FailureThrottle
+from app.realtime import LiveEvents
 from app.security import SecretBox
 
 log = get_logger(__name__)
@@ -33,6 +36,12 @@ class Runtime:
         self.redis: Redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
         self.arq: ArqRedis | None = None
         self.secrets = SecretBox(settings.secret_key.get_secret_value())
+        self.live = LiveEvents(self.redis)
+        # One pool for every outbound call (Graph API, media, event webhooks).
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0),
+                                      limits=httpx.Limits(max_connections=200, max_keepalive_connections=100))
+        self.accounts = AccountService(self.secrets, settings.public_url, settings.graph_api_url,
+                                       settings.graph_api_version, self.http)
         self.people = AccountsOfPeople(
             login_throttle=FailureThrottle(self.redis, "inbox:login-failures", limit=5, window=60),
             session_max_age=timedelta(hours=settings.session_max_age_hours),
@@ -59,5 +68,6 @@ class Runtime:
         if self.arq is not None:
             await self.arq.aclose()
         await self.redis.aclose()
+        await self.http.aclose()
         self.db.close()
         self._started = False

@@ -7,6 +7,17 @@ from beanie import Document
 
 def all_documents() -> list[type[Document]]:
     """Every Document, for init_beanie."""
+    from app.domains.accounts.models import WhatsAppAccount
+    from app.domains.contacts.models import Contact
+    from app.domains.conversations.models import Conversation
+    from app.domains.messages.models import Message, PendingStatus
     from app.domains.workspaces.models import ApiKey, User, WebSession, Workspace
 
-    return [Workspace, User, ApiKey, WebSession]
+    # Each area adds its Documents here (one line per area keeps merges trivial).
+    return [
+        Workspace, User, ApiKey, WebSession,
+        WhatsAppAccount,
+        Contact,
+        Conversation,
+        Message, PendingStatus,
+    ]

@@ -1,0 +1,1 @@
+"""WhatsApp accounts: connected Cloud API phone numbers, their secrets and health."""

@@ -1,0 +1,1 @@
+"""Contacts: the customers who write to a workspace's numbers."""

@@ -1,0 +1,64 @@
+"""Conversation: the one thread between a number and a contact, reopened when they write again."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import pymongo
+from beanie import PydanticObjectId
+from pydantic import BaseModel, Field
+
+from app.db import WorkspaceDocument, as_utc, utcnow
+
+SERVICE_WINDOW = timedelta(hours=24)
+
+
+class ConversationStatus(StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+
+
+class MessagePreview(BaseModel):
+    """What the conversation list shows without loading the thread."""
+
+    text: str = ""
+    direction: str = "inbound"
+    type: str = "text"
+    status: str | None = None
+    message_id: PydanticObjectId | None = None
+
+
+class Conversation(WorkspaceDocument):
+    account_id: PydanticObjectId
+    contact_id: PydanticObjectId
+    status: ConversationStatus = ConversationStatus.OPEN
+    assignee_id: PydanticObjectId | None = None
+    team_id: PydanticObjectId | None = None
+    labels: list[str] = Field(default_factory=list)
+    snoozed_until: datetime | None = None
+    unread_count: int = 0
+    last_message_at: datetime | None = None
+    last_inbound_at: datetime | None = None
+    """The customer's newest message: the 24-h service window runs from here."""
+    window_expires_at: datetime | None = None
+    last_message: MessagePreview | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    def window_open(self, now: datetime | None = None) -> bool:
+        """Free-form messages may be sent only while this is true (WhatsApp's 24-h rule)."""
+        return self.window_expires_at is not None and as_utc(self.window_expires_at) > (now or utcnow())
+
+    class Settings:
+        name = "conversations"
+        indexes = [
+            pymongo.IndexModel([("workspace_id", 1), ("account_id", 1), ("contact_id", 1)], unique=True),
+            # The inbox list: newest activity first, with _id as the cursor tie-breaker.
+            pymongo.IndexModel([("workspace_id", 1), ("last_message_at", -1), ("_id", -1)]),
+            pymongo.IndexModel([("workspace_id", 1), ("status", 1), ("last_message_at", -1), ("_id", -1)]),
+            pymongo.IndexModel([("workspace_id", 1), ("assignee_id", 1), ("last_message_at", -1)]),
+            pymongo.IndexModel([("workspace_id", 1), ("contact_id", 1)]),
+            pymongo.IndexModel([("workspace_id", 1), ("updated_at", 1), ("_id", 1)]),
+        ]

@@ -1,0 +1,1 @@
+"""Messages in and out, their delivery state machine, reactions, edits and media."""

@@ -1,0 +1,146 @@
+"""Message and its delivery state machine; PendingStatus for statuses that beat their message."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+import pymongo
+from beanie import Document, PydanticObjectId
+from pydantic import BaseModel, Field
+
+from app.db import WorkspaceDocument, utcnow
+
+
+class MessageStatus(StrEnum):
+    QUEUED = "queued"        # in our outbox
+    ACCEPTED = "accepted"    # Meta answered with a wamid
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    PLAYED = "played"        # voice note first played
+    FAILED = "failed"
+    RECEIVED = "received"    # inbound
+
+
+# Outbound progress only moves forward along this order; failed is terminal.
+_RANK = {
+    MessageStatus.QUEUED: 0,
+    MessageStatus.ACCEPTED: 1,
+    MessageStatus.SENT: 2,
+    MessageStatus.DELIVERED: 3,
+    MessageStatus.READ: 4,
+    MessageStatus.PLAYED: 5,
+}
+
+
+def can_advance(current: MessageStatus, new: MessageStatus) -> bool:
+    """True when ``new`` moves the message forward (a late 'delivered' after 'read' does not)."""
+    if current is MessageStatus.FAILED:
+        return False
+    if new is MessageStatus.FAILED:
+        return True
+    return _RANK.get(new, -1) > _RANK.get(current, -1)
+
+
+class MessageError(BaseModel):
+    code: int | None = None
+    title: str = ""
+    detail: str = ""
+    agent_message: str = ""
+    """A sentence an agent understands (from app.whatsapp.errors)."""
+
+
+class Reaction(BaseModel):
+    by: Literal["customer", "agent"]
+    emoji: str
+    user_id: PydanticObjectId | None = None
+    wamid: str | None = None
+    at: datetime = Field(default_factory=utcnow)
+
+
+class Edit(BaseModel):
+    """A previous version of an edited message."""
+
+    content: dict[str, Any]
+    replaced_at: datetime = Field(default_factory=utcnow)
+
+
+class MediaRef(BaseModel):
+    """A media attachment: Meta's id and, once fetched, our stored copy."""
+
+    meta_media_id: str | None = None
+    mime_type: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    filename: str | None = None
+    stored_file_id: PydanticObjectId | None = None
+    state: Literal["pending", "stored", "failed"] = "pending"
+    error: str | None = None
+    attempts: int = 0
+
+
+class Message(WorkspaceDocument):
+    conversation_id: PydanticObjectId
+    account_id: PydanticObjectId
+    contact_id: PydanticObjectId
+    direction: Literal["inbound", "outbound", "internal"]
+    type: str
+    """Meta's message type (text, image, template, interactive, ...), or note / event for internal ones."""
+    content: dict[str, Any] = Field(default_factory=dict)
+    """Meta's object for that type, exactly as sent or received."""
+    wamid: str | None = None
+    status: MessageStatus
+    status_at: dict[str, datetime] = Field(default_factory=dict)
+    error: MessageError | None = None
+    reply_to_wamid: str | None = None
+    reply_to_id: PydanticObjectId | None = None
+    context: dict[str, Any] | None = None
+    referral: dict[str, Any] | None = None
+    reactions: list[Reaction] = Field(default_factory=list)
+    edits: list[Edit] = Field(default_factory=list)
+    deleted_at: datetime | None = None
+    media: MediaRef | None = None
+    sent_by: PydanticObjectId | None = None
+    """The agent who wrote it (None for customers, API keys and automations)."""
+    via: str | None = None
+    """How an outbound message was created: inbox, api, broadcast, automation."""
+    priority: Literal["agent", "bulk"] = "agent"
+    pricing_category: str | None = None
+    attempts: int = 0
+    idempotency_key: str | None = None
+    timestamp: datetime = Field(default_factory=utcnow)
+    """When it happened: Meta's timestamp for inbound, creation time for outbound."""
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "messages"
+        indexes = [
+            # One message per wamid, enforced by the database (outbound ones get it on acceptance).
+            pymongo.IndexModel([("wamid", 1)], unique=True, partialFilterExpression={"wamid": {"$type": "string"}}),
+            pymongo.IndexModel([("workspace_id", 1), ("conversation_id", 1), ("_id", -1)]),
+            pymongo.IndexModel([("account_id", 1), ("status", 1), ("_id", 1)]),
+            pymongo.IndexModel([("workspace_id", 1), ("idempotency_key", 1)], unique=True,
+                               partialFilterExpression={"idempotency_key": {"$type": "string"}}),
+            pymongo.IndexModel([("workspace_id", 1), ("contact_id", 1)]),
+            pymongo.IndexModel([("workspace_id", 1), ("timestamp", 1)]),
+        ]
+
+
+class PendingStatus(Document):
+    """A status webhook for a wamid we have not stored yet; applied when the message appears."""
+
+    wamid: str
+    status: MessageStatus
+    timestamp: datetime
+    error: MessageError | None = None
+    pricing_category: str | None = None
+    received_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "pending_statuses"
+        indexes = [
+            pymongo.IndexModel([("wamid", 1), ("status", 1)], unique=True),
+            pymongo.IndexModel([("received_at", 1)], expireAfterSeconds=7 * 24 * 3600),
+        ]

@@ -1,0 +1,74 @@
+"""The delivery state machine: statuses only move forward; early statuses wait for their message."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pymongo.errors import DuplicateKeyError
+
+from app.db import utcnow
+from app.domains.messages.models import Message, MessageError, MessageStatus, PendingStatus, can_advance
+
+
+async def advance_status(message: Message, status: MessageStatus, at: datetime | None = None,
+                         error: MessageError | None = None, pricing_category: str | None = None) -> bool:
+    """Move ``message`` to ``status`` if that is forward; returns whether anything changed.
+
+    The update is conditional on the status we read, so two workers applying statuses to the
+    same message at once cannot move it backwards.
+    """
+    at = at or utcnow()
+    if not can_advance(message.status, status):
+        if pricing_category and not message.pricing_category:
+            await Message.find_one(Message.id == message.id).update({"$set": {"pricing_category": pricing_category}})
+            message.pricing_category = pricing_category
+        return False
+    changes: dict = {"status": status, f"status_at.{status.value}": at, "updated_at": utcnow()}
+    if error is not None:
+        changes["error"] = error.model_dump()
+    if pricing_category:
+        changes["pricing_category"] = pricing_category
+    result = await Message.get_motor_collection().update_one(
+        {"_id": message.id, "status": message.status.value}, {"$set": changes}
+    )
+    if result.modified_count == 0:
+        fresh = await Message.get(message.id)
+        if fresh is None or fresh.status == message.status:
+            return False
+        message.status = fresh.status
+        return await advance_status(message, status, at, error, pricing_category)
+    message.status = status
+    message.status_at[status.value] = at
+    if error is not None:
+        message.error = error
+    if pricing_category:
+        message.pricing_category = pricing_category
+    return True
+
+
+async def keep_for_later(wamid: str, status: MessageStatus, at: datetime, error: MessageError | None,
+                         pricing_category: str | None) -> None:
+    """A status for a wamid we have not stored yet (statuses can beat the send's own answer)."""
+    try:
+        await PendingStatus(wamid=wamid, status=status, timestamp=at, error=error,
+                            pricing_category=pricing_category).insert()
+    except DuplicateKeyError:
+        pass  # Meta delivered the same status twice
+
+
+async def apply_pending_statuses(message: Message) -> list[MessageStatus]:
+    """Called once a message has its wamid: applies the statuses that arrived before it, in order."""
+    if not message.wamid:
+        return []
+    pending = await PendingStatus.find(PendingStatus.wamid == message.wamid).to_list()
+    applied = []
+    for item in sorted(pending, key=lambda p: (p.timestamp, _order(p.status))):
+        if await advance_status(message, item.status, item.timestamp, item.error, item.pricing_category):
+            applied.append(item.status)
+    if pending:
+        await PendingStatus.find(PendingStatus.wamid == message.wamid).delete()
+    return applied
+
+
+def _order(status: MessageStatus) -> int:
+    return list(MessageStatus).index(status)
