@@ -9,9 +9,6 @@ repr, a log line or an error.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -28,12 +25,11 @@ from app.whatsapp.errors import (
     GraphError,
     GraphTimeout,
     MediaChecksumMismatch,
-    MediaTooLarge,
-    MediaUrlExpired,
     error_from_response,
 )
 from app.whatsapp.interactive import ButtonSpec, HeaderSpec
 from app.whatsapp.media import MediaKind
+from app.whatsapp.media_download import may_receive_token, read_capped, sha256_matches
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +40,27 @@ DEFAULT_PHONE_FIELDS = (
 BUSINESS_PROFILE_FIELDS = (
     "about", "address", "description", "email", "profile_picture_url", "websites", "vertical",
 )
-# Media download URLs (lookaside.fbsbx.com) need the bearer token; we only ever send it to
-# Meta's hosts or to the host of our own base URL (the sandbox), never to an arbitrary link.
-META_MEDIA_HOST_SUFFIXES = (".facebook.com", ".fbsbx.com", ".fbcdn.net", ".whatsapp.net")
 _MAX_PAGES = 1000
+
+
+class _Secret:
+    """A string that never shows itself in repr or str."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "_Secret('**********')"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("secrets are not picklable")
 
 
 @dataclass(frozen=True)
@@ -84,7 +97,8 @@ class GraphClient:
     ) -> None:
         if not access_token:
             raise ValueError("access_token is required")
-        self.__token = access_token  # name-mangled: keeps it out of vars() dumps and casual access
+        # Wrapped so that vars(), debuggers and "show locals" tracebacks print a mask, not the token.
+        self._token = _Secret(access_token)
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version.strip("/")
         self.timeout = timeout
@@ -117,7 +131,7 @@ class GraphClient:
         return f"{self.base_url}/{self.api_version}/{path.lstrip('/')}"
 
     def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.__token}"}
+        return {"Authorization": f"Bearer {self._token.reveal()}"}
 
     async def _request(
         self,
@@ -128,34 +142,40 @@ class GraphClient:
         params: Mapping[str, Any] | None = None,
         data: Mapping[str, Any] | None = None,
         files: Mapping[str, Any] | None = None,
-    ) -> Any:
-        """One Graph call: JSON answer on 2xx, GraphError otherwise (including timeouts)."""
+    ) -> dict[str, Any]:
+        """One Graph call: the JSON object answered on 2xx, GraphError otherwise (including timeouts)."""
         url = self._url(path)
+        where = f"{method} {urlsplit(url).path}"  # never the query: a paging link may carry a token
         started = time.perf_counter()
         try:
             response = await self._http.request(
                 method, url, json=json, params=params, data=data, files=files,
                 headers=self._auth(), timeout=self.timeout,
             )
-        except httpx.TimeoutException as exc:
-            raise GraphTimeout(f"{method} {path} timed out after {self.timeout:g}s ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
-            raise GraphConnectionError(f"{method} {path} failed: {type(exc).__name__}") from None
+            failure = _transport_error(exc, where, self.timeout)
+        else:
+            failure = None
+        if failure is not None:
+            raise failure  # raised outside the except block: no __context__ holding our headers
         elapsed_ms = (time.perf_counter() - started) * 1000
-        logger.debug("graph %s %s -> %s in %.0f ms", method, path, response.status_code, elapsed_ms)
+        logger.debug("graph %s -> %s in %.0f ms", where, response.status_code, elapsed_ms)
         if not response.is_success:
             error = error_from_response(response.status_code, response.content)
-            logger.info("graph %s %s failed: %s", method, path, error)
+            logger.info("graph %s failed: %s", where, error)
             raise error
         if not response.content:
             return {}
         try:
-            return response.json()
+            answer = response.json()
         except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
             raise GraphError(
-                f"{method} {path} answered {response.status_code} with a body that is not JSON",
+                f"{where} answered {response.status_code} with a body that is not a JSON object",
                 http_status=response.status_code,
-            ) from None
+            )
+        return answer
 
     # -- messages ---------------------------------------------------------------------------------
 
@@ -272,7 +292,7 @@ class GraphClient:
             data={"messaging_product": "whatsapp", "type": mime_type},
             files={"file": (filename, data, mime_type)},
         )
-        return str(answer["id"])
+        return str(_required(answer, "id", "media upload"))
 
     async def get_media(self, media_id: str) -> MediaInfo:
         """A fresh download URL (valid 5 minutes) and the file's type, hash and size."""
@@ -280,7 +300,7 @@ class GraphClient:
         size = answer.get("file_size")
         return MediaInfo(
             id=str(answer.get("id", media_id)),
-            url=answer["url"],
+            url=str(_required(answer, "url", "media lookup")),
             mime_type=answer.get("mime_type"),
             sha256=answer.get("sha256"),
             file_size=int(size) if size is not None else None,
@@ -291,40 +311,21 @@ class GraphClient:
 
         A 404 means the URL expired (MediaUrlExpired: call :meth:`get_media` again).
         """
-        headers = self._auth() if self._may_receive_token(url) else {}
-        digest = hashlib.sha256()
-        chunks: list[bytes] = []
-        received = 0
+        headers = self._auth() if may_receive_token(url, self.base_url) else {}
         try:
             async with self._http.stream(
                 "GET", url, headers=headers, timeout=self.timeout, follow_redirects=True
             ) as response:
-                if response.status_code == 404:
-                    raise MediaUrlExpired("the media URL is no longer valid", http_status=404)
-                if not response.is_success:
-                    await response.aread()
-                    raise error_from_response(response.status_code, response.content)
-                announced = response.headers.get("content-length")
-                if announced and announced.isdigit() and int(announced) > max_bytes:
-                    raise MediaTooLarge(f"{announced} bytes announced", details=f"the cap is {max_bytes} bytes")
-                async for chunk in response.aiter_bytes():
-                    received += len(chunk)
-                    if received > max_bytes:
-                        raise MediaTooLarge(f"more than {max_bytes} bytes", details=f"the cap is {max_bytes} bytes")
-                    digest.update(chunk)
-                    chunks.append(chunk)
-        except httpx.TimeoutException as exc:
-            raise GraphTimeout(f"media download timed out ({type(exc).__name__})") from None
+                data, digest = await read_capped(response, max_bytes)
         except httpx.HTTPError as exc:
-            raise GraphConnectionError(f"media download failed: {type(exc).__name__}") from None
-        if expected_sha256 and not _sha256_matches(digest.digest(), expected_sha256):
+            failure: GraphError | None = _transport_error(exc, "media download", self.timeout)
+        else:
+            failure = None
+        if failure is not None:
+            raise failure
+        if expected_sha256 and not sha256_matches(digest, expected_sha256):
             raise MediaChecksumMismatch("the file's SHA-256 differs from the announced one", details=expected_sha256)
-        return b"".join(chunks)
-
-    def _may_receive_token(self, url: str) -> bool:
-        host = (urlsplit(url).hostname or "").lower()
-        own_host = (urlsplit(self.base_url).hostname or "").lower()
-        return host == own_host or host.endswith(META_MEDIA_HOST_SUFFIXES)
+        return data
 
     async def delete_media(self, media_id: str) -> bool:
         answer = await self._request("DELETE", media_id)
@@ -351,7 +352,7 @@ class GraphClient:
             seen.add(after or next_link)
             if after:
                 path, params = f"{waba_id}/message_templates", {**({"name": name} if name else {}), "after": after}
-            elif self._may_receive_token(next_link):
+            elif may_receive_token(next_link, self.base_url):
                 path, params = next_link, None
             else:
                 break
@@ -388,12 +389,15 @@ class GraphClient:
         return bool(answer.get("success"))
 
 
-def _sha256_matches(digest: bytes, expected: str) -> bool:
-    """Meta gives SHA-256 as hex from ``GET /{media_id}`` and as base64 in webhooks: accept both."""
-    expected = expected.strip()
-    if expected.lower() == digest.hex():
-        return True
-    try:
-        return base64.b64decode(expected, validate=True) == digest
-    except (binascii.Error, ValueError):
-        return False
+def _required(answer: Mapping[str, Any], key: str, what: str) -> Any:
+    """``answer[key]``, or a GraphError saying the answer lacked it (not a bare KeyError)."""
+    if answer.get(key) in (None, ""):
+        raise GraphError(f"the {what} answer holds no {key}", details=str(answer)[:200])
+    return answer[key]
+
+
+def _transport_error(exc: httpx.HTTPError, what: str, timeout: float) -> GraphError:
+    """Our error for an httpx failure: only the exception's class name is kept, never its request."""
+    if isinstance(exc, httpx.TimeoutException):
+        return GraphTimeout(f"{what} timed out after {timeout:g}s ({type(exc).__name__})")
+    return GraphConnectionError(f"{what} failed: {type(exc).__name__}")

@@ -76,4 +76,3 @@ def require_link(value: object, field: str) -> str:
     if not link.lower().startswith(("https://", "http://")):
         raise PayloadError(field, "must be an absolute http(s) URL")
     return link
-

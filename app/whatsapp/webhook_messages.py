@@ -269,12 +269,12 @@ class MessagesValue(WebhookModel):
 
     def contact_for(self, message: Message) -> Contact | None:
         """The contact entry that sent ``message``, matched by wa_id, else by user_id."""
-        for contact in self.contacts or ():
-            if message.from_ and contact.wa_id == message.from_:
-                return contact
-            if message.from_user_id and contact.user_id == message.from_user_id:
-                return contact
-        return None
+        contacts = self.contacts or []
+        by_number = (c for c in contacts if message.from_ and c.wa_id == message.from_)
+        by_user_id = (c for c in contacts if message.from_user_id and c.user_id == message.from_user_id)
+        return next(by_number, None) or next(by_user_id, None)
 
+
+# EditBody refers to MessageContent and back; resolve the forward references now both exist.
 MessageContent.model_rebuild()
 EditBody.model_rebuild()

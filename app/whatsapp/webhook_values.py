@@ -15,9 +15,13 @@ TemplateId = int | str  # an integer in Meta's payloads; tolerate the string for
 
 
 class WebhookModel(BaseModel):
-    """Base of every webhook model: unknown fields are kept, never dropped or refused."""
+    """Base of every webhook model: unknown fields are kept, never dropped or refused.
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    A number where we expect text (an id sent as 12345) is accepted as text rather than failing
+    the whole envelope: the raw body is stored anyway, so ingesting it matters more.
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, coerce_numbers_to_str=True)
 
 
 class _TemplateRef(WebhookModel):
