@@ -87,6 +87,9 @@ class Database:
         if self.in_memory:
             from mongomock_motor import AsyncMongoMockClient
 
+            from app.mongomock_compat import patch_mongomock
+
+            patch_mongomock()  # partial unique indexes, and O(1) _id / unique-index paths
             self.client: Any = AsyncMongoMockClient()
         else:
             from motor.motor_asyncio import AsyncIOMotorClient
