@@ -23,6 +23,10 @@ from app.auth import auth_middleware, provide_principal
 from app.config import ROOT, Settings
 from app.domains.system.controllers import HealthController, ShellController
 from app.domains.workspaces.api import MeApi
+from app.domains.accounts.api import AccountsApi
+from app.domains.catalog.api import AttributesApi, CannedResponsesApi, LabelsApi
+from app.domains.team.api import ApiKeysApi, TeamsApi, UsersApi
+from app.domains.templates.api import TemplatesApi
 from app.domains.workspaces.controllers import AuthController
 from app.error_handlers import handle_exception
 from app.logging import get_logger
@@ -118,6 +122,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             ShellController,
             HealthController,
             MeApi,
+            AccountsApi, TemplatesApi, UsersApi, TeamsApi, ApiKeysApi, CannedResponsesApi, LabelsApi, AttributesApi,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False),
         ],
         dependencies={

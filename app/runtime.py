@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from app.config import Settings
 from app.db import Database
 from app.domains.accounts.services import AccountService
+from app.domains.templates.services import TemplateService
 from app.domains.workspaces.services import AccountsOfPeople
 from app.logging import get_logger
 from app.queue import open_pool
@@ -42,6 +43,7 @@ class Runtime:
                                       limits=httpx.Limits(max_connections=200, max_keepalive_connections=100))
         self.accounts = AccountService(self.secrets, settings.public_url, settings.graph_api_url,
                                        settings.graph_api_version, self.http)
+        self.templates = TemplateService(self.accounts, self.live)
         self.people = AccountsOfPeople(
             login_throttle=FailureThrottle(self.redis, "inbox:login-failures", limit=5, window=60),
             session_max_age=timedelta(hours=settings.session_max_age_hours),

@@ -12,6 +12,9 @@ def all_documents() -> list[type[Document]]:
     from app.domains.conversations.models import Conversation
     from app.domains.messages.models import Message, PendingStatus
     from app.domains.workspaces.models import ApiKey, User, WebSession, Workspace
+    from app.domains.templates.models import MessageTemplate
+    from app.domains.team.models import Invitation, Team
+    from app.domains.catalog.models import CannedResponse, ContactAttribute, Label
 
     # Each area adds its Documents here (one line per area keeps merges trivial).
     return [
@@ -20,4 +23,7 @@ def all_documents() -> list[type[Document]]:
         Contact,
         Conversation,
         Message, PendingStatus,
+        MessageTemplate,
+        Team, Invitation,
+        CannedResponse, Label, ContactAttribute,
     ]

@@ -36,6 +36,14 @@ class AccountHealth(BaseModel):
     """Recent account_update / phone_number_* / alerts events from Meta (newest last, capped)."""
     circuit_open_until: datetime | None = None
     """While set and in the future, sends are held: a run of transient failures tripped the breaker."""
+    last_checked_at: datetime | None = None
+    """When an admin last ran "Test connection" (or a sync read the number from Meta)."""
+    last_check_error: str | None = None
+    """Meta's error of the last failed connection test, in words; None after a good one."""
+    throughput_level: str | None = None
+    """Meta's throughput level (STANDARD = 80 mps, HIGH = up to 1,000)."""
+    number_status: str | None = None
+    """Meta's status of the number (CONNECTED, FLAGGED, RESTRICTED ...)."""
 
 
 class WhatsAppAccount(WorkspaceDocument):

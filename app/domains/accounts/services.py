@@ -1,8 +1,14 @@
-"""Connecting numbers: create with encrypted secrets, look up for webhooks, build Graph clients."""
+"""Connecting numbers: create, edit, rotate secrets, enable/disable, test against Meta, delete.
+
+Secrets (access token, app secret) are encrypted with the SecretBox and only their last 4
+characters ever leave this module; ``view()`` is the one shape pages and the API show.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields
+from typing import Any
 
 import httpx
 from beanie import PydanticObjectId
@@ -11,8 +17,13 @@ from pymongo.errors import DuplicateKeyError
 from app.db import utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.errors import Conflict, ValidationFailed
+from app.logging import get_logger
 from app.security import SecretBox, last4, new_token
 from app.whatsapp.client import GraphClient
+from app.whatsapp.errors import AuthError, GraphError, TransientError
+
+log = get_logger(__name__)
+CredentialsListener = Callable[[WhatsAppAccount], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -36,10 +47,70 @@ class NewAccount:
             value = str(getattr(self, field) or "").strip()
             if value and not value.isdigit():
                 errors[field] = "Meta's ids are digits only."
-        if not 1 <= int(self.mps) <= 1000:
-            errors["mps"] = "Between 1 and 1000 messages per second."
+        _check_mps(self.mps, errors)
         if errors:
             raise ValidationFailed("Check the highlighted fields.", details=errors)
+
+
+def _check_mps(value: Any, errors: dict[str, str]) -> None:
+    try:
+        ok = not isinstance(value, bool) and 1 <= int(value) <= 1000
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        errors["mps"] = "A whole number between 1 and 1000 messages per second."
+
+
+@dataclass(frozen=True)
+class AccountChanges:
+    """An admin's edit of a number; None leaves a field as it is. The phone number id never changes."""
+
+    name: str | None = None
+    waba_id: str | None = None
+    display_phone_number: str | None = None
+    mps: int | None = None
+    access_token: str | None = None
+    app_secret: str | None = None
+    enabled: bool | None = None
+
+    def validate(self) -> None:
+        errors: dict[str, str] = {}
+        for field in ("name", "display_phone_number", "waba_id", "access_token", "app_secret"):
+            value = getattr(self, field)
+            if value is not None and not str(value).strip():
+                errors[field] = "Cannot be empty (leave it out to keep the current value)."
+        if self.waba_id is not None and self.waba_id.strip() and not self.waba_id.strip().isdigit():
+            errors["waba_id"] = "Meta's ids are digits only."
+        if self.mps is not None:
+            _check_mps(self.mps, errors)
+        if errors:
+            raise ValidationFailed("Check the highlighted fields.", details=errors)
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, f.name) is None for f in fields(self))
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """The result of "Test connection": Meta's view of the number, or Meta's error in words."""
+
+    ok: bool
+    phone_number: dict[str, Any] | None = None
+    message: str = ""
+    error: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "message": self.message, "phone_number": self.phone_number, "error": self.error}
+
+
+def describe_graph_error(error: GraphError, graph_api_url: str) -> dict[str, Any]:
+    """Meta's error as an admin should read it: our sentence, Meta's own words and code."""
+    if isinstance(error, TransientError) and error.code is None:
+        sentence = f"Could not reach the Graph API at {graph_api_url}: {error.title}."
+    else:
+        sentence = error.agent_message
+    return {"message": sentence, "code": error.code, "meta_message": error.title or None,
+            "details": error.details, "fbtrace_id": error.fbtrace_id}
 
 
 class AccountService:
@@ -52,6 +123,13 @@ class AccountService:
         self.graph_api_url = graph_api_url
         self.graph_api_version = graph_api_version
         self.http = http
+        # Called after a token or app secret changes (the outbox resumes sends held on a bad token).
+        self.credentials_listeners: list[CredentialsListener] = []
+
+    @property
+    def uses_sandbox(self) -> bool:
+        """True when Graph calls go to our Cloud API simulator instead of Meta."""
+        return "/sandbox" in self.graph_api_url
 
     def webhook_url(self, account: WhatsAppAccount) -> str:
         return f"{self.public_url}/webhooks/whatsapp/{account.webhook_key}"
@@ -80,11 +158,124 @@ class AccountService:
 
     async def set_access_token(self, account: WhatsAppAccount, token: str) -> None:
         """Rotate the token; queued sends are kept and go out with the new one."""
-        account.access_token_encrypted = self.secrets.encrypt(token.strip())
-        account.access_token_last4 = last4(token.strip())
-        account.health.token_state = "unknown"
+        await self.update(account, AccountChanges(access_token=token))
+
+    async def update(self, account: WhatsAppAccount, changes: AccountChanges) -> WhatsAppAccount:
+        """Apply an admin's edit. Rotating secrets keeps queued sends: they read the token at send time."""
+        changes.validate()
+        for field in ("name", "waba_id", "display_phone_number"):
+            value = getattr(changes, field)
+            if value is not None:
+                setattr(account, field, value.strip())
+        if changes.mps is not None:
+            account.mps = int(changes.mps)
+        if changes.enabled is not None:
+            account.enabled = bool(changes.enabled)
+        rotated = False
+        if changes.access_token is not None:
+            token = changes.access_token.strip()
+            account.access_token_encrypted = self.secrets.encrypt(token)
+            account.access_token_last4 = last4(token)
+            account.health.token_state = "unknown"
+            rotated = True
+        if changes.app_secret is not None:
+            secret = changes.app_secret.strip()
+            account.app_secret_encrypted = self.secrets.encrypt(secret)
+            account.app_secret_last4 = last4(secret)
+            rotated = True
         account.updated_at = utcnow()
         await account.save()
+        if rotated:
+            log.info("account credentials rotated", account_id=str(account.id))
+            for listener in self.credentials_listeners:
+                await listener(account)
+        return account
+
+    async def set_enabled(self, account: WhatsAppAccount, enabled: bool) -> WhatsAppAccount:
+        return await self.update(account, AccountChanges(enabled=enabled))
+
+    async def list(self, workspace_id: PydanticObjectId) -> list[WhatsAppAccount]:
+        return await WhatsAppAccount.scoped(workspace_id).sort(+WhatsAppAccount.created_at).to_list()
+
+    async def get(self, workspace_id: PydanticObjectId, account_id: str | PydanticObjectId) -> WhatsAppAccount:
+        """The number with that id in that workspace (NotFound for another workspace's id)."""
+        return await WhatsAppAccount.get_scoped(workspace_id, account_id)
+
+    async def delete(self, account: WhatsAppAccount) -> None:
+        """Disconnect the number: its secrets are erased with it; conversations stay as history."""
+        await account.delete()
+        log.info("account deleted", account_id=str(account.id))
+
+    async def test_connection(self, account: WhatsAppAccount) -> ConnectionCheck:
+        """Read the number from the Graph API; record what Meta says on the health panel."""
+        health = account.health
+        health.last_checked_at = utcnow()
+        try:
+            number = await self.graph(account).get_phone_number(account.phone_number_id)
+        except ValueError:  # INBOX_SECRET_KEY changed since the token was saved
+            health.token_state = "invalid"
+            health.last_check_error = ("The saved access token cannot be decrypted with this server's "
+                                       "INBOX_SECRET_KEY; enter the token again.")
+            await account.save()
+            return ConnectionCheck(False, message=health.last_check_error,
+                                   error={"message": health.last_check_error, "code": None})
+        except GraphError as error:
+            described = describe_graph_error(error, self.graph_api_url)
+            if isinstance(error, AuthError):
+                health.token_state = "invalid"
+            health.last_check_error = described["message"]
+            await account.save()
+            log.info("connection test failed", account_id=str(account.id), code=error.code)
+            return ConnectionCheck(False, message=described["message"], error=described)
+        health.token_state = "ok"
+        health.last_check_error = None
+        health.verified_name = number.get("verified_name") or health.verified_name
+        health.quality_rating = number.get("quality_rating") or health.quality_rating
+        health.messaging_limit_tier = number.get("messaging_limit_tier") or health.messaging_limit_tier
+        health.name_status = number.get("name_status") or health.name_status
+        health.number_status = number.get("status") or health.number_status
+        throughput = number.get("throughput")
+        if isinstance(throughput, dict) and throughput.get("level"):
+            health.throughput_level = str(throughput["level"])
+        await account.save()
+        shown = {key: number.get(key) for key in ("verified_name", "display_phone_number", "quality_rating",
+                                                  "messaging_limit_tier", "status", "name_status")}
+        shown["throughput"] = health.throughput_level
+        return ConnectionCheck(True, phone_number=shown,
+                               message=f"Connected: Meta knows this number as {shown['verified_name'] or 'unnamed'}.")
+
+    def view(self, account: WhatsAppAccount) -> dict[str, Any]:
+        """What pages and the API show of a number: never a secret, only its last 4 characters."""
+        health = account.health
+        return {
+            "id": str(account.id),
+            "name": account.name,
+            "phone_number_id": account.phone_number_id,
+            "waba_id": account.waba_id,
+            "display_phone_number": account.display_phone_number,
+            "mps": account.mps,
+            "enabled": account.enabled,
+            "webhook_url": self.webhook_url(account),
+            "verify_token": account.verify_token,
+            "access_token_last4": account.access_token_last4,
+            "app_secret_last4": account.app_secret_last4,
+            "sandbox": self.uses_sandbox,
+            "health": {
+                "token_state": health.token_state,
+                "last_webhook_at": health.last_webhook_at,
+                "last_send_error": health.last_send_error.model_dump() if health.last_send_error else None,
+                "quality_rating": health.quality_rating,
+                "messaging_limit_tier": health.messaging_limit_tier,
+                "verified_name": health.verified_name,
+                "name_status": health.name_status,
+                "number_status": health.number_status,
+                "throughput_level": health.throughput_level,
+                "last_checked_at": health.last_checked_at,
+                "last_check_error": health.last_check_error,
+            },
+            "created_at": account.created_at,
+            "updated_at": account.updated_at,
+        }
 
     async def by_webhook_key(self, webhook_key: str) -> WhatsAppAccount | None:
         return await WhatsAppAccount.find_one(WhatsAppAccount.webhook_key == webhook_key)

@@ -1,0 +1,1 @@
+"""Workspace vocabularies admins define: canned responses, conversation labels, custom contact attributes."""

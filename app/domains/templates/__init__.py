@@ -1,0 +1,1 @@
+"""Message templates: synced from Meta, created and deleted by admins, statuses kept up to date."""
