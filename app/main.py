@@ -23,6 +23,10 @@ from app.auth import auth_middleware, provide_principal
 from app.config import ROOT, Settings
 from app.domains.system.controllers import HealthController, ShellController
 from app.domains.workspaces.api import MeApi
+from app.domains.conversations.api import ConversationsApi
+from app.domains.media.controllers import MediaController
+from app.domains.messages.api import MessagesReadApi
+from app.domains.webhooks.controllers import WhatsAppWebhookController
 from app.domains.accounts.api import AccountsApi
 from app.domains.catalog.api import AttributesApi, CannedResponsesApi, LabelsApi
 from app.domains.team.api import ApiKeysApi, TeamsApi, UsersApi
@@ -122,6 +126,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             ShellController,
             HealthController,
             MeApi,
+            WhatsAppWebhookController, ConversationsApi, MessagesReadApi, MediaController,
             AccountsApi, TemplatesApi, UsersApi, TeamsApi, ApiKeysApi, CannedResponsesApi, LabelsApi, AttributesApi,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False),
         ],

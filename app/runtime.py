@@ -17,6 +17,7 @@ from app.db import Database
 from app.domains.accounts.services import AccountService
 from app.domains.templates.services import TemplateService
 from app.domains.workspaces.services import AccountsOfPeople
+from app.domains.webhooks.services import WebhookReceiver
 from app.logging import get_logger
 from app.queue import open_pool
 from app.ratelimit import FailureThrottle
@@ -48,6 +49,7 @@ class Runtime:
             login_throttle=FailureThrottle(self.redis, "inbox:login-failures", limit=5, window=60),
             session_max_age=timedelta(hours=settings.session_max_age_hours),
         )
+        self.webhooks = WebhookReceiver(self.accounts, lambda: self.arq)
         self._started = False
 
     async def start(self) -> None:

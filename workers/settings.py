@@ -13,6 +13,8 @@ from workers import tasks
 
 FUNCTIONS = [tasks.heartbeat]
 CRON_JOBS = [cron(tasks.heartbeat, second=set(range(0, 60, 10)), run_at_startup=True)]
+FUNCTIONS += [tasks.ingest_webhook_event, tasks.fetch_media, tasks.sweep_webhook_events]
+CRON_JOBS += [cron(tasks.sweep_webhook_events, second={15, 45}, run_at_startup=True)]
 
 
 def build_worker(runtime: Runtime, *, handle_signals: bool, owns_runtime: bool) -> Worker:

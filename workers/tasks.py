@@ -17,3 +17,46 @@ def runtime_of(ctx: dict[str, Any]) -> Runtime:
 async def heartbeat(ctx: dict[str, Any]) -> None:
     """Proves to /health/ready that a worker is alive and taking jobs."""
     await runtime_of(ctx).redis.set(HEARTBEAT_KEY, f"{time.time():.3f}", ex=HEARTBEAT_TTL_SECONDS)
+
+
+# --- inbound: webhook ingestion, its sweeper, media downloads ------------------------------------
+
+async def ingest_webhook_event(ctx: dict[str, Any], event_id: str) -> str:
+    """Apply one stored webhook event; on failure keep the error on the event and retry with backoff."""
+    from arq import Retry
+
+    from app.domains.webhooks.ingest import WebhookIngestor, record_ingest_failure
+    from app.queue import enqueue_fetch_media
+
+    runtime = runtime_of(ctx)
+    pool = runtime.arq
+    ingestor = WebhookIngestor(runtime.live, lambda message_id: enqueue_fetch_media(pool, message_id),
+                               runtime.templates)
+    try:
+        return (await ingestor.ingest(event_id)).outcome
+    except Exception as exc:
+        await record_ingest_failure(event_id, exc)
+        tries = ctx.get("job_try", 1)
+        if tries >= 5:  # arq's max_tries: from here on the sweeper takes over (up to MAX_INGEST_ATTEMPTS)
+            raise
+        raise Retry(defer=2 ** tries) from exc
+
+
+async def sweep_webhook_events(ctx: dict[str, Any]) -> int:
+    """Cron: re-enqueue stored webhook events that were never ingested (Redis was down, a worker died)."""
+    from app.domains.webhooks.services import sweep_stale_events
+
+    return await sweep_stale_events(runtime_of(ctx).arq)
+
+
+async def fetch_media(ctx: dict[str, Any], message_id: str) -> str:
+    """Download a message's media from Meta into the media store; transient failures retry with backoff."""
+    from arq import Retry
+
+    from app.domains.media.services import MediaFetcher, RetryLater
+
+    runtime = runtime_of(ctx)
+    try:
+        return (await MediaFetcher(runtime.accounts, runtime.live).fetch(message_id)).outcome
+    except RetryLater as later:
+        raise Retry(defer=later.defer) from None

@@ -12,6 +12,8 @@ def all_documents() -> list[type[Document]]:
     from app.domains.conversations.models import Conversation
     from app.domains.messages.models import Message, PendingStatus
     from app.domains.workspaces.models import ApiKey, User, WebSession, Workspace
+    from app.domains.webhooks.models import TemplateStatusEvent, WebhookEvent
+    from app.domains.media.models import MediaChunk, StoredMedia
     from app.domains.templates.models import MessageTemplate
     from app.domains.team.models import Invitation, Team
     from app.domains.catalog.models import CannedResponse, ContactAttribute, Label
@@ -23,6 +25,8 @@ def all_documents() -> list[type[Document]]:
         Contact,
         Conversation,
         Message, PendingStatus,
+        WebhookEvent, TemplateStatusEvent,
+        StoredMedia, MediaChunk,
         MessageTemplate,
         Team, Invitation,
         CannedResponse, Label, ContactAttribute,

@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from beanie import PydanticObjectId
+from beanie.operators import In
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from app.db import utcnow
+from app.domains.contacts.models import Contact
 from app.domains.conversations.models import SERVICE_WINDOW, Conversation, ConversationStatus, MessagePreview
+from app.pagination import DEFAULT_LIMIT, Page, paginate
 
 
 class ConversationService:
@@ -43,19 +46,37 @@ class ConversationService:
             await conversation.save()
         return conversation, before is None
 
-    async def record_inbound(self, conversation: Conversation, at: datetime, preview: MessagePreview) -> None:
-        """A customer wrote: move the window (from their newest message only), count unread, bump activity."""
+    async def reopen(self, conversation: Conversation) -> bool:
+        """Back to open when the customer writes to a resolved or snoozed conversation; True if it changed."""
+        result = await Conversation.get_motor_collection().update_one(
+            {"_id": conversation.id,
+             "status": {"$in": [ConversationStatus.RESOLVED.value, ConversationStatus.SNOOZED.value]}},
+            {"$set": {"status": ConversationStatus.OPEN.value, "snoozed_until": None, "updated_at": utcnow()}},
+        )
+        if result.modified_count:
+            conversation.status = ConversationStatus.OPEN
+            conversation.snoozed_until = None
+        return bool(result.modified_count)
+
+    async def record_inbound(self, conversation: Conversation, at: datetime, preview: MessagePreview | None,
+                             *, unread: bool = True) -> None:
+        """A customer wrote: move the window (from their newest message only), count unread, bump activity.
+
+        ``unread=False`` for activity that is not a new message to read (a reaction) or that was
+        already counted once (ingestion re-run after a crash).
+        """
         await Conversation.get_motor_collection().update_one(
             {"_id": conversation.id},
             [{"$set": {
-                "unread_count": {"$add": [{"$ifNull": ["$unread_count", 0]}, 1]},
+                "unread_count": {"$add": [{"$ifNull": ["$unread_count", 0]}, 1 if unread else 0]},
                 "last_inbound_at": {"$max": [{"$ifNull": ["$last_inbound_at", at]}, at]},
                 "window_expires_at": {"$max": [{"$ifNull": ["$window_expires_at", at + SERVICE_WINDOW]}, at + SERVICE_WINDOW]},
                 "last_message_at": {"$max": [{"$ifNull": ["$last_message_at", at]}, at]},
                 "updated_at": utcnow(),
             }}],
         )
-        await self._set_preview_if_newest(conversation.id, at, preview)
+        if preview is not None:
+            await self._set_preview_if_newest(conversation.id, at, preview)
 
     async def record_outbound(self, conversation: Conversation, at: datetime, preview: MessagePreview) -> None:
         """We wrote: bump activity (our messages never extend the service window)."""
@@ -74,3 +95,23 @@ class ConversationService:
             {"_id": conversation_id, "last_message_at": {"$lte": at}},
             {"$set": {"last_message": preview.model_dump()}},
         )
+
+    async def page(self, workspace_id: PydanticObjectId, *, status: ConversationStatus | None = None,
+                   account_id: PydanticObjectId | None = None, limit: int = DEFAULT_LIMIT,
+                   cursor: str | None = None) -> Page[Conversation]:
+        """The workspace's conversations, latest activity first, filtered by status and number."""
+        filters = []
+        if status is not None:
+            filters.append(Conversation.status == status)
+        if account_id is not None:
+            filters.append(Conversation.account_id == account_id)
+        return await paginate(Conversation.scoped(workspace_id, *filters), "conversations",
+                              field="last_message_at", limit=limit, cursor=cursor)
+
+    async def contacts_of(self, workspace_id: PydanticObjectId,
+                          conversations: list[Conversation]) -> dict[PydanticObjectId, Contact]:
+        """The contacts of a page of conversations, in one query."""
+        ids = list({c.contact_id for c in conversations})
+        if not ids:
+            return {}
+        return {c.id: c for c in await Contact.scoped(workspace_id, In(Contact.id, ids)).to_list()}

@@ -63,8 +63,12 @@ class Reaction(BaseModel):
 class Edit(BaseModel):
     """A previous version of an edited message."""
 
-    content: dict[str, Any]
+    content: dict[str, Any] | list[Any]
     replaced_at: datetime = Field(default_factory=utcnow)
+    type: str | None = None
+    """The message's type before this change (an edit may change a media message's type)."""
+    wamid: str | None = None
+    """The edit (or revoke) message's own wamid: applying the same edit twice is a no-op."""
 
 
 class MediaRef(BaseModel):
@@ -79,6 +83,8 @@ class MediaRef(BaseModel):
     state: Literal["pending", "stored", "failed"] = "pending"
     error: str | None = None
     attempts: int = 0
+    next_attempt_at: datetime | None = None
+    """When a failed download will be tried again (shown on the message while pending)."""
 
 
 class Message(WorkspaceDocument):
@@ -88,8 +94,8 @@ class Message(WorkspaceDocument):
     direction: Literal["inbound", "outbound", "internal"]
     type: str
     """Meta's message type (text, image, template, interactive, ...), or note / event for internal ones."""
-    content: dict[str, Any] = Field(default_factory=dict)
-    """Meta's object for that type, exactly as sent or received."""
+    content: dict[str, Any] | list[Any] = Field(default_factory=dict)
+    """Meta's object for that type, exactly as sent or received (a list for ``contacts``)."""
     wamid: str | None = None
     status: MessageStatus
     status_at: dict[str, datetime] = Field(default_factory=dict)
@@ -113,6 +119,8 @@ class Message(WorkspaceDocument):
     timestamp: datetime = Field(default_factory=utcnow)
     """When it happened: Meta's timestamp for inbound, creation time for outbound."""
     updated_at: datetime = Field(default_factory=utcnow)
+    conversation_applied: bool = False
+    """Inbound: its unread count / window / preview effect on the conversation was applied (once)."""
 
     class Settings:
         name = "messages"

@@ -1,0 +1,75 @@
+"""JSON API v1: list conversations (filters: status, account_id; cursor pagination)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, get
+from litestar.params import Parameter
+
+from app.auth import requires_login
+from app.db import as_utc, parse_object_id
+from app.domains.contacts.models import Contact
+from app.domains.conversations.models import Conversation, ConversationStatus
+from app.domains.conversations.services import ConversationService
+from app.domains.workspaces.services import Principal
+from app.errors import ValidationFailed
+from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+
+def _iso(value: Any) -> str | None:
+    return as_utc(value).isoformat() if value is not None else None
+
+
+def conversation_view(conversation: Conversation, contact: Contact | None) -> dict[str, Any]:
+    preview = conversation.last_message
+    return {
+        "id": str(conversation.id),
+        "account_id": str(conversation.account_id),
+        "contact": {
+            "id": str(conversation.contact_id),
+            "wa_id": contact.wa_id if contact else None,
+            "name": contact.display_name if contact else None,
+            "phone": contact.phone if contact else None,
+        },
+        "status": conversation.status.value,
+        "unread_count": conversation.unread_count,
+        "last_message_at": _iso(conversation.last_message_at),
+        "window_expires_at": _iso(conversation.window_expires_at),
+        "window_open": conversation.window_open(),
+        "assignee_id": str(conversation.assignee_id) if conversation.assignee_id else None,
+        "last_message": ({"id": str(preview.message_id) if preview.message_id else None, "text": preview.text,
+                          "direction": preview.direction, "type": preview.type, "status": preview.status}
+                         if preview else None),
+        "created_at": _iso(conversation.created_at),
+    }
+
+
+class ConversationsApi(Controller):
+    path = "/api/v1/conversations"
+    guards = [requires_login]
+    tags = ["conversations"]
+
+    @get("/", summary="Conversations, latest activity first")
+    async def list_conversations(self, principal: Principal, status: str | None = None,
+                                 account_id: str | None = None,
+                                 limit: int = Parameter(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+                                 cursor: str | None = None) -> dict[str, Any]:
+        problems = {}
+        wanted_status = None
+        if status is not None:
+            try:
+                wanted_status = ConversationStatus(status)
+            except ValueError:
+                problems["status"] = f"One of: {', '.join(s.value for s in ConversationStatus)}."
+        wanted_account = parse_object_id(account_id) if account_id is not None else None
+        if account_id is not None and wanted_account is None:
+            problems["account_id"] = "Not an id."
+        if problems:
+            raise ValidationFailed("Check the query parameters.", details=problems, status_code=400)
+        service = ConversationService()
+        page = await service.page(principal.workspace_id, status=wanted_status, account_id=wanted_account,
+                                  limit=limit, cursor=cursor)
+        contacts = await service.contacts_of(principal.workspace_id, page.items)
+        return {"data": [conversation_view(c, contacts.get(c.contact_id)) for c in page.items],
+                "next_cursor": page.next_cursor}

@@ -1,0 +1,336 @@
+"""Storing what customers send: every inbound type, reactions, edits, revokes, echoes and statuses.
+
+Idempotent by construction, so a batch can be ingested twice (a redelivery, a worker killed half
+way) and end in the same state:
+- a message is inserted once per wamid (the unique index decides, not a prior read);
+- its effect on the conversation (unread +1) is claimed once with a conditional update of the
+  message, while the window / last activity use ``$max`` and are simply re-applied;
+- reactions carry their timestamp and only a newer one replaces the customer's current one (an
+  empty emoji stays as a tombstone, so a redelivered older reaction cannot come back);
+- an edit or revoke records its own wamid in the message's history and is skipped when present;
+- statuses only move forward (``advance_status``) and wait in PendingStatus for their message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from beanie import PydanticObjectId
+from pymongo.errors import DuplicateKeyError
+
+from app.db import as_utc, utcnow
+from app.domains.accounts.models import WhatsAppAccount
+from app.domains.contacts.models import Contact, contact_key
+from app.domains.contacts.services import ContactService
+from app.domains.conversations.models import Conversation, MessagePreview
+from app.domains.conversations.services import ConversationService
+from app.domains.messages.models import Edit, MediaRef, Message, MessageError, MessageStatus, Reaction
+from app.domains.messages.status import advance_status, apply_pending_statuses, keep_for_later
+from app.logging import get_logger
+from app.realtime import LiveEvents
+from app.whatsapp.errors import error_from_code
+from app.whatsapp.webhooks import InboundMessage, InboundStatus, WebhookError
+
+log = get_logger(__name__)
+
+MEDIA_TYPES = frozenset({"image", "video", "document", "audio", "sticker"})
+# Statuses Meta sends for our messages; anything else is kept in the raw event and noted.
+WEBHOOK_STATUSES = {s.value: s for s in (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ,
+                                         MessageStatus.PLAYED, MessageStatus.FAILED)}
+
+EnqueueMedia = Callable[[str], Awaitable[Any]]
+
+
+def message_error(errors: list[WebhookError]) -> MessageError | None:
+    """Meta's first error (code, title, details) with the sentence agents see; None without errors."""
+    if not errors:
+        return None
+    first = errors[0]
+    graph_error = error_from_code(first.code, first.title or first.message, first.details)
+    return MessageError(code=first.code, title=first.title or first.message or "", detail=first.details or "",
+                        agent_message=graph_error.agent_message)
+
+
+def preview_text(message_type: str, content: Any) -> str:
+    """One line for the conversation list."""
+    body = content if isinstance(content, dict) else {}
+    if message_type == "text":
+        return str(body.get("body") or "")[:200]
+    if message_type in MEDIA_TYPES:
+        return str(body.get("caption") or body.get("filename") or f"[{message_type}]")[:200]
+    if message_type == "interactive":
+        reply = body.get("button_reply") or body.get("list_reply") or body.get("nfm_reply") or {}
+        return str(reply.get("title") or reply.get("body") or "[interactive]")[:200]
+    if message_type == "button":
+        return str(body.get("text") or "[button]")[:200]
+    if message_type == "location":
+        return str(body.get("name") or body.get("address") or "[location]")[:200]
+    if message_type == "system":
+        return str(body.get("body") or "[system]")[:200]
+    return f"[{message_type}]"
+
+
+def _media_ref(message_type: str, content: Any) -> MediaRef | None:
+    if message_type not in MEDIA_TYPES or not isinstance(content, dict):
+        return None
+    ref = MediaRef(meta_media_id=content.get("id"), mime_type=content.get("mime_type"),
+                   sha256=content.get("sha256"), filename=content.get("filename"))
+    if not ref.meta_media_id:
+        ref.state, ref.error = "failed", "Meta sent no media id for this file."
+    return ref
+
+
+@dataclass
+class BatchContext:
+    """Per-batch memo: a batch of 100 messages from one customer upserts the contact once."""
+
+    workspace_id: PydanticObjectId
+    contacts: dict[str, Contact] = field(default_factory=dict)
+    conversations: dict[tuple[PydanticObjectId, PydanticObjectId], Conversation] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    stored: int = 0
+
+
+class MessageIngest:
+    """Applies the messages and statuses of one webhook batch to contacts, conversations and messages."""
+
+    def __init__(self, live: LiveEvents, enqueue_media: EnqueueMedia,
+                 contacts: ContactService | None = None, conversations: ConversationService | None = None) -> None:
+        self.live = live
+        self.enqueue_media = enqueue_media
+        self.contacts = contacts or ContactService()
+        self.conversations = conversations or ConversationService()
+
+    # -- who and where ---------------------------------------------------------------------------
+
+    async def _contact(self, batch: BatchContext, item: InboundMessage, *, outbound: bool) -> Contact | None:
+        message = item.message
+        contact = item.contact
+        if outbound:  # an echo: the customer is the recipient
+            wa_id = getattr(message, "to", None) or (contact.wa_id if contact else None)
+            user_id = getattr(message, "to_user_id", None) or (contact.user_id if contact else None)
+        else:
+            wa_id = (contact.wa_id if contact else None) or message.from_
+            user_id = (contact.user_id if contact else None) or message.from_user_id
+        if not wa_id and not user_id:
+            return None
+        key = contact_key(wa_id, user_id)
+        if key in batch.contacts:
+            return batch.contacts[key]
+        profile = contact.profile if contact else None
+        found, _ = await self.contacts.upsert(
+            batch.workspace_id, wa_id=wa_id, user_id=user_id,
+            profile_name=profile.name if profile else None, username=profile.username if profile else None)
+        batch.contacts[key] = found
+        return found
+
+    async def _conversation(self, batch: BatchContext, account: WhatsAppAccount, contact: Contact) -> Conversation:
+        memo = (account.id, contact.id)
+        if memo not in batch.conversations:
+            conversation, _ = await self.conversations.open_for(batch.workspace_id, account.id, contact.id,
+                                                                reopen=False)
+            batch.conversations[memo] = conversation
+        return batch.conversations[memo]
+
+    # -- inbound messages ------------------------------------------------------------------------
+
+    async def store_inbound(self, batch: BatchContext, account: WhatsAppAccount, item: InboundMessage) -> None:
+        """One customer message, whatever its type."""
+        message = item.message
+        if message.type == "system" and message.system and message.system.type == "user_changed_number":
+            await self._change_number(batch, message.from_, message.system.wa_id)
+        contact = await self._contact(batch, item, outbound=False)
+        if contact is None:
+            batch.notes.append(f"message {message.id}: no sender (neither wa_id nor user_id); kept raw only")
+            return
+        conversation = await self._conversation(batch, account, contact)
+        at = message.occurred_at
+        if message.type == "reaction" and message.reaction and message.reaction.message_id:
+            target = await self._target(batch, message.reaction.message_id)
+            if target is not None:
+                await self._react(target, "customer", message.reaction.emoji or "", message.id, at)
+                await self.conversations.record_inbound(conversation, at, None, unread=False)
+                return
+        elif message.type in ("edit", "revoke"):
+            original = (message.edit.original_message_id if message.type == "edit" and message.edit
+                        else message.revoke.original_message_id if message.revoke else None)
+            target = await self._target(batch, original) if original else None
+            if target is not None:
+                await self._amend(target, message, at)
+                await self.conversations.record_inbound(conversation, at, None, unread=False)
+                return
+        await self._insert(batch, account, contact, conversation, item, direction="inbound")
+
+    async def store_echo(self, batch: BatchContext, account: WhatsAppAccount, item: InboundMessage) -> None:
+        """A message the business sent from the WhatsApp Business app on the same number (coexistence)."""
+        message = item.message
+        contact = await self._contact(batch, item, outbound=True)
+        if contact is None:
+            batch.notes.append(f"echo {message.id}: no recipient; kept raw only")
+            return
+        conversation = await self._conversation(batch, account, contact)
+        at = message.occurred_at
+        if message.type == "reaction" and message.reaction and message.reaction.message_id:
+            target = await self._target(batch, message.reaction.message_id)
+            if target is not None:
+                await self._react(target, "agent", message.reaction.emoji or "", message.id, at)
+                return
+        elif message.type in ("edit", "revoke"):
+            original = (message.edit.original_message_id if message.type == "edit" and message.edit
+                        else message.revoke.original_message_id if message.revoke else None)
+            target = await self._target(batch, original) if original else None
+            if target is not None:
+                await self._amend(target, message, at)
+                return
+        await self._insert(batch, account, contact, conversation, item, direction="outbound")
+
+    async def _change_number(self, batch: BatchContext, old_wa_id: str | None, new_wa_id: str | None) -> None:
+        if not old_wa_id or not new_wa_id or old_wa_id == new_wa_id:
+            return
+        moved = await Contact.find_one_scoped(batch.workspace_id, Contact.key == contact_key(new_wa_id, None))
+        if moved is not None and old_wa_id in moved.previous_wa_ids:
+            batch.contacts[contact_key(old_wa_id, None)] = moved  # applied by an earlier run
+            return
+        await self.contacts.upsert(batch.workspace_id, wa_id=old_wa_id)
+        contact = await self.contacts.change_number(batch.workspace_id, old_wa_id, new_wa_id)
+        if contact is not None:
+            batch.contacts[contact_key(old_wa_id, None)] = contact
+            batch.contacts.pop(contact_key(new_wa_id, None), None)
+
+    async def _target(self, batch: BatchContext, wamid: str) -> Message | None:
+        return await Message.find_one_scoped(batch.workspace_id, Message.wamid == wamid)
+
+    async def _insert(self, batch: BatchContext, account: WhatsAppAccount, contact: Contact,
+                      conversation: Conversation, item: InboundMessage, *, direction: str) -> None:
+        message = item.message
+        at = message.occurred_at
+        content = message.content
+        if content is None:
+            content = {}
+        context = message.context.model_dump(by_alias=True, exclude_unset=True) if message.context else None
+        inbound = direction == "inbound"
+        doc = Message(
+            workspace_id=batch.workspace_id, conversation_id=conversation.id, account_id=account.id,
+            contact_id=contact.id, direction=direction, type=message.type, content=content, wamid=message.id,
+            status=MessageStatus.RECEIVED if inbound else MessageStatus.SENT,
+            status_at={("received" if inbound else "sent"): at}, error=message_error(item.errors),
+            reply_to_wamid=message.context.id if message.context else None, context=context,
+            referral=message.referral, media=_media_ref(message.type, content), timestamp=at,
+            via=None if inbound else "whatsapp_business_app",
+        )
+        if doc.reply_to_wamid:
+            quoted = await self._target(batch, doc.reply_to_wamid)
+            doc.reply_to_id = quoted.id if quoted else None
+        created = True
+        try:
+            await doc.insert()
+        except DuplicateKeyError:
+            created = False
+            existing = await Message.find_one_scoped(batch.workspace_id, Message.wamid == message.id)
+            if existing is None:
+                batch.notes.append(f"message {message.id}: wamid already stored elsewhere; skipped")
+                return
+            doc = existing
+        if created:
+            batch.stored += 1
+            await self.live.publish(batch.workspace_id, "message.created", message_id=str(doc.id),
+                                    conversation_id=str(conversation.id))
+            if not inbound:
+                await apply_pending_statuses(doc)
+        if doc.media is not None and doc.media.state == "pending" and doc.media.attempts == 0:
+            await self.enqueue_media(str(doc.id))  # the job id dedupes a re-run's second enqueue
+        await self._apply_to_conversation(doc, conversation, inbound=inbound)
+
+    async def _apply_to_conversation(self, doc: Message, conversation: Conversation, *, inbound: bool) -> None:
+        """Unread +1 exactly once (claimed on the message); window and activity are idempotent ($max)."""
+        claim = await Message.get_motor_collection().update_one(
+            {"_id": doc.id, "conversation_applied": {"$ne": True}}, {"$set": {"conversation_applied": True}})
+        first_time = claim.modified_count == 1
+        preview = MessagePreview(text=preview_text(doc.type, doc.content), direction=doc.direction, type=doc.type,
+                                 status=doc.status.value, message_id=doc.id)
+        if inbound:
+            if first_time:
+                await self.conversations.reopen(conversation)
+            await self.conversations.record_inbound(conversation, doc.timestamp, preview, unread=first_time)
+        else:
+            await self.conversations.record_outbound(conversation, doc.timestamp, preview)
+        if first_time:
+            await self.live.publish(doc.workspace_id, "conversation.updated", conversation_id=str(conversation.id))
+
+    # -- reactions, edits, revokes ---------------------------------------------------------------
+
+    async def _react(self, target: Message, by: str, emoji: str, wamid: str, at: datetime) -> None:
+        """The sender's one reaction on ``target``: replaced by a newer one, '' (removed) kept as a tombstone."""
+        collection = Message.get_motor_collection()
+        current = next((r for r in target.reactions if r.by == by and r.user_id is None), None)
+        if current is not None and (current.wamid == wamid or as_utc(current.at) > at):
+            return  # the same reaction again, or an older one delivered late
+        reaction = Reaction(by=by, emoji=emoji, wamid=wamid, at=at)
+        await collection.update_one({"_id": target.id}, {"$pull": {"reactions": {"by": by, "user_id": None}}})
+        await collection.update_one({"_id": target.id},
+                                    {"$push": {"reactions": reaction.model_dump()}, "$set": {"updated_at": utcnow()}})
+        await self.live.publish(target.workspace_id, "message.updated", message_id=str(target.id),
+                                conversation_id=str(target.conversation_id))
+
+    async def _amend(self, target: Message, message: Any, at: datetime) -> None:
+        """Apply an edit (new content, old one kept in ``edits``) or a revoke (``deleted_at``, content kept)."""
+        if any(e.wamid == message.id for e in target.edits):
+            return
+        history = Edit(content=target.content, type=target.type, wamid=message.id, replaced_at=at).model_dump()
+        changes: dict[str, Any] = {"updated_at": utcnow()}
+        media_changed = False
+        if message.type == "edit" and message.edit and message.edit.message is not None:
+            new = message.edit.message
+            changes["content"] = new.content if new.content is not None else {}
+            changes["type"] = new.type
+            media = _media_ref(new.type, new.content)
+            if media is not None and (target.media is None or target.media.meta_media_id != media.meta_media_id):
+                changes["media"] = media.model_dump()
+                media_changed = media.state == "pending"
+        else:
+            changes["deleted_at"] = at
+        result = await Message.get_motor_collection().update_one(
+            {"_id": target.id, "edits.wamid": {"$ne": message.id}},
+            {"$set": changes, "$push": {"edits": history}})
+        if result.modified_count and media_changed:
+            await self.enqueue_media(str(target.id))
+        if result.modified_count:
+            await self.live.publish(target.workspace_id, "message.updated", message_id=str(target.id),
+                                    conversation_id=str(target.conversation_id))
+
+    # -- statuses --------------------------------------------------------------------------------
+
+    async def apply_status(self, batch: BatchContext, item: InboundStatus) -> None:
+        """Advance our message's delivery state (never backwards); keep it for later if it is not stored yet."""
+        status_item = item.status
+        status = WEBHOOK_STATUSES.get(status_item.status)
+        if status is None:
+            batch.notes.append(f"status {status_item.status!r} for {status_item.id}: not a delivery state; kept raw")
+            return
+        at = status_item.occurred_at
+        error = message_error(list(status_item.errors or ()))
+        pricing = (status_item.pricing or {}).get("category")
+        message = await Message.find_one_scoped(batch.workspace_id, Message.wamid == status_item.id)
+        if message is None:
+            await keep_for_later(status_item.id, status, at, error, pricing)
+            # The sender may have stored the wamid between our read and our insert: look again.
+            message = await Message.find_one_scoped(batch.workspace_id, Message.wamid == status_item.id)
+            if message is not None:
+                if await apply_pending_statuses(message):
+                    await self._status_changed(message)
+            return
+        if await advance_status(message, status, at, error, pricing):
+            await self._status_changed(message)
+
+    async def _status_changed(self, message: Message) -> None:
+        await self.live.publish(message.workspace_id, "message.updated", message_id=str(message.id),
+                                conversation_id=str(message.conversation_id), status=message.status.value)
+        result = await Conversation.get_motor_collection().update_one(
+            {"_id": message.conversation_id, "last_message.message_id": message.id},
+            {"$set": {"last_message.status": message.status.value}})
+        if result.modified_count:
+            await self.live.publish(message.workspace_id, "conversation.updated",
+                                    conversation_id=str(message.conversation_id))

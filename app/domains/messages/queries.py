@@ -1,0 +1,27 @@
+"""Reading messages: a conversation's thread, page by page, with quoted messages resolved."""
+
+from __future__ import annotations
+
+from beanie import PydanticObjectId
+from beanie.operators import In
+
+from app.domains.conversations.models import Conversation
+from app.domains.messages.models import Message
+from app.pagination import DEFAULT_LIMIT, Page, paginate
+
+
+class MessageQueries:
+    async def thread(self, workspace_id: PydanticObjectId, conversation_id: str, *, limit: int = DEFAULT_LIMIT,
+                     cursor: str | None = None) -> Page[Message]:
+        """Newest first, by insertion order (_id): new messages never shift pages a client already has."""
+        conversation = await Conversation.get_scoped(workspace_id, conversation_id)
+        return await paginate(Message.scoped(workspace_id, Message.conversation_id == conversation.id),
+                              f"messages:{conversation.id}", field="_id", limit=limit, cursor=cursor)
+
+    async def quoted_ids(self, workspace_id: PydanticObjectId, messages: list[Message]) -> dict[str, PydanticObjectId]:
+        """wamid -> message id for the quoted messages that were stored after the reply was."""
+        missing = list({m.reply_to_wamid for m in messages if m.reply_to_wamid and m.reply_to_id is None})
+        if not missing:
+            return {}
+        found = await Message.scoped(workspace_id, In(Message.wamid, missing)).to_list()
+        return {m.wamid: m.id for m in found if m.wamid}

@@ -1,0 +1,50 @@
+"""``/webhooks/whatsapp/{account_key}``: Meta's verification (GET) and event delivery (POST). Public, no session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, MediaType, Request, Response, get, post
+from litestar.params import Parameter
+
+from app.domains.webhooks.services import MAX_BODY_BYTES, WebhookReceiver, body_too_large
+from app.errors import NotFound, PayloadTooLarge
+from app.runtime import Runtime
+from app.whatsapp.signature import HEADER
+
+
+def _receiver(runtime: Runtime) -> WebhookReceiver:
+    return runtime.webhooks
+
+
+def _unknown_key() -> NotFound:
+    return NotFound("No WhatsApp number has this webhook URL.", error_code="UNKNOWN_WEBHOOK")
+
+
+class WhatsAppWebhookController(Controller):
+    path = "/webhooks/whatsapp"
+    include_in_schema = False
+    tags = ["webhooks"]
+
+    @get("/{account_key:str}", media_type=MediaType.TEXT)
+    async def verify(self, runtime: Runtime, account_key: str,
+                     mode: str | None = Parameter(query="hub.mode", default=None),
+                     token: str | None = Parameter(query="hub.verify_token", default=None),
+                     challenge: str | None = Parameter(query="hub.challenge", default=None)) -> Response[str]:
+        receiver = _receiver(runtime)
+        endpoint = await receiver.endpoint(account_key)
+        if endpoint is None:
+            raise _unknown_key()
+        return Response(receiver.challenge(endpoint, mode, token, challenge), media_type=MediaType.TEXT)
+
+    @post("/{account_key:str}", status_code=200, request_max_body_size=MAX_BODY_BYTES)
+    async def receive(self, request: Request[Any, Any, Any], runtime: Runtime, account_key: str) -> Response[dict]:
+        if body_too_large(request.headers.get("content-length")):
+            raise PayloadTooLarge(f"Webhook bodies are at most {MAX_BODY_BYTES} bytes.")
+        receiver = _receiver(runtime)
+        endpoint = await receiver.endpoint(account_key)
+        if endpoint is None:
+            raise _unknown_key()
+        body = await request.body()  # Litestar stops reading (413) past MAX_BODY_BYTES actually streamed
+        receipt = await receiver.receive(account_key, endpoint, body, request.headers.get(HEADER))
+        return Response({"received": True, "duplicate": receipt.duplicate}, status_code=200)

@@ -1,0 +1,183 @@
+"""Receiving Meta's webhooks: verify, store durably, enqueue; and the sweeper for what was never ingested.
+
+The POST path is kept short because Meta wants a median answer within 250 ms and retries
+anything else for days: one cached account lookup, an HMAC, a shape check with msgspec, one
+insert whose ``_id`` is the body's SHA-256 (so a redelivery is a duplicate-key error, not a
+read), one enqueue that may fail without failing the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+from arq.connections import ArqRedis
+from beanie import PydanticObjectId
+from pymongo.errors import DuplicateKeyError
+
+from app.db import utcnow
+from app.domains.accounts.models import WhatsAppAccount
+from app.domains.accounts.services import AccountService
+from app.domains.webhooks.models import MAX_INGEST_ATTEMPTS, WebhookEvent
+from app.errors import ClientError, Forbidden, Unauthorized
+from app.logging import get_logger
+from app.queue import enqueue_ingest
+from app.whatsapp import signature
+
+log = get_logger(__name__)
+
+MAX_BODY_BYTES = 3 * 1024 * 1024
+"""Meta's webhook payloads are at most 3 MB; anything bigger is refused with 413."""
+ENQUEUE_TIMEOUT_SECONDS = 1.0
+"""A slow Redis must not hold Meta's request: past this the sweeper enqueues the stored event."""
+ENDPOINT_CACHE_SECONDS = 10.0
+SWEEP_GRACE = timedelta(seconds=30)
+"""Events younger than this are left to their own job; the sweeper only rescues older ones."""
+
+
+class _Change(msgspec.Struct):
+    field: str = ""
+
+
+class _Entry(msgspec.Struct):
+    changes: list[_Change] = []
+
+
+class _Envelope(msgspec.Struct):
+    """Just enough shape to refuse what is not a webhook at all; the full parse happens at ingestion."""
+
+    object: str
+    entry: list[_Entry]
+
+
+_decode_envelope = msgspec.json.Decoder(_Envelope).decode
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    """What the webhook routes need of an account, cached briefly (decrypting per request is wasted work)."""
+
+    account_id: PydanticObjectId
+    workspace_id: PydanticObjectId
+    app_secret: str
+    verify_token: str
+
+    def __repr__(self) -> str:
+        return f"WebhookEndpoint(account_id={self.account_id!s})"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    event_id: str
+    duplicate: bool
+    enqueued: bool
+
+
+class WebhookReceiver:
+    """The public webhook endpoint's logic (the controller only reads the request)."""
+
+    def __init__(self, accounts: AccountService, pool: Callable[[], ArqRedis | None]) -> None:
+        self.accounts = accounts
+        self._pool = pool
+        self._endpoints: dict[str, tuple[float, WebhookEndpoint]] = {}
+
+    async def endpoint(self, webhook_key: str, *, fresh: bool = False) -> WebhookEndpoint | None:
+        """The account behind a webhook URL key, or None (the route answers 404)."""
+        now = time.monotonic()
+        cached = self._endpoints.get(webhook_key)
+        if cached is not None and cached[0] > now and not fresh:
+            return cached[1]
+        account: WhatsAppAccount | None = await self.accounts.by_webhook_key(webhook_key)
+        if account is None or not account.enabled:
+            self._endpoints.pop(webhook_key, None)
+            return None
+        endpoint = WebhookEndpoint(account.id, account.workspace_id, self.accounts.app_secret(account),
+                                   account.verify_token)
+        self._endpoints[webhook_key] = (now + ENDPOINT_CACHE_SECONDS, endpoint)
+        return endpoint
+
+    @staticmethod
+    def challenge(endpoint: WebhookEndpoint, mode: str | None, token: str | None, challenge: str | None) -> str:
+        """Meta's subscription check: echo the challenge when mode and verify token match."""
+        if mode != "subscribe" or not token or not challenge or not _same(token, endpoint.verify_token):
+            raise Forbidden("Verification failed: wrong hub.mode or hub.verify_token.", error_code="VERIFY_FAILED")
+        return challenge
+
+    async def receive(self, webhook_key: str, endpoint: WebhookEndpoint, body: bytes,
+                      header: str | None) -> Receipt:
+        """Verify the signature over the raw bytes, store the event, enqueue its ingestion."""
+        if not signature.verify(endpoint.app_secret, body, header):
+            # The admin may have just rotated the app secret: check once against a fresh read.
+            fresh = await self.endpoint(webhook_key, fresh=True)
+            if fresh is None or not signature.verify(fresh.app_secret, body, header):
+                log.info("webhook signature rejected", account_id=str(endpoint.account_id),
+                         reason="missing" if not header else "mismatch")
+                raise Unauthorized("Missing or wrong X-Hub-Signature-256.", error_code="INVALID_SIGNATURE")
+        try:
+            envelope = _decode_envelope(body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("signed webhook body is not a webhook envelope", account_id=str(endpoint.account_id),
+                        error=str(exc)[:200])
+            raise ClientError("The body is not a WhatsApp webhook envelope (JSON object with 'object' and 'entry').",
+                              error_code="INVALID_PAYLOAD", details={"reason": str(exc)[:200]}) from None
+        event_id = hashlib.sha256(body).hexdigest()
+        now = utcnow()
+        duplicate = False
+        try:
+            # Raw insert, not Document.insert(): no model validation of a 3 MB body on the hot path.
+            await WebhookEvent.get_motor_collection().insert_one({
+                "_id": event_id, "workspace_id": endpoint.workspace_id, "account_id": endpoint.account_id,
+                "body": body, "size": len(body), "received_at": now, "created_at": now, "ingested_at": None,
+                "attempts": 0, "error": None, "notes": [],
+                "fields": [c.field for e in envelope.entry for c in e.changes][:100],
+            })
+        except DuplicateKeyError:
+            duplicate = True  # Meta redelivered it: stored already; enqueue again in case the first enqueue failed
+        return Receipt(event_id, duplicate, await self.enqueue(event_id))
+
+    async def enqueue(self, event_id: str) -> bool:
+        """Best effort: the event is stored, so a Redis outage only delays it until the sweeper runs."""
+        pool = self._pool()
+        if pool is None:
+            return False
+        try:
+            await asyncio.wait_for(enqueue_ingest(pool, event_id), ENQUEUE_TIMEOUT_SECONDS)
+            return True
+        except Exception as exc:  # Redis down or slow: never fail Meta's request for it
+            log.warning("ingestion not enqueued; the sweeper will", event_id=event_id, error=type(exc).__name__)
+            return False
+
+
+async def sweep_stale_events(pool: ArqRedis, *, grace: timedelta = SWEEP_GRACE, limit: int = 1000) -> int:
+    """Re-enqueue stored events that were never ingested (Redis was down, a worker died); returns how many."""
+    cutoff = utcnow() - grace
+    cursor = WebhookEvent.get_motor_collection().find(
+        {"ingested_at": None, "received_at": {"$lte": cutoff}, "attempts": {"$lt": MAX_INGEST_ATTEMPTS}},
+        projection={"_id": 1},
+    ).sort("received_at", 1).limit(limit)
+    count = 0
+    async for row in cursor:
+        if await enqueue_ingest(pool, row["_id"]):
+            count += 1
+    if count:
+        log.info("sweeper re-enqueued webhook events", count=count)
+    return count
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def body_too_large(content_length: Any) -> bool:
+    """True when a Content-Length header announces more than Meta's maximum."""
+    try:
+        return int(content_length) > MAX_BODY_BYTES
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,239 @@
+"""The public webhook endpoint: verification, signatures, size, shape, durability, dedupe, Redis outages."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+
+import pytest
+
+from app.domains.messages.models import Message
+from app.domains.webhooks.models import WebhookEvent
+from app.domains.webhooks.services import MAX_BODY_BYTES, sweep_stale_events
+from app.embedded_redis import EmbeddedRedis
+from app.whatsapp.signature import HEADER, sign
+from tests.support.inbound import (
+    APP_SECRET, envelope, ingest_pending, make_setup, on_test_loop, signed, text_message, wait_for,
+)
+
+
+@pytest.fixture
+async def env(client_factory):
+    client = await client_factory()
+    setup = await make_setup(client.app.state.runtime)
+    return client, setup
+
+
+async def test_get_verification_echoes_challenge_as_text(env):
+    client, setup = env
+    ok = await client.get(setup.webhook_path, params={"hub.mode": "subscribe", "hub.verify_token":
+                                                      setup.account.verify_token, "hub.challenge": "1158201444"})
+    assert ok.status_code == 200 and ok.text == "1158201444"
+    assert ok.headers["content-type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize("params", [
+    {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
+    {"hub.mode": "unsubscribe", "hub.verify_token": "<token>", "hub.challenge": "1"},
+    {"hub.mode": "subscribe", "hub.challenge": "1"},
+    {},
+])
+async def test_get_verification_refuses_anything_else(env, params):
+    client, setup = env
+    params = {k: (setup.account.verify_token if v == "<token>" else v) for k, v in params.items()}
+    response = await client.get(setup.webhook_path, params=params)
+    assert response.status_code == 403 and response.json()["error_code"] == "VERIFY_FAILED"
+
+
+async def test_unknown_key_is_404_for_get_and_post(env):
+    client, _ = env
+    body, headers = signed(envelope(messages=[text_message()]))
+    assert (await client.get("/webhooks/whatsapp/nope", params={"hub.mode": "subscribe"})).status_code == 404
+    response = await client.post("/webhooks/whatsapp/nope", content=body, headers=headers)
+    assert response.status_code == 404 and response.json()["error_code"] == "UNKNOWN_WEBHOOK"
+    assert await WebhookEvent.find_all().count() == 0
+
+
+@pytest.mark.parametrize("header", [None, "", "sha256=", "sha256=" + "0" * 64, "md5=abc", "garbage",
+                                    "<other-secret>", "<other-body>"])
+async def test_bad_signature_is_401_and_stores_nothing(env, header):
+    client, setup = env
+    body = json.dumps(envelope(messages=[text_message()])).encode()
+    if header == "<other-secret>":
+        header = sign("not-the-app-secret", body)
+    elif header == "<other-body>":
+        header = sign(APP_SECRET, body + b" ")
+    headers = {"Content-Type": "application/json"}
+    if header is not None:
+        headers[HEADER] = header
+    response = await client.post(setup.webhook_path, content=body, headers=headers)
+    assert response.status_code == 401 and response.json()["error_code"] == "INVALID_SIGNATURE"
+    assert await WebhookEvent.find_all().count() == 0
+
+
+async def test_signature_is_checked_over_the_raw_bytes(env):
+    """Re-serialising the JSON (other spacing) must not verify: the signature covers the bytes."""
+    client, setup = env
+    payload = envelope(messages=[text_message()])
+    pretty = json.dumps(payload, indent=2).encode()
+    compact = json.dumps(payload, separators=(",", ":")).encode()
+    response = await client.post(setup.webhook_path, content=pretty, headers={HEADER: sign(APP_SECRET, compact)})
+    assert response.status_code == 401
+    response = await client.post(setup.webhook_path, content=pretty, headers={HEADER: sign(APP_SECRET, pretty)})
+    assert response.status_code == 200
+
+
+async def test_over_3_mib_is_413_by_header_and_by_streamed_size(env):
+    client, setup = env
+    big = b'{"object":"whatsapp_business_account","entry":[],"pad":"' + b"x" * MAX_BODY_BYTES + b'"}'
+    _, headers = signed(big)
+    response = await client.post(setup.webhook_path, content=big, headers=headers)
+    assert response.status_code == 413 and response.json()["error_code"] == "PAYLOAD_TOO_LARGE"
+
+    # No Content-Length, body sent in chunks: the size actually streamed is what counts.
+    status = await _raw_asgi_post(client.app, setup.webhook_path, big, {HEADER: headers[HEADER]})
+    assert status == 413
+    assert await WebhookEvent.find_all().count() == 0
+
+
+async def _raw_asgi_post(app, path: str, body: bytes, headers: dict[str, str], chunk: int = 256 * 1024) -> int:
+    """Call the ASGI app directly with a chunked body and no Content-Length (test clients always set one)."""
+    parts = [body[i:i + chunk] for i in range(0, len(body), chunk)]
+    sent: list[dict] = []
+
+    async def receive():
+        if parts:
+            part = parts.pop(0)
+            return {"type": "http.request", "body": part, "more_body": bool(parts)}
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+             "client": ("127.0.0.1", 5000), "server": ("testserver.local", 80)}
+    await app(scope, receive, send)
+    return next(m["status"] for m in sent if m["type"] == "http.response.start")
+
+
+async def test_just_under_the_limit_is_accepted(env):
+    client, setup = env
+    payload = envelope(messages=[text_message("x" * 1000)])
+    raw = json.dumps(payload).encode()
+    pad = MAX_BODY_BYTES - len(raw) - len(b',"pad":""')
+    body = raw[:-1] + b',"pad":"' + b"y" * pad + b'"}'
+    assert len(body) == MAX_BODY_BYTES
+    response = await client.post(setup.webhook_path, content=body, headers=signed(body)[1])
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("body", [b"not json", b"", b"[1, 2]", b'"text"', b'{"hello": "world"}',
+                                  b'{"object": 5, "entry": []}', b'{"object": "x", "entry": {}}', b"\xff\xfe"])
+async def test_signed_but_not_an_envelope_is_400_with_code(env, body):
+    client, setup = env
+    response = await client.post(setup.webhook_path, content=body, headers=signed(body)[1])
+    assert response.status_code == 400 and response.json()["error_code"] == "INVALID_PAYLOAD"
+    assert await WebhookEvent.find_all().count() == 0
+
+
+async def test_envelope_of_the_wrong_inner_shape_is_kept_and_marked(env):
+    """Valid JSON, envelope-like, but entries/changes are not Meta's: stored (200), ingestion records why."""
+    client, setup = env
+    payload = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages",
+                                                                                        "value": "not-an-object"}]}]}
+    body, headers = signed(payload)
+    response = await client.post(setup.webhook_path, content=body, headers=headers)
+    assert response.status_code == 200
+    assert await ingest_pending(client.app.state.runtime) == ["unusable"]
+    event = await WebhookEvent.get(hashlib.sha256(body).hexdigest())
+    assert event.ingested_at is not None and "not a WhatsApp webhook envelope" in event.error
+    assert await Message.find_all().count() == 0
+
+
+async def test_event_is_stored_raw_before_200_and_deduped_by_body_hash(env):
+    client, setup = env
+    body, headers = signed(envelope(messages=[text_message("once")]))
+    answers = [await client.post(setup.webhook_path, content=body, headers=headers) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert [a.json()["duplicate"] for a in answers] == [False, True, True]
+    events = await WebhookEvent.find_all().to_list()
+    assert len(events) == 1
+    event = events[0]
+    assert event.id == hashlib.sha256(body).hexdigest() and event.body == body
+    assert event.workspace_id == setup.workspace_id and event.account_id == setup.account.id
+    assert event.fields == ["messages"] and event.ingested_at is None
+    await ingest_pending(client.app.state.runtime)
+    assert await Message.find_all().count() == 1
+
+
+async def test_unknown_phone_number_id_is_kept_logged_and_200(env):
+    client, setup = env
+    body, headers = signed(envelope(messages=[text_message()], phone_number_id="999000999"))
+    response = await client.post(setup.webhook_path, content=body, headers=headers)
+    assert response.status_code == 200
+    assert await ingest_pending(client.app.state.runtime) == ["ingested"]
+    event = await WebhookEvent.find_one({})
+    assert event.error is None and any("999000999" in note for note in event.notes)
+    assert await Message.find_all().count() == 0
+
+
+async def test_rotated_app_secret_is_used_at_once(env):
+    client, setup = env
+    runtime = client.app.state.runtime
+    body, headers = signed(envelope(messages=[text_message()]))
+    assert (await client.post(setup.webhook_path, content=body, headers=headers)).status_code == 200  # cached
+    account = await runtime.accounts.by_webhook_key(setup.account.webhook_key)
+    account.app_secret_encrypted = runtime.secrets.encrypt("the-new-app-secret-0002")
+    await account.save()
+    body2, headers2 = signed(envelope(messages=[text_message()]), secret="the-new-app-secret-0002")
+    assert (await client.post(setup.webhook_path, content=body2, headers=headers2)).status_code == 200
+    body3, headers3 = signed(envelope(messages=[text_message()]))
+    assert (await client.post(setup.webhook_path, content=body3, headers=headers3)).status_code == 401
+
+
+async def test_inline_worker_ingests_what_the_endpoint_stored(client_factory):
+    client = await client_factory(inline_worker=True)
+    setup = await make_setup(client.app.state.runtime)
+    body, headers = signed(envelope(messages=[text_message("via the worker")]))
+    assert (await client.post(setup.webhook_path, content=body, headers=headers)).status_code == 200
+
+    async def ingested():
+        event = await WebhookEvent.find_one({})
+        return event is not None and event.ingested_at is not None
+
+    await wait_for(ingested)
+    message = await Message.find_one({})
+    assert message.content == {"body": "via the worker"}
+
+
+async def test_redis_down_still_200_once_stored_then_swept_after_redis_returns(client_factory, settings, tmp_path):
+    """Redis unavailable during the POST: stored, 200; once Redis is back the sweeper enqueues it."""
+    from workers.settings import build_worker
+
+    redis = EmbeddedRedis(tmp_path / "own-redis", persist=False).start()
+    try:
+        client = await client_factory(settings={"redis_url": redis.url})
+        runtime = client.app.state.runtime
+        setup = await make_setup(runtime)
+        redis.stop()
+        body, headers = signed(envelope(messages=[text_message("while redis was down")]))
+        response = await client.post(setup.webhook_path, content=body, headers=headers)
+        assert response.status_code == 200
+        event = await WebhookEvent.find_one({})
+        assert event is not None and event.ingested_at is None
+
+        redis = EmbeddedRedis(tmp_path / "own-redis", port=redis.port, persist=False).start()
+        async with on_test_loop(runtime) as local:
+            assert await sweep_stale_events(local.arq, grace=timedelta(0)) == 1
+            worker = build_worker(local, handle_signals=False, owns_runtime=False)
+            worker.burst = True
+            await worker.async_run()
+            await worker.close()
+        event = await WebhookEvent.find_one({})
+        assert event.ingested_at is not None and event.error is None
+        assert (await Message.find_one({})).content == {"body": "while redis was down"}
+    finally:
+        redis.stop()
