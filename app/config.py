@@ -71,6 +71,36 @@ class Settings(BaseSettings):
     worker_poll_delay: float = Field(default=0.005, gt=0)
     """Seconds an idle worker waits between queue polls; low keeps live updates fast."""
 
+    send_rate_margin: float = Field(default=0.97, gt=0, le=1)
+    """Share of a number's messages-per-second the outbox uses (the rest absorbs network jitter)."""
+
+    send_timeout_seconds: float = Field(default=15.0, gt=0)
+    """How long a send waits for Meta's answer before it counts as a timeout (and is retried)."""
+
+    send_retry_window_seconds: float = Field(default=900, gt=0)
+    """How long a send keeps being retried on transient errors before it is marked failed."""
+
+    send_max_attempts: int = Field(default=12, ge=1)
+    """At most this many attempts per send, whatever the error (code 1 gets two, as Meta advises)."""
+
+    send_backoff_scale: float = Field(default=1.0, gt=0)
+    """Multiplies every retry delay (Meta's suggested ones); tests and demos shrink it."""
+
+    recipient_burst: int = Field(default=40, ge=1)
+    """Messages one customer may get from a number in a burst before pacing starts (Meta allows ~45)."""
+
+    recipient_interval_seconds: float = Field(default=6.0, gt=0)
+    """After the burst, one message per this many seconds to the same customer (avoids 131056)."""
+
+    circuit_failures: int = Field(default=10, ge=1)
+    """Consecutive transient send failures that open a number's circuit breaker (sends held)."""
+
+    circuit_open_seconds: float = Field(default=30.0, gt=0)
+    """How long the breaker first stays open before a probe send (doubles while probes fail)."""
+
+    worker_metrics_port: int | None = None
+    """`inbox worker` serves its Prometheus metrics on this port when set (the web process has /metrics)."""
+
     @field_validator("public_url", "graph_api_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Request
+from litestar import Litestar, Request, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
@@ -26,6 +26,8 @@ from app.domains.workspaces.api import MeApi
 from app.domains.conversations.api import ConversationsApi
 from app.domains.media.controllers import MediaController
 from app.domains.messages.api import MessagesReadApi
+from app.domains.messages.send_api import SendApi
+from app.metrics import metrics_endpoint
 from app.domains.webhooks.controllers import WhatsAppWebhookController
 from app.domains.accounts.api import AccountsApi
 from app.domains.catalog.api import AttributesApi, CannedResponsesApi, LabelsApi
@@ -126,7 +128,10 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             ShellController,
             HealthController,
             MeApi,
-            WhatsAppWebhookController, ConversationsApi, MessagesReadApi, MediaController,
+            WhatsAppWebhookController, ConversationsApi, MediaController,
+            # One Router for both: Litestar refuses two app-level controllers sharing a path
+            # (GET and POST /api/v1/conversations/{id}/messages).
+            Router(path="/", route_handlers=[MessagesReadApi, SendApi]), metrics_endpoint,
             AccountsApi, TemplatesApi, UsersApi, TeamsApi, ApiKeysApi, CannedResponsesApi, LabelsApi, AttributesApi,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False),
         ],

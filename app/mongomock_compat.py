@@ -9,7 +9,7 @@ so results are unchanged:
 - unique indexes keep a hash table (key -> ids) checked against the live documents, so stale
   entries (deleted or changed documents, rolled-back writes) are dropped when seen.
 
-It also keeps ``partialFilterExpression`` in ``create_indexes()``, which mongomock drops: a
+It also accepts the ``sort`` argument newer pymongo passes to bulk updates, and keeps ``partialFilterExpression`` in ``create_indexes()``, which mongomock drops: a
 partial unique index (Message.wamid) would otherwise refuse a second document without the field.
 Only applied when no INBOX_MONGODB_URL is set; a real MongoDB never sees any of this.
 """
@@ -30,7 +30,23 @@ def patch_mongomock() -> None:
     Collection.create_indexes = _create_indexes
     Collection._iter_documents = _make_iter_documents(Collection._iter_documents)
     Collection._ensure_uniques = _make_ensure_uniques(Collection._ensure_uniques)
+    _accept_new_bulk_arguments()
     Collection._inbox_patched = True
+
+
+def _accept_new_bulk_arguments() -> None:
+    """pymongo 4.11+ passes ``sort`` to bulk updates (UpdateOne(sort=...)); mongomock's builder predates it."""
+    from mongomock.collection import BulkOperationBuilder
+
+    for name in ("add_update", "add_replace"):
+        original = getattr(BulkOperationBuilder, name)
+
+        def tolerant(self: Any, *args: Any, _original: Any = original, sort: Any = None, **kwargs: Any) -> Any:
+            if sort:
+                raise NotImplementedError("mongomock: sort in bulk updates")
+            return _original(self, *args, **kwargs)
+
+        setattr(BulkOperationBuilder, name, tolerant)
 
 
 def _create_indexes(self: Any, indexes: Any, session: Any = None) -> list[str]:

@@ -45,3 +45,120 @@ class FailureThrottle:
 
     async def reset(self, *subjects: str) -> None:
         await self.redis.delete(*(self._key(s) for s in subjects))
+
+
+# --- outbound sends: one schedule per number, a GCRA per recipient ------------------------------
+#
+# Every worker process asks the same Redis for send slots, so their combined rate is the
+# number's. The number's key holds its "theoretical arrival time" (TAT, µs on Redis's clock):
+# each granted send gets the slot at TAT and pushes TAT one interval on, so slots are spaced
+# exactly 1/rate apart and no 1-second window can hold more than `rate` of them. Slots are
+# handed out at most `horizon` ahead, so a worker that dies wastes little. Each recipient has
+# its own GCRA (a burst, then one per interval), checked at the slot time, which is what Meta
+# enforces with 131056. Answers are offsets from Redis's clock, so worker clocks never matter.
+_RESERVE_SLOTS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local horizon = tonumber(ARGV[2])
+local r_interval = tonumber(ARGV[3])
+local r_tolerance = tonumber(ARGV[4])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local out = {}
+for i = 2, #KEYS do
+  if tat - now > horizon then
+    out[#out + 1] = 'busy'
+  else
+    local r_tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+    if r_tat < tat then r_tat = tat end
+    if r_tat - tat > r_tolerance then
+      out[#out + 1] = 'r' .. tostring(r_tat - r_tolerance - now)
+    else
+      local r_new = r_tat + r_interval
+      redis.call('SET', KEYS[i], string.format('%d', r_new), 'PX', math.floor((r_new - now) / 1000) + 1000)
+      out[#out + 1] = 's' .. tostring(tat - now)
+      tat = tat + interval
+    end
+  end
+end
+redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
+return out
+"""
+
+# Push a key's TAT to at least now + delay (a 130429 pauses the number; a 131056 the recipient).
+_PUSH_BACK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local until_ = now + tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < until_ then
+  redis.call('SET', KEYS[1], string.format('%d', until_), 'PX', math.floor((until_ - now) / 1000) + 1000)
+end
+return 1
+"""
+
+
+class Slot:
+    """One answer of :meth:`SendLimiter.reserve` for one message."""
+
+    __slots__ = ("delay", "kind")
+
+    def __init__(self, kind: str, delay: float) -> None:
+        self.kind = kind  # "send" at delay; "recipient": that customer is paced until delay; "busy": ask later
+        self.delay = delay
+
+    def __repr__(self) -> str:
+        return f"Slot({self.kind}, {self.delay:.3f})"
+
+
+class SendLimiter:
+    """Send slots for a number (``rate`` per second, shared by every process) and per-recipient pacing."""
+
+    def __init__(self, redis: Redis, *, recipient_burst: int = 40, recipient_interval: float = 6.0,
+                 horizon: float = 0.5, prefix: str = "inbox:rl") -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.horizon = horizon
+        self.recipient_interval_us = int(recipient_interval * 1_000_000)
+        self.recipient_tolerance_us = int((recipient_burst - 1) * recipient_interval * 1_000_000)
+        self._reserve = redis.register_script(_RESERVE_SLOTS)
+        self._push_back = redis.register_script(_PUSH_BACK)
+
+    def number_key(self, number: str) -> str:
+        return f"{self.prefix}:n:{number}"
+
+    def recipient_key(self, number: str, recipient: str) -> str:
+        return f"{self.prefix}:r:{number}:{recipient}"
+
+    async def reserve(self, number: str, rate: float, recipients: list[str]) -> list[Slot]:
+        """A slot (or the reason there is none) for one message to each of ``recipients``, in order.
+
+        Once a message gets "busy", every later one does too: the number's schedule is full
+        for the next ``horizon`` seconds, so the caller asks again a little later.
+        """
+        if not recipients:
+            return []
+        interval_us = max(1, int(1_000_000 / rate))
+        keys = [self.number_key(number), *(self.recipient_key(number, r) for r in recipients)]
+        answers = await self._reserve(
+            keys=keys,
+            args=[interval_us, int(self.horizon * 1_000_000), self.recipient_interval_us, self.recipient_tolerance_us],
+        )
+        slots = []
+        for raw in answers:
+            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+            if text == "busy":
+                slots.append(Slot("busy", 0.0))
+            else:
+                slots.append(Slot("send" if text[0] == "s" else "recipient", max(0.0, float(text[1:]) / 1_000_000)))
+        return slots
+
+    async def pause_number(self, number: str, seconds: float) -> None:
+        """Meta said 130429: no slot for this number before ``seconds`` from now, in any process."""
+        await self._push_back(keys=[self.number_key(number)], args=[int(seconds * 1_000_000)])
+
+    async def pause_recipient(self, number: str, recipient: str, seconds: float) -> None:
+        """Meta said 131056: this customer gets nothing from this number for ``seconds``."""
+        await self._push_back(keys=[self.recipient_key(number, recipient)],
+                              args=[int((seconds * 1_000_000) + self.recipient_tolerance_us)])

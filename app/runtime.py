@@ -15,6 +15,9 @@ from redis.asyncio import Redis
 from app.config import Settings
 from app.db import Database
 from app.domains.accounts.services import AccountService
+from app.domains.media.store import MediaStore
+from app.domains.messages.media_out import OutboundMediaService
+from app.domains.messages.outbox import OutboxService
 from app.domains.templates.services import TemplateService
 from app.domains.workspaces.services import AccountsOfPeople
 from app.domains.webhooks.services import WebhookReceiver
@@ -50,6 +53,10 @@ class Runtime:
             session_max_age=timedelta(hours=settings.session_max_age_hours),
         )
         self.webhooks = WebhookReceiver(self.accounts, lambda: self.arq)
+        # The one send path (validate -> outbox -> drain job); a new token resumes held sends.
+        self.outbox = OutboxService(redis=self.redis, arq=lambda: self.arq, live=self.live, accounts=self.accounts,
+                                    media=OutboundMediaService(MediaStore()))
+        self.accounts.credentials_listeners.append(self.outbox.resume_account)
         self._started = False
 
     async def start(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from arq import cron
+from arq import cron, func
 from arq.worker import Worker
 
 from app.queue import DEFAULT_QUEUE, redis_settings
@@ -15,6 +15,9 @@ FUNCTIONS = [tasks.heartbeat]
 CRON_JOBS = [cron(tasks.heartbeat, second=set(range(0, 60, 10)), run_at_startup=True)]
 FUNCTIONS += [tasks.ingest_webhook_event, tasks.fetch_media, tasks.sweep_webhook_events]
 CRON_JOBS += [cron(tasks.sweep_webhook_events, second={15, 45}, run_at_startup=True)]
+# Outbound: a drain job lives up to its slice (50 s); its result is never kept, so wake-ups are never refused.
+FUNCTIONS += [func(tasks.drain_outbox, keep_result=0, timeout=110), tasks.send_read_receipt, tasks.sweep_outbox]
+CRON_JOBS += [cron(tasks.sweep_outbox, second=set(range(5, 60, 10)), run_at_startup=True)]
 
 
 def build_worker(runtime: Runtime, *, handle_signals: bool, owns_runtime: bool) -> Worker:
@@ -23,6 +26,10 @@ def build_worker(runtime: Runtime, *, handle_signals: bool, owns_runtime: bool) 
     async def on_startup(ctx: dict[str, Any]) -> None:
         if owns_runtime:
             await runtime.start()
+            if runtime.settings.worker_metrics_port:
+                from prometheus_client import start_http_server
+
+                start_http_server(runtime.settings.worker_metrics_port, addr=runtime.settings.host)
         ctx["runtime"] = runtime
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
@@ -39,7 +46,7 @@ def build_worker(runtime: Runtime, *, handle_signals: bool, owns_runtime: bool) 
         on_shutdown=on_shutdown,
         handle_signals=handle_signals,
         poll_delay=runtime.settings.worker_poll_delay,
-        max_jobs=50,
+        max_jobs=200,  # a number with a backlog holds one slot (its drain job) while it sends
         job_timeout=120,
         keep_result=60,
         ctx={},

@@ -60,3 +60,37 @@ async def fetch_media(ctx: dict[str, Any], message_id: str) -> str:
         return (await MediaFetcher(runtime.accounts, runtime.live).fetch(message_id)).outcome
     except RetryLater as later:
         raise Retry(defer=later.defer) from None
+
+
+# --- outbound: per-number drain jobs, read receipts, the outbox sweeper --------------------------
+
+async def drain_outbox(ctx: dict[str, Any], account_id: str) -> str:
+    """Send a number's queued messages at its rate until its lanes are empty (or the time slice ends)."""
+    from app.domains.messages.sender import OutboxSender
+
+    return await OutboxSender.of(runtime_of(ctx)).drain(account_id)
+
+
+async def send_read_receipt(ctx: dict[str, Any], account_id: str, wamid: str) -> bool:
+    """Mark an inbound message read on WhatsApp (blue ticks); transient errors retry with backoff."""
+    from arq import Retry
+
+    from app.domains.messages.sender import OutboxSender
+    from app.whatsapp.errors import GraphError
+
+    try:
+        return await OutboxSender.of(runtime_of(ctx)).send_read_receipt(account_id, wamid)
+    except GraphError:
+        tries = ctx.get("job_try", 1)
+        if tries >= 5:
+            return False
+        raise Retry(defer=2 ** tries) from None
+
+
+async def sweep_outbox(ctx: dict[str, Any]) -> str:
+    """Cron: queue again what a dead worker or a Redis restart left behind (see messages/sweeper.py)."""
+    from app.domains.messages.sweeper import sweep_outbox as sweep
+
+    runtime = runtime_of(ctx)
+    report = await sweep(runtime.outbox.queue, runtime.arq)
+    return f"rebuilt={report.rebuilt} woken={report.woken} requeued={report.requeued}"

@@ -116,6 +116,8 @@ class Message(WorkspaceDocument):
     pricing_category: str | None = None
     attempts: int = 0
     idempotency_key: str | None = None
+    recipient: str | None = None
+    """Outbound: the E.164 number it goes to (set by the outbox, so the sender needs no contact lookup)."""
     timestamp: datetime = Field(default_factory=utcnow)
     """When it happened: Meta's timestamp for inbound, creation time for outbound."""
     updated_at: datetime = Field(default_factory=utcnow)

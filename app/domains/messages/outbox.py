@@ -1,0 +1,354 @@
+"""The one send path: validate, store the message as ``queued`` (the outbox), queue it, return at once.
+
+The inbox composer, the JSON API, automations and broadcasts all call :class:`OutboxService`.
+Everything WhatsApp would refuse is refused here, before anything is queued, with an
+``error_code`` a client can act on:
+
+WINDOW_CLOSED, TEMPLATE_NOT_APPROVED, TEMPLATE_PARAMS, CONTACT_OPTED_OUT, INVALID_CONTENT
+(WhatsApp's limits, checked by ``app.whatsapp.payloads``), MEDIA_NOT_FOUND / MEDIA_KIND_MISMATCH,
+ACCOUNT_DISABLED / ACCOUNT_TOKEN_INVALID, REPLY_TARGET_INVALID, RECIPIENT_INVALID.
+
+The worker side (``sender.py``) drains each number's lanes at its rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from arq.connections import ArqRedis
+from beanie import PydanticObjectId
+from pymongo.errors import DuplicateKeyError
+from redis.exceptions import RedisError
+
+from app.db import parse_object_id, utcnow
+from app.domains.accounts.models import WhatsAppAccount
+from app.domains.accounts.services import AccountService
+from app.domains.contacts.models import Contact
+from app.domains.contacts.services import ContactService
+from app.domains.conversations.models import Conversation, MessagePreview
+from app.domains.conversations.services import ConversationService
+from app.domains.messages.media_out import OutboundMediaService
+from app.domains.messages.models import MediaRef, Message, MessageStatus
+from app.domains.messages.outbox_queue import OutboxQueue
+from app.domains.templates.models import MessageTemplate
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.logging import get_logger
+from app.metrics import OUTBOX_QUEUED
+from app.queue import enqueue_drain, enqueue_mark_read
+from app.realtime import LiveEvents
+from app.whatsapp import payloads
+from app.whatsapp.media import MediaKind
+from app.whatsapp.validation import PayloadError
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What a caller wants to send: Meta's type and its content object, optionally quoting a message."""
+
+    type: str
+    content: Any
+    reply_to: str | None = None
+    """Our message id or a wamid of the same conversation."""
+
+
+def preview_text(type_: str, content: Any) -> str:
+    """One line for the conversation list."""
+    if isinstance(content, dict):
+        if type_ == "text":
+            return str(content.get("body", ""))[:200]
+        if content.get("caption"):
+            return str(content["caption"])[:200]
+        if type_ == "template":
+            return f"[template {content.get('name', '')}]"
+        if type_ == "reaction":
+            return str(content.get("emoji", ""))
+        if type_ == "interactive":
+            return str((content.get("body") or {}).get("text", "[interactive]"))[:200]
+    return f"[{type_}]"
+
+
+class OutboxService:
+    """Validates and queues outbound messages; retries failed ones; marks conversations read."""
+
+    def __init__(self, *, redis: Any, arq: Callable[[], ArqRedis | None], live: LiveEvents, accounts: AccountService,
+                 media: OutboundMediaService) -> None:
+        self.queue = OutboxQueue(redis)
+        self._arq = arq
+        self.live = live
+        self.accounts = accounts
+        self.media = media
+        self.contacts = ContactService()
+        self.conversations = ConversationService()
+
+    # -- sending ------------------------------------------------------------------------------
+
+    async def send_to(self, workspace_id: PydanticObjectId, to: str, draft: Draft, *,
+                      account_id: str | None = None, **options: Any) -> Message:
+        """Send to a phone number: finds or creates the contact and its conversation on that number."""
+        account = await self._account_for(workspace_id, account_id)
+        try:
+            recipient = payloads.normalize_recipient(to)
+        except PayloadError as exc:
+            raise ValidationFailed(exc.message, error_code="RECIPIENT_INVALID", details={"to": exc.message}) from None
+        existing = await self._idempotent(workspace_id, options.get("idempotency_key"))
+        if existing is not None:
+            return existing
+        self._check_account(account)
+        contact, _ = await self.contacts.upsert(workspace_id, wa_id=recipient[1:])
+        conversation, created = await self.conversations.open_for(workspace_id, account.id, contact.id, reopen=False)
+        if created:
+            await self.live.publish(workspace_id, "conversation.created", conversation_id=str(conversation.id))
+        return await self.send(workspace_id, conversation, draft, account=account, contact=contact, **options)
+
+    async def send(self, workspace_id: PydanticObjectId, conversation: Conversation, draft: Draft, *,
+                   sent_by: PydanticObjectId | None = None, via: str = "api", priority: str = "agent",
+                   idempotency_key: str | None = None, account: WhatsAppAccount | None = None,
+                   contact: Contact | None = None) -> Message:
+        """Validate ``draft`` for ``conversation``, store it queued, and queue it; returns the message."""
+        existing = await self._idempotent(workspace_id, idempotency_key)
+        if existing is not None:
+            return existing
+        account = account or await WhatsAppAccount.get_scoped(workspace_id, conversation.account_id)
+        contact = contact or await Contact.get_scoped(workspace_id, conversation.contact_id)
+        self._check_account(account)
+        recipient = self._recipient(contact)
+        reply_id, reply_wamid = await self._reply_target(workspace_id, conversation, draft.reply_to)
+        content, media = await self._resolve_media(workspace_id, draft)
+        content = await self._resolve_reaction(workspace_id, conversation, draft.type, content)
+        checked = self._validate_payload(recipient, draft.type, content, reply_wamid)
+        if draft.type == "template":
+            await self._check_template(workspace_id, account, contact, checked)
+        elif not conversation.window_open():
+            raise ValidationFailed(
+                "More than 24 hours have passed since the customer last wrote: only a template can be sent now.",
+                error_code="WINDOW_CLOSED",
+                details={"window_expires_at": conversation.window_expires_at.isoformat()
+                         if conversation.window_expires_at else None})
+        now = utcnow()
+        message = Message(
+            workspace_id=workspace_id, conversation_id=conversation.id, account_id=account.id,
+            contact_id=contact.id, direction="outbound", type=draft.type, content=checked,
+            status=MessageStatus.QUEUED, status_at={MessageStatus.QUEUED.value: now}, reply_to_id=reply_id,
+            reply_to_wamid=reply_wamid, media=media, sent_by=sent_by, via=via,
+            priority="bulk" if priority == "bulk" else "agent", idempotency_key=idempotency_key,
+            recipient=recipient, timestamp=now, created_at=now, updated_at=now,
+        )
+        try:
+            await message.insert()
+        except DuplicateKeyError:
+            found = await self._idempotent(workspace_id, idempotency_key)
+            if found is None:
+                raise
+            return found
+        OUTBOX_QUEUED.labels(type=draft.type, priority=message.priority).inc()
+        await self.conversations.record_outbound(
+            conversation, now, MessagePreview(text=preview_text(draft.type, checked), direction="outbound",
+                                              type=draft.type, status=message.status.value, message_id=message.id))
+        await self._enqueue(message)
+        await self.live.publish(workspace_id, "message.created", message_id=str(message.id),
+                                conversation_id=str(conversation.id))
+        await self.live.publish(workspace_id, "conversation.updated", conversation_id=str(conversation.id))
+        return message
+
+    async def retry(self, workspace_id: PydanticObjectId, message_id: str) -> Message:
+        """A new attempt for a failed outbound message (it is really sent again)."""
+        message = await Message.get_scoped(workspace_id, message_id)
+        if message.direction != "outbound":
+            raise Conflict("Only messages we sent can be retried.", error_code="NOT_RETRYABLE")
+        if message.status is not MessageStatus.FAILED:
+            raise Conflict(f"Only failed messages can be retried; this one is {message.status.value}.",
+                           error_code="NOT_FAILED", details={"status": message.status.value})
+        account = await WhatsAppAccount.get_scoped(workspace_id, message.account_id)
+        self._check_account(account)
+        conversation = await Conversation.get_scoped(workspace_id, message.conversation_id)
+        if message.type == "template":
+            contact = await Contact.get_scoped(workspace_id, message.contact_id)
+            await self._check_template(workspace_id, account, contact, message.content)
+        elif not conversation.window_open():
+            raise ValidationFailed("The 24-hour window is closed: send a template instead.", error_code="WINDOW_CLOSED")
+        now = utcnow()
+        result = await Message.get_motor_collection().update_one(
+            {"_id": message.id, "status": MessageStatus.FAILED.value},
+            {"$set": {"status": MessageStatus.QUEUED.value, "error": None, "wamid": None, "attempts": 0,
+                      f"status_at.{MessageStatus.QUEUED.value}": now, "updated_at": now}},
+        )
+        fresh = await Message.get(message.id)
+        assert fresh is not None
+        if result.modified_count:
+            await self._enqueue(fresh)
+            await self.live.publish(workspace_id, "message.updated", message_id=str(fresh.id),
+                                    conversation_id=str(fresh.conversation_id), status=fresh.status.value)
+        return fresh
+
+    async def get(self, workspace_id: PydanticObjectId, message_id: str) -> Message:
+        return await Message.get_scoped(workspace_id, message_id)
+
+    async def wake(self, account_id: PydanticObjectId | str) -> None:
+        """Make sure a drainer runs for this number (after a token fix, a circuit close, a sweep)."""
+        if await self.queue.wake(str(account_id)):
+            await self._enqueue_drain(str(account_id))
+
+    async def resume_account(self, account: WhatsAppAccount) -> None:
+        """AccountService credentials listener: a new token releases the sends held on the old one."""
+        await self.wake(account.id)
+
+    # -- mark as read -------------------------------------------------------------------------
+
+    async def mark_conversation_read(self, conversation: Conversation) -> bool:
+        """An agent opened the conversation: tell WhatsApp once that its newest inbound message was read.
+
+        Returns True when a read receipt was queued. Nothing happens while nothing is unread, and
+        the job id (the wamid) keeps two agents opening it at once to one receipt.
+        """
+        if not conversation.unread_count:
+            return False
+        newest = await Message.find(
+            Message.workspace_id == conversation.workspace_id, Message.conversation_id == conversation.id,
+            Message.direction == "inbound",
+        ).sort(-Message.id).limit(1).to_list()
+        await self.conversations.mark_read(conversation)
+        if not newest or not newest[0].wamid:
+            return False
+        pool = self._arq()
+        if pool is None:
+            return False
+        await enqueue_mark_read(pool, str(conversation.account_id), newest[0].wamid)
+        await self.live.publish(conversation.workspace_id, "conversation.updated", conversation_id=str(conversation.id))
+        return True
+
+    # -- checks -------------------------------------------------------------------------------
+
+    async def _idempotent(self, workspace_id: PydanticObjectId, key: str | None) -> Message | None:
+        if not key:
+            return None
+        return await Message.find_one_scoped(workspace_id, Message.idempotency_key == key)
+
+    async def _account_for(self, workspace_id: PydanticObjectId, account_id: str | None) -> WhatsAppAccount:
+        if account_id:
+            return await WhatsAppAccount.get_scoped(workspace_id, account_id)
+        accounts = await WhatsAppAccount.scoped(workspace_id, WhatsAppAccount.enabled == True).to_list()  # noqa: E712
+        if len(accounts) == 1:
+            return accounts[0]
+        if not accounts:
+            raise ValidationFailed("Connect a WhatsApp number first.", error_code="NO_ACCOUNT")
+        raise ValidationFailed("This workspace has several numbers: say which one with account_id.",
+                               error_code="ACCOUNT_REQUIRED", details={"account_id": "required"})
+
+    @staticmethod
+    def _check_account(account: WhatsAppAccount) -> None:
+        if not account.enabled:
+            raise Conflict(f"The number {account.display_phone_number} is disabled; an admin must enable it.",
+                           error_code="ACCOUNT_DISABLED", details={"account_id": str(account.id)})
+        if account.health.token_state == "invalid":
+            raise Conflict(f"WhatsApp no longer accepts the access token of {account.display_phone_number}; "
+                           "an admin must enter a new one.", error_code="ACCOUNT_TOKEN_INVALID",
+                           details={"account_id": str(account.id)})
+
+    @staticmethod
+    def _recipient(contact: Contact) -> str:
+        if contact.phone:
+            return contact.phone
+        if contact.wa_id:
+            return "+" + contact.wa_id
+        raise ValidationFailed("This contact has no WhatsApp number to send to.", error_code="RECIPIENT_INVALID")
+
+    async def _reply_target(self, workspace_id: PydanticObjectId, conversation: Conversation,
+                            reply_to: str | None) -> tuple[PydanticObjectId | None, str | None]:
+        if not reply_to:
+            return None, None
+        oid = parse_object_id(reply_to)
+        query = Message.id == oid if oid is not None else Message.wamid == reply_to
+        target = await Message.find_one_scoped(workspace_id, query, Message.conversation_id == conversation.id)
+        if target is None or not target.wamid:
+            raise ValidationFailed("reply_to must be a sent or received message of this conversation.",
+                                   error_code="REPLY_TARGET_INVALID", details={"reply_to": reply_to})
+        return target.id, target.wamid
+
+    async def _resolve_reaction(self, workspace_id: PydanticObjectId, conversation: Conversation, type_: str,
+                                content: Any) -> Any:
+        """A reaction may name our message id; WhatsApp needs its wamid."""
+        if type_ != "reaction" or not isinstance(content, dict):
+            return content
+        oid = parse_object_id(content.get("message_id"))
+        if oid is None:
+            return content
+        target = await Message.find_one_scoped(workspace_id, Message.id == oid, Message.conversation_id == conversation.id)
+        if target is None or not target.wamid:
+            raise ValidationFailed("reaction.message_id must be a sent or received message of this conversation.",
+                                   error_code="REPLY_TARGET_INVALID")
+        return {**content, "message_id": target.wamid}
+
+    async def _resolve_media(self, workspace_id: PydanticObjectId, draft: Draft) -> tuple[Any, MediaRef | None]:
+        """``content.id`` may be one of our uploads (POST /api/v1/media) or a Meta media id."""
+        if draft.type not in payloads.MEDIA_TYPES or not isinstance(draft.content, dict):
+            return draft.content, None
+        oid = parse_object_id(draft.content.get("id")) if isinstance(draft.content.get("id"), str) else None
+        if oid is None:
+            return draft.content, None
+        try:
+            media = await self.media.get(workspace_id, str(oid))
+        except NotFound:
+            raise ValidationFailed("No uploaded file has this id.", error_code="MEDIA_NOT_FOUND",
+                                   details={"content.id": str(oid)}) from None
+        if media.kind != draft.type:
+            raise ValidationFailed(f"This file was uploaded as {media.kind}; it cannot be sent as {draft.type}.",
+                                   error_code="MEDIA_KIND_MISMATCH", details={"kind": media.kind, "type": draft.type})
+        content = dict(draft.content)
+        if media.kind == MediaKind.DOCUMENT.value and media.filename and not content.get("filename"):
+            content["filename"] = media.filename
+        ref = MediaRef(mime_type=media.mime_type, sha256=media.sha256, size=media.size, filename=media.filename,
+                       stored_file_id=media.id, state="stored")
+        return content, ref
+
+    @staticmethod
+    def _validate_payload(recipient: str, type_: str, content: Any, reply_wamid: str | None) -> Any:
+        try:
+            body = payloads.build_message(recipient, type_, content, reply_wamid)
+        except PayloadError as exc:
+            code = "RECIPIENT_INVALID" if exc.field == "to" else "INVALID_CONTENT"
+            raise ValidationFailed(f"{exc.field}: {exc.message}", error_code=code, details={exc.field: exc.message}) from None
+        return body[type_]
+
+    async def _check_template(self, workspace_id: PydanticObjectId, account: WhatsAppAccount, contact: Contact,
+                              template: Any) -> None:
+        name = template.get("name")
+        language = (template.get("language") or {}).get("code")
+        found = await MessageTemplate.find_one_scoped(
+            workspace_id, MessageTemplate.waba_id == account.waba_id, MessageTemplate.name == name,
+            MessageTemplate.language == language)
+        if found is None or found.status != "APPROVED":
+            state = "does not exist" if found is None else f"is {found.status.lower()}"
+            raise ValidationFailed(f"The template {name!r} in {language!r} {state}; only approved templates can be sent.",
+                                   error_code="TEMPLATE_NOT_APPROVED",
+                                   details={"name": name, "language": language,
+                                            "status": found.status if found else None})
+        definition = {"name": found.name, "language": found.language, "category": found.category,
+                      "components": found.components, "parameter_format": found.parameter_format}
+        try:
+            payloads.validate_template_parameters(template, definition)
+        except PayloadError as exc:
+            raise ValidationFailed(f"{exc.field}: {exc.message}", error_code="TEMPLATE_PARAMS",
+                                   details={exc.field: exc.message}) from None
+        if found.category == "MARKETING" and contact.opted_out_marketing:
+            raise ValidationFailed("This customer opted out of marketing messages.", error_code="CONTACT_OPTED_OUT")
+
+    # -- queueing -----------------------------------------------------------------------------
+
+    async def _enqueue(self, message: Message) -> None:
+        lane = "b" if message.priority == "bulk" else "a"
+        account_id = str(message.account_id)
+        try:
+            if await self.queue.push(account_id, str(message.id), str(message.conversation_id), lane):
+                await self._enqueue_drain(account_id)
+        except (RedisError, OSError) as exc:
+            # Stored as queued: the outbox sweeper queues it once Redis is back.
+            log.warning("outbox: message stored but not queued", message_id=str(message.id), error=type(exc).__name__)
+
+    async def _enqueue_drain(self, account_id: str) -> None:
+        pool = self._arq()
+        if pool is not None:
+            await enqueue_drain(pool, account_id)

@@ -1,0 +1,270 @@
+"""The outbox's Redis side: per-number lanes, the drainer's lease, and crash-safe hand-over.
+
+Mongo holds every queued Message (the truth); Redis holds the order in which each number sends
+them. Per number (account id):
+
+- ``q:a`` / ``q:b`` lists: agent replies and bulk sends, oldest first. Entries are
+  ``"<message id>|<conversation id>|<lane>"`` so the drainer needs no query to keep order.
+- ``taken`` sorted set: entries a drainer popped and has not finished, scored by pop order.
+  If that drainer dies, the next one puts them back at the front, in order.
+- ``lease``: at most one drainer per number. An enqueuer that finds no lease sets ``wake``
+  and enqueues a drain job; a drainer replaces it with its own token; the drainer deletes it
+  only in the same script that saw both lanes empty, so no push is ever left without a drainer.
+- ``bulkconv`` hash: bulk messages still queued per conversation. An agent reply to a
+  conversation with bulk messages ahead joins the bulk lane, so one conversation keeps its order.
+- ``meta`` hash: attempts / first attempt / next attempt of messages being retried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+PREFIX = "inbox:ob"
+ACCOUNTS_KEY = f"{PREFIX}:accounts"
+EPOCH_KEY = f"{PREFIX}:epoch"
+LEASE_TTL_MS = 30_000
+
+_PUSH = """
+local lane = ARGV[3]
+if lane == 'a' and tonumber(redis.call('HGET', KEYS[5], ARGV[2]) or '0') > 0 then lane = 'b' end
+if lane == 'b' then redis.call('HINCRBY', KEYS[5], ARGV[2], 1) end
+local entry = ARGV[1] .. '|' .. ARGV[2] .. '|' .. lane
+if ARGV[6] == 'front' then
+  redis.call('LPUSH', lane == 'a' and KEYS[1] or KEYS[2], entry)
+else
+  redis.call('RPUSH', lane == 'a' and KEYS[1] or KEYS[2], entry)
+end
+redis.call('SADD', KEYS[4], ARGV[4])
+if redis.call('SET', KEYS[3], 'wake', 'NX', 'PX', ARGV[5]) then return 1 end
+return 0
+"""
+
+_WAKE = """
+if redis.call('SET', KEYS[1], 'wake', 'NX', 'PX', ARGV[1]) then return 1 end
+return 0
+"""
+
+# KEYS: qa, qb, taken, seq ; ARGV: max from agent lane, max from bulk lane
+_POP = """
+local out = {}
+local limits = {tonumber(ARGV[1]), tonumber(ARGV[2])}
+for i, q in ipairs({KEYS[1], KEYS[2]}) do
+  if limits[i] > 0 then
+    local items = redis.call('LRANGE', q, 0, limits[i] - 1)
+    if #items > 0 then
+      redis.call('LTRIM', q, #items, -1)
+      for _, e in ipairs(items) do out[#out + 1] = e end
+    end
+  end
+end
+if #out > 0 then
+  local last = redis.call('INCRBY', KEYS[4], #out)
+  local args = {}
+  for i, e in ipairs(out) do
+    args[#args + 1] = last - #out + i
+    args[#args + 1] = e
+  end
+  redis.call('ZADD', KEYS[3], unpack(args))
+end
+return out
+"""
+
+# KEYS: lease, taken, qa, qb ; ARGV: token, ttl
+_CLAIM = """
+local current = redis.call('GET', KEYS[1])
+if current and current ~= 'wake' and current ~= ARGV[1] then return -1 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local left = redis.call('ZRANGE', KEYS[2], 0, -1)
+for i = #left, 1, -1 do
+  local e = left[i]
+  redis.call('LPUSH', string.sub(e, -1) == 'a' and KEYS[3] or KEYS[4], e)
+end
+redis.call('DEL', KEYS[2])
+return #left
+"""
+
+_REFRESH = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+# KEYS: lease, qa, qb, taken ; ARGV: token
+_RELEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3]) > 0 then return 0 end
+redis.call('DEL', KEYS[1], KEYS[4])
+return 1
+"""
+
+# KEYS: lease, qa, qb, taken ; ARGV: token, then-wake ('1' keep exclusive and wake, '0' release), ttl, entries...
+_HAND_BACK = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+for i = #ARGV, 4, -1 do
+  local e = ARGV[i]
+  redis.call('LPUSH', string.sub(e, -1) == 'a' and KEYS[2] or KEYS[3], e)
+  redis.call('ZREM', KEYS[4], e)
+end
+if ARGV[2] == '1' then
+  redis.call('SET', KEYS[1], 'wake', 'PX', ARGV[3])
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+"""
+
+# KEYS: taken, bulkconv, meta ; ARGV: entries...
+_DONE = """
+for _, e in ipairs(ARGV) do
+  redis.call('ZREM', KEYS[1], e)
+  local msg, conv, lane = string.match(e, '^([^|]+)|([^|]+)|(%a)$')
+  if lane == 'b' and conv then
+    if redis.call('HINCRBY', KEYS[2], conv, -1) <= 0 then redis.call('HDEL', KEYS[2], conv) end
+  end
+  if msg then redis.call('HDEL', KEYS[3], msg) end
+end
+return #ARGV
+"""
+
+# KEYS: qa, qb, taken, lease, accounts ; ARGV: account
+_FORGET_IF_IDLE = """
+if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+if redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3]) > 0 then return 0 end
+redis.call('SREM', KEYS[5], ARGV[1])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One queued message as the lanes hold it."""
+
+    raw: str
+    message_id: str
+    conversation_id: str
+    lane: str  # "a" agent, "b" bulk
+
+    @classmethod
+    def parse(cls, raw: bytes | str) -> Entry:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        message_id, conversation_id, lane = text.split("|")
+        return cls(text, message_id, conversation_id, lane)
+
+
+@dataclass(frozen=True)
+class RetryState:
+    """What a drainer must remember about a message between attempts (kept across hand-overs)."""
+
+    attempts: int
+    first_at: float
+    due_at: float
+
+    def encode(self) -> str:
+        return f"{self.attempts}:{self.first_at:.3f}:{self.due_at:.3f}"
+
+    @classmethod
+    def decode(cls, raw: bytes | str | None) -> RetryState | None:
+        if not raw:
+            return None
+        attempts, first, due = (raw.decode() if isinstance(raw, bytes) else raw).split(":")
+        return cls(int(attempts), float(first), float(due))
+
+
+class OutboxQueue:
+    """Typed wrappers over the scripts above."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._push = redis.register_script(_PUSH)
+        self._wake = redis.register_script(_WAKE)
+        self._pop = redis.register_script(_POP)
+        self._claim = redis.register_script(_CLAIM)
+        self._refresh = redis.register_script(_REFRESH)
+        self._release = redis.register_script(_RELEASE)
+        self._hand_back = redis.register_script(_HAND_BACK)
+        self._done = redis.register_script(_DONE)
+        self._forget = redis.register_script(_FORGET_IF_IDLE)
+
+    @staticmethod
+    def keys(account_id: str) -> dict[str, str]:
+        base = f"{PREFIX}:{{{account_id}}}"
+        return {name: f"{base}:{name}" for name in ("qa", "qb", "taken", "seq", "lease", "bulkconv", "meta")}
+
+    async def push(self, account_id: str, message_id: str, conversation_id: str, lane: str,
+                   *, front: bool = False) -> bool:
+        """Queue one message; True when the caller must enqueue a drain job (no drainer is active)."""
+        k = self.keys(account_id)
+        woke = await self._push(
+            keys=[k["qa"], k["qb"], k["lease"], ACCOUNTS_KEY, k["bulkconv"]],
+            args=[message_id, conversation_id, lane, account_id, LEASE_TTL_MS, "front" if front else "back"],
+        )
+        return bool(woke)
+
+    async def wake(self, account_id: str) -> bool:
+        """True when there was no drainer and the caller must enqueue one."""
+        return bool(await self._wake(keys=[self.keys(account_id)["lease"]], args=[LEASE_TTL_MS]))
+
+    async def claim(self, account_id: str, token: str) -> bool:
+        """Become this number's drainer; entries a dead drainer left are put back in front."""
+        k = self.keys(account_id)
+        result = await self._claim(keys=[k["lease"], k["taken"], k["qa"], k["qb"]], args=[token, LEASE_TTL_MS])
+        return int(result) >= 0
+
+    async def refresh(self, account_id: str, token: str) -> bool:
+        """Extend the lease; False when it was lost (expired, or Redis lost its data)."""
+        return bool(await self._refresh(keys=[self.keys(account_id)["lease"]], args=[token, LEASE_TTL_MS]))
+
+    async def pop(self, account_id: str, agent: int, bulk: int) -> list[Entry]:
+        k = self.keys(account_id)
+        raw = await self._pop(keys=[k["qa"], k["qb"], k["taken"], k["seq"]], args=[agent, bulk])
+        return [Entry.parse(item) for item in raw]
+
+    async def release(self, account_id: str, token: str) -> bool:
+        """Stop draining if both lanes are empty (atomically); False means more work arrived."""
+        k = self.keys(account_id)
+        return int(await self._release(keys=[k["lease"], k["qa"], k["qb"], k["taken"]], args=[token])) != 0
+
+    async def hand_back(self, account_id: str, token: str, entries: list[Entry], *, wake: bool) -> bool:
+        """Put unfinished entries back in front, in their order; keep the number woken or release it."""
+        k = self.keys(account_id)
+        result = await self._hand_back(keys=[k["lease"], k["qa"], k["qb"], k["taken"]],
+                                       args=[token, "1" if wake else "0", LEASE_TTL_MS, *(e.raw for e in entries)])
+        return int(result) == 1
+
+    async def done(self, account_id: str, entries: list[Entry]) -> None:
+        if entries:
+            k = self.keys(account_id)
+            await self._done(keys=[k["taken"], k["bulkconv"], k["meta"]], args=[e.raw for e in entries])
+
+    async def retry_states(self, account_id: str, message_ids: list[str]) -> list[RetryState | None]:
+        if not message_ids:
+            return []
+        raw = await self.redis.hmget(self.keys(account_id)["meta"], message_ids)
+        return [RetryState.decode(r) for r in raw]
+
+    async def save_retry_state(self, account_id: str, message_id: str, state: RetryState) -> None:
+        await self.redis.hset(self.keys(account_id)["meta"], message_id, state.encode())
+
+    async def depth(self, account_id: str) -> tuple[int, int, int]:
+        """(agent lane, bulk lane, taken) lengths."""
+        k = self.keys(account_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.llen(k["qa"]).llen(k["qb"]).zcard(k["taken"])
+            agent, bulk, taken = await pipe.execute()
+        return int(agent), int(bulk), int(taken)
+
+    async def has_lease(self, account_id: str) -> bool:
+        return bool(await self.redis.exists(self.keys(account_id)["lease"]))
+
+    async def accounts(self) -> list[str]:
+        return sorted(m.decode() if isinstance(m, bytes) else m for m in await self.redis.smembers(ACCOUNTS_KEY))
+
+    async def forget_if_idle(self, account_id: str) -> bool:
+        k = self.keys(account_id)
+        return bool(await self._forget(keys=[k["qa"], k["qb"], k["taken"], k["lease"], ACCOUNTS_KEY],
+                                       args=[account_id]))
+
+    async def mark_epoch(self) -> bool:
+        """True the first time after Redis started empty (or lost its data): the outbox must be rebuilt."""
+        return bool(await self.redis.set(EPOCH_KEY, "1", nx=True))

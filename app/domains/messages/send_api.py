@@ -1,0 +1,161 @@
+"""JSON API v1 for sending: send to a number or a conversation, read one message, retry, upload media.
+
+Thin handlers over :class:`~app.domains.messages.outbox.OutboxService` (the one send path).
+Sends answer ``202 Accepted`` with the message as stored (status ``queued``): delivery goes on
+in the background and shows in ``GET /api/v1/messages/{id}`` and the live events.
+An ``Idempotency-Key`` header makes a repeated POST return the first message instead of a second.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.datastructures import UploadFile
+from litestar.params import Body
+
+from app.auth import requires_login
+from app.domains.conversations.models import Conversation
+from app.domains.messages.media_out import MAX_UPLOAD_BYTES, OutboundMedia
+from app.domains.messages.models import Message
+from app.domains.messages.outbox import Draft
+from app.domains.workspaces.services import Principal
+from app.errors import ValidationFailed
+from app.runtime import Runtime
+
+IDEMPOTENCY_HEADER = "idempotency-key"
+_MAX_KEY = 200
+
+
+def message_view(message: Message) -> dict[str, Any]:
+    """The API shape of a message (same fields as the conversation's message list)."""
+    error = message.error
+    return {
+        "id": str(message.id),
+        "conversation_id": str(message.conversation_id),
+        "account_id": str(message.account_id),
+        "contact_id": str(message.contact_id),
+        "direction": message.direction,
+        "type": message.type,
+        "content": message.content,
+        "status": message.status.value,
+        "status_at": {k: v.isoformat() for k, v in message.status_at.items()},
+        "wamid": message.wamid,
+        "to": message.recipient,
+        "error": {"code": error.code, "title": error.title, "detail": error.detail,
+                  "agent_message": error.agent_message} if error else None,
+        "reply_to": str(message.reply_to_id) if message.reply_to_id else message.reply_to_wamid,
+        "priority": message.priority,
+        "via": message.via,
+        "attempts": message.attempts,
+        "media": {"id": str(message.media.stored_file_id) if message.media.stored_file_id else None,
+                  "mime_type": message.media.mime_type, "size": message.media.size,
+                  "filename": message.media.filename} if message.media else None,
+        "created_at": message.created_at.isoformat(),
+        "updated_at": message.updated_at.isoformat(),
+    }
+
+
+def media_view(media: OutboundMedia) -> dict[str, Any]:
+    return {"id": str(media.id), "kind": media.kind, "mime_type": media.mime_type, "size": media.size,
+            "filename": media.filename, "sha256": media.sha256, "converted": media.converted,
+            "original_mime_type": media.original_mime}
+
+
+def _object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValidationFailed("The body must be a JSON object.", error_code="VALIDATION_ERROR")
+    return data
+
+
+def _text_field(data: dict[str, Any], name: str, *, required: bool) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise ValidationFailed(f"{name} is required.", details={name: "required"})
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed(f"{name} must be a non-empty string.", details={name: "must be a non-empty string"})
+    return value.strip()
+
+
+def _draft(data: dict[str, Any]) -> Draft:
+    unknown = set(data) - {"type", "content", "reply_to", "to", "account_id", "priority"}
+    if unknown:
+        raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.",
+                               details={name: "unknown field" for name in sorted(unknown)})
+    type_ = _text_field(data, "type", required=True)
+    if "content" not in data:
+        raise ValidationFailed("content is required: Meta's object for that type.", details={"content": "required"})
+    return Draft(type=type_ or "", content=data["content"], reply_to=_text_field(data, "reply_to", required=False))
+
+
+def _options(request: Request[Any, Any, Any], principal: Principal, data: dict[str, Any]) -> dict[str, Any]:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and (not key.strip() or len(key) > _MAX_KEY):
+        raise ValidationFailed(f"Idempotency-Key must be 1 to {_MAX_KEY} characters.",
+                               error_code="IDEMPOTENCY_KEY_INVALID")
+    priority = data.get("priority", "agent")
+    if priority not in ("agent", "bulk"):
+        raise ValidationFailed("priority must be agent or bulk.", details={"priority": "agent or bulk"})
+    return {"idempotency_key": key.strip() if key else None, "via": "api", "priority": priority,
+            "sent_by": principal.user.id if principal.user else None}
+
+
+class SendApi(Controller):
+    path = "/api/v1"
+    guards = [requires_login]
+    tags = ["messages"]
+
+    @post("/messages", status_code=202, summary="Send a message to a phone number")
+    async def send_to_number(self, request: Request[Any, Any, Any], runtime: Runtime, principal: Principal,
+                             data: Any = Body(description="{account_id?, to, type, content, reply_to?, priority?}")
+                             ) -> dict[str, Any]:
+        data = _object(data)
+        draft = _draft(data)
+        to = _text_field(data, "to", required=True)
+        message = await runtime.outbox.send_to(principal.workspace_id, to or "", draft,
+                                               account_id=_text_field(data, "account_id", required=False),
+                                               **_options(request, principal, data))
+        return message_view(message)
+
+    @post("/conversations/{conversation_id:str}/messages", status_code=202, summary="Send in a conversation")
+    async def send_in_conversation(self, request: Request[Any, Any, Any], runtime: Runtime, principal: Principal,
+                                   conversation_id: str,
+                                   data: Any = Body(description="{type, content, reply_to?, priority?}")
+                                   ) -> dict[str, Any]:
+        data = _object(data)
+        for name in ("to", "account_id"):
+            if name in data:
+                raise ValidationFailed(f"{name} is set by the conversation.", details={name: "not allowed here"})
+        draft = _draft(data)
+        conversation = await Conversation.get_scoped(principal.workspace_id, conversation_id)
+        message = await runtime.outbox.send(principal.workspace_id, conversation, draft,
+                                            **_options(request, principal, data))
+        return message_view(message)
+
+    @get("/messages/{message_id:str}", summary="One message with its delivery status")
+    async def get_message(self, runtime: Runtime, principal: Principal, message_id: str) -> dict[str, Any]:
+        return message_view(await runtime.outbox.get(principal.workspace_id, message_id))
+
+    @post("/messages/{message_id:str}/retry", status_code=202, summary="Send a failed message again")
+    async def retry_message(self, runtime: Runtime, principal: Principal, message_id: str) -> dict[str, Any]:
+        return message_view(await runtime.outbox.retry(principal.workspace_id, message_id))
+
+    @post("/media", status_code=201, summary="Upload a file to send (multipart: file, type?)",
+          request_max_body_size=MAX_UPLOAD_BYTES + 1024 * 1024)
+    async def upload_media(self, request: Request[Any, Any, Any], runtime: Runtime, principal: Principal
+                           ) -> dict[str, Any]:
+        if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            raise ValidationFailed("Upload the file as multipart/form-data with a 'file' part (and optionally "
+                                   "'type': image, video, audio, document or sticker).", error_code="MULTIPART_REQUIRED")
+        form = await request.form()
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ValidationFailed("The 'file' part is missing.", details={"file": "required"})
+        kind = form.get("type")
+        if kind is not None and not isinstance(kind, str):
+            raise ValidationFailed("'type' must be text.", details={"type": "must be text"})
+        data = await upload.read()
+        media = await runtime.outbox.media.store_upload(principal.workspace_id, data, upload.filename, kind or None)
+        return media_view(media)

@@ -1,0 +1,49 @@
+"""Prometheus metrics of the send path, and the ``/metrics`` endpoint.
+
+Counters live in each process's default registry: the web process serves them at ``/metrics``
+(with `inbox run` that includes the in-process worker); a separate `inbox worker` serves its own
+on ``INBOX_WORKER_METRICS_PORT``. Queue depth is read from Redis at scrape time, so any process
+reports the whole installation's outbox.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Response, get
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+
+OUTBOX_QUEUED = Counter("inbox_outbox_queued_total", "Messages accepted into the outbox.", ["type", "priority"])
+SENDS = Counter("inbox_sends_total", "Send attempts by message type and result (accepted, failed, retry).",
+                ["type", "result"])
+RETRIES = Counter("inbox_send_retries_total", "Send attempts that will be retried, by reason (Meta's code).",
+                  ["reason"])
+GRAPH_LATENCY = Histogram("inbox_graph_request_seconds", "Graph API call latency by endpoint.", ["endpoint"],
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+LIMITER_WAIT = Histogram("inbox_limiter_wait_seconds", "Time a send waited for its slot (number or recipient pacing).",
+                         ["limit"], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 120, 600))
+CIRCUIT_OPENED = Counter("inbox_circuit_opened_total", "Times a number's circuit breaker opened.")
+QUEUE_DEPTH = Gauge("inbox_outbox_depth", "Messages waiting in the outbox, by lane (agent, bulk, in_progress).",
+                    ["lane"])
+
+
+async def refresh_queue_depth(outbox_queue: Any) -> None:
+    """Sum every number's lanes into QUEUE_DEPTH (cheap: three lengths per number with work)."""
+    totals = {"agent": 0, "bulk": 0, "in_progress": 0}
+    for account_id in await outbox_queue.accounts():
+        agent, bulk, taken = await outbox_queue.depth(account_id)
+        totals["agent"] += agent
+        totals["bulk"] += bulk
+        totals["in_progress"] += taken
+    for lane, value in totals.items():
+        QUEUE_DEPTH.labels(lane=lane).set(value)
+
+
+@get("/metrics", include_in_schema=False)
+async def metrics_endpoint(runtime: Any) -> Response[bytes]:
+    """Prometheus text format; unauthenticated like every scrape target (keep it off the public proxy)."""
+    try:
+        await refresh_queue_depth(runtime.outbox.queue)
+    except Exception:  # noqa: BLE001 - a scrape must answer even when Redis is down
+        pass
+    return Response(content=generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
