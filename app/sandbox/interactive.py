@@ -14,7 +14,8 @@ from app.sandbox.checks import get_list, get_str, require_keys, require_obj, val
 from app.sandbox.errors import invalid_param
 
 _KINDS = frozenset({"button", "list", "cta_url", "product", "product_list", "flow", "catalog_message",
-                    "location_request_message", "call_permission_request", "address_message"})
+                    "location_request_message", "call_permission_request", "address_message",
+                    "order_details", "order_status", "carousel"})
 _NEEDS_BODY = frozenset({"button", "list", "cta_url", "product_list", "flow", "catalog_message",
                          "location_request_message"})
 _HEADER_TYPES = frozenset({"text", "image", "video", "document"})
@@ -122,4 +123,5 @@ def _check_list(action: dict[str, Any]) -> None:
                 raise value_invalid(f"Param {rpath}['id'] duplicates another row id.")
             row_ids.add(row_id or "")
     if rows_total > 10:
-        raise value_invalid(f"Total row count exceed max allowed count: 10 (param {path}['sections'] has {rows_total}).")
+        raise value_invalid(f"Total row count exceed max allowed count: 10 "
+                            f"(param {path}['sections'] has {rows_total}).")

@@ -163,25 +163,45 @@ def _nal(header: int, rbsp: bytes) -> bytes:
     return bytes(out)
 
 
+def _syntax(fields: list[tuple[str, int, int]]) -> _Bits:
+    """Write H.264 syntax elements: ("u", bits, value), ("ue", 0, value) or ("se", 0, value)."""
+    bits = _Bits()
+    for kind, n, value in fields:
+        if kind == "u":
+            bits.u(n, value)
+        elif kind == "ue":
+            bits.ue(value)
+        else:
+            bits.se(value)
+    return bits
+
+
 def _h264_frame() -> tuple[bytes, bytes, bytes]:
-    sps = _Bits()
-    sps.u(8, 66); sps.u(8, 0xC0); sps.u(8, 10)  # baseline, level 1.0  # noqa: E702
-    sps.ue(0); sps.ue(0); sps.ue(2); sps.ue(1); sps.u(1, 0)  # id, log2 frame_num-4, poc type 2  # noqa: E702
-    sps.ue(0); sps.ue(0)  # 1x1 macroblocks = 16x16  # noqa: E702
-    sps.u(1, 1); sps.u(1, 1); sps.u(1, 0); sps.u(1, 0)  # noqa: E702
-    pps = _Bits()
-    pps.ue(0); pps.ue(0); pps.u(1, 0); pps.u(1, 0); pps.ue(0); pps.ue(0); pps.ue(0)  # noqa: E702
-    pps.u(1, 0); pps.u(2, 0); pps.se(0); pps.se(0); pps.se(0); pps.u(1, 1); pps.u(1, 0); pps.u(1, 0)  # noqa: E702
-    idr = _Bits()
-    idr.ue(0); idr.ue(7); idr.ue(0); idr.u(4, 0); idr.ue(0)  # first mb, I slice, pps, frame_num, idr id  # noqa: E702
-    idr.u(1, 0); idr.u(1, 0); idr.se(0); idr.ue(1)  # ref marking, qp delta, deblocking off  # noqa: E702
-    idr.ue(25)  # mb_type I_PCM: raw samples, no entropy coding needed
+    """SPS, PPS and one IDR slice of a 16x16 picture."""
+    sps = _syntax([
+        ("u", 8, 66), ("u", 8, 0xC0), ("u", 8, 10),  # baseline profile, constraint sets 0+1, level 1.0
+        ("ue", 0, 0), ("ue", 0, 0), ("ue", 0, 2),  # sps id, log2_max_frame_num - 4, pic_order_cnt_type 2
+        ("ue", 0, 1), ("u", 1, 0),  # one reference frame, no gaps
+        ("ue", 0, 0), ("ue", 0, 0),  # 1 x 1 macroblocks
+        ("u", 1, 1), ("u", 1, 1), ("u", 1, 0), ("u", 1, 0),  # frames only, direct 8x8, no crop, no VUI
+    ])
+    pps = _syntax([
+        ("ue", 0, 0), ("ue", 0, 0), ("u", 1, 0), ("u", 1, 0),  # ids, CAVLC, no field POC
+        ("ue", 0, 0), ("ue", 0, 0), ("ue", 0, 0),  # one slice group, default ref counts
+        ("u", 1, 0), ("u", 2, 0), ("se", 0, 0), ("se", 0, 0), ("se", 0, 0),  # no weighting, QP 26
+        ("u", 1, 1), ("u", 1, 0), ("u", 1, 0),  # deblocking control present
+    ])
+    idr = _syntax([
+        ("ue", 0, 0), ("ue", 0, 7), ("ue", 0, 0), ("u", 4, 0), ("ue", 0, 0),  # mb 0, I slice, frame 0, idr 0
+        ("u", 1, 0), ("u", 1, 0), ("se", 0, 0), ("ue", 0, 1),  # ref marking, qp delta 0, deblocking off
+        ("ue", 0, 25),  # mb_type I_PCM: raw samples, so no entropy coder is needed
+    ])
     idr.align_zero()
     for y in range(16):
         for x in range(16):
-            idr.u(8, 16 + (x + y) * 6)  # a diagonal gradient, never 0
+            idr.u(8, 16 + (x + y) * 6)  # a diagonal luma gradient (PCM samples are never 0)
     for _ in range(128):
-        idr.u(8, 128)
+        idr.u(8, 128)  # neutral chroma
     return _nal(0x67, sps.trailing()), _nal(0x68, pps.trailing()), _nal(0x65, idr.trailing())
 
 

@@ -71,6 +71,12 @@ def parse_mark_read(body: dict[str, Any]) -> str:
 def parse_send(body: Any) -> ParsedSend:
     """Validate a send body; the mark-as-read shape is handled by ``parse_mark_read``."""
     body = require_obj(body, "root")
+    kind = body.get("type", "text")  # Meta defaults the type to text
+    if not isinstance(kind, str):
+        raise invalid_param("Param type must be a string.", message="(#100) Param type must be a string.")
+    if kind not in MESSAGE_TYPES:
+        raise invalid_param(f"Param type must be one of {{{', '.join(sorted(MESSAGE_TYPES))}}} - got \"{kind}\".",
+                            message="(#100) Param type must be one of the supported message types.")
     require_keys(body, _TOP_LEVEL, "root")
     if body.get("messaging_product") != "whatsapp":
         raise invalid_param("The parameter messaging_product is required and must be 'whatsapp'.",
@@ -81,12 +87,6 @@ def parse_send(body: Any) -> ParsedSend:
     if "to" not in body:
         raise invalid_param("The parameter to is required.", message="(#100) The parameter to is required.")
     wa_id = normalise_to(body["to"])
-    kind = body.get("type", "text")  # Meta defaults the type to text
-    if not isinstance(kind, str):
-        raise invalid_param("Param type must be a string.")
-    if kind not in MESSAGE_TYPES:
-        raise invalid_param(f"Param type must be one of {{{', '.join(sorted(MESSAGE_TYPES))}}} - got \"{kind}\".",
-                            message=f"(#100) Param type must be one of the supported message types.")
     if kind not in body:
         raise invalid_param(f"The parameter {kind} is required.", message=f"(#100) The parameter {kind} is required.")
     parsed = ParsedSend(type=kind, to=body["to"], wa_id=wa_id)
@@ -96,6 +96,9 @@ def parse_send(body: Any) -> ParsedSend:
         get_str(context, "message_id", "context", min_len=1)
     opaque = get_str(body, "biz_opaque_callback_data", "", required=False, max_len=512)
     parsed.biz_opaque_callback_data = opaque
+    if kind == "contacts":  # the only type whose object is an array
+        _check_contacts(body["contacts"])
+        return parsed
     payload = require_obj(body[kind], kind)
     if kind == "text":
         require_keys(payload, {"body", "preview_url"}, "text")
@@ -106,8 +109,6 @@ def parse_send(body: Any) -> ParsedSend:
         parsed.media_id = _check_media(kind, payload)
     elif kind == "location":
         _check_location(payload)
-    elif kind == "contacts":
-        _check_contacts(body["contacts"])
     elif kind == "reaction":
         require_keys(payload, {"message_id", "emoji"}, "reaction")
         get_str(payload, "message_id", "reaction", min_len=1)

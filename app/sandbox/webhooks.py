@@ -1,0 +1,230 @@
+"""Webhook delivery: Meta's batched envelope, signed, in order per number, retried with backoff.
+
+Events wait in a per-number outbox; delayed ones (delivered / read after the number's delays)
+sit in one heap until due.  One sender task per number drains its outbox: everything queued
+so far (up to ``batch_size``) becomes one envelope (consecutive statuses share one change,
+as Meta batches them), signed with the number's app secret over the exact bytes posted.
+Anything but HTTP 200 is retried after ``retry_base_s * 2**n`` up to ``max_attempts``; the
+next batch waits, so a number's events are never reordered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import json
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from app.whatsapp.signature import HEADER, sign
+
+if TYPE_CHECKING:
+    from app.sandbox.models import Number
+    from app.sandbox.state import SandboxState
+
+log = logging.getLogger("app.sandbox.webhooks")
+
+# ("status", status) | ("message", (contact, message)) | ("template", (waba_id, value, time))
+Event = tuple[str, Any]
+
+
+def build_envelope(number: Number, batch: list[Event]) -> dict[str, Any]:
+    """Meta's ``whatsapp_business_account`` envelope for a batch of one number's events."""
+    metadata = {"display_phone_number": number.display_digits, "phone_number_id": number.phone_number_id}
+    entries: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
+    statuses: list[dict[str, Any]] | None = None
+    for kind, payload in batch:
+        if kind == "status":
+            if statuses is None:
+                statuses = []
+                changes.append({"value": {"messaging_product": "whatsapp", "metadata": metadata,
+                                          "statuses": statuses}, "field": "messages"})
+            statuses.append(payload)
+            continue
+        statuses = None
+        if kind == "message":
+            contact, message = payload
+            changes.append({"value": {"messaging_product": "whatsapp", "metadata": metadata,
+                                      "contacts": [contact], "messages": [message]}, "field": "messages"})
+        elif kind == "template":
+            waba_id, value, at = payload
+            entries.append({"id": waba_id, "time": int(at),
+                            "changes": [{"value": value, "field": "message_template_status_update"}]})
+    if changes:
+        entries.insert(0, {"id": number.waba_id, "changes": changes})
+    return {"object": "whatsapp_business_account", "entry": entries}
+
+
+class WebhookDispatcher:
+    """Per-number ordered, batched, signed webhook delivery with retries."""
+
+    def __init__(self, state: SandboxState, *, retry_base_s: float = 1.0, max_attempts: int = 6,
+                 timeout_s: float = 10.0, batch_size: int = 100, max_delay_s: float = 300.0) -> None:
+        self._state = state
+        self.retry_base_s = retry_base_s
+        self.max_attempts = max_attempts
+        self.timeout_s = timeout_s
+        self.batch_size = batch_size
+        self.max_delay_s = max_delay_s
+        self._outboxes: dict[str, deque[Event]] = {}
+        self._heap: list[tuple[float, int, str, Event]] = []
+        self._seq = itertools.count()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self._senders: dict[str, asyncio.Task[None]] = {}
+        self._scheduler: asyncio.Task[None] | None = None
+        self._heap_changed: asyncio.Event | None = None
+        self._generation = 0  # bumped by clear(): batches taken before a reset are abandoned
+        # The last deliveries, for GET /sandbox/control/deliveries and debugging.
+        self.deliveries: deque[dict[str, Any]] = deque(maxlen=2000)
+
+    # ---- producing ---------------------------------------------------------------------
+
+    def emit(self, phone_number_id: str, event: Event, *, due: float | None = None) -> None:
+        """Queue ``event`` for the number's webhook, now or at ``due`` (epoch seconds)."""
+        number = self._state.numbers.get(phone_number_id)
+        if number is None or not number.webhook_url:
+            return  # nobody to tell: Meta drops events for apps without a subscription
+        if due is None or due <= time.time():
+            self._outboxes.setdefault(phone_number_id, deque()).append(event)
+            self._notify(self._wake_sender, phone_number_id)
+        else:
+            heapq.heappush(self._heap, (due, next(self._seq), phone_number_id, event))
+            self._notify(self._wake_scheduler)
+
+    def _notify(self, fn: Any, *args: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # not started yet: start() drains what queued up meanwhile
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            fn(*args)
+        else:  # called from another thread (e.g. a test driving SandboxState directly)
+            loop.call_soon_threadsafe(fn, *args)
+
+    def _wake_sender(self, phone_number_id: str) -> None:
+        wakeup = self._wakeups.get(phone_number_id)
+        if wakeup is None:
+            wakeup = self._wakeups[phone_number_id] = asyncio.Event()
+        task = self._senders.get(phone_number_id)
+        if task is None or task.done():
+            self._senders[phone_number_id] = asyncio.create_task(self._sender(phone_number_id, wakeup))
+        wakeup.set()
+
+    def _wake_scheduler(self) -> None:
+        if self._heap_changed is not None:
+            self._heap_changed.set()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the scheduler and senders on the running loop (app startup)."""
+        self._loop = asyncio.get_running_loop()
+        self._client = httpx.AsyncClient(timeout=self.timeout_s, limits=httpx.Limits(max_connections=200))
+        self._heap_changed = asyncio.Event()
+        self._wakeups.clear()
+        self._senders.clear()
+        self._scheduler = asyncio.create_task(self._schedule())
+        for phone_number_id, outbox in self._outboxes.items():
+            if outbox:
+                self._wake_sender(phone_number_id)
+
+    async def stop(self) -> None:
+        """Cancel delivery and close the HTTP client (app shutdown); queued events stay queued."""
+        tasks = [t for t in [self._scheduler, *self._senders.values()] if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._senders.clear()
+        self._scheduler = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        self._loop = None
+
+    def clear(self) -> None:
+        """Drop every queued and scheduled event, and stop retrying in-flight batches (reset)."""
+        self._generation += 1
+        self._heap.clear()
+        for outbox in self._outboxes.values():
+            outbox.clear()
+        self.deliveries.clear()
+
+    def pending(self) -> int:
+        """Events not yet delivered (queued or scheduled)."""
+        return len(self._heap) + sum(len(o) for o in self._outboxes.values())
+
+    # ---- delivering ------------------------------------------------------------------------
+
+    async def _schedule(self) -> None:
+        assert self._heap_changed is not None
+        heap = self._heap
+        while True:
+            now = time.time()
+            woken: set[str] = set()
+            while heap and heap[0][0] <= now:
+                _, _, phone_number_id, event = heapq.heappop(heap)
+                self._outboxes.setdefault(phone_number_id, deque()).append(event)
+                woken.add(phone_number_id)
+            for phone_number_id in woken:
+                self._wake_sender(phone_number_id)
+            self._heap_changed.clear()
+            timeout = heap[0][0] - now if heap else None
+            try:
+                await asyncio.wait_for(self._heap_changed.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    async def _sender(self, phone_number_id: str, wakeup: asyncio.Event) -> None:
+        outbox = self._outboxes.setdefault(phone_number_id, deque())
+        while True:
+            if not outbox:
+                wakeup.clear()
+                await wakeup.wait()
+                continue
+            batch = [outbox.popleft() for _ in range(min(len(outbox), self.batch_size))]
+            try:
+                await self._deliver(phone_number_id, batch)
+            except asyncio.CancelledError:
+                outbox.extendleft(reversed(batch))  # keep them for a later start()
+                raise
+            except Exception:  # never let one bad batch kill the number's delivery
+                log.exception("sandbox webhook delivery crashed for %s", phone_number_id)
+
+    async def _deliver(self, phone_number_id: str, batch: list[Event]) -> None:
+        generation = self._generation
+        for attempt in range(1, self.max_attempts + 1):
+            number = self._state.numbers.get(phone_number_id)
+            if generation != self._generation or number is None or not number.webhook_url or self._client is None:
+                return  # reset or unregistered meanwhile
+            # Built per attempt: the URL or app secret may have been rotated in between.
+            body = json.dumps(build_envelope(number, batch), separators=(",", ":"), ensure_ascii=False).encode()
+            headers = {"Content-Type": "application/json", HEADER: sign(number.app_secret, body),
+                       "User-Agent": "facebookexternalua"}
+            status: int | None = None
+            try:
+                response = await self._client.post(number.webhook_url, content=body, headers=headers)
+                status = response.status_code
+            except httpx.HTTPError as exc:
+                log.info("sandbox webhook to %s failed: %r", number.webhook_url, exc)
+            if generation != self._generation:
+                return
+            self.deliveries.append({"phone_number_id": phone_number_id, "url": number.webhook_url,
+                                    "attempt": attempt, "status_code": status, "events": len(batch),
+                                    "ok": status == 200, "at": time.time()})
+            if status == 200:
+                return
+            if attempt < self.max_attempts:
+                await asyncio.sleep(min(self.retry_base_s * 2 ** (attempt - 1), self.max_delay_s))
+        log.warning("sandbox gave up on %d webhook events for %s after %d attempts",
+                    len(batch), phone_number_id, self.max_attempts)

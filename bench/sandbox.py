@@ -1,0 +1,175 @@
+"""Benchmark: how many accepted sends per second the Cloud API sandbox alone sustains.
+
+Starts the sandbox in its own process (uvicorn, no access log) so the load generator does
+not share its CPU, registers numbers with an unlimited messages-per-second, then drives
+``POST /{phone_number_id}/messages`` with a raw ``httpx.AsyncClient`` at a fixed
+concurrency.  ``measure_baseline(n, concurrency)`` is what the outbound benchmark imports
+to compare the whole product against the sandbox's own ceiling.
+
+    .venv/bin/python bench/sandbox.py [--n 20000] [--concurrency 64] [--webhooks]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+NUMBERS = 4
+TOKEN = "bench-token"
+
+_SANDBOX = (
+    "import uvicorn; from app.sandbox import create_sandbox_app; "
+    "uvicorn.run(create_sandbox_app(), host='127.0.0.1', port={port}, log_level='warning', access_log=False)"
+)
+# A webhook receiver that answers 200 to everything, for --webhooks.
+_SINK = (
+    "import uvicorn\n"
+    "async def app(scope, receive, send):\n"
+    "    if scope['type'] != 'http': return\n"
+    "    while (await receive()).get('more_body'): pass\n"
+    "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+    "    await send({'type': 'http.response.body', 'body': b''})\n"
+    "uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning', access_log=False, lifespan='off')\n"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _process(code: str, ready_url: str) -> Iterator[None]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(ready_url, timeout=0.5)
+                break
+            except httpx.HTTPError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"benchmark server did not start: {code[:60]}...") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+async def _drive(base: str, n: int, concurrency: int, webhook_url: str | None) -> dict[str, Any]:
+    # httpx's pool scans its connections on every request: one pool of 64 connections tops
+    # out near 400 req/s here, so the load is spread over pools of 4 connections each.
+    per_pool = 4
+    pools = [httpx.AsyncClient(base_url=base, timeout=30, limits=httpx.Limits(
+        max_connections=per_pool, max_keepalive_connections=per_pool)) for _ in range(max(1, concurrency // per_pool))]
+    async with contextlib.AsyncExitStack() as stack:
+        for pool in pools:
+            await stack.enter_async_context(pool)
+        client = pools[0]
+        for i in range(NUMBERS):
+            response = await client.post("/sandbox/control/numbers", json={
+                "phone_number_id": f"90000{i}", "waba_id": "80000", "display_phone_number": f"+1 555 010 000{i}",
+                "access_token": TOKEN, "app_secret": "bench-secret", "webhook_url": webhook_url,
+                "mps": 1_000_000, "delivered_after_ms": 50, "read_after_ms": 200})
+            response.raise_for_status()
+        # Enough recipients that the default 45-message burst per recipient never bites.
+        recipients = [f"+1555{7000000 + i}" for i in range(max(1000, n // 20))]
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        latencies: list[float] = []
+        errors = 0
+        counter = iter(range(n))
+
+        async def worker(k: int, record: bool) -> None:
+            nonlocal errors
+            client = pools[k % len(pools)]
+            for i in counter:
+                body = {"messaging_product": "whatsapp", "to": recipients[i % len(recipients)], "type": "text",
+                        "text": {"body": f"bench message {i}"}}
+                started = time.perf_counter()
+                response = await client.post(f"/sandbox/graph/v23.0/90000{i % NUMBERS}/messages", json=body,
+                                             headers=headers)
+                if record:
+                    latencies.append(time.perf_counter() - started)
+                    errors += response.status_code != 200
+
+        warmup = iter(range(min(500, n)))
+        counter, real = warmup, counter  # warm connections and code paths, unmeasured
+        await asyncio.gather(*(worker(k, False) for k in range(concurrency)))
+        counter = real
+        await client.delete("/sandbox/control/sent")
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(k, True) for k in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    accepted = len(latencies) - errors
+    return {
+        "n": n, "concurrency": concurrency, "accepted": accepted, "errors": errors, "elapsed_s": round(elapsed, 3),
+        "msgs_per_s": round(accepted / elapsed, 1) if elapsed else 0.0,
+        "p50_ms": round(_percentile(latencies, 0.50) * 1000, 2),
+        "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else 0.0,
+        "webhooks": webhook_url is not None,
+    }
+
+
+def measure_baseline(n: int = 20_000, concurrency: int = 64, *, webhooks: bool = False) -> dict[str, Any]:
+    """Accepted sends/s and latency of the sandbox alone (in its own process).
+
+    With ``webhooks`` the numbers post their sent/delivered/read statuses to a sink
+    process, so the figure includes the sandbox's webhook delivery work.
+    """
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    with contextlib.ExitStack() as stack:
+        webhook_url = None
+        if webhooks:
+            sink_port = _free_port()
+            stack.enter_context(_process(_SINK.replace("{port}", str(sink_port)), f"http://127.0.0.1:{sink_port}/"))
+            webhook_url = f"http://127.0.0.1:{sink_port}/hook"
+        stack.enter_context(_process(_SANDBOX.replace("{port}", str(port)), f"{base}/sandbox/control/numbers"))
+        return asyncio.run(_drive(base, n, concurrency, webhook_url))
+
+
+def _print(result: dict[str, Any]) -> None:
+    label = "with status webhooks" if result["webhooks"] else "webhooks off"
+    print(f"sandbox baseline ({label}): {result['accepted']} accepted sends of {result['n']}, "
+          f"concurrency {result['concurrency']}, {result['errors']} errors")
+    print(f"  throughput : {result['msgs_per_s']:>8.1f} accepted sends/s  ({result['elapsed_s']} s)")
+    print(f"  latency    : p50 {result['p50_ms']:.2f} ms   p99 {result['p99_ms']:.2f} ms   "
+          f"mean {result['mean_ms']:.2f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--webhooks", action="store_true", help="also deliver status webhooks to a sink")
+    args = parser.parse_args()
+    _print(measure_baseline(args.n, args.concurrency, webhooks=args.webhooks))
+
+
+if __name__ == "__main__":
+    main()
