@@ -1,14 +1,49 @@
-"""Demo mode: a workspace with sign-in printed on the console, on the sandbox."""
+"""Demo mode: a workspace on the sandbox with numbers, templates, contacts and conversations in every state.
+
+The numbers are registered in the in-process SandboxState (same ids, token and app secret as
+the WhatsAppAccounts, webhook URL = the account's own), so replies really go through the Cloud
+API simulator and come back as status webhooks; the "simulate customer" panel makes its
+customers write. History is written directly so the inbox opens full, in a second.
+"""
 
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
+from typing import Any
 
+from app.db import utcnow
+from app.domains.accounts.models import WhatsAppAccount
+from app.domains.accounts.services import NewAccount
 from app.domains.workspaces.models import Role, User
+from app.logging import get_logger
 from app.runtime import Runtime
+
+log = get_logger(__name__)
 
 DEMO_ADMIN = "admin@demo.wa-inbox.test"
 DEMO_AGENT = "agent@demo.wa-inbox.test"
+DEMO_NUMBERS = [
+    {"name": "Coffee Co sales", "phone_number_id": "106540352242922", "waba_id": "102290129340398",
+     "display_phone_number": "+1 555 010 0100"},
+    {"name": "Coffee Co support", "phone_number_id": "106540352242923", "waba_id": "102290129340398",
+     "display_phone_number": "+1 555 010 0101"},
+]
+DEMO_TEMPLATES = [
+    ("order_update", "en_US", "UTILITY", "Hi {{1}}, your order {{2}} is on its way and arrives {{3}}."),
+    ("welcome_back", "en_US", "MARKETING", "Hello {{1}}! Fresh beans from Brazil just arrived. Reply to order."),
+    ("hello_world", "en_US", "UTILITY", "Hello! Thanks for contacting Coffee Co. How can we help today?"),
+]
+
+
+def _body_component(text: str) -> dict[str, Any]:
+    import re
+
+    params = re.findall(r"\{\{(\d+)\}\}", text)
+    component: dict[str, Any] = {"type": "BODY", "text": text}
+    if params:
+        component["example"] = {"body_text": [[f"sample{p}" for p in params]]}
+    return component
 
 
 async def seed_demo(runtime: Runtime, sandbox_state=None) -> dict[str, str]:
@@ -17,9 +52,56 @@ async def seed_demo(runtime: Runtime, sandbox_state=None) -> dict[str, str]:
     password = secrets.token_urlsafe(9)
     if existing is None:
         workspace, admin = await runtime.people.create_workspace("Demo Coffee Co", DEMO_ADMIN, password, "Demo Admin")
-        await runtime.people.create_user(workspace.id, DEMO_AGENT, password, Role.AGENT, "Demo Agent")
+        agent = await runtime.people.create_user(workspace.id, DEMO_AGENT, password, Role.AGENT, "Demo Agent")
+        accounts = []
+        for spec in DEMO_NUMBERS:
+            token, app_secret = "demo-token-" + secrets.token_hex(12), "demo-secret-" + secrets.token_hex(12)
+            accounts.append(await runtime.accounts.create(workspace.id, NewAccount(
+                access_token=token, app_secret=app_secret, **spec)))
+        _register(runtime, sandbox_state, accounts)
+        await _seed_templates(workspace.id, sandbox_state, accounts[0])
+        from app.demo_history import seed_history
+
+        await seed_history(runtime, sandbox_state, workspace.id, accounts, admin, agent)
     else:  # a persistent database: give the demo users a fresh password we can print
         from app.security import hash_password
 
         await User.find(User.workspace_id == existing.workspace_id).update({"$set": {"password_hash": hash_password(password)}})
+        accounts = await WhatsAppAccount.find(WhatsAppAccount.workspace_id == existing.workspace_id).to_list()
+        _register(runtime, sandbox_state, accounts)  # the sandbox keeps nothing across restarts
+        if accounts:
+            await _seed_templates(existing.workspace_id, sandbox_state, accounts[0])
     return {"admin": DEMO_ADMIN, "agent": DEMO_AGENT, "password": password}
+
+
+def _register(runtime: Runtime, sandbox_state, accounts: list[WhatsAppAccount]) -> None:
+    if sandbox_state is None:
+        return
+    for account in accounts:
+        # Ticks advance visibly: delivered after 0.8 s, read after 2.5 s.
+        sandbox_state.register_number(
+            account.phone_number_id, account.waba_id, account.display_phone_number,
+            runtime.accounts.access_token(account), runtime.accounts.app_secret(account),
+            runtime.accounts.webhook_url(account), account.mps, delivered_after_ms=800, read_after_ms=2500,
+            verified_name="Demo Coffee Co")
+
+
+async def _seed_templates(workspace_id, sandbox_state, account: WhatsAppAccount) -> None:
+    if sandbox_state is None:
+        return
+    try:
+        from app.domains.templates.models import MessageTemplate
+    except ImportError:
+        MessageTemplate = None  # noqa: N806
+    for name, language, category, text in DEMO_TEMPLATES:
+        components = [_body_component(text)]
+        template_id = sandbox_state.seed_template(account.waba_id, name, language, category, components)
+        if MessageTemplate is not None and not await MessageTemplate.find_one(
+                {"workspace_id": workspace_id, "waba_id": account.waba_id, "name": name, "language": language}):
+            await MessageTemplate(workspace_id=workspace_id, waba_id=account.waba_id, meta_id=template_id, name=name,
+                                  language=language, category=category, status="APPROVED",
+                                  components=components, synced_at=utcnow()).insert()
+
+
+def demo_since(hours: float) -> Any:
+    return utcnow() - timedelta(hours=hours)

@@ -34,6 +34,7 @@ from app.domains.catalog.api import AttributesApi, CannedResponsesApi, LabelsApi
 from app.domains.team.api import ApiKeysApi, TeamsApi, UsersApi
 from app.domains.templates.api import TemplatesApi
 from app.domains.workspaces.controllers import AuthController
+from app.domains.inbox import INBOX_HANDLERS
 from app.error_handlers import handle_exception
 from app.logging import get_logger
 from app.realtime import channels_plugin
@@ -126,6 +127,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
         route_handlers=[
             AuthController,
             ShellController,
+            *INBOX_HANDLERS,
             HealthController,
             MeApi,
             WhatsAppWebhookController, ConversationsApi, MediaController,
@@ -155,5 +157,5 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
         plugins=plugins,
         lifespan=[lifespan],
         logging_config=None,  # structlog (app.logging) owns the handlers
-        state=State({"runtime": runtime}),
+        state=State({"runtime": runtime, "demo": demo, "sandbox": sandbox_state}),
     )

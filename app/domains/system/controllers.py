@@ -6,9 +6,8 @@ import asyncio
 import time
 
 from litestar import Controller, MediaType, Request, Response, get
-from litestar.response import Redirect, Template
+from litestar.response import Redirect
 
-from app.auth import requires_login
 from app.queue import HEARTBEAT_KEY
 from app.runtime import Runtime
 
@@ -56,7 +55,3 @@ class ShellController(Controller):
     @get("/", include_in_schema=False)
     async def home(self, request: Request) -> Redirect:
         return Redirect("/inbox" if request.user else "/login")
-
-    @get("/inbox", guards=[requires_login], include_in_schema=False)
-    async def inbox(self) -> Template:
-        return Template("inbox/index.html", context={"active": "inbox"})

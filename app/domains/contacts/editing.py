@@ -1,0 +1,91 @@
+"""Agents edit a contact: display name, custom attributes, tags, marketing opt-out.
+
+Each change is published as a ``conversation.updated`` for the contact's conversations, so every
+open inbox shows the new name at once. No Litestar here: the JSON API reuses it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from app.db import utcnow
+from app.domains.contacts.models import Contact
+from app.domains.conversations.models import Conversation
+from app.errors import ValidationFailed
+from app.realtime import LiveEvents
+
+MAX_NAME = 120
+MAX_ATTRIBUTES = 50
+MAX_ATTRIBUTE_VALUE = 500
+MAX_TAGS = 30
+_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
+_TAG = re.compile(r"^[\w][\w .:/&+-]{0,39}$", re.UNICODE)
+
+
+class ContactEditing:
+    def __init__(self, live: LiveEvents) -> None:
+        self.live = live
+
+    async def rename(self, contact: Contact, name: str) -> Contact:
+        """The name agents see; empty goes back to the customer's WhatsApp profile name."""
+        name = " ".join((name or "").split())
+        if len(name) > MAX_NAME:
+            raise ValidationFailed(f"Names are at most {MAX_NAME} characters.", error_code="NAME_TOO_LONG",
+                                   details={"name": f"{len(name)} characters"})
+        return await self._save(contact, name=name)
+
+    async def set_attribute(self, contact: Contact, key: str, value: str) -> Contact:
+        key = (key or "").strip()
+        if not _KEY.match(key):
+            raise ValidationFailed("Attribute names start with a letter: letters, digits and _ only, 40 at most.",
+                                   error_code="BAD_ATTRIBUTE", details={"key": key[:60]})
+        value = (value or "").strip()
+        if len(value) > MAX_ATTRIBUTE_VALUE:
+            raise ValidationFailed(f"Values are at most {MAX_ATTRIBUTE_VALUE} characters.",
+                                   error_code="BAD_ATTRIBUTE", details={"value": f"{len(value)} characters"})
+        attributes = dict(contact.attributes)
+        if not value:
+            attributes.pop(key, None)
+        else:
+            if key not in attributes and len(attributes) >= MAX_ATTRIBUTES:
+                raise ValidationFailed(f"At most {MAX_ATTRIBUTES} attributes.", error_code="TOO_MANY_ATTRIBUTES",
+                                       details={"key": key})
+            attributes[key] = value
+        return await self._save(contact, attributes=attributes)
+
+    async def set_tags(self, contact: Contact, tags: list[str] | str) -> Contact:
+        if isinstance(tags, str):
+            tags = tags.split(",")
+        cleaned: list[str] = []
+        for raw in tags:
+            tag = " ".join(str(raw).split())
+            if not tag:
+                continue
+            if not _TAG.match(tag):
+                raise ValidationFailed("Tags are up to 40 letters, digits, spaces or - _ . : / & +.",
+                                       error_code="BAD_TAG", details={"tags": tag[:60]})
+            if tag.lower() not in {t.lower() for t in cleaned}:
+                cleaned.append(tag)
+        if len(cleaned) > MAX_TAGS:
+            raise ValidationFailed(f"At most {MAX_TAGS} tags.", error_code="TOO_MANY_TAGS",
+                                   details={"tags": f"{len(cleaned)} given"})
+        return await self._save(contact, tags=cleaned)
+
+    async def set_opt_out(self, contact: Contact, opted_out: bool) -> Contact:
+        """Opted-out contacts get no marketing templates (the send path refuses them)."""
+        return await self._save(contact, opted_out_marketing=bool(opted_out))
+
+    async def _save(self, contact: Contact, **changes: Any) -> Contact:
+        now = utcnow()
+        for key, value in changes.items():
+            setattr(contact, key, value)
+        contact.updated_at = now
+        await Contact.get_motor_collection().update_one(
+            {"_id": contact.id, "workspace_id": contact.workspace_id}, {"$set": {**changes, "updated_at": now}})
+        # The list shows the contact's name: touch its conversations so open inboxes and catch-up see it.
+        conversations = await Conversation.scoped(contact.workspace_id, Conversation.contact_id == contact.id).to_list()
+        for conversation in conversations:
+            await Conversation.get_motor_collection().update_one({"_id": conversation.id}, {"$set": {"updated_at": now}})
+            await self.live.publish(contact.workspace_id, "conversation.updated", conversation_id=str(conversation.id))
+        return contact

@@ -1,0 +1,130 @@
+"""The inbox page: conversation list (filters, search, pages), the open thread, older messages.
+
+One handler serves the page and its fragments, branching on ``request.htmx``; a reload of any
+URL the page pushes gives the whole page in the same state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.response import Template
+
+from app.auth import requires_login
+from app.domains.accounts.models import WhatsAppAccount
+from app.domains.conversations.actions import ConversationActions
+from app.domains.conversations.models import Conversation
+from app.domains.inbox.context import (
+    filters_from, html, me, page_template, panel_context, queries, render,
+)
+from app.domains.inbox.queries import ListFilters, Page
+from app.domains.inbox.sending import InboxSender
+from app.domains.inbox.vocab import labels_of
+from app.runtime import Runtime
+
+
+class InboxController(Controller):
+    path = "/inbox"
+    guards = [requires_login]
+    include_in_schema = False
+
+    @get("/")
+    async def page(self, request: Request, runtime: Runtime) -> Template:
+        """The whole inbox; ``?c=<id>`` opens a conversation, the other parameters are the filters."""
+        conversation_id = request.query_params.get("c")
+        conversation = None
+        if conversation_id:
+            conversation = await Conversation.get_scoped(me(request).workspace_id, conversation_id)
+        return await self._full_page(request, runtime, filters_from(request), conversation)
+
+    @get("/conversations")
+    async def conversation_list(self, request: Request, runtime: Runtime) -> Response[str] | Template:
+        """A page of rows for the filter form and the "load more" sentinel."""
+        filters = filters_from(request)
+        if not request.htmx:
+            return await self._full_page(request, runtime, filters, None)
+        principal = me(request)
+        cursor = request.query_params.get("cursor")
+        page = await queries.list_page(principal.workspace_id, filters, principal.user_id, cursor)
+        body = render(request, "inbox/_conversation_items.html", page=page, filters=filters, first_page=not cursor,
+                      show_account=await self._several_numbers(principal.workspace_id))
+        # The live feed filters what it pushes by the same filters: tell inbox.js the new view.
+        url = "/inbox" + (("?" + filters.query_string()) if filters.query_string() else "")
+        return html(body, headers={"HX-Push-Url": url} if not cursor else None)
+
+    @get("/c/{conversation_id:str}")
+    async def open_conversation(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str] | Template:
+        principal = me(request)
+        conversation = await Conversation.get_scoped(principal.workspace_id, conversation_id)
+        if not request.htmx or request.headers.get("hx-history-restore-request"):
+            return await self._full_page(request, runtime, filters_from(request), conversation)
+        await self._mark_read(runtime, conversation)
+        context = await self._thread_context(request, conversation)
+        body = render(request, "inbox/_thread.html", **context)
+        # The row loses its unread badge in this tab at once (other tabs get the live update).
+        from app.domains.inbox.context import oob_row
+
+        return html(body + oob_row(request, context["row"]) + self._unread_oob(await queries.unread_total(principal.workspace_id)))
+
+    @get("/c/{conversation_id:str}/older")
+    async def older_messages(self, request: Request, conversation_id: str) -> Response[str]:
+        principal = me(request)
+        conversation = await Conversation.get_scoped(principal.workspace_id, conversation_id)
+        thread = await queries.thread_page(conversation, before=request.query_params.get("before"))
+        return html(render(request, "inbox/_messages.html", thread=thread, conversation_id=str(conversation.id)))
+
+    @post("/c/{conversation_id:str}/read", status_code=200)
+    async def read(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+        """The agent is looking at the thread while a message arrives: it is read."""
+        principal = me(request)
+        conversation = await Conversation.get_scoped(principal.workspace_id, conversation_id)
+        await self._mark_read(runtime, conversation)
+        return html("")
+
+    # --- helpers -------------------------------------------------------------------------------------
+    async def _mark_read(self, runtime: Runtime, conversation: Conversation) -> None:
+        if await ConversationActions(runtime.live).mark_read(conversation):
+            await InboxSender(runtime).mark_read(conversation)
+
+    async def _thread_context(self, request: Request, conversation: Conversation) -> dict[str, Any]:
+        context = await panel_context(request, conversation)
+        context["thread"] = await queries.thread_page(conversation)
+        context["conversation_id"] = str(conversation.id)
+        return context
+
+    async def _several_numbers(self, workspace_id) -> bool:
+        return await WhatsAppAccount.find(WhatsAppAccount.workspace_id == workspace_id).count() > 1
+
+    @staticmethod
+    def _unread_oob(total: int) -> str:
+        return f'<span id="unread-total" data-count="{int(total)}" hidden hx-swap-oob="true"></span>'
+
+    async def _full_page(self, request: Request, runtime: Runtime, filters: ListFilters,
+                         conversation: Conversation | None) -> Template:
+        principal = me(request)
+        if conversation is not None:
+            await self._mark_read(runtime, conversation)
+        page: Page = await queries.list_page(principal.workspace_id, filters, principal.user_id)
+        accounts = await WhatsAppAccount.find(WhatsAppAccount.workspace_id == principal.workspace_id).to_list()
+        context: dict[str, Any] = {
+            "active": "inbox", "me": principal, "filters": filters, "page": page, "accounts": accounts,
+            "show_account": len(accounts) > 1, "label_options": await label_options(principal.workspace_id),
+            "unread_total": await queries.unread_total(principal.workspace_id),
+            "demo": bool(getattr(request.app.state, "demo", False)), "row": None,
+        }
+        if conversation is not None:
+            context.update(await self._thread_context(request, conversation))
+        if context["demo"]:
+            from app.domains.inbox.simulate import simulate_context
+
+            context.update(await simulate_context(principal.workspace_id))
+        return page_template(context)
+
+
+async def label_options(workspace_id) -> list[tuple[str, str]]:
+    """(value, name) for the label filter: the admin's labels, else the words conversations carry."""
+    known = await labels_of(workspace_id)
+    if known:
+        return [(i.id, i.name) for i in known.values()]
+    return [(x, x) for x in await queries.labels_in_use(workspace_id)]

@@ -1,0 +1,134 @@
+"""The side panel's actions: contact name, attributes, tags, opt-out; agent, team, status, snooze, labels.
+
+Each answers with the refreshed panel (and the row and status line out of band); the system
+event each change leaves reaches every tab, this one included, through the live feed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from litestar import Controller, Request, Response, post
+
+from app.auth import requires_login
+from app.domains.contacts.editing import ContactEditing
+from app.domains.contacts.models import Contact
+from app.domains.conversations.actions import ConversationActions
+from app.domains.conversations.models import Conversation
+from app.domains.inbox.context import html, me, oob_meta, oob_row, panel_context, render
+from app.domains.inbox.vocab import labels_of, teams_of
+from app.errors import ClientError, ValidationFailed
+from app.runtime import Runtime
+
+
+def parse_local_time(value: str, offset_minutes: str) -> datetime:
+    """A datetime-local value plus the browser's getTimezoneOffset() (minutes behind UTC) -> UTC."""
+    try:
+        local = datetime.fromisoformat(value)
+        offset = int(offset_minutes or 0)
+    except (TypeError, ValueError):
+        raise ValidationFailed("Pick a date and time.", error_code="BAD_TIME", details={"until": str(value)[:40]}) from None
+    if local.tzinfo is not None or not -900 <= offset <= 900:
+        raise ValidationFailed("Pick a date and time.", error_code="BAD_TIME", details={"until": str(value)[:40]})
+    return (local + timedelta(minutes=offset)).replace(tzinfo=UTC)
+
+
+class PanelController(Controller):
+    path = "/inbox/c/{conversation_id:str}"
+    guards = [requires_login]
+    include_in_schema = False
+
+    @post("/assign", status_code=200)
+    async def assign(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+        form = await request.form()
+        return await self._apply(request, runtime, conversation_id, lambda actions, c, by: actions.assign(
+            c, assignee_id=str(form.get("assignee_id") or "") or None, by=by))
+
+    @post("/team", status_code=200)
+    async def team(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+        form = await request.form()
+        team_id = str(form.get("team_id") or "")
+        teams = {str(t.id): t.name for t in await teams_of(me(request).workspace_id)}
+        if team_id and team_id not in teams:
+            return await self._panel(request, conversation_id, error="That team does not exist any more.", status=422)
+        return await self._apply(request, runtime, conversation_id, lambda actions, c, by: actions.assign_team(
+            c, team_id=team_id or None, team_name=teams.get(team_id), by=by))
+
+    @post("/status", status_code=200)
+    async def status(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+        form = await request.form()
+        return await self._apply(request, runtime, conversation_id, lambda actions, c, by: actions.set_status(
+            c, str(form.get("status") or ""), by=by))
+
+    @post("/snooze", status_code=200)
+    async def snooze(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+        form = await request.form()
+        try:
+            until = parse_local_time(str(form.get("until") or ""), str(form.get("tz_offset") or "0"))
+        except ClientError as error:
+            return await self._panel(request, conversation_id, error=error.message, status=error.status_code)
+        return await self._apply(request, runtime, conversation_id,
+                                 lambda actions, c, by: actions.snooze(c, until, by=by))
+
+    @post("/labels", status_code=200)
+    async def labels(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+        form = await request.form()
+        known = {i.id: i.name for i in (await labels_of(me(request).workspace_id)).values()}
+        values = [str(v) for v in form.getall("labels")] if known else str(form.get("labels") or "")
+        return await self._apply(request, runtime, conversation_id, lambda actions, c, by: actions.set_labels(
+            c, values, by=by, known=known or None))
+
+    # --- the contact ---------------------------------------------------------------------------------
+    @post("/contact", status_code=200)
+    async def rename(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+        form = await request.form()
+        return await self._contact(request, runtime, conversation_id,
+                                   lambda editing, contact: editing.rename(contact, str(form.get("name") or "")))
+
+    @post("/contact/attributes", status_code=200)
+    async def attribute(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+        form = await request.form()
+        return await self._contact(request, runtime, conversation_id, lambda editing, contact: editing.set_attribute(
+            contact, str(form.get("key") or ""), str(form.get("value") or "")))
+
+    @post("/contact/tags", status_code=200)
+    async def contact_tags(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+        form = await request.form()
+        return await self._contact(request, runtime, conversation_id,
+                                   lambda editing, contact: editing.set_tags(contact, str(form.get("tags") or "")))
+
+    @post("/contact/opt-out", status_code=200)
+    async def opt_out(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+        form = await request.form()
+        return await self._contact(request, runtime, conversation_id, lambda editing, contact: editing.set_opt_out(
+            contact, str(form.get("opted_out") or "") == "1"))
+
+    # --- helpers -------------------------------------------------------------------------------------
+    async def _apply(self, request: Request, runtime: Runtime, conversation_id: str, change) -> Response[str]:
+        principal = me(request)
+        conversation = await Conversation.get_scoped(principal.workspace_id, conversation_id)
+        try:
+            await change(ConversationActions(runtime.live), conversation, principal.user)
+        except ClientError as error:
+            return await self._panel(request, conversation_id, error=error.message, status=error.status_code)
+        return await self._panel(request, conversation_id)
+
+    async def _contact(self, request: Request, runtime: Runtime, conversation_id: str, change) -> Response[str]:
+        principal = me(request)
+        conversation = await Conversation.get_scoped(principal.workspace_id, conversation_id)
+        contact = await Contact.get_scoped(principal.workspace_id, conversation.contact_id)
+        try:
+            await change(ContactEditing(runtime.live), contact)
+        except ClientError as error:
+            return await self._panel(request, conversation_id, error=error.message, status=error.status_code)
+        return await self._panel(request, conversation_id)
+
+    async def _panel(self, request: Request, conversation_id: str, error: str | None = None,
+                     status: int = 200) -> Response[str]:
+        conversation = await Conversation.get_scoped(me(request).workspace_id, conversation_id)
+        context = await panel_context(request, conversation, panel_error=error)
+        body = render(request, "inbox/_side_panel.html", **context)
+        if error is None:
+            body += oob_row(request, context["row"]) + oob_meta(request, context["row"])
+        # A refused change still shows the panel with its reason (HTMX swaps 4xx only when told to).
+        return html(body, status_code=200, headers={"X-Inbox-Error": "1"} if error else None)

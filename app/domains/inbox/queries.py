@@ -1,0 +1,263 @@
+"""Read side of the inbox: the filtered, searched, cursor-paginated list and the thread pages.
+
+Cursor pagination on (last_message_at, _id) for the list and on _id for the thread follows the
+compound indexes declared on Conversation and Message, so page N costs what page 1 costs.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from beanie import PydanticObjectId
+
+from app.db import as_utc, parse_object_id
+from app.domains.accounts.models import WhatsAppAccount
+from app.domains.contacts.models import Contact
+from app.domains.conversations.models import Conversation, ConversationStatus
+from app.domains.inbox.views import ConversationRow, MessageView
+from app.domains.inbox.vocab import labels_of
+from app.domains.messages.models import Message
+from app.domains.workspaces.models import User
+from app.errors import ValidationFailed
+
+PAGE_SIZE = 40
+THREAD_PAGE = 40
+SEARCH_CAP = 500
+STATUSES = ("open", "pending", "snoozed", "resolved", "all")
+ASSIGNEES = ("all", "mine", "unassigned")
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    """What the filter bar selects; parsed leniently (unknown values fall back to defaults)."""
+
+    status: str = "open"
+    assignee: str = "all"
+    account: str = ""
+    label: str = ""
+    q: str = ""
+
+    @classmethod
+    def parse(cls, params: dict[str, Any]) -> ListFilters:
+        status = str(params.get("status") or "open")
+        assignee = str(params.get("assignee") or "all")
+        account = str(params.get("account") or "")
+        return cls(
+            status=status if status in STATUSES else "open",
+            assignee=assignee if assignee in ASSIGNEES else "all",
+            account=account if parse_object_id(account) else "",
+            label=str(params.get("label") or "").strip()[:40],
+            q=" ".join(str(params.get("q") or "").split())[:100],
+        )
+
+    def query_string(self) -> str:
+        from urllib.parse import urlencode
+
+        return urlencode({k: v for k, v in self.as_dict().items() if v})
+
+    def as_dict(self) -> dict[str, str]:
+        return {"status": self.status, "assignee": self.assignee, "account": self.account, "label": self.label,
+                "q": self.q}
+
+    def matches(self, conversation: Conversation, user_id: PydanticObjectId | None,
+                search_hit: bool | None = None) -> bool:
+        """Whether a (live-updated) conversation belongs in a list with these filters."""
+        if self.status != "all" and conversation.status.value != self.status:
+            return False
+        if self.assignee == "mine" and conversation.assignee_id != user_id:
+            return False
+        if self.assignee == "unassigned" and conversation.assignee_id is not None:
+            return False
+        if self.account and str(conversation.account_id) != self.account:
+            return False
+        if self.label and self.label not in conversation.labels:
+            return False
+        if self.q and search_hit is False:
+            return False
+        return conversation.last_message_at is not None
+
+
+@dataclass
+class Page:
+    rows: list[ConversationRow] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+@dataclass
+class ThreadPage:
+    messages: list[MessageView] = field(default_factory=list)
+    older_cursor: str | None = None
+
+
+def encode_cursor(at: datetime, oid: PydanticObjectId) -> str:
+    raw = f"{int(as_utc(at).timestamp() * 1000)}:{oid}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, PydanticObjectId]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        millis, oid = raw.split(":", 1)
+        from datetime import UTC
+
+        at = datetime.fromtimestamp(int(millis) / 1000, UTC)
+        parsed = parse_object_id(oid)
+        if parsed is None:
+            raise ValueError(oid)
+        return at, parsed
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed("This page link is invalid; reload the list.", error_code="BAD_CURSOR",
+                               details={"cursor": cursor[:40]}) from None
+
+
+class InboxQueries:
+    """Lists and threads, joined with contacts, numbers and agents for display."""
+
+    async def list_page(self, workspace_id: PydanticObjectId, filters: ListFilters, user_id: PydanticObjectId | None,
+                        cursor: str | None = None, limit: int = PAGE_SIZE) -> Page:
+        query: dict[str, Any] = {"workspace_id": workspace_id, "last_message_at": {"$ne": None}}
+        if filters.status != "all":
+            query["status"] = filters.status
+        if filters.assignee == "mine":
+            query["assignee_id"] = user_id
+        elif filters.assignee == "unassigned":
+            query["assignee_id"] = None
+        if filters.account:
+            query["account_id"] = PydanticObjectId(filters.account)
+        if filters.label:
+            query["labels"] = filters.label
+        if filters.q:
+            contact_ids, conversation_ids = await self._search(workspace_id, filters.q)
+            query["$or"] = [{"contact_id": {"$in": contact_ids}}, {"_id": {"$in": conversation_ids}}]
+        if cursor:
+            at, oid = decode_cursor(cursor)
+            query["$and"] = [{"$or": [{"last_message_at": {"$lt": at}},
+                                      {"last_message_at": at, "_id": {"$lt": oid}}]}]
+        docs = await Conversation.get_motor_collection().find(query).sort(
+            [("last_message_at", -1), ("_id", -1)]).limit(limit + 1).to_list(None)
+        conversations = [Conversation.model_validate(d) for d in docs[:limit]]
+        page = Page(rows=await self.rows(workspace_id, conversations))
+        if len(docs) > limit and conversations:
+            last = conversations[-1]
+            page.next_cursor = encode_cursor(last.last_message_at, last.id)
+        return page
+
+    async def _search(self, workspace_id: PydanticObjectId, q: str) -> tuple[list, list]:
+        """Contacts by name or phone, conversations by message text (case-insensitive substring)."""
+        pattern = re.compile(re.escape(q), re.IGNORECASE)
+        digits = re.sub(r"\D", "", q)
+        contact_or: list[dict[str, Any]] = [{"name": pattern}, {"profile_name": pattern}]
+        if len(digits) >= 3:
+            contact_or += [{"wa_id": re.compile(re.escape(digits))}, {"phone": re.compile(re.escape(digits))}]
+        contacts = await Contact.get_motor_collection().find(
+            {"workspace_id": workspace_id, "$or": contact_or}, {"_id": 1}).limit(SEARCH_CAP).to_list(None)
+        messages = await Message.get_motor_collection().find(
+            {"workspace_id": workspace_id, "$or": [{"content.body": pattern}, {"content.caption": pattern}]},
+            {"conversation_id": 1}).sort([("_id", -1)]).limit(SEARCH_CAP).to_list(None)
+        return [c["_id"] for c in contacts], list({m["conversation_id"] for m in messages})
+
+    async def search_hit(self, conversation: Conversation, q: str) -> bool:
+        """Whether one conversation matches a search (for live updates of a searched list)."""
+        contact_ids, conversation_ids = await self._search(conversation.workspace_id, q)
+        return conversation.contact_id in contact_ids or conversation.id in conversation_ids
+
+    async def rows(self, workspace_id: PydanticObjectId, conversations: list[Conversation]) -> list[ConversationRow]:
+        if not conversations:
+            return []
+        contacts = await self._by_id(Contact, workspace_id, {c.contact_id for c in conversations})
+        accounts = await self._by_id(WhatsAppAccount, workspace_id, {c.account_id for c in conversations})
+        users = await self._by_id(User, workspace_id, {c.assignee_id for c in conversations if c.assignee_id})
+        label_info = await labels_of(workspace_id) if any(c.labels for c in conversations) else {}
+        return [ConversationRow(c, contacts.get(c.contact_id), accounts.get(c.account_id), users.get(c.assignee_id),
+                                label_info) for c in conversations]
+
+    async def row(self, conversation: Conversation) -> ConversationRow:
+        return (await self.rows(conversation.workspace_id, [conversation]))[0]
+
+    @staticmethod
+    async def _by_id(model: Any, workspace_id: PydanticObjectId, ids: set) -> dict:
+        ids = {i for i in ids if i is not None}
+        if not ids:
+            return {}
+        docs = await model.find({"_id": {"$in": list(ids)}, "workspace_id": workspace_id}).to_list()
+        return {d.id: d for d in docs}
+
+    async def thread_page(self, conversation: Conversation, before: str | None = None,
+                          limit: int = THREAD_PAGE) -> ThreadPage:
+        """The newest ``limit`` messages (or those before the ``before`` message id), oldest first."""
+        query: dict[str, Any] = {"workspace_id": conversation.workspace_id, "conversation_id": conversation.id}
+        if before:
+            oid = parse_object_id(before)
+            if oid is None:
+                raise ValidationFailed("This page link is invalid; reload the conversation.",
+                                       error_code="BAD_CURSOR", details={"before": before[:40]})
+            query["_id"] = {"$lt": oid}
+        docs = await Message.get_motor_collection().find(query).sort([("_id", -1)]).limit(limit + 1).to_list(None)
+        messages = [Message.model_validate(d) for d in docs[:limit]]
+        messages.reverse()
+        page = ThreadPage(messages=await self.views(conversation.workspace_id, messages))
+        if len(docs) > limit and messages:
+            page.older_cursor = str(messages[0].id)
+        return page
+
+    async def views(self, workspace_id: PydanticObjectId, messages: list[Message]) -> list[MessageView]:
+        """Messages with what they display beside themselves: the quoted message and the author."""
+        quoted_ids = {m.reply_to_id for m in messages if m.reply_to_id}
+        quoted_wamids = {m.reply_to_wamid for m in messages if m.reply_to_wamid and not m.reply_to_id}
+        quoted: dict[Any, Message] = {}
+        if quoted_ids or quoted_wamids:
+            found = await Message.find({"workspace_id": workspace_id, "$or": [
+                {"_id": {"$in": list(quoted_ids)}}, {"wamid": {"$in": list(quoted_wamids)}}]}).to_list()
+            for q in found:
+                quoted[q.id] = q
+                if q.wamid:
+                    quoted[q.wamid] = q
+        authors = await self._by_id(User, workspace_id, {m.sent_by for m in messages if m.sent_by})
+        return [MessageView(m, quoted=quoted.get(m.reply_to_id) or quoted.get(m.reply_to_wamid),
+                            author=authors.get(m.sent_by)) for m in messages]
+
+    async def view(self, message: Message) -> MessageView:
+        return (await self.views(message.workspace_id, [message]))[0]
+
+    async def changed_since(self, workspace_id: PydanticObjectId, since: datetime, filters: ListFilters,
+                            user_id: PydanticObjectId | None, conversation_id: PydanticObjectId | None,
+                            limit: int = 200) -> tuple[list[Conversation], list[Message]]:
+        """What a reconnecting tab missed: conversations and (of its open thread) messages changed since."""
+        docs = await Conversation.get_motor_collection().find(
+            {"workspace_id": workspace_id, "updated_at": {"$gt": since}}).sort(
+            [("updated_at", 1), ("_id", 1)]).limit(limit).to_list(None)
+        conversations = [Conversation.model_validate(d) for d in docs]
+        messages: list[Message] = []
+        if conversation_id is not None:
+            mdocs = await Message.get_motor_collection().find(
+                {"workspace_id": workspace_id, "conversation_id": conversation_id,
+                 "updated_at": {"$gt": since}}).sort([("_id", 1)]).limit(limit).to_list(None)
+            messages = [Message.model_validate(d) for d in mdocs]
+        return conversations, messages
+
+    async def unread_total(self, workspace_id: PydanticObjectId) -> int:
+        """Unread messages across the workspace's open and pending conversations (the tab title)."""
+        result = await Conversation.get_motor_collection().aggregate([
+            {"$match": {"workspace_id": workspace_id, "unread_count": {"$gt": 0},
+                        "status": {"$in": [ConversationStatus.OPEN.value, ConversationStatus.PENDING.value]}}},
+            {"$group": {"_id": None, "n": {"$sum": "$unread_count"}}},
+        ]).to_list(None)
+        return int(result[0]["n"]) if result else 0
+
+    async def earlier_conversations(self, conversation: Conversation) -> list[ConversationRow]:
+        """The contact's other conversations (through other numbers) for the side panel."""
+        others = await Conversation.scoped(conversation.workspace_id, Conversation.contact_id == conversation.contact_id,
+                                           Conversation.id != conversation.id).limit(10).to_list()
+        return await self.rows(conversation.workspace_id, others)
+
+    async def labels_in_use(self, workspace_id: PydanticObjectId) -> list[str]:
+        labels = await Conversation.get_motor_collection().distinct("labels", {"workspace_id": workspace_id})
+        return sorted({str(x) for x in labels if x}, key=str.lower)[:200]
+
+
+def with_status(filters: ListFilters, status: str) -> ListFilters:
+    return replace(filters, status=status)

@@ -1,0 +1,573 @@
+// wa-inbox: the agent inbox's behaviour. No inline script anywhere (the CSP forbids it), no eval.
+// Live frames arrive over the htmx ws extension as hx-swap-oob fragments; this file places rows
+// and bubbles by their data-sort (idempotent upserts), tells the server what the tab shows, and
+// runs the composer, keyboard navigation, the 24-h window countdown and the tab title.
+(function () {
+  "use strict";
+
+  var TITLE = "Inbox · wa-inbox";
+  var $ = function (sel, root) { return (root || document).querySelector(sel); };
+  var $$ = function (sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); };
+
+  // Reconnect fast at first, then back off (jittered) up to 5 s.
+  if (window.htmx) {
+    htmx.config.wsReconnectDelay = function (retry) {
+      return Math.min(250 * Math.pow(2, retry), 5000) * (0.5 + Math.random() * 0.5);
+    };
+  }
+
+  // ---- what this tab shows, and the socket ---------------------------------------------------
+  var socket = null;
+  var wasClosed = false;
+
+  function openId() {
+    var wrap = document.getElementById("thread-wrap");
+    return wrap ? wrap.getAttribute("data-conv") : null;
+  }
+
+  function filterValues() {
+    var form = document.getElementById("filters");
+    var out = {};
+    if (!form) return out;
+    new FormData(form).forEach(function (value, key) { out[key] = String(value); });
+    return out;
+  }
+
+  function view() { return { conversation: openId(), filters: filterValues() }; }
+
+  function clock() {
+    var el = document.getElementById("live-clock");
+    return el ? el.getAttribute("data-at") : null;
+  }
+
+  function sendView() {
+    if (socket) socket.send(JSON.stringify({ type: "view", view: view() }));
+  }
+
+  function status(text, sticky) {
+    var el = document.getElementById("live-status");
+    if (!el) return;
+    el.textContent = text;
+    el.hidden = !text;
+    el.classList.toggle("live-down", !!sticky);
+    if (text && !sticky) setTimeout(function () { if (el.textContent === text) { el.hidden = true; el.textContent = ""; } }, 2500);
+  }
+
+  document.addEventListener("htmx:wsOpen", function (evt) {
+    socket = evt.detail.socketWrapper;
+    // The server answers "hello" with everything that changed since the last frame we saw.
+    socket.send(JSON.stringify({ type: "hello", since: clock(), view: view() }));
+    if (wasClosed) status("Reconnected", false); else status("", false);
+    wasClosed = false;
+  });
+
+  document.addEventListener("htmx:wsClose", function () {
+    wasClosed = true;
+    status("Reconnecting…", true);
+  });
+
+  // ---- idempotent placement of live rows and bubbles -----------------------------------------
+  function nearBottom(scroller) {
+    return scroller && scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 160;
+  }
+
+  function upsert(container, el, descending) {
+    var existing = el.id ? document.getElementById(el.id) : null;
+    if (el.hasAttribute("data-remove")) { if (existing) existing.remove(); return null; }
+    if (container.id === "thread-items" && el.getAttribute("data-conv") !== openId()) return null;
+    var hadFocus = existing && existing.contains(document.activeElement);
+    var key = el.getAttribute("data-sort") || "";
+    if (existing && existing.parentNode === container && existing.getAttribute("data-sort") === key) {
+      existing.replaceWith(el);
+    } else {
+      if (existing) existing.remove();
+      var before = null;
+      var children = container.children;
+      for (var i = 0; i < children.length; i++) {
+        var k = children[i].getAttribute("data-sort");
+        if (k === null) continue;
+        if (descending ? k < key : k > key) { before = children[i]; break; }
+      }
+      if (!before && descending) {
+        // Older than every loaded row while more pages exist: it belongs to a page not loaded yet.
+        var more = document.getElementById("conv-more");
+        if (more) return null;
+      }
+      container.insertBefore(el, before);
+      var empty = document.getElementById("conv-empty");
+      if (empty && descending) empty.remove();
+    }
+    htmx.process(el);
+    decorate(el);
+    if (hadFocus) { var f = el.querySelector("a, button") || el; f.focus(); }
+    return el;
+  }
+
+  document.addEventListener("htmx:oobBeforeSwap", function (evt) {
+    var target = evt.detail.target;
+    if (!target || (target.id !== "conv-items" && target.id !== "thread-items")) return;
+    evt.detail.shouldSwap = false;
+    var descending = target.id === "conv-items";
+    var scroller = document.getElementById("thread-scroll");
+    var stick = !descending && nearBottom(scroller);
+    var inboundArrived = false;
+    Array.prototype.slice.call(evt.detail.fragment.children).forEach(function (el) {
+      var placed = upsert(target, el, descending);
+      if (placed && !descending && placed.getAttribute("data-direction") === "inbound") inboundArrived = true;
+    });
+    if (stick && scroller) scroller.scrollTop = scroller.scrollHeight;
+    if (inboundArrived) markReadSoon();
+    markOpenRow();
+  });
+
+  var readTimer = null;
+  function markReadSoon() {
+    if (document.visibilityState !== "visible") return;
+    clearTimeout(readTimer);
+    readTimer = setTimeout(function () {
+      var id = openId();
+      if (id) htmx.ajax("POST", "/inbox/c/" + id + "/read", { source: "#thread-wrap", swap: "none" });
+    }, 400);
+  }
+
+  // ---- small decorations on whatever was just rendered -----------------------------------------
+  function localTime(el) {
+    var when = new Date(el.getAttribute("datetime"));
+    if (isNaN(when)) return;
+    var now = new Date();
+    var sameDay = when.toDateString() === now.toDateString();
+    el.textContent = sameDay ? when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+      : when.toLocaleDateString([], { month: "short", day: "numeric" }) + (el.closest(".msg-foot, .msg-event") ?
+        " " + when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "");
+    el.title = when.toLocaleString();
+  }
+
+  function decorate(root) {
+    root = root || document;
+    $$("time[datetime]", root).forEach(localTime);
+    $$("[data-colour]", root).forEach(function (el) {
+      var c = el.getAttribute("data-colour");
+      if (/^#[0-9a-fA-F]{3,8}$/.test(c)) el.style.setProperty("--label-colour", c);
+    });
+  }
+
+  function refreshTitle() {
+    var el = document.getElementById("unread-total");
+    var n = el ? parseInt(el.getAttribute("data-count") || "0", 10) : 0;
+    document.title = (n > 0 ? "(" + n + ") " : "") + TITLE;
+  }
+
+  function markOpenRow() {
+    var id = openId();
+    $$(".conv-row").forEach(function (row) {
+      var link = row.querySelector(".conv-link");
+      if (row.id === "conv-" + id) { row.classList.add("active"); if (link) link.setAttribute("aria-current", "true"); }
+      else { row.classList.remove("active"); if (link) link.removeAttribute("aria-current"); }
+    });
+  }
+
+  // ---- the 24-h window: countdown, and templates only once it is closed ------------------------
+  function refreshWindow() {
+    var state = document.getElementById("window-state");
+    var area = document.getElementById("composer-area");
+    if (!state || !area) return;
+    var expires = state.getAttribute("data-expires");
+    var left = expires ? new Date(expires) - new Date() : -1;
+    var closed = !(left > 0);
+    var note = document.getElementById("window-note");
+    var wasClosedWindow = area.classList.contains("window-closed");
+    area.classList.toggle("window-closed", closed);
+    $$('.mode[data-mode="text"], .mode[data-mode="buttons"]', area).forEach(function (b) { b.disabled = closed; });
+    var text = document.getElementById("composer-text");
+    var mode = currentMode();
+    if (text) text.disabled = closed && mode !== "note";
+    if (note) {
+      if (closed) note.textContent = "The 24-hour window is closed: only templates can be sent until the customer writes again.";
+      else {
+        var h = Math.floor(left / 3600000), m = Math.floor((left % 3600000) / 60000), s = Math.floor((left % 60000) / 1000);
+        note.textContent = "Window open: closes in " + (h ? h + " h " : "") + m + " min" + (h ? "" : " " + s + " s") + ".";
+      }
+      note.classList.toggle("closing", !closed && left < 2 * 3600000);
+    }
+    state.textContent = closed ? "24-h window closed: templates only" : "24-h window open";
+    if (closed && !wasClosedWindow && mode !== "note" && mode !== "template") setMode("template");
+    if (!closed && wasClosedWindow && mode === "template") setMode("text");
+  }
+
+  // ---- composer ------------------------------------------------------------------------------------
+  function currentMode() { var m = document.getElementById("composer-mode"); return m ? m.value : "text"; }
+
+  function setMode(mode) {
+    var area = document.getElementById("composer-area");
+    if (!area) return;
+    var input = document.getElementById("composer-mode");
+    var picker = document.getElementById("template-picker");
+    $$(".mode", area).forEach(function (b) { b.setAttribute("aria-checked", String(b.getAttribute("data-mode") === mode)); });
+    area.classList.toggle("note-mode", mode === "note");
+    var buttons = document.getElementById("buttons-editor");
+    if (buttons) buttons.hidden = mode !== "buttons";
+    if (mode === "template") {
+      if (picker) picker.hidden = false;
+      var tab = $('.mode[data-mode="template"]', area);
+      if (picker && !picker.children.length && tab) htmx.trigger(tab, "click");
+      return;
+    }
+    if (picker) picker.hidden = true;
+    if (input) input.value = mode;
+    var text = document.getElementById("composer-text");
+    if (text) {
+      text.placeholder = mode === "note" ? "Write an internal note (only agents see it)…"
+        : "Type a reply… (Enter sends, Shift+Enter new line, / for canned responses)";
+    }
+    refreshWindow();
+  }
+
+  function clearReply() {
+    var to = document.getElementById("reply-to");
+    var preview = document.getElementById("reply-preview");
+    if (to) to.value = "";
+    if (preview) preview.hidden = true;
+  }
+
+  document.addEventListener("click", function (evt) {
+    var t = evt.target;
+    var mode = t.closest(".mode");
+    if (mode && !mode.disabled) {
+      if (mode.getAttribute("data-mode") === "template") {
+        var picker = document.getElementById("template-picker");
+        if (picker) picker.hidden = false;
+        $$(".mode").forEach(function (b) { b.setAttribute("aria-checked", String(b === mode)); });
+      } else setMode(mode.getAttribute("data-mode"));
+      return;
+    }
+    if (t.closest(".picker-close")) { setMode(currentMode() === "note" ? "note" : "text"); return; }
+    var reply = t.closest(".act-reply");
+    if (reply) {
+      var msg = document.getElementById("msg-" + reply.getAttribute("data-reply"));
+      var text = msg ? (msg.querySelector(".msg-text, .msg-label") || msg).textContent.trim() : "";
+      document.getElementById("reply-to").value = reply.getAttribute("data-reply");
+      document.getElementById("reply-text").textContent = text.length > 120 ? text.slice(0, 120) + "…" : text;
+      document.getElementById("reply-preview").hidden = false;
+      document.getElementById("composer-text").focus();
+      return;
+    }
+    if (t.closest(".reply-cancel")) { clearReply(); return; }
+    var react = t.closest(".act-react");
+    if (react) { openPalette(react); return; }
+    if (!t.closest("#react-form")) closePalette();
+    if (t.closest(".details-toggle") || t.closest(".details-close")) { toggleDetails(); return; }
+    var back = t.closest("[data-back]");
+    if (back) { evt.preventDefault(); closeThread(); return; }
+    var canned = t.closest(".canned-item");
+    if (canned) { chooseCanned(canned); return; }
+  });
+
+  function toggleDetails(force) {
+    var thread = document.getElementById("thread");
+    if (!thread) return;
+    var show = typeof force === "boolean" ? force : !thread.classList.contains("show-details");
+    thread.classList.toggle("show-details", show);
+    $$(".details-toggle").forEach(function (b) { b.setAttribute("aria-expanded", String(show)); });
+    if (show) { var first = $("#side-panel input, #side-panel select"); if (first) first.focus(); }
+  }
+
+  function closeThread() {
+    var inbox = document.getElementById("inbox");
+    var id = openId();
+    if (inbox) inbox.classList.remove("has-thread");
+    var thread = document.getElementById("thread");
+    if (thread) {
+      thread.innerHTML = '<div class="thread-empty"><p class="empty">Select a conversation.</p></div>';
+      thread.classList.remove("show-details");
+    }
+    history.pushState({}, "", "/inbox" + (location.search.replace(/([?&])c=[^&]*&?/, "$1").replace(/[?&]$/, "")));
+    sendView();
+    markOpenRow();
+    var row = id && document.querySelector("#conv-" + id + " .conv-link");
+    if (row) row.focus();
+  }
+
+  // Enter sends, Shift+Enter is a new line; "/" opens canned responses.
+  document.addEventListener("keydown", function (evt) {
+    var t = evt.target;
+    if (t.id === "composer-text") {
+      var menu = document.getElementById("canned-menu");
+      var menuOpen = menu && !menu.hidden;
+      if (menuOpen && (evt.key === "ArrowDown" || evt.key === "ArrowUp")) { evt.preventDefault(); moveCanned(evt.key === "ArrowDown" ? 1 : -1); return; }
+      if (menuOpen && (evt.key === "Enter" || evt.key === "Tab")) {
+        var sel = $('.canned-item[aria-selected="true"]', menu);
+        if (sel) { evt.preventDefault(); chooseCanned(sel); return; }
+      }
+      if (menuOpen && evt.key === "Escape") { evt.preventDefault(); menu.hidden = true; return; }
+      if (evt.key === "Enter" && !evt.shiftKey && !evt.isComposing) {
+        evt.preventDefault();
+        if (t.value.trim()) document.getElementById("composer").requestSubmit();
+      }
+      return;
+    }
+    keyboardNavigation(evt);
+  });
+
+  var cannedTimer = null;
+  document.addEventListener("input", function (evt) {
+    var t = evt.target;
+    if (t.id === "composer-text") {
+      var match = /^\/(\S*)$/.exec(t.value);
+      var menu = document.getElementById("canned-menu");
+      if (!menu) return;
+      if (!match) { menu.hidden = true; return; }
+      clearTimeout(cannedTimer);
+      cannedTimer = setTimeout(function () {
+        htmx.ajax("GET", "/inbox/c/" + openId() + "/canned?q=" + encodeURIComponent(match[1]),
+          { source: "#composer", target: "#canned-menu", swap: "innerHTML" }).then(function () { menu.hidden = false; });
+      }, 120);
+      return;
+    }
+    if (t.hasAttribute && t.hasAttribute("data-param")) refreshPreview(t.form);
+  });
+
+  function moveCanned(step) {
+    var items = $$("#canned-menu .canned-item");
+    if (!items.length) return;
+    var i = items.findIndex(function (x) { return x.getAttribute("aria-selected") === "true"; });
+    var next = items[(i + step + items.length) % items.length];
+    items.forEach(function (x) { x.setAttribute("aria-selected", String(x === next)); });
+    document.getElementById("composer-text").setAttribute("aria-activedescendant", next.id);
+  }
+
+  function chooseCanned(item) {
+    var text = document.getElementById("composer-text");
+    text.value = item.getAttribute("data-text") || "";
+    document.getElementById("canned-menu").hidden = true;
+    text.focus();
+  }
+
+  function refreshPreview(form) {
+    if (!form) return;
+    var values = {};
+    $$("[data-param]", form).forEach(function (i) { values[i.getAttribute("data-param")] = i.value; });
+    $$("[data-template]", form).forEach(function (p) {
+      var part = p.getAttribute("data-part");
+      p.textContent = p.getAttribute("data-template").replace(/\{\{\s*([A-Za-z0-9_]+)\s*\}\}/g, function (all, name) {
+        return values[part + "-" + name] || all;
+      });
+    });
+  }
+
+  // After a send: clear what was sent (only then, so a failed send keeps the text).
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var elt = evt.detail.elt;
+    if (!evt.detail.successful) return;
+    if (elt.id === "composer") {
+      elt.querySelector("#composer-text").value = "";
+      $$('input[name="button"]', elt).forEach(function (b) { b.value = ""; });
+      clearReply();
+    } else if (elt.id === "attach-form") {
+      elt.reset();
+      var text = document.getElementById("composer-text");
+      if (text) text.value = "";
+      clearReply();
+    } else if (elt.id === "template-form") {
+      setMode("text");
+    } else if (elt.id === "react-form") {
+      closePalette();
+    }
+  });
+
+  // ---- attachments: pick, drop or paste; upload progress ---------------------------------------
+  function sendFiles(files) {
+    var input = document.getElementById("attach-file");
+    if (!input || !files || !files.length) return;
+    var dt = new DataTransfer();
+    dt.items.add(files[0]);
+    input.files = dt.files;
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+
+  document.addEventListener("change", function (evt) {
+    if (evt.target.id === "attach-file" && evt.target.files.length) {
+      document.getElementById("attach-caption").value = (document.getElementById("composer-text") || {}).value || "";
+      document.getElementById("attach-form").requestSubmit();
+    }
+  });
+
+  document.addEventListener("htmx:xhr:progress", function (evt) {
+    if (evt.detail.elt.id !== "attach-form") return;
+    var box = document.getElementById("upload-progress");
+    var bar = document.getElementById("upload-bar");
+    if (!box || !bar || !evt.detail.lengthComputable) return;
+    box.hidden = false;
+    bar.value = Math.round((evt.detail.loaded / evt.detail.total) * 100);
+    if (bar.value >= 100) setTimeout(function () { box.hidden = true; bar.value = 0; }, 600);
+  });
+
+  document.addEventListener("dragover", function (evt) {
+    if (evt.target.closest && evt.target.closest("#thread-wrap")) { evt.preventDefault(); document.getElementById("thread-wrap").classList.add("dropping"); }
+  });
+  document.addEventListener("dragleave", function (evt) {
+    var wrap = document.getElementById("thread-wrap");
+    if (wrap && evt.target === wrap) wrap.classList.remove("dropping");
+  });
+  document.addEventListener("drop", function (evt) {
+    var wrap = evt.target.closest && evt.target.closest("#thread-wrap");
+    if (!wrap) return;
+    evt.preventDefault();
+    wrap.classList.remove("dropping");
+    sendFiles(evt.dataTransfer.files);
+  });
+  document.addEventListener("paste", function (evt) {
+    if (evt.target.id === "composer-text" && evt.clipboardData && evt.clipboardData.files.length) {
+      evt.preventDefault();
+      sendFiles(evt.clipboardData.files);
+    }
+  });
+
+  // ---- reactions palette -------------------------------------------------------------------------
+  function openPalette(button) {
+    var form = document.getElementById("react-form");
+    if (!form) return;
+    form.setAttribute("hx-post", "/inbox/m/" + button.getAttribute("data-react") + "/react");
+    htmx.process(form);
+    var r = button.getBoundingClientRect();
+    form.hidden = false;
+    form.style.top = Math.max(8, r.top - form.offsetHeight - 6) + "px";
+    form.style.left = Math.min(window.innerWidth - form.offsetWidth - 8, Math.max(8, r.left)) + "px";
+    form.querySelector("button").focus();
+    form._opener = button;
+  }
+
+  function closePalette() {
+    var form = document.getElementById("react-form");
+    if (form && !form.hidden) { form.hidden = true; if (form._opener) form._opener.focus(); }
+  }
+
+  // ---- keyboard: j/k move in the list, Enter opens, Esc goes back -------------------------------
+  function keyboardNavigation(evt) {
+    var t = evt.target;
+    if (evt.key === "Escape") {
+      var palette = document.getElementById("react-form");
+      if (palette && !palette.hidden) { closePalette(); return; }
+      var picker = document.getElementById("template-picker");
+      if (picker && !picker.hidden) { setMode("text"); return; }
+      var thread = document.getElementById("thread");
+      if (thread && thread.classList.contains("show-details")) { toggleDetails(false); return; }
+      if (t.closest && t.closest("input, textarea, select")) { t.blur(); return; }
+      if (openId()) closeThread();
+      return;
+    }
+    if (evt.ctrlKey || evt.metaKey || evt.altKey) return;
+    if (t.closest && t.closest("input, textarea, select, [contenteditable]")) return;
+    if (evt.key === "j" || evt.key === "k") {
+      var links = $$("#conv-items .conv-link");
+      if (!links.length) return;
+      evt.preventDefault();
+      var i = links.indexOf(document.activeElement);
+      if (i < 0) { var current = $("#conv-items .conv-row.active .conv-link"); i = current ? links.indexOf(current) : -1; }
+      var next = links[Math.max(0, Math.min(links.length - 1, i + (evt.key === "j" ? 1 : -1)))];
+      next.focus();
+      next.scrollIntoView({ block: "nearest" });
+    } else if (evt.key === "/") {
+      evt.preventDefault();
+      var search = document.getElementById("search");
+      if (search) search.focus();
+    }
+  }
+
+  // ---- after HTMX swaps --------------------------------------------------------------------------
+  var olderHeight = null;
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    if (evt.detail.target && evt.detail.target.id === "older") {
+      var s = document.getElementById("thread-scroll");
+      olderHeight = s ? s.scrollHeight - s.scrollTop : null;
+    }
+    // A refused form (4xx) shows its reason in the toast instead of replacing anything.
+    if (evt.detail.xhr && evt.detail.xhr.status >= 400) {
+      evt.detail.shouldSwap = false;
+      toast(errorText(evt.detail.xhr.responseText));
+    }
+  });
+
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    var target = evt.detail.target;
+    if (!target) return;
+    if (target.id === "thread") {
+      document.getElementById("inbox").classList.add("has-thread");
+      var s = document.getElementById("thread-scroll");
+      if (s) s.scrollTop = s.scrollHeight;
+      sendView();
+      var text = document.getElementById("composer-text");
+      if (text && !text.disabled && window.innerWidth > 700) text.focus({ preventScroll: true });
+    } else if (target.id === "conv-items") {
+      sendView();
+    }
+    if (olderHeight !== null && document.getElementById("thread-scroll")) {
+      var sc = document.getElementById("thread-scroll");
+      sc.scrollTop = sc.scrollHeight - olderHeight;
+      olderHeight = null;
+    }
+    decorate(target);
+    refreshWindow();
+    markOpenRow();
+  });
+
+  document.addEventListener("htmx:afterSettle", function () { refreshTitle(); });
+  document.addEventListener("htmx:wsAfterMessage", function () { refreshTitle(); refreshWindow(); decorate(document.getElementById("thread-meta") || document); });
+  document.addEventListener("htmx:historyRestore", function () { sendView(); markOpenRow(); decorate(); });
+  document.addEventListener("templateSent", function () { setMode("text"); });
+
+  // Older messages load when the agent scrolls to the top.
+  document.addEventListener("scroll", function (evt) {
+    var s = evt.target;
+    if (s.id !== "thread-scroll" || s.scrollTop > 80) return;
+    var older = document.querySelector("#older button");
+    if (older && !older.classList.contains("htmx-request")) older.click();
+  }, true);
+
+  function errorText(body) {
+    try {
+      var doc = new DOMParser().parseFromString(body || "", "text/html");
+      var el = doc.querySelector(".error-message, .error-page p");
+      return el ? el.textContent : "Something went wrong.";
+    } catch (e) { return "Something went wrong."; }
+  }
+
+  var toastTimer = null;
+  function toast(text) {
+    var el = document.getElementById("toast");
+    if (!el) return;
+    el.textContent = text;
+    el.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(function () { el.hidden = true; }, 6000);
+  }
+
+  document.addEventListener("htmx:sendError", function () { toast("The server cannot be reached. Check your connection."); });
+
+  // The snooze form sends the browser's offset so "until" means the agent's own clock.
+  document.addEventListener("submit", function (evt) {
+    $$(".tz-offset", evt.target).forEach(function (i) { i.value = String(new Date().getTimezoneOffset()); });
+  }, true);
+  document.addEventListener("htmx:configRequest", function (evt) {
+    var offset = evt.detail.elt && evt.detail.elt.querySelector && evt.detail.elt.querySelector(".tz-offset");
+    if (offset) evt.detail.parameters.tz_offset = String(new Date().getTimezoneOffset());
+  });
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && openId()) {
+      var row = document.getElementById("conv-" + openId());
+      if (row && row.getAttribute("data-unread") !== "0") markReadSoon();
+    }
+  });
+
+  function start() {
+    decorate(document);
+    refreshTitle();
+    markOpenRow();
+    refreshWindow();
+    var s = document.getElementById("thread-scroll");
+    if (s) s.scrollTop = s.scrollHeight;
+    setInterval(refreshWindow, 1000);
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start); else start();
+})();
