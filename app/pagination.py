@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 from beanie import PydanticObjectId
 from beanie.odm.queries.find import FindMany
 from bson import ObjectId
+from bson.errors import InvalidId
 
 from app.db import as_utc
 from app.errors import ClientError
@@ -67,7 +68,7 @@ def decode_cursor(listing: str, cursor: str) -> tuple[Any, PydanticObjectId]:
         if not isinstance(raw, dict) or raw.get("l") != listing:
             raise ValueError("cursor of another listing")
         return _decode_value(raw.get("k")), PydanticObjectId(raw["i"])
-    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, KeyError, InvalidId, binascii.Error, UnicodeDecodeError):
         raise InvalidCursor("This cursor is not valid for this list; start again without it.",
                             details={"cursor": cursor[:100]}) from None
 

@@ -362,3 +362,39 @@ async def test_marketing_opt_out_from_user_preferences(env):
     await deliver(runtime, setup, {"object": "whatsapp_business_account", "entry": [
         {"id": setup.account.waba_id, "changes": [{"field": "user_preferences", "value": value}]}]})
     assert (await Contact.find_one({})).opted_out_marketing is True
+
+
+async def test_live_events_for_messages_statuses_and_conversations(env):
+    import asyncio
+    import json as _json
+
+    from redis.asyncio import Redis
+
+    from app.realtime import workspace_channel
+
+    runtime, setup = env
+    redis = Redis.from_url(runtime.settings.redis_url)
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(workspace_channel(setup.workspace_id))
+    try:
+        wamid = new_wamid()
+        sent = await outbound(setup, wamid, MessageStatus.ACCEPTED)
+        await deliver(runtime, setup, envelope(messages=[text_message("live")], statuses=[status(wamid, "sent", NOW)]))
+        events = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2.0
+        while loop.time() < deadline and not any(e["event"] == "message.updated" for e in events):
+            # get_message() returns None for the subscribe confirmation too: keep reading until the bound.
+            item = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if item is not None:
+                events.append(_json.loads(item["data"]))
+    finally:
+        await pubsub.aclose()
+        await redis.aclose()
+    names = [e["event"] for e in events]
+    inbound = await Message.find_one(Message.direction == "inbound")
+    assert {"event": "message.created", "message_id": str(inbound.id),
+            "conversation_id": str(inbound.conversation_id)} in events
+    assert "conversation.updated" in names
+    assert any(e["event"] == "message.updated" and e["message_id"] == str(sent.id) and e["status"] == "sent"
+               for e in events)
