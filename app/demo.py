@@ -46,10 +46,15 @@ def _body_component(text: str) -> dict[str, Any]:
     return component
 
 
+def demo_password() -> str:
+    """A fresh password for the demo users at every start (printed on the console)."""
+    return secrets.token_urlsafe(9)
+
+
 async def seed_demo(runtime: Runtime, sandbox_state=None) -> dict[str, str]:
     """Create the demo workspace once; returns the logins to print."""
     existing = await User.find_one(User.email == DEMO_ADMIN)
-    password = secrets.token_urlsafe(9)
+    password = demo_password()
     if existing is None:
         workspace, admin = await runtime.people.create_workspace("Demo Coffee Co", DEMO_ADMIN, password, "Demo Admin")
         agent = await runtime.people.create_user(workspace.id, DEMO_AGENT, password, Role.AGENT, "Demo Agent")

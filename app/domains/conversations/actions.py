@@ -14,7 +14,7 @@ from typing import Any
 from beanie import PydanticObjectId
 
 from app.db import as_utc, utcnow
-from app.domains.conversations.models import Conversation, ConversationStatus, MessagePreview
+from app.domains.conversations.models import Conversation, ConversationStatus
 from app.domains.messages.models import Message, MessageStatus
 from app.domains.workspaces.models import User
 from app.errors import NotFound, ValidationFailed
@@ -234,17 +234,3 @@ class ConversationActions:
             raise NotFound("conversation not found", details={"id": str(conversation.id)})
         await self.live.publish(conversation.workspace_id, "conversation.updated", conversation_id=str(conversation.id))
 
-
-async def sync_preview_status(message: Message) -> None:
-    """Keep the list's tick right: the preview of the newest message follows that message's status.
-
-    Call after a status change of an outbound message (it is a no-op when it is not the newest).
-    """
-    await Conversation.get_motor_collection().update_one(
-        {"_id": message.conversation_id, "last_message.message_id": message.id},
-        {"$set": {"last_message.status": message.status.value, "updated_at": utcnow()}})
-
-
-def preview_of(message: Message, text: str) -> MessagePreview:
-    return MessagePreview(text=text[:200], direction=message.direction, type=message.type,
-                          status=message.status.value, message_id=message.id)

@@ -49,7 +49,7 @@ class ComposerController(Controller):
                     if reply_to.conversation_id != conversation.id:
                         raise ValidationFailed("You can only quote a message of this conversation.",
                                                error_code="BAD_REPLY", details={"reply_to": str(reply_to.id)})
-                type_, content = self._content(mode, body, [str(b) for b in form.getall("button")])
+                type_, content = self._content(mode, body, [str(b) for b in form.getall("button", [])])
                 message = await InboxSender(runtime).send(conversation, type_, content, sent_by=principal.user_id,
                                                           reply_to=reply_to)
         except ClientError as error:

@@ -13,7 +13,6 @@ from litestar.response import Template
 
 from app.auth import requires_login
 from app.domains.accounts.models import WhatsAppAccount
-from app.domains.conversations.actions import ConversationActions
 from app.domains.conversations.models import Conversation
 from app.domains.inbox.context import (
     filters_from, html, me, page_template, panel_context, queries, render,
@@ -84,8 +83,7 @@ class InboxController(Controller):
 
     # --- helpers -------------------------------------------------------------------------------------
     async def _mark_read(self, runtime: Runtime, conversation: Conversation) -> None:
-        if await ConversationActions(runtime.live).mark_read(conversation):
-            await InboxSender(runtime).mark_read(conversation)
+        await InboxSender(runtime).mark_read(conversation)
 
     async def _thread_context(self, request: Request, conversation: Conversation) -> dict[str, Any]:
         context = await panel_context(request, conversation)

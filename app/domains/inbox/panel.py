@@ -74,7 +74,7 @@ class PanelController(Controller):
     async def labels(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
         form = await request.form()
         known = {i.id: i.name for i in (await labels_of(me(request).workspace_id)).values()}
-        values = [str(v) for v in form.getall("labels")] if known else str(form.get("labels") or "")
+        values = [str(v) for v in form.getall("labels", [])] if known else str(form.get("labels") or "")
         return await self._apply(request, runtime, conversation_id, lambda actions, c, by: actions.set_labels(
             c, values, by=by, known=known or None))
 

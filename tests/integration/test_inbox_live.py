@@ -1,0 +1,150 @@
+"""The live feed over a real WebSocket: inbound appears, ticks advance, other agents' changes, catch-up.
+
+A real uvicorn server in a thread (web + worker + sandbox in one process, as `inbox run --demo`),
+a real WebSocket client with the agent's session cookie. Only Meta is simulated (the sandbox).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+import app.demo
+from app.main import create_app
+from tests.support.servers import free_port, serve
+
+PASSWORD = "demo-password-1"
+
+
+@pytest.fixture
+def live_app(settings, monkeypatch):
+    monkeypatch.setattr(app.demo, "demo_password", lambda: PASSWORD)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    app_settings = settings.model_copy(update={"public_url": base, "graph_api_url": base + "/sandbox/graph"})
+    with serve(create_app(app_settings, demo=True, inline_worker=True), port=port) as url:
+        yield url
+
+
+def signed_in(base: str, email: str = app.demo.DEMO_AGENT) -> httpx.Client:
+    client = httpx.Client(base_url=base, timeout=10)
+    page = client.get("/login")
+    token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text).group(1)
+    answer = client.post("/login", data={"email": email, "password": PASSWORD, "_csrf_token": token})
+    assert answer.status_code in (200, 302, 303)
+    return client
+
+
+def csrf(client: httpx.Client) -> dict[str, str]:
+    page = client.get("/inbox")
+    token = re.search(r'"X-CSRFToken": "([^"]+)"', page.text).group(1)
+    return {"X-CSRFToken": token, "HX-Request": "true"}
+
+
+def conversation_id(client: httpx.Client, name: str) -> str:
+    rows = client.get("/inbox/conversations?status=all", headers={"HX-Request": "true"}).text
+    match = re.search(r'<li id="conv-([0-9a-f]{24})"(?:(?!</li>).)*?' + re.escape(name), rows, re.S)
+    assert match, name
+    return match.group(1)
+
+
+def open_socket(base: str, client: httpx.Client, conversation: str | None, since: str | None = None):
+    cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+    ws = connect(base.replace("http", "ws") + "/live", additional_headers={"Cookie": cookie}, open_timeout=5)
+    ws.send(json.dumps({"type": "hello", "since": since or datetime.now(UTC).isoformat(),
+                        "view": {"conversation": conversation, "filters": {"status": "open"}}}))
+    return ws
+
+
+def wait_for(ws, predicate, timeout: float = 15.0) -> str:
+    """Frames until one satisfies predicate (no timing asserted: the deadline only stops a hung test)."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        try:
+            frame = ws.recv(timeout=max(0.1, deadline - time.monotonic()))
+        except TimeoutError:
+            break
+        seen.append(frame)
+        if predicate(frame):
+            return frame
+    raise AssertionError(f"no matching frame among {len(seen)}: {seen[-3:]!r}")
+
+
+def test_inbound_appears_escaped_and_reply_ticks_advance(live_app):
+    client = signed_in(live_app)
+    headers = csrf(client)
+    maria = conversation_id(client, "Maria Silva")
+    ws = open_socket(live_app, client, maria)
+    try:
+        payload = "<script>alert(1)</script><img src=x onerror=alert(1)>"
+        answer = client.post("/inbox/simulate", data={"customer": maria, "kind": "text", "text": payload}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        frame = wait_for(ws, lambda f: "alert(1)" in f and 'hx-swap-oob="beforeend:#thread-items"' in f)
+        assert "<script>alert" not in frame and "<img src=x" not in frame
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in frame
+        assert f'id="conv-{maria}"' in frame  # the row moves too
+        sent = client.post(f"/inbox/c/{maria}/messages", data={"mode": "text", "body": "On its way!"}, headers=headers)
+        assert sent.status_code == 200, sent.text
+        message_id = re.search(r'id="msg-([0-9a-f]{24})"', sent.text).group(1)
+        assert 'data-status="queued"' in sent.text
+        for status in ("sent", "delivered", "read"):
+            wait_for(ws, lambda f, s=status: re.search(rf'id="msg-{message_id}"[^>]*data-status="{s}"', f, re.S))
+    finally:
+        ws.close()
+
+
+def test_another_agents_assignment_and_note_show_live_and_filters_apply(live_app):
+    agent = signed_in(live_app)
+    admin = signed_in(live_app, app.demo.DEMO_ADMIN)
+    lucia = conversation_id(agent, "Lucía Hernández")
+    ws = open_socket(live_app, agent, lucia)
+    try:
+        headers = csrf(admin)
+        users = re.findall(r'<option value="([0-9a-f]{24})"[^>]*>Demo Agent', admin.get(f"/inbox/c/{lucia}", headers=headers).text)
+        assert users
+        admin.post(f"/inbox/c/{lucia}/assign", data={"assignee_id": users[0]}, headers=headers)
+        frame = wait_for(ws, lambda f: "assigned the conversation to Demo Agent" in f)
+        assert 'id="thread-meta"' in frame or "thread-items" in frame
+        admin.post(f"/inbox/c/{lucia}/messages", data={"mode": "note", "body": "Refund approved"}, headers=headers)
+        wait_for(ws, lambda f: "Refund approved" in f and "Internal note" in f)
+        admin.post(f"/inbox/c/{lucia}/status", data={"status": "resolved"}, headers=headers)
+        # The agent's list shows open conversations: the resolved row is removed from it.
+        wait_for(ws, lambda f: f'<li id="conv-{lucia}" data-remove="1"' in f)
+    finally:
+        ws.close()
+
+
+def test_reconnect_catches_up_on_what_was_missed(live_app):
+    client = signed_in(live_app)
+    headers = csrf(client)
+    omar = conversation_id(client, "Omar Haddad")
+    ws = open_socket(live_app, client, omar)
+    clock = re.search(r'data-at="([^"]+)"', wait_for(ws, lambda f: "live-clock" in f)).group(1)
+    ws.close()
+    client.post("/inbox/simulate", data={"customer": omar, "kind": "text", "text": "Sent while you were away"},
+                headers=headers)
+    time.sleep(0.5)  # let the webhook be ingested while nobody listens (not a timing assertion)
+    ws = open_socket(live_app, client, omar, since=clock)
+    try:
+        wait_for(ws, lambda f: "Sent while you were away" in f)
+    finally:
+        ws.close()
+
+
+def test_socket_refuses_strangers_and_other_sites(live_app):
+    with pytest.raises(Exception):
+        with connect(live_app.replace("http", "ws") + "/live", open_timeout=5) as ws:
+            ws.recv(timeout=5)
+    client = signed_in(live_app)
+    cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+    with pytest.raises(Exception):
+        with connect(live_app.replace("http", "ws") + "/live", open_timeout=5,
+                     additional_headers={"Cookie": cookie, "Origin": "https://evil.example"}) as ws:
+            ws.recv(timeout=5)
