@@ -33,6 +33,10 @@ from app.domains.accounts.api import AccountsApi
 from app.domains.catalog.api import AttributesApi, CannedResponsesApi, LabelsApi
 from app.domains.team.api import ApiKeysApi, TeamsApi, UsersApi
 from app.domains.templates.api import TemplatesApi
+from app.domains.accounts.controllers import NumbersController
+from app.domains.catalog.controllers import AttributePages, CannedPages, LabelPages
+from app.domains.team.controllers import ApiKeysController, InvitationController, TeamController
+from app.domains.templates.controllers import TemplatesController
 from app.domains.workspaces.controllers import AuthController
 from app.domains.inbox import INBOX_HANDLERS
 from app.error_handlers import handle_exception
@@ -135,6 +139,8 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             # (GET and POST /api/v1/conversations/{id}/messages).
             Router(path="/", route_handlers=[MessagesReadApi, SendApi]), metrics_endpoint,
             AccountsApi, TemplatesApi, UsersApi, TeamsApi, ApiKeysApi, CannedResponsesApi, LabelsApi, AttributesApi,
+            NumbersController, TemplatesController, TeamController, ApiKeysController, InvitationController,
+            CannedPages, LabelPages, AttributePages,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False),
         ],
         dependencies={

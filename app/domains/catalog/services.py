@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from beanie import PydanticObjectId
+from beanie.exceptions import RevisionIdWasChanged
 from pymongo.errors import DuplicateKeyError
 
 from app.db import utcnow
@@ -143,8 +144,9 @@ class Catalog:
     @staticmethod
     async def _save(item: Any, field: str, taken: str) -> Any:
         try:
-            await item.save()
-        except DuplicateKeyError:
+            # Beanie's save() upserts and reports a duplicate key as RevisionIdWasChanged.
+            await (item.insert() if item.id is None else item.save())
+        except (DuplicateKeyError, RevisionIdWasChanged):
             raise Conflict(taken, error_code="ALREADY_EXISTS", details={field: taken}) from None
         return item
 

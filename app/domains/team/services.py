@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from beanie import PydanticObjectId
+from beanie.exceptions import RevisionIdWasChanged
 from beanie.operators import In
 from pymongo.errors import DuplicateKeyError
 
@@ -185,8 +186,9 @@ class TeamAdmin:
         team = team or Team(workspace_id=workspace_id, name=name.strip())
         team.name, team.member_ids, team.updated_at = name.strip(), members, utcnow()
         try:
-            await team.save()
-        except DuplicateKeyError:
+            # Beanie's save() upserts and reports a duplicate key as RevisionIdWasChanged.
+            await (team.insert() if team.id is None else team.save())
+        except (DuplicateKeyError, RevisionIdWasChanged):
             raise Conflict("A team with this name exists.", details={"name": "Already used."}) from None
         return team
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from beanie import PydanticObjectId
+from beanie.exceptions import RevisionIdWasChanged
 from pymongo.errors import DuplicateKeyError
 
 from app.db import utcnow
@@ -304,8 +305,8 @@ class TemplateService:
     async def _save(self, template: MessageTemplate) -> MessageTemplate:
         template.updated_at = utcnow()
         try:
-            await template.save()
-        except DuplicateKeyError:  # a sync inserted the same name+language meanwhile: update that one
+            await (template.insert() if template.id is None else template.save())
+        except (DuplicateKeyError, RevisionIdWasChanged):  # a sync stored the same name+language meanwhile
             stored = await self._by_key(template.workspace_id, template.waba_id, template.name, template.language)
             if stored is None:
                 raise
