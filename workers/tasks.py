@@ -94,3 +94,9 @@ async def sweep_outbox(ctx: dict[str, Any]) -> str:
     runtime = runtime_of(ctx)
     report = await sweep(runtime.outbox.queue, runtime.arq)
     return f"rebuilt={report.rebuilt} woken={report.woken} requeued={report.requeued}"
+
+# --- templates: the periodic sync from Meta (issue 7) ----------------------------------------------
+
+async def sync_templates(ctx: dict[str, Any]) -> dict[str, int]:
+    """Every workspace's templates from Meta, all pages: catches status webhooks that never arrived."""
+    return await runtime_of(ctx).templates.sync_all()

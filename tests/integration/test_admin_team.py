@@ -66,24 +66,23 @@ async def test_deactivated_users_session_and_api_key_stop_at_once(admin_client, 
     agent = await add_agent(admin_client)
     people = admin_client.app.state.runtime.people
     _, agent_key = await people.create_api_key(agent.workspace_id, "agent tool", "agent", agent.id)
-    from litestar.testing import AsyncTestClient
-
-    agent_browser = AsyncTestClient(admin_client.app, base_url="http://testserver.local")
-    async with agent_browser:
-        await sign_in(agent_browser, AGENT_EMAIL, AGENT_PASSWORD)
-        assert (await agent_browser.get("/inbox")).status_code == 200
-        bearer = {"Authorization": f"Bearer {agent_key}"}
-        assert (await agent_browser.get("/api/v1/me", headers=bearer)).status_code == 200
-        response = await admin_client.patch(f"/api/v1/users/{agent.id}", json={"active": False}, headers=AUTH)
-        assert response.status_code == 200 and response.json()["active"] is False
-        after = await agent_browser.get("/inbox", follow_redirects=False)
-        assert after.status_code in (302, 303) and after.headers["location"].startswith("/login")
-        api = await agent_browser.get("/api/v1/me", headers=bearer)
-        assert api.status_code == 401 and api.json()["error_code"] == "INVALID_API_KEY"
-        again = await sign_in(agent_browser, AGENT_EMAIL, AGENT_PASSWORD)
-        assert again.status_code == 401
-        await admin_client.patch(f"/api/v1/users/{agent.id}", json={"active": True}, headers=AUTH)
-        assert (await agent_browser.get("/api/v1/me", headers=bearer)).status_code == 200
+    # This client becomes the agent's browser; the admin acts through its API key.
+    agent_browser = admin_client
+    agent_browser.cookies.clear()
+    await sign_in(agent_browser, AGENT_EMAIL, AGENT_PASSWORD)
+    assert (await agent_browser.get("/inbox")).status_code == 200
+    bearer = {"Authorization": f"Bearer {agent_key}"}
+    assert (await agent_browser.get("/api/v1/me", headers=bearer)).status_code == 200
+    response = await admin_client.patch(f"/api/v1/users/{agent.id}", json={"active": False}, headers=AUTH)
+    assert response.status_code == 200 and response.json()["active"] is False
+    after = await agent_browser.get("/inbox", follow_redirects=False)
+    assert after.status_code in (302, 303) and after.headers["location"].startswith("/login")
+    api = await agent_browser.get("/api/v1/me", headers=bearer)
+    assert api.status_code == 401 and api.json()["error_code"] == "INVALID_API_KEY"
+    again = await sign_in(agent_browser, AGENT_EMAIL, AGENT_PASSWORD)
+    assert again.status_code == 401
+    await admin_client.patch(f"/api/v1/users/{agent.id}", json={"active": True}, headers=AUTH)
+    assert (await agent_browser.get("/api/v1/me", headers=bearer)).status_code == 200
 
 
 async def test_last_admin_and_self_protection(admin_client):

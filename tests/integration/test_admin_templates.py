@@ -256,3 +256,15 @@ async def test_scoping_and_agents(admin_client, account):
                         ("DELETE", f"/api/v1/templates/{created['id']}")):
         response = await admin_client.request(method, url, headers={"Authorization": f"Bearer {agent_key}"})
         assert response.status_code == 403
+
+
+async def test_periodic_job_syncs_every_workspace(admin_client, sandbox, account):
+    from workers import tasks
+    from workers.settings import CRON_JOBS
+
+    state, _ = sandbox
+    state.seed_template(NUMBER["waba_id"], "hello_world", "en_US", "UTILITY", [{"type": "BODY", "text": "Hello"}])
+    assert any(job.coroutine is tasks.sync_templates for job in CRON_JOBS)
+    totals = await tasks.sync_templates({"runtime": admin_client.app.state.runtime})
+    assert totals == {"workspaces": 1, "created": 1, "updated": 0, "removed": 0, "errors": 0}
+    assert [t.name for t in await MessageTemplate.find_all().to_list()] == ["hello_world"]

@@ -120,6 +120,19 @@ class TemplateService:
         await self.live.publish(workspace_id, "templates.synced", **report.to_dict())
         return report
 
+    async def sync_all(self) -> dict[str, int]:
+        """The periodic job: every workspace with an enabled number (catches webhooks that never came)."""
+        workspace_ids = await WhatsAppAccount.distinct("workspace_id", {"enabled": True})
+        totals = {"workspaces": 0, "created": 0, "updated": 0, "removed": 0, "errors": 0}
+        for workspace_id in workspace_ids:
+            report = await self.sync(workspace_id)
+            totals["workspaces"] += 1
+            for key in ("created", "updated", "removed"):
+                totals[key] += getattr(report, key)
+            totals["errors"] += len(report.errors)
+        log.info("templates synced", **totals)
+        return totals
+
     async def _store_page(self, workspace_id: PydanticObjectId, waba_id: str, items: list[dict[str, Any]],
                           report: SyncReport) -> None:
         now = utcnow()
