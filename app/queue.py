@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import uuid
+import weakref
+from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms
 
 # Agent replies and inbound work must not wait behind bulk sends, so they get their own queue.
 DEFAULT_QUEUE = "inbox:queue"
@@ -32,9 +37,45 @@ FETCH_MEDIA_JOB = "fetch_media"
 SWEEP_JOB = "sweep_webhook_events"
 
 
+# arq's enqueue_job in one round trip: WATCH / EXISTS / MULTI / PSETEX / ZADD / EXEC cost five on
+# the webhook's hot path. Same keys and job format, so arq workers run these jobs unchanged.
+_ENQUEUE_ONCE = """
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
+redis.call('PSETEX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+return 1
+"""
+_enqueue_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+async def enqueue_once(pool: ArqRedis, function: str, job_id: str, *args: Any, queue_name: str = DEFAULT_QUEUE) -> bool:
+    """Enqueue ``function(*args)`` unless a job (or kept result) with ``job_id`` exists; True if enqueued."""
+    script = _enqueue_scripts.get(pool)
+    if script is None:
+        script = _enqueue_scripts[pool] = pool.register_script(_ENQUEUE_ONCE)
+    now = timestamp_ms()
+    job = serialize_job(function, args, {}, None, now, serializer=pool.job_serializer)
+    keys = [job_key_prefix + job_id, result_key_prefix + job_id, queue_name]
+    return bool(await script(keys=keys, args=[pool.expires_extra_ms, job, now, job_id]))
+
+
+async def enqueue_ingest_many(pool: ArqRedis, event_ids: list[str]) -> int:
+    """Enqueue several ingestions in one pipelined round trip; returns how many were new jobs."""
+    script = _enqueue_scripts.get(pool)
+    if script is None:
+        script = _enqueue_scripts[pool] = pool.register_script(_ENQUEUE_ONCE)
+    now = timestamp_ms()
+    async with pool.pipeline(transaction=False) as pipe:
+        for event_id in event_ids:
+            job = serialize_job(INGEST_JOB, (event_id,), {}, None, now, serializer=pool.job_serializer)
+            await script(keys=[job_key_prefix + event_id, result_key_prefix + event_id, DEFAULT_QUEUE],
+                         args=[pool.expires_extra_ms, job, now, event_id], client=pipe)
+        return sum(1 for added in await pipe.execute() if added)
+
+
 async def enqueue_ingest(pool: ArqRedis, event_id: str) -> bool:
     """Ingest one stored webhook event. Job id = event id, so redeliveries share one job."""
-    return await pool.enqueue_job(INGEST_JOB, event_id, _job_id=event_id) is not None
+    return await enqueue_once(pool, INGEST_JOB, event_id, event_id)
 
 
 async def enqueue_fetch_media(pool: ArqRedis, message_id: str, *, generation: int = 0) -> bool:

@@ -13,8 +13,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module scope: sync Playwright runs an event loop in this thread while it is open, which would
+    # break every async (pytest-asyncio) test that runs after a browser module in the same session.
     if not Path(CHROMIUM).exists():
         if os.environ.get("INBOX_REQUIRE_BROWSER"):
             pytest.fail("Chromium is required in CI: apt-get install -y chromium")

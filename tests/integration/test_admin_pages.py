@@ -100,6 +100,7 @@ async def test_test_connection_shows_result_or_metas_words(admin_client, sandbox
     register_in_sandbox(state, verified_name="Lucky Shrub")
     ok = await _htmx(admin_client, f"/admin/numbers/{account_id}/test")
     assert "Connected" in ok.text and "Lucky Shrub" in ok.text and "TIER_1K" in ok.text
+    assert '<section class="panel" id="health" aria-labelledby="health-title" hx-swap-oob="true">' in ok.text
     page = await admin_client.get(f"/admin/numbers/{account_id}")
     assert "working" in page.text  # health panel: token state
 

@@ -127,6 +127,8 @@ async def test_team_page_invite_deactivate_reset_and_teams(admin_client):
     invited = await _htmx(admin_client, "/admin/team/users", {"email": "cy@example.com", "name": "Cy", "role": "agent",
                                                               "mode": "invite"})
     assert invited.status_code == 200 and 'id="one-time-link"' in invited.text and "/invite/" in invited.text
+    assert 'id="teams" aria-labelledby="teams-title" hx-swap-oob="true"' in invited.text  # new member choice
+    assert "cy@example.com</span></label>" in invited.text
     no_password = await _htmx(admin_client, "/admin/team/users", {"email": "dee@example.com", "role": "agent",
                                                                   "mode": "password", "password": ""})
     assert no_password.status_code == 422 and "Enter a password" in no_password.text

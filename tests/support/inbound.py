@@ -147,6 +147,7 @@ async def store_event(runtime: Runtime, setup: Setup, payload: dict[str, Any] | 
     async with on_test_loop(runtime) as local:
         endpoint = await local.webhooks.endpoint(setup.account.webhook_key)
         receipt = await local.webhooks.receive(setup.account.webhook_key, endpoint, body, headers[HEADER])
+        await local.webhooks.enqueuer.flush()
         return receipt.event_id
 
 

@@ -14,7 +14,7 @@ from app.domains.accounts.profile import VERTICALS, BusinessProfiles, ProfileCha
 from app.domains.accounts.services import AccountChanges, NewAccount
 from app.domains.workspaces.services import Principal
 from app.errors import AppError
-from app.forms import go_to, read_form, render
+from app.forms import go_to, is_htmx, read_form, render
 from app.runtime import Runtime
 
 NEW_FIELDS = ("name", "phone_number_id", "waba_id", "display_phone_number", "access_token", "app_secret", "mps")
@@ -109,7 +109,8 @@ class NumbersController(Controller):
     async def test(self, account_id: str, request: Request, runtime: Runtime, principal: Principal) -> Template:
         account = await runtime.accounts.get(principal.workspace_id, account_id)
         result = await runtime.accounts.test_connection(account)
-        context = await self._page(runtime, principal, account_id, test=result.to_dict())
+        # htmx swaps the result; the health panel it changed follows out of band.
+        context = await self._page(runtime, principal, account_id, test=result.to_dict(), oob_health=is_htmx(request))
         return render(request, "admin/numbers/show.html", "admin/numbers/_test_result.html", context)
 
     @post("/{account_id:str}/delete", status_code=200)

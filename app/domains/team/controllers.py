@@ -11,7 +11,7 @@ from app.auth import SESSION_COOKIE, requires_admin
 from app.domains.team.services import TeamAdmin, api_key_view, team_view, user_view
 from app.domains.workspaces.services import Principal
 from app.errors import AppError, ValidationFailed
-from app.forms import read_form, read_list, render
+from app.forms import is_htmx, read_form, read_list, render
 from app.runtime import Runtime
 
 
@@ -34,6 +34,8 @@ class TeamController(Controller):
                 "team_form": {}, "link": None, "notice": None, "field_errors": {}, "error": None, **extra}
 
     def _users(self, request: Request, context: dict[str, Any], error: AppError | None = None) -> Template:
+        # After a change, htmx also refreshes the teams section (its member list) out of band.
+        context = {**context, "oob_teams": error is None and is_htmx(request)}
         return render(request, "admin/team/index.html", "admin/team/_users.html", context, error=error)
 
     def _teams(self, request: Request, context: dict[str, Any], error: AppError | None = None) -> Template:

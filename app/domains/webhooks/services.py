@@ -3,7 +3,8 @@
 The POST path is kept short because Meta wants a median answer within 250 ms and retries
 anything else for days: one cached account lookup, an HMAC, a shape check with msgspec, one
 insert whose ``_id`` is the body's SHA-256 (so a redelivery is a duplicate-key error, not a
-read), one enqueue that may fail without failing the request.
+read), and an enqueue that does not hold the answer, batched with concurrent requests' (a Redis outage never fails
+the request: the sweeper enqueues what is stored).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from app.domains.accounts.services import AccountService
 from app.domains.webhooks.models import MAX_INGEST_ATTEMPTS, WebhookEvent
 from app.errors import ClientError, Forbidden, Unauthorized
 from app.logging import get_logger
-from app.queue import enqueue_ingest
+from app.queue import enqueue_ingest, enqueue_ingest_many
 from app.whatsapp import signature
 
 log = get_logger(__name__)
@@ -77,7 +78,44 @@ class WebhookEndpoint:
 class Receipt:
     event_id: str
     duplicate: bool
-    enqueued: bool
+
+
+class IngestEnqueuer:
+    """Enqueues ingestion jobs right after the answer, many per Redis round trip.
+
+    The event is already stored when a request submits it, so nothing waits on Redis: Meta gets
+    its 200 sooner, and under load one pipelined round trip carries every id submitted meanwhile.
+    If Redis is down the batch is logged and left to the sweeper.
+    """
+
+    def __init__(self, pool: Callable[[], ArqRedis | None], max_batch: int = 500) -> None:
+        self._pool = pool
+        self._pending: list[str] = []
+        self._task: asyncio.Task[None] | None = None
+        self.max_batch = max_batch
+
+    def submit(self, event_id: str) -> None:
+        self._pending.append(event_id)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def flush(self) -> None:
+        """Wait until everything submitted so far has been sent to Redis (or given up on)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+    async def _drain(self) -> None:
+        await asyncio.sleep(0)  # let the requests being served right now join this round trip
+        while self._pending:
+            batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+            pool = self._pool()
+            try:
+                if pool is None:
+                    raise RuntimeError("the queue pool is not open")
+                async with asyncio.timeout(ENQUEUE_TIMEOUT_SECONDS):
+                    await enqueue_ingest_many(pool, batch)
+            except Exception as exc:  # Redis down or slow: the events are stored, the sweeper enqueues them
+                log.warning("ingestion not enqueued; the sweeper will", events=len(batch), error=type(exc).__name__)
 
 
 class WebhookReceiver:
@@ -85,7 +123,7 @@ class WebhookReceiver:
 
     def __init__(self, accounts: AccountService, pool: Callable[[], ArqRedis | None]) -> None:
         self.accounts = accounts
-        self._pool = pool
+        self.enqueuer = IngestEnqueuer(pool)
         self._endpoints: dict[str, tuple[float, WebhookEndpoint]] = {}
 
     async def endpoint(self, webhook_key: str, *, fresh: bool = False) -> WebhookEndpoint | None:
@@ -140,19 +178,8 @@ class WebhookReceiver:
             })
         except DuplicateKeyError:
             duplicate = True  # Meta redelivered it: stored already; enqueue again in case the first enqueue failed
-        return Receipt(event_id, duplicate, await self.enqueue(event_id))
-
-    async def enqueue(self, event_id: str) -> bool:
-        """Best effort: the event is stored, so a Redis outage only delays it until the sweeper runs."""
-        pool = self._pool()
-        if pool is None:
-            return False
-        try:
-            await asyncio.wait_for(enqueue_ingest(pool, event_id), ENQUEUE_TIMEOUT_SECONDS)
-            return True
-        except Exception as exc:  # Redis down or slow: never fail Meta's request for it
-            log.warning("ingestion not enqueued; the sweeper will", event_id=event_id, error=type(exc).__name__)
-            return False
+        self.enqueuer.submit(event_id)  # the job id (= event id) makes a second enqueue a no-op
+        return Receipt(event_id, duplicate)
 
 
 async def sweep_stale_events(pool: ArqRedis, *, grace: timedelta = SWEEP_GRACE, limit: int = 1000) -> int:
