@@ -21,7 +21,7 @@ NUMBER = {"phone_number_id": "106540352242922", "waba_id": "102290129340398",
 
 
 def test_admin_connects_a_number_and_sees_a_new_template_approved_live(browser, screenshot, tmp_path):
-    with inbox_process("run", "--sandbox", env=ADMIN_ENV, data_dir=tmp_path) as (_, base):
+    with inbox_process("run", "--sandbox", env=ADMIN_ENV, data_dir=tmp_path) as (process, base):
         context = browser.new_context(viewport={"width": 1280, "height": 720},
                                       permissions=["clipboard-read", "clipboard-write"])
         page = context.new_page()
@@ -120,6 +120,8 @@ def test_admin_connects_a_number_and_sees_a_new_template_approved_live(browser, 
         screenshot(page, "admin-template-approved-live")
         assert not [e for e in errors if "Content Security Policy" in e or "Refused" in e], errors
         context.close()
+    logs = process.stdout.read()  # everything the server logged, at the default INFO level
+    assert NUMBER["access_token"] not in logs and NUMBER["app_secret"] not in logs
 
 
 def test_team_api_keys_and_labels_screens_in_chromium(browser, screenshot, tmp_path):

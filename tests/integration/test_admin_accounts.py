@@ -25,7 +25,7 @@ async def _connect(client, **overrides) -> dict:
     return response.json()
 
 
-async def test_connect_number_returns_webhook_details_and_no_secret(admin_client, caplog):
+async def test_connect_number_returns_webhook_details_and_no_secret(admin_client, caplog, capfd):
     caplog.set_level(logging.DEBUG)
     created = await _connect(admin_client)
     assert created["webhook_url"].startswith("http://testserver.local/webhooks/whatsapp/")
@@ -35,7 +35,8 @@ async def test_connect_number_returns_webhook_details_and_no_secret(admin_client
     assert created["health"]["token_state"] == "unknown"
     listed = await admin_client.get("/api/v1/accounts", headers=AUTH)
     one = await admin_client.get(f"/api/v1/accounts/{created['id']}", headers=AUTH)
-    for text in (str(created), listed.text, one.text, caplog.text):
+    printed = capfd.readouterr()  # structlog writes to stdout in tests, stdlib loggers to caplog
+    for text in (str(created), listed.text, one.text, caplog.text, printed.out, printed.err):
         assert TOKEN not in text and APP_SECRET not in text
     stored = await WhatsAppAccount.get(created["id"])
     raw = stored.model_dump_json()
@@ -81,7 +82,8 @@ async def test_test_connection_reports_meta_view_and_updates_health(admin_client
     assert health["token_state"] == "ok" and health["quality_rating"] == "YELLOW" and health["last_checked_at"]
 
 
-async def test_wrong_token_gives_metas_error_in_words_not_500(admin_client, sandbox, caplog):
+async def test_wrong_token_gives_metas_error_in_words_not_500(admin_client, sandbox, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
     state, _ = sandbox
     register_in_sandbox(state)
     created = await _connect(admin_client, access_token="EAAG-wrong-token-000000000000-NOPE")
@@ -93,7 +95,9 @@ async def test_wrong_token_gives_metas_error_in_words_not_500(admin_client, sand
     assert body["error"]["meta_message"]  # Meta's own words are shown too
     account = (await admin_client.get(f"/api/v1/accounts/{created['id']}", headers=AUTH)).json()
     assert account["health"]["token_state"] == "invalid" and account["health"]["last_check_error"]
-    assert "EAAG-wrong-token" not in caplog.text and "EAAG-wrong-token" not in result.text
+    printed = capfd.readouterr()
+    for text in (caplog.text, result.text, printed.out, printed.err):
+        assert "EAAG-wrong-token" not in text
 
 
 async def test_unreachable_graph_api_is_explained(client_factory, sandbox):
