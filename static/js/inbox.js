@@ -11,6 +11,8 @@
 
   // Reconnect fast at first, then back off (jittered) up to 5 s.
   if (window.htmx) {
+    // Settling copies "style" attributes with setAttribute, which the CSP (no 'unsafe-inline') refuses.
+    htmx.config.attributesToSettle = ["class", "width", "height"];
     htmx.config.wsReconnectDelay = function (retry) {
       return Math.min(250 * Math.pow(2, retry), 5000) * (0.5 + Math.random() * 0.5);
     };
@@ -142,12 +144,26 @@
     el.title = when.toLocaleString();
   }
 
+  // Label colours and the palette's position go into a constructed stylesheet (CSSOM), never into
+  // style attributes: the CSP has no 'unsafe-inline', and HTMX's history snapshots copy attributes.
+  var sheet = null, paletteSheet = null, colourRules = {};
+  function dynamicSheet() {
+    if (!sheet && window.CSSStyleSheet && document.adoptedStyleSheets) {
+      sheet = new CSSStyleSheet();
+      document.adoptedStyleSheets = document.adoptedStyleSheets.concat([sheet]);
+    }
+    return sheet;
+  }
+
   function decorate(root) {
     root = root || document;
     $$("time[datetime]", root).forEach(localTime);
     $$("[data-colour]", root).forEach(function (el) {
       var c = el.getAttribute("data-colour");
-      if (/^#[0-9a-fA-F]{3,8}$/.test(c)) el.style.setProperty("--label-colour", c);
+      var s = dynamicSheet();
+      if (!s || colourRules[c] || !/^#[0-9a-fA-F]{3,8}$/.test(c)) return;
+      colourRules[c] = true;
+      s.insertRule('[data-colour="' + c + '"] { --label-colour: ' + c + "; }", s.cssRules.length);
     });
   }
 
@@ -354,12 +370,24 @@
     });
   }
 
-  // After a send: clear what was sent (only then, so a failed send keeps the text).
+  // Sending never blocks: the composer empties at once; a refused send puts the text back.
+  var stashed = null;
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    if (evt.detail.elt.id !== "composer") return;
+    var text = document.getElementById("composer-text");
+    stashed = text.value;
+    setTimeout(function () { if (text.value === stashed) text.value = ""; }, 0);  // after htmx read the form
+  });
+
   document.addEventListener("htmx:afterRequest", function (evt) {
     var elt = evt.detail.elt;
+    if (elt.id === "composer" && !evt.detail.successful) {
+      var text = document.getElementById("composer-text");
+      if (text && !text.value && stashed) text.value = stashed;
+      return;
+    }
     if (!evt.detail.successful) return;
     if (elt.id === "composer") {
-      elt.querySelector("#composer-text").value = "";
       $$('input[name="button"]', elt).forEach(function (b) { b.value = ""; });
       clearReply();
     } else if (elt.id === "attach-form") {
@@ -430,8 +458,14 @@
     htmx.process(form);
     var r = button.getBoundingClientRect();
     form.hidden = false;
-    form.style.top = Math.max(8, r.top - form.offsetHeight - 6) + "px";
-    form.style.left = Math.min(window.innerWidth - form.offsetWidth - 8, Math.max(8, r.left)) + "px";
+    if (!paletteSheet && window.CSSStyleSheet && document.adoptedStyleSheets) {
+      paletteSheet = new CSSStyleSheet();
+      document.adoptedStyleSheets = document.adoptedStyleSheets.concat([paletteSheet]);
+    }
+    if (paletteSheet) {
+      paletteSheet.replaceSync("#react-form { top: " + Math.max(8, r.top - form.offsetHeight - 6) + "px; left: " +
+        Math.min(window.innerWidth - form.offsetWidth - 8, Math.max(8, r.left)) + "px; }");
+    }
     form.querySelector("button").focus();
     form._opener = button;
   }
