@@ -52,8 +52,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @contextlib.contextmanager
-def _process(code: str, ready_url: str) -> Iterator[None]:
+def _process(code: str, ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
     try:
@@ -66,7 +75,7 @@ def _process(code: str, ready_url: str) -> Iterator[None]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"benchmark server did not start: {code[:60]}...") from None
                 time.sleep(0.05)
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -80,7 +89,8 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
-async def _drive(base: str, n: int, concurrency: int, webhook_url: str | None) -> dict[str, Any]:
+async def _drive(base: str, n: int, concurrency: int, webhook_url: str | None, server_pid: int | None = None
+                 ) -> dict[str, Any]:
     # httpx's pool scans its connections on every request: one pool of 64 connections tops
     # out near 400 req/s here, so the load is spread over pools of 4 connections each.
     per_pool = 4
@@ -96,8 +106,14 @@ async def _drive(base: str, n: int, concurrency: int, webhook_url: str | None) -
                 "access_token": TOKEN, "app_secret": "bench-secret", "webhook_url": webhook_url,
                 "mps": 1_000_000, "delivered_after_ms": 50, "read_after_ms": 200})
             response.raise_for_status()
-        # Enough recipients that the default 45-message burst per recipient never bites.
+        # Enough recipients that the default 45-message burst per recipient never bites; each
+        # writes first, so its 24-h window is open and sends go sent -> delivered -> read.
         recipients = [f"+1555{7000000 + i}" for i in range(max(1000, n // 20))]
+        for i, recipient in enumerate(recipients):
+            response = await client.post("/sandbox/control/inbound", json={
+                "phone_number_id": f"90000{i % NUMBERS}", "from": recipient, "name": f"Customer {i}",
+                "message": {"type": "text", "text": {"body": "hi"}}})
+            response.raise_for_status()
         headers = {"Authorization": f"Bearer {TOKEN}"}
         latencies: list[float] = []
         errors = 0
@@ -107,10 +123,11 @@ async def _drive(base: str, n: int, concurrency: int, webhook_url: str | None) -
             nonlocal errors
             client = pools[k % len(pools)]
             for i in counter:
-                body = {"messaging_product": "whatsapp", "to": recipients[i % len(recipients)], "type": "text",
+                j = i % len(recipients)  # recipient j wrote to number j % NUMBERS
+                body = {"messaging_product": "whatsapp", "to": recipients[j], "type": "text",
                         "text": {"body": f"bench message {i}"}}
                 started = time.perf_counter()
-                response = await client.post(f"/sandbox/graph/v23.0/90000{i % NUMBERS}/messages", json=body,
+                response = await client.post(f"/sandbox/graph/v23.0/90000{j % NUMBERS}/messages", json=body,
                                              headers=headers)
                 if record:
                     latencies.append(time.perf_counter() - started)
@@ -121,9 +138,17 @@ async def _drive(base: str, n: int, concurrency: int, webhook_url: str | None) -
         await asyncio.gather(*(worker(k, False) for k in range(concurrency)))
         counter = real
         await client.delete("/sandbox/control/sent")
+        cpu_before = _cpu_seconds(server_pid) if server_pid else None
         started = time.perf_counter()
         await asyncio.gather(*(worker(k, True) for k in range(concurrency)))
         elapsed = time.perf_counter() - started
+        if webhook_url is not None:  # let the delayed statuses go out: their cost belongs to the sends
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if (await client.get("/sandbox/control/deliveries")).json()["pending"] == 0:
+                    break
+                await asyncio.sleep(0.05)
+        cpu_after = _cpu_seconds(server_pid) if server_pid else None
     accepted = len(latencies) - errors
     return {
         "n": n, "concurrency": concurrency, "accepted": accepted, "errors": errors, "elapsed_s": round(elapsed, 3),
@@ -132,6 +157,10 @@ async def _drive(base: str, n: int, concurrency: int, webhook_url: str | None) -
         "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2),
         "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else 0.0,
         "webhooks": webhook_url is not None,
+        # CPU the sandbox process spent per accepted send: unlike sends/s, this barely
+        # moves when other processes compete for the machine.
+        "server_cpu_ms_per_send": round((cpu_after - cpu_before) * 1000 / accepted, 3)
+        if cpu_before is not None and cpu_after is not None and accepted else None,
     }
 
 
@@ -149,8 +178,9 @@ def measure_baseline(n: int = 20_000, concurrency: int = 64, *, webhooks: bool =
             sink_port = _free_port()
             stack.enter_context(_process(_SINK.replace("{port}", str(sink_port)), f"http://127.0.0.1:{sink_port}/"))
             webhook_url = f"http://127.0.0.1:{sink_port}/hook"
-        stack.enter_context(_process(_SANDBOX.replace("{port}", str(port)), f"{base}/sandbox/control/numbers"))
-        return asyncio.run(_drive(base, n, concurrency, webhook_url))
+        server = stack.enter_context(_process(_SANDBOX.replace("{port}", str(port)),
+                                              f"{base}/sandbox/control/numbers"))
+        return asyncio.run(_drive(base, n, concurrency, webhook_url, server.pid))
 
 
 def _print(result: dict[str, Any]) -> None:
@@ -160,6 +190,9 @@ def _print(result: dict[str, Any]) -> None:
     print(f"  throughput : {result['msgs_per_s']:>8.1f} accepted sends/s  ({result['elapsed_s']} s)")
     print(f"  latency    : p50 {result['p50_ms']:.2f} ms   p99 {result['p99_ms']:.2f} ms   "
           f"mean {result['mean_ms']:.2f} ms")
+    if result["server_cpu_ms_per_send"] is not None:
+        per_send = result["server_cpu_ms_per_send"]
+        print(f"  server CPU : {per_send:.3f} ms per accepted send (ceiling ~{1000 / per_send:.0f} sends/s per core)")
 
 
 def main() -> None:

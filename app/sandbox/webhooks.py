@@ -1,9 +1,11 @@
 """Webhook delivery: Meta's batched envelope, signed, in order per number, retried with backoff.
 
 Events wait in a per-number outbox; delayed ones (delivered / read after the number's delays)
-sit in one heap until due.  One sender task per number drains its outbox: everything queued
-so far (up to ``batch_size``) becomes one envelope (consecutive statuses share one change,
-as Meta batches them), signed with the number's app secret over the exact bytes posted.
+sit in one heap with a single loop timer armed for its head.  One sender task per number
+drains its outbox: everything queued so far (up to ``batch_size``) becomes one envelope
+(consecutive statuses share one change, as Meta batches them), signed with the number's app
+secret over the exact bytes posted.  While a number is busy (it posted moments ago) the
+sender lingers ``linger_s`` to gather a bigger batch; an idle number posts at once.
 Anything but HTTP 200 is retried after ``retry_base_s * 2**n`` up to ``max_attempts``; the
 next batch waits, so a number's events are never reordered.
 """
@@ -13,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import json
 import logging
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import msgspec
 
 from app.whatsapp.signature import HEADER, sign
 
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from app.sandbox.state import SandboxState
 
 log = logging.getLogger("app.sandbox.webhooks")
+_encode = msgspec.json.Encoder().encode
 
 # ("status", status) | ("message", (contact, message)) | ("template", (waba_id, value, time))
 Event = tuple[str, Any]
@@ -65,13 +68,15 @@ class WebhookDispatcher:
     """Per-number ordered, batched, signed webhook delivery with retries."""
 
     def __init__(self, state: SandboxState, *, retry_base_s: float = 1.0, max_attempts: int = 6,
-                 timeout_s: float = 10.0, batch_size: int = 100, max_delay_s: float = 300.0) -> None:
+                 timeout_s: float = 10.0, batch_size: int = 100, max_delay_s: float = 300.0,
+                 linger_s: float = 0.05) -> None:
         self._state = state
         self.retry_base_s = retry_base_s
         self.max_attempts = max_attempts
         self.timeout_s = timeout_s
         self.batch_size = batch_size
         self.max_delay_s = max_delay_s
+        self.linger_s = linger_s
         self._outboxes: dict[str, deque[Event]] = {}
         self._heap: list[tuple[float, int, str, Event]] = []
         self._seq = itertools.count()
@@ -79,8 +84,7 @@ class WebhookDispatcher:
         self._client: httpx.AsyncClient | None = None
         self._wakeups: dict[str, asyncio.Event] = {}
         self._senders: dict[str, asyncio.Task[None]] = {}
-        self._scheduler: asyncio.Task[None] | None = None
-        self._heap_changed: asyncio.Event | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._generation = 0  # bumped by clear(): batches taken before a reset are abandoned
         # The last deliveries, for GET /sandbox/control/deliveries and debugging.
         self.deliveries: deque[dict[str, Any]] = deque(maxlen=2000)
@@ -96,8 +100,10 @@ class WebhookDispatcher:
             self._outboxes.setdefault(phone_number_id, deque()).append(event)
             self._notify(self._wake_sender, phone_number_id)
         else:
-            heapq.heappush(self._heap, (due, next(self._seq), phone_number_id, event))
-            self._notify(self._wake_scheduler)
+            item = (due, next(self._seq), phone_number_id, event)
+            heapq.heappush(self._heap, item)
+            if self._heap[0] is item:  # only a new earliest event needs the timer moved
+                self._notify(self._arm_timer)
 
     def _notify(self, fn: Any, *args: Any) -> None:
         loop = self._loop
@@ -121,32 +127,49 @@ class WebhookDispatcher:
             self._senders[phone_number_id] = asyncio.create_task(self._sender(phone_number_id, wakeup))
         wakeup.set()
 
-    def _wake_scheduler(self) -> None:
-        if self._heap_changed is not None:
-            self._heap_changed.set()
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._heap and self._loop is not None:
+            self._timer = self._loop.call_later(max(0.0, self._heap[0][0] - time.time()), self._release_due)
+
+    def _release_due(self) -> None:
+        """Timer callback: move every due event to its number's outbox, then re-arm."""
+        self._timer = None
+        heap, now = self._heap, time.time()
+        woken: set[str] = set()
+        while heap and heap[0][0] <= now:
+            _, _, phone_number_id, event = heapq.heappop(heap)
+            self._outboxes.setdefault(phone_number_id, deque()).append(event)
+            woken.add(phone_number_id)
+        for phone_number_id in woken:
+            self._wake_sender(phone_number_id)
+        self._arm_timer()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the scheduler and senders on the running loop (app startup)."""
+        """Arm the delay timer and start senders on the running loop (app startup)."""
         self._loop = asyncio.get_running_loop()
         self._client = httpx.AsyncClient(timeout=self.timeout_s, limits=httpx.Limits(max_connections=200))
-        self._heap_changed = asyncio.Event()
         self._wakeups.clear()
         self._senders.clear()
-        self._scheduler = asyncio.create_task(self._schedule())
+        self._arm_timer()
         for phone_number_id, outbox in self._outboxes.items():
             if outbox:
                 self._wake_sender(phone_number_id)
 
     async def stop(self) -> None:
         """Cancel delivery and close the HTTP client (app shutdown); queued events stay queued."""
-        tasks = [t for t in [self._scheduler, *self._senders.values()] if t is not None]
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        tasks = list(self._senders.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._senders.clear()
-        self._scheduler = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -156,6 +179,8 @@ class WebhookDispatcher:
         """Drop every queued and scheduled event, and stop retrying in-flight batches (reset)."""
         self._generation += 1
         self._heap.clear()
+        if self._timer is not None:
+            self._notify(self._arm_timer)  # nothing left to wait for
         for outbox in self._outboxes.values():
             outbox.clear()
         self.deliveries.clear()
@@ -166,35 +191,20 @@ class WebhookDispatcher:
 
     # ---- delivering ------------------------------------------------------------------------
 
-    async def _schedule(self) -> None:
-        assert self._heap_changed is not None
-        heap = self._heap
-        while True:
-            now = time.time()
-            woken: set[str] = set()
-            while heap and heap[0][0] <= now:
-                _, _, phone_number_id, event = heapq.heappop(heap)
-                self._outboxes.setdefault(phone_number_id, deque()).append(event)
-                woken.add(phone_number_id)
-            for phone_number_id in woken:
-                self._wake_sender(phone_number_id)
-            self._heap_changed.clear()
-            timeout = heap[0][0] - now if heap else None
-            try:
-                await asyncio.wait_for(self._heap_changed.wait(), timeout)
-            except TimeoutError:
-                pass
-
     async def _sender(self, phone_number_id: str, wakeup: asyncio.Event) -> None:
         outbox = self._outboxes.setdefault(phone_number_id, deque())
+        last_post = 0.0
         while True:
             if not outbox:
                 wakeup.clear()
                 await wakeup.wait()
                 continue
+            if len(outbox) < self.batch_size and time.monotonic() - last_post < 0.1:
+                await asyncio.sleep(self.linger_s)  # busy: one bigger post beats many small ones
             batch = [outbox.popleft() for _ in range(min(len(outbox), self.batch_size))]
             try:
                 await self._deliver(phone_number_id, batch)
+                last_post = time.monotonic()
             except asyncio.CancelledError:
                 outbox.extendleft(reversed(batch))  # keep them for a later start()
                 raise
@@ -208,7 +218,7 @@ class WebhookDispatcher:
             if generation != self._generation or number is None or not number.webhook_url or self._client is None:
                 return  # reset or unregistered meanwhile
             # Built per attempt: the URL or app secret may have been rotated in between.
-            body = json.dumps(build_envelope(number, batch), separators=(",", ":"), ensure_ascii=False).encode()
+            body = _encode(build_envelope(number, batch))
             headers = {"Content-Type": "application/json", HEADER: sign(number.app_secret, body),
                        "User-Agent": "facebookexternalua"}
             status: int | None = None
