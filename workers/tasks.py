@@ -30,8 +30,11 @@ async def ingest_webhook_event(ctx: dict[str, Any], event_id: str) -> str:
 
     runtime = runtime_of(ctx)
     pool = runtime.arq
-    ingestor = WebhookIngestor(runtime.live, lambda message_id: enqueue_fetch_media(pool, message_id),
-                               runtime.templates)
+
+    async def enqueue_media(message_id: str, generation: int) -> bool:
+        return await enqueue_fetch_media(pool, message_id, generation=generation)
+
+    ingestor = WebhookIngestor(runtime.live, enqueue_media, runtime.templates)
     try:
         return (await ingestor.ingest(event_id)).outcome
     except Exception as exc:

@@ -398,3 +398,24 @@ async def test_live_events_for_messages_statuses_and_conversations(env):
     assert "conversation.updated" in names
     assert any(e["event"] == "message.updated" and e["message_id"] == str(sent.id) and e["status"] == "sent"
                for e in events)
+
+
+async def test_edit_with_new_media_fetches_it_under_a_new_job(env):
+    from redis.asyncio import Redis
+
+    runtime, setup = env
+    photo = {"from": "972987654321", "id": new_wamid(), "timestamp": str(NOW), "type": "image",
+             "image": {"id": "501", "mime_type": "image/jpeg", "sha256": "a=", "caption": "old"}}
+    await deliver(runtime, setup, envelope(messages=[photo]))
+    edit = {"from": "972987654321", "id": new_wamid(), "timestamp": str(NOW + 1), "type": "edit",
+            "edit": {"original_message_id": photo["id"], "message": {
+                "type": "image", "image": {"id": "502", "mime_type": "image/png", "sha256": "b=", "caption": "new"}}}}
+    await deliver(runtime, setup, envelope(messages=[edit]))
+    message = await Message.find_one({})
+    assert message.media.meta_media_id == "502" and message.media.state == "pending"
+    assert message.content["caption"] == "new" and message.edits[0].content["caption"] == "old"
+    redis = Redis.from_url(runtime.settings.redis_url)
+    try:
+        assert await redis.exists(f"arq:job:media:{message.id}:0", f"arq:job:media:{message.id}:1") == 2
+    finally:
+        await redis.aclose()

@@ -133,7 +133,8 @@ async def on_test_loop(runtime: Runtime) -> AsyncIterator[Runtime]:
 async def ingest_pending(runtime: Runtime) -> list[str]:
     """Ingest every stored, not yet ingested event, here and now (what the worker does)."""
     async with on_test_loop(runtime) as local:
-        ingestor = WebhookIngestor(local.live, lambda message_id: enqueue_fetch_media(local.arq, message_id),
+        ingestor = WebhookIngestor(local.live, lambda message_id, generation: enqueue_fetch_media(
+            local.arq, message_id, generation=generation),
                                    TemplateService(local.accounts, local.live))
         outcomes = []
         for event in await WebhookEvent.find(WebhookEvent.ingested_at == None).sort("received_at").to_list():  # noqa: E711

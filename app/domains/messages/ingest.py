@@ -41,7 +41,8 @@ MEDIA_TYPES = frozenset({"image", "video", "document", "audio", "sticker"})
 WEBHOOK_STATUSES = {s.value: s for s in (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ,
                                          MessageStatus.PLAYED, MessageStatus.FAILED)}
 
-EnqueueMedia = Callable[[str], Awaitable[Any]]
+EnqueueMedia = Callable[[str, int], Awaitable[Any]]
+"""(message id, generation): a new generation per media change, since job ids are kept a while."""
 
 
 def message_error(errors: list[WebhookError]) -> MessageError | None:
@@ -241,7 +242,7 @@ class MessageIngest:
             if not inbound:
                 await apply_pending_statuses(doc)
         if doc.media is not None and doc.media.state == "pending" and doc.media.attempts == 0:
-            await self.enqueue_media(str(doc.id))  # the job id dedupes a re-run's second enqueue
+            await self.enqueue_media(str(doc.id), 0)  # the job id dedupes a re-run's second enqueue
         await self._apply_to_conversation(doc, conversation, inbound=inbound)
 
     async def _apply_to_conversation(self, doc: Message, conversation: Conversation, *, inbound: bool) -> None:
@@ -296,7 +297,7 @@ class MessageIngest:
             {"_id": target.id, "edits.wamid": {"$ne": message.id}},
             {"$set": changes, "$push": {"edits": history}})
         if result.modified_count and media_changed:
-            await self.enqueue_media(str(target.id))
+            await self.enqueue_media(str(target.id), len(target.edits) + 1)
         if result.modified_count:
             await self.live.publish(target.workspace_id, "message.updated", message_id=str(target.id),
                                     conversation_id=str(target.conversation_id))

@@ -94,7 +94,7 @@ def _occurred_at(change: EntryChange, value: dict[str, Any]) -> datetime:
 class WebhookIngestor:
     """Applies stored webhook events to the workspace's contacts, conversations, messages and accounts."""
 
-    def __init__(self, live: LiveEvents, enqueue_media: Callable[[str], Awaitable[Any]],
+    def __init__(self, live: LiveEvents, enqueue_media: Callable[[str, int], Awaitable[Any]],
                  templates: TemplateService | None = None) -> None:
         self.messages = MessageIngest(live, enqueue_media)
         self.contacts = ContactService()
