@@ -202,3 +202,4 @@ async def test_profile_errors_from_meta_are_words(admin_client, sandbox):
     response = await admin_client.get(f"/api/v1/accounts/{created['id']}/profile", headers=AUTH)
     assert response.status_code == 502 and response.json()["error_code"] == "META_ERROR"
     assert "access token" in response.json()["error"]
+

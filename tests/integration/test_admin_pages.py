@@ -225,3 +225,23 @@ async def test_nav_links_every_admin_screen(admin_client):
                 "/admin/labels", "/admin/attributes"):
         assert f'href="{url}"' in page.text
     assert '<script src="/static/js/admin.js" defer></script>' in page.text
+
+
+async def test_health_panel_shows_what_meta_and_the_pipelines_recorded(admin_client):
+    from app.db import utcnow
+    from app.domains.accounts.models import SendError
+
+    account_id = await _add_number(admin_client)
+    account = await WhatsAppAccount.get(account_id)
+    account.health.last_webhook_at = utcnow()
+    account.health.last_send_error = SendError(code=131047, title="Re-engagement message",
+                                               detail="More than 24 hours have passed")
+    account.health.quality_rating = "YELLOW"
+    account.health.messaging_limit_tier = "TIER_10K"
+    account.health.token_state = "invalid"
+    await account.save()
+    page = await admin_client.get(f"/admin/numbers/{account_id}")
+    health = page.text.split('id="health"')[1].split("</section>")[0]
+    assert account.health.last_webhook_at.strftime("%Y-%m-%d %H:%M") in health
+    assert "Re-engagement message (code 131047): More than 24 hours have passed" in health
+    assert "YELLOW" in health and "TIER_10K" in health and "rejected by Meta: enter a new one" in health
