@@ -2,9 +2,20 @@
 
 Demo mode, tests and benchmarks run against it.  Mount it with ``SandboxPlugin`` (the
 ``/sandbox`` router plus webhook delivery hooks) or run it alone with
-``create_sandbox_app()``; drive it over ``/sandbox/control/...`` or in process through
-``SandboxState`` (``register_number``, ``simulate_inbound``, ``list_sent``, ...).
+``create_sandbox_app()``; drive it over HTTP or in process through ``SandboxState``.
 State lives in memory only.
+
+Graph (``/sandbox/graph/{version}/``, version optional, bearer token required):
+``POST {phone_number_id}/messages`` (sends and mark-as-read), ``POST {phone_number_id}/media``,
+``GET|DELETE {media_id}``, ``GET|POST|DELETE {waba_id}/message_templates``, ``GET {template_id}``,
+``GET {phone_number_id}?fields=``, ``GET|POST {phone_number_id}/whatsapp_business_profile``;
+media download URLs live under ``/sandbox/lookaside/whatsapp_business/attachments/``.
+
+Control (``/sandbox/control/``; the same names exist on ``SandboxState``):
+``POST numbers`` (register / update, 201) · ``GET numbers`` · ``POST inbound`` (a customer
+writes; ``timestamp`` optional) · ``GET|DELETE sent`` · ``POST|DELETE faults`` ·
+``POST templates`` (seed, 201) · ``POST templates/{id}/status`` · ``POST media/expire_urls`` ·
+``GET deliveries`` (webhook attempts) · ``POST reset``.
 """
 
 from app.sandbox.plugin import SANDBOX_PATH, SandboxPlugin, create_sandbox_app, sandbox_router
