@@ -93,6 +93,8 @@ class BatchContext:
     conversations: dict[tuple[PydanticObjectId, PydanticObjectId], Conversation] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     stored: int = 0
+    changed_conversations: dict[PydanticObjectId, None] = field(default_factory=dict)
+    """Conversations to announce once at the end of the batch (not once per message)."""
 
 
 class MessageIngest:
@@ -243,9 +245,16 @@ class MessageIngest:
                 await apply_pending_statuses(doc)
         if doc.media is not None and doc.media.state == "pending" and doc.media.attempts == 0:
             await self.enqueue_media(str(doc.id), 0)  # the job id dedupes a re-run's second enqueue
-        await self._apply_to_conversation(doc, conversation, inbound=inbound)
+        await self._apply_to_conversation(batch, doc, conversation, inbound=inbound)
 
-    async def _apply_to_conversation(self, doc: Message, conversation: Conversation, *, inbound: bool) -> None:
+    async def publish_conversations(self, batch: BatchContext) -> None:
+        """One ``conversation.updated`` per conversation the batch changed."""
+        for conversation_id in batch.changed_conversations:
+            await self.live.publish(batch.workspace_id, "conversation.updated", conversation_id=str(conversation_id))
+        batch.changed_conversations.clear()
+
+    async def _apply_to_conversation(self, batch: BatchContext, doc: Message, conversation: Conversation, *,
+                                     inbound: bool) -> None:
         """Unread +1 exactly once (claimed on the message); window and activity are idempotent ($max)."""
         claim = await Message.get_motor_collection().update_one(
             {"_id": doc.id, "conversation_applied": {"$ne": True}}, {"$set": {"conversation_applied": True}})
@@ -259,7 +268,7 @@ class MessageIngest:
         else:
             await self.conversations.record_outbound(conversation, doc.timestamp, preview)
         if first_time:
-            await self.live.publish(doc.workspace_id, "conversation.updated", conversation_id=str(conversation.id))
+            batch.changed_conversations[conversation.id] = None
 
     # -- reactions, edits, revokes ---------------------------------------------------------------
 

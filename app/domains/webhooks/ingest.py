@@ -133,6 +133,7 @@ class WebhookIngestor:
         for status in iter_statuses(envelope):
             if await routes.number(status.phone_number_id) is not None:
                 await self.messages.apply_status(batch, status)
+        await self.messages.publish_conversations(batch)
         now = utcnow()
         for account in routes.touched.values():
             await WhatsAppAccount.get_motor_collection().update_one(
