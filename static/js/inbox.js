@@ -211,7 +211,12 @@
   }
 
   // ---- composer ------------------------------------------------------------------------------------
-  function currentMode() { var m = document.getElementById("composer-mode"); return m ? m.value : "text"; }
+  function currentMode() {
+    var area = document.getElementById("composer-area");
+    if (area && area.classList.contains("template-mode")) return "template";
+    var m = document.getElementById("composer-mode");
+    return m ? m.value : "text";
+  }
 
   function setMode(mode) {
     var area = document.getElementById("composer-area");
@@ -220,12 +225,16 @@
     var picker = document.getElementById("template-picker");
     $$(".mode", area).forEach(function (b) { b.setAttribute("aria-checked", String(b.getAttribute("data-mode") === mode)); });
     area.classList.toggle("note-mode", mode === "note");
+    area.classList.toggle("template-mode", mode === "template");
     var buttons = document.getElementById("buttons-editor");
     if (buttons) buttons.hidden = mode !== "buttons";
     if (mode === "template") {
-      if (picker) picker.hidden = false;
-      var tab = $('.mode[data-mode="template"]', area);
-      if (picker && !picker.children.length && tab) htmx.trigger(tab, "click");
+      if (picker) {
+        picker.hidden = false;
+        if (!picker.children.length) {
+          htmx.ajax("GET", "/inbox/c/" + openId() + "/templates", { source: "#composer", target: "#template-picker", swap: "innerHTML" });
+        }
+      }
       return;
     }
     if (picker) picker.hidden = true;
@@ -253,6 +262,9 @@
         var picker = document.getElementById("template-picker");
         if (picker) picker.hidden = false;
         $$(".mode").forEach(function (b) { b.setAttribute("aria-checked", String(b === mode)); });
+        var area = document.getElementById("composer-area");
+        area.classList.add("template-mode");
+        area.classList.remove("note-mode");
       } else setMode(mode.getAttribute("data-mode"));
       return;
     }
