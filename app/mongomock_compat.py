@@ -9,7 +9,7 @@ so results are unchanged:
 - unique indexes keep a hash table (key -> ids) checked against the live documents, so stale
   entries (deleted or changed documents, rolled-back writes) are dropped when seen.
 
-It also accepts the ``sort`` argument newer pymongo passes to bulk updates, and keeps ``partialFilterExpression`` in ``create_indexes()``, which mongomock drops: a
+It also never holds a collection's lock while a cursor is being read, accepts the ``sort`` argument newer pymongo passes to bulk updates, and keeps ``partialFilterExpression`` in ``create_indexes()``, which mongomock drops: a
 partial unique index (Message.wamid) would otherwise refuse a second document without the field.
 Only applied when no INBOX_MONGODB_URL is set; a real MongoDB never sees any of this.
 """
@@ -31,7 +31,23 @@ def patch_mongomock() -> None:
     Collection._iter_documents = _make_iter_documents(Collection._iter_documents)
     Collection._ensure_uniques = _make_ensure_uniques(Collection._ensure_uniques)
     _accept_new_bulk_arguments()
+    _snapshot_documents()
     Collection._inbox_patched = True
+
+
+def _snapshot_documents() -> None:
+    """mongomock yields a collection's documents while holding its lock, so a cursor left half-read
+    (a task cancelled or a loop stopped mid-iteration) blocks every later write, in every thread.
+    Take the snapshot under the lock and iterate it outside."""
+    from mongomock.store import CollectionStore
+
+    def documents(self: Any) -> Any:
+        self._remove_expired_documents()
+        with self._rwlock.reader():
+            snapshot = list(self._documents.values())
+        return (document for document in snapshot)  # a generator: create_index() calls .throw() on it
+
+    CollectionStore.documents = property(documents)
 
 
 def _accept_new_bulk_arguments() -> None:
@@ -50,16 +66,26 @@ def _accept_new_bulk_arguments() -> None:
 
 
 def _create_indexes(self: Any, indexes: Any, session: Any = None) -> list[str]:
-    return [
-        self.create_index(
-            index.document["key"].items(), session=session,
-            expireAfterSeconds=index.document.get("expireAfterSeconds"),
-            unique=index.document.get("unique", False), sparse=index.document.get("sparse", False),
-            partialFilterExpression=index.document.get("partialFilterExpression"),
-            name=index.document.get("name"),
+    names = []
+    for index in indexes:
+        spec = index.document
+        name = spec.get("name")
+        if name in self._store.indexes:
+            names.append(name)  # a second process (or init_beanie) declaring it again
+            continue
+        partial = spec.get("partialFilterExpression")
+        unique = spec.get("unique", False)
+        created = self.create_index(
+            spec["key"].items(), session=session, expireAfterSeconds=spec.get("expireAfterSeconds"),
+            # mongomock checks existing documents for uniqueness ignoring the partial filter:
+            # create it plain, then mark it unique (our _ensure_uniques honours the filter).
+            unique=unique and partial is None, sparse=spec.get("sparse", False),
+            partialFilterExpression=partial, name=name,
         )
-        for index in indexes
-    ]
+        if unique and partial is not None:
+            self._store.indexes[created]["unique"] = True
+        names.append(created)
+    return names
 
 
 def _plain_id(value: Any) -> bool:

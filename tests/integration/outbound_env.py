@@ -149,3 +149,59 @@ async def outbound(client_factory, sandbox_server):
     yield make
     for control in controls:
         await control.aclose()
+
+
+class ThreadWorker:
+    """Another "worker process": a Runtime and an arq Worker on their own event loop in a thread,
+    sharing only the (in-memory) database with the app, as separate processes share MongoDB.
+
+    ``kill()`` stops the loop dead, like SIGKILL: no finally block, no hand-over, the lease left
+    to expire. With ``supervised=True`` the worker is started again whenever it crashes (what
+    a process manager does for `inbox worker`, e.g. after Redis went away).
+    """
+
+    _graveyard: list[Any] = []  # killed loops stay referenced: their coroutines must never be finalised
+
+    def __init__(self, settings: Any, database: Any, *, supervised: bool = False) -> None:
+        import threading
+
+        self.settings = settings
+        self.database = database
+        self.supervised = supervised
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.restarts = 0
+
+    def start(self) -> ThreadWorker:
+        self.thread.start()
+        assert self.ready.wait(20), "worker thread did not start"
+        return self
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.create_task(self._main())
+        self.loop.run_forever()
+
+    async def _main(self) -> None:
+        from app.runtime import Runtime
+        from workers.settings import build_worker
+
+        while True:
+            runtime = Runtime(self.settings)
+            runtime.db = self.database
+            try:
+                await runtime.start()
+                worker = build_worker(runtime, handle_signals=False, owns_runtime=False)
+                self.ready.set()
+                await worker.async_run()
+            except Exception:  # noqa: BLE001 - Redis went away: a process manager restarts the worker
+                if not self.supervised:
+                    raise
+            self.restarts += 1
+            await asyncio.sleep(0.5)
+
+    def kill(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        ThreadWorker._graveyard.append(self.loop)

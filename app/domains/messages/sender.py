@@ -38,7 +38,7 @@ from app.domains.messages.models import Message, MessageError, MessageStatus, Pe
 from app.domains.messages.outbox_queue import LEASE_TTL_MS, Entry, OutboxQueue, RetryState
 from app.domains.messages.status import advance_status, apply_pending_statuses
 from app.logging import get_logger
-from app.metrics import CIRCUIT_OPENED, GRAPH_LATENCY, LIMITER_WAIT, RETRIES, SENDS
+from app.metrics import CIRCUIT_OPENED, GRAPH_LATENCY, LIMITER_WAIT, MISSED_SLOTS, RETRIES, SENDS
 from app.ratelimit import SendLimiter
 from app.whatsapp.client import GraphClient
 from app.whatsapp.errors import (
@@ -55,6 +55,7 @@ POLL_SECONDS = 0.02          # how often an active drainer looks for new agent r
 FLUSH_SECONDS = 0.02         # acceptances are written in bulk at most this late
 ACCOUNT_RELOAD_SECONDS = 2.0  # notice a disabled number or a new token while draining
 MAX_IN_MEMORY = 5000
+LATE_SLOT_SECONDS = 0.015      # a send this late for its slot takes a new one (keeps windows under mps)
 CIRCUIT_MAX_SECONDS = 600.0
 
 
@@ -370,8 +371,17 @@ class Drainer:
         return started
 
     async def _send(self, conv_id: str, conv: Conv, item: Item, delay: float) -> None:
+        target = time.monotonic() + delay
         if delay > 0:
             await asyncio.sleep(delay)
+        if time.monotonic() - target > LATE_SLOT_SECONDS:
+            # Sent this late, it could share a 1-second window with later slots and pass the
+            # number's mps: give the slot up and ask for a new one.
+            MISSED_SLOTS.inc()
+            conv.busy = False
+            self._maybe_ready(conv_id, conv, time.monotonic())
+            self.wakeup.set()
+            return
         endpoint = "messages"
         started = time.perf_counter()
         try:

@@ -1,0 +1,180 @@
+"""Faults against the sandbox: 5xx and timeouts, 130429 storms, the circuit breaker, a revoked token,
+a worker killed mid-run, two workers on one number, and Redis restarted during a run."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import defaultdict
+
+from app.domains.accounts.models import WhatsAppAccount
+from app.domains.messages import outbox_queue, sender
+from app.domains.messages.models import Message, MessageStatus
+from tests.integration.outbound_env import (  # noqa: F401
+    ThreadWorker, max_per_window, outbound, sandbox_server, statuses, wait_for,
+)
+
+
+async def send_many(env, account, n: int, conversations: int, prefix: str = "m") -> tuple[list[str], dict]:
+    convs = [await env.conversation(account, f"1555{int(account.phone_number_id[-6:]):06d}{i:02d}")
+             for i in range(conversations)]
+    ids, order = [], defaultdict(list)
+    for i in range(n):
+        conversation = convs[i % conversations]
+        answer = await env.send(conversation, f"{prefix}-{i}")
+        assert answer.status_code == 202, answer.text
+        ids.append(answer.json()["id"])
+        order[answer.json()["to"]].append(f"{prefix}-{i}")
+    return ids, order
+
+
+async def all_settled(ids: list[str], wanted: str = "accepted") -> bool:
+    counts = await statuses(ids)
+    return counts.get(wanted, 0) == len(ids)
+
+
+def assert_order(sent: list[dict], order: dict) -> None:
+    """Per conversation, Meta accepted the messages in the order they were queued."""
+    seen = defaultdict(list)
+    for record in sorted(sent, key=lambda s: s["accepted_at"]):
+        body = record["body"]["text"]["body"]
+        if not seen[record["to"]] or seen[record["to"]][-1] != body:  # a duplicate after a crash repeats
+            seen[record["to"]].append(body)
+    for to, bodies in order.items():
+        assert [b for b in seen[to] if b in bodies] == bodies, to
+
+
+async def test_500s_and_timeouts_every_message_ends_sent_in_order(outbound):
+    env = await outbound()
+    account = await env.add_number(mps=40)
+    await env.faults(phone_number_id=account.phone_number_id, error_rate=0.3, http_status=500, timeout_rate=0.05)
+    ids, order = await send_many(env, account, 60, 6)
+    await wait_for(lambda: all_settled(ids), timeout=90)
+    messages = await Message.find({"_id": {"$in": [m.id for m in await Message.find_all().to_list()]}}).to_list()
+    attempts = [m.attempts for m in messages if m.direction == "outbound"]
+    assert max(attempts) <= env.runtime.settings.send_max_attempts and sum(attempts) > len(ids)  # retried, bounded
+    sent = await env.sent(account)
+    assert {s["wamid"] for s in sent} >= {m.wamid for m in messages}
+    assert_order(sent, order)
+
+
+async def test_130429_storm_backs_off_and_nothing_fails(outbound):
+    env = await outbound()
+    account = await env.add_number(mps=40)
+    await env.faults(phone_number_id=account.phone_number_id, error_rate=0.6, http_status=400, error_code=130429)
+    ids, order = await send_many(env, account, 40, 8)
+    await wait_for(lambda: all_settled(ids), timeout=90)
+    assert (await statuses(ids)).get("failed", 0) == 0
+    metrics = (await env.client.get("/metrics")).text
+    assert 'inbox_send_retries_total{reason="130429"}' in metrics
+    assert_order(await env.sent(account), order)
+
+
+async def test_circuit_breaker_holds_sends_then_closes_after_a_probe(outbound):
+    env = await outbound(circuit_failures=3, circuit_open_seconds=0.5)
+    account = await env.add_number()
+    await env.faults(phone_number_id=account.phone_number_id, error_rate=1.0, http_status=503)
+    ids, _ = await send_many(env, account, 6, 6)
+
+    async def opened():
+        found = await WhatsAppAccount.get(account.id)
+        return found.health.circuit_open_until is not None
+
+    await wait_for(opened)
+    assert (await statuses(ids)).get("queued") == len(ids)  # held, not failed
+    await env.clear_faults()
+    await wait_for(lambda: all_settled(ids), timeout=60)
+    assert (await WhatsAppAccount.get(account.id)).health.circuit_open_until is None
+
+
+async def test_revoked_token_holds_sends_until_the_token_is_replaced(outbound):
+    env = await outbound()
+    account = await env.add_number(token="old-token")
+    ids, _ = await send_many(env, account, 3, 3, prefix="before")
+    await wait_for(lambda: all_settled(ids))
+    # Meta revokes the token (the sandbox now only knows a new one).
+    answer = await env.control.post("/sandbox/control/numbers", json={
+        "phone_number_id": account.phone_number_id, "waba_id": account.waba_id,
+        "display_phone_number": account.display_phone_number, "access_token": "new-token", "app_secret": "secret"})
+    assert answer.status_code == 201
+    await env.faults(phone_number_id=account.phone_number_id, latency_ms=500)  # queue all 4 before the 190
+    held, _ = await send_many(env, account, 4, 2, prefix="held")
+
+    async def token_invalid():
+        return (await WhatsAppAccount.get(account.id)).health.token_state == "invalid"
+
+    await wait_for(token_invalid)
+    await env.clear_faults()
+    assert (await statuses(held)).get("queued") == 4
+    refused = await env.send(await env.conversation(account, "15550009999"))
+    assert refused.json()["error_code"] == "ACCOUNT_TOKEN_INVALID"
+    patched = await env.client.patch(f"/api/v1/accounts/{account.id}", headers=env.headers,
+                                     json={"access_token": "new-token"})
+    assert patched.status_code == 200, patched.text
+    await wait_for(lambda: all_settled(held), timeout=30)
+    assert len(await env.sent(account)) == 7
+
+
+async def test_worker_killed_mid_run_nothing_stays_queued(outbound, monkeypatch):
+    monkeypatch.setattr(outbox_queue, "LEASE_TTL_MS", 1500)
+    env = await outbound(inline_worker=False)
+    account = await env.add_number(mps=10)
+    settings, database = env.runtime.settings, env.runtime.db
+    victim = ThreadWorker(settings, database).start()
+    ids, order = await send_many(env, account, 50, 10)
+    await wait_for(lambda: _sent_at_least(env, account, 12))
+    victim.kill()
+    stuck = (await statuses(ids)).get("queued", 0)
+    assert stuck > 0  # killed in the middle of the run
+    survivor = ThreadWorker(settings, database).start()
+    await wait_for(lambda: all_settled(ids), timeout=60)
+    sent = await env.sent(account)
+    duplicates = len(sent) - len({s["body"]["text"]["body"] for s in sent})
+    assert duplicates <= 10  # at most what was in flight (the number's slots within its 0.5 s horizon)
+    assert_order(sent, order)
+    survivor.kill()
+
+
+async def _sent_at_least(env, account, n: int) -> bool:
+    return len(await env.sent(account)) >= n
+
+
+async def test_two_workers_on_one_number_never_exceed_its_mps(outbound, monkeypatch):
+    monkeypatch.setattr(sender, "DRAIN_SLICE_SECONDS", 0.4)  # hand over often, so both workers drain
+    drained_by: set[int] = set()
+    original = sender.Drainer.run
+
+    async def tracked(self):
+        drained_by.add(threading.get_ident())
+        return await original(self)
+
+    monkeypatch.setattr(sender.Drainer, "run", tracked)
+    # Everything here shares one process (app, two workers, sandbox): a wider margin absorbs the
+    # scheduling jitter between a send leaving and the sandbox stamping it.
+    env = await outbound(send_rate_margin=0.9)
+    account = await env.add_number(mps=20, sandbox_mps=1000)  # only our limiter keeps it at 20
+    other = ThreadWorker(env.runtime.settings, env.runtime.db).start()
+    ids, _ = await send_many(env, account, 90, 45)
+    await wait_for(lambda: all_settled(ids), timeout=60)
+    sent = await env.sent(account)
+    assert len(sent) == 90
+    assert max_per_window(sent) <= 20
+    assert len(drained_by) == 2
+    other.kill()
+
+
+async def test_redis_restarted_during_a_run(outbound, redis_server):
+    env = await outbound(inline_worker=False)
+    account = await env.add_number(mps=10)
+    worker = ThreadWorker(env.runtime.settings, env.runtime.db, supervised=True).start()
+    ids, order = await send_many(env, account, 40, 8)
+    await wait_for(lambda: _sent_at_least(env, account, 10))
+    await asyncio.to_thread(redis_server.restart)  # not persisted: queues, lanes and leases are gone
+    late = await env.send(await env.conversation(account, "15550008888"), "after restart")
+    assert late.status_code == 202  # stored as queued even if Redis refused the push
+    ids.append(late.json()["id"])
+    await wait_for(lambda: all_settled(ids), timeout=90)
+    sent = await env.sent(account)
+    assert len({s["body"]["text"]["body"] for s in sent}) == 41
+    assert_order(sent, order)
+    worker.kill()
