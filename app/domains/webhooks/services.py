@@ -152,8 +152,11 @@ class WebhookReceiver:
                       header: str | None) -> Receipt:
         """Verify the signature over the raw bytes, store the event, enqueue its ingestion."""
         if not signature.verify(endpoint.app_secret, body, header):
-            # The admin may have just rotated the app secret: check once against a fresh read.
-            fresh = await self.endpoint(webhook_key, fresh=True)
+            # The admin may have just rotated the app secret: check against a fresh read, at most
+            # once a second per URL, so a flood of bad signatures cannot turn into database reads.
+            cached = self._endpoints.get(webhook_key)
+            stale = cached is None or cached[0] - ENDPOINT_CACHE_SECONDS + 1.0 < time.monotonic()
+            fresh = await self.endpoint(webhook_key, fresh=True) if stale else None
             if fresh is None or not signature.verify(fresh.app_secret, body, header):
                 log.info("webhook signature rejected", account_id=str(endpoint.account_id),
                          reason="missing" if not header else "mismatch")
