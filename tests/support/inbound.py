@@ -16,6 +16,9 @@ import httpx
 from redis.asyncio import Redis
 
 from app.domains.accounts.models import WhatsAppAccount
+from app.domains.contacts.models import Contact
+from app.domains.conversations.models import Conversation
+from app.domains.messages.models import Message, MessageStatus
 from app.domains.accounts.services import NewAccount
 from app.domains.templates.services import TemplateService
 from app.domains.webhooks.ingest import WebhookIngestor
@@ -162,3 +165,20 @@ async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(interval)
+
+
+async def deliver(runtime: Runtime, setup: Setup, payload: dict[str, Any] | bytes) -> list[str]:
+    """Store a body as the endpoint would, then ingest what is pending."""
+    await store_event(runtime, setup, payload)
+    return await ingest_pending(runtime)
+
+
+async def outbound(setup: Setup, wamid: str, status_value: MessageStatus = MessageStatus.ACCEPTED, **extra: Any) -> Message:
+    """An outbound message as the send pipeline leaves it (our own model, stored directly)."""
+    contact = await Contact.find_one({}) or await Contact(workspace_id=setup.workspace_id, key="wa:972987654321",
+                                                          wa_id="972987654321").insert()
+    conversation = await Conversation.find_one({}) or await Conversation(
+        workspace_id=setup.workspace_id, account_id=setup.account.id, contact_id=contact.id).insert()
+    return await Message(workspace_id=setup.workspace_id, conversation_id=conversation.id, account_id=setup.account.id,
+                         contact_id=contact.id, direction="outbound", type="text", content={"body": "hi"},
+                         wamid=wamid, status=status_value, **extra).insert()
