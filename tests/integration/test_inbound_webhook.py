@@ -213,7 +213,10 @@ async def test_inline_worker_ingests_what_the_endpoint_stored(client_factory):
 
 async def test_redis_down_still_200_once_stored_then_swept_after_redis_returns(client_factory, settings, tmp_path):
     """Redis unavailable during the POST: stored, 200; once Redis is back the sweeper enqueues it."""
-    from workers.settings import build_worker
+    from arq.worker import Worker
+
+    from app.queue import DEFAULT_QUEUE
+    from workers import tasks
 
     redis = EmbeddedRedis(tmp_path / "own-redis", persist=False).start()
     try:
@@ -230,8 +233,10 @@ async def test_redis_down_still_200_once_stored_then_swept_after_redis_returns(c
         redis = EmbeddedRedis(tmp_path / "own-redis", port=redis.port, persist=False).start()
         async with on_test_loop(runtime) as local:
             assert await sweep_stale_events(local.arq, grace=timedelta(0)) == 1
-            worker = build_worker(local, handle_signals=False, owns_runtime=False)
-            worker.burst = True
+            # An arq worker with only the ingest function (the product's other crons hold clients
+            # of the app's own event loop), in burst mode: it runs what the sweeper enqueued.
+            worker = Worker(functions=[tasks.ingest_webhook_event], redis_pool=local.arq, queue_name=DEFAULT_QUEUE,
+                            burst=True, handle_signals=False, poll_delay=0.01, ctx={"runtime": local})
             await worker.async_run()
             await worker.close()
         event = await WebhookEvent.find_one({})

@@ -39,6 +39,7 @@ MAX_BODY_BYTES = 3 * 1024 * 1024
 ENQUEUE_TIMEOUT_SECONDS = 1.0
 """A slow Redis must not hold Meta's request: past this the sweeper enqueues the stored event."""
 ENDPOINT_CACHE_SECONDS = 10.0
+MAX_PENDING_ENQUEUES = 20_000
 SWEEP_GRACE = timedelta(seconds=30)
 """Events younger than this are left to their own job; the sweeper only rescues older ones."""
 
@@ -95,6 +96,9 @@ class IngestEnqueuer:
         self.max_batch = max_batch
 
     def submit(self, event_id: str) -> None:
+        if len(self._pending) >= MAX_PENDING_ENQUEUES:
+            # Redis has been unreachable for a while: stop holding ids, the sweeper has them all.
+            del self._pending[: len(self._pending) // 2]
         self._pending.append(event_id)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._drain())
