@@ -31,6 +31,18 @@ async def account(admin_client, sandbox):
     return response.json()
 
 
+@pytest.fixture
+def published(admin_client) -> list:
+    """Live events of service calls made from the test itself (the app's Redis is bound to the client's loop)."""
+    events: list = []
+
+    async def capture(ws, event, **data):
+        events.append((event, data))
+
+    admin_client.app.state.runtime.templates.live.publish = capture
+    return events
+
+
 def _value(name: str) -> dict:
     return json.loads((FIXTURES / name).read_text())["entry"][0]["changes"][0]["value"]
 
@@ -143,7 +155,7 @@ def test_authentication_templates_use_metas_fixed_text():
     assert definition["components"][0] == {"type": "BODY", "add_security_recommendation": True}
 
 
-async def test_missing_account_and_wrong_media_sample(admin_client, account):
+async def test_missing_account_and_wrong_media_sample(admin_client, account, published):
     no_account = await admin_client.post("/api/v1/templates", json=GOOD, headers=AUTH)
     assert no_account.status_code == 422 and "account_id" in no_account.json()["details"]
     runtime = admin_client.app.state.runtime
@@ -161,7 +173,7 @@ async def _workspace_of(account_id):
     return (await WhatsAppAccount.get(account_id)).workspace_id
 
 
-async def test_media_header_sample_is_uploaded_as_handle(admin_client, account, sandbox):
+async def test_media_header_sample_is_uploaded_as_handle(admin_client, account, sandbox, published):
     state, _ = sandbox
     runtime = admin_client.app.state.runtime
     draft = TemplateDraft(account_id=account["id"], name="with_image", language="en", category="MARKETING",
@@ -187,15 +199,9 @@ async def test_delete_at_meta_and_here(admin_client, account, sandbox):
     assert (await admin_client.delete(f"/api/v1/templates/{again['id']}", headers=AUTH)).status_code == 204
 
 
-async def test_webhook_updates_status_quality_category_and_publish_live(admin_client, account, sandbox):
+async def test_webhook_updates_status_quality_category_and_publish_live(admin_client, account, sandbox, published):
     runtime = admin_client.app.state.runtime
     workspace_id = await _workspace_of(account["id"])
-    published = []
-
-    async def capture(ws, event, **data):
-        published.append((event, data))
-
-    runtime.templates.live.publish = capture  # what the live pipe receives
     created = (await admin_client.post("/api/v1/templates", json={**GOOD, "account_id": account["id"]},
                                        headers=AUTH)).json()
     value = {**_value("template_status_rejected.json"), "message_template_id": int(created["meta_id"]),
@@ -222,7 +228,7 @@ async def test_webhook_updates_status_quality_category_and_publish_live(admin_cl
     assert (listed["status"], listed["quality_score"], listed["category"]) == ("APPROVED", "YELLOW", "MARKETING")
 
 
-async def test_webhook_for_template_made_elsewhere_and_deleted(admin_client, account):
+async def test_webhook_for_template_made_elsewhere_and_deleted(admin_client, account, published):
     runtime = admin_client.app.state.runtime
     workspace_id = await _workspace_of(account["id"])
     update = TemplateStatusUpdate(**_value("template_status_approved.json"))
@@ -233,6 +239,7 @@ async def test_webhook_for_template_made_elsewhere_and_deleted(admin_client, acc
     deleted = update.model_copy(update={"event": "DELETED"})
     assert await runtime.templates.apply_status_update(workspace_id, NUMBER["waba_id"], deleted) is None
     assert await MessageTemplate.find_all().count() == 0
+    assert [event for event, _ in published] == ["template.updated", "template.updated", "template.deleted"]
     # Another workspace's template with the same Meta id is untouched by this workspace's webhook.
     assert await runtime.templates.apply_quality_update(
         workspace_id, NUMBER["waba_id"], TemplateQualityUpdate(**_value("template_quality_update.json"))) is None
@@ -258,7 +265,7 @@ async def test_scoping_and_agents(admin_client, account):
         assert response.status_code == 403
 
 
-async def test_periodic_job_syncs_every_workspace(admin_client, sandbox, account):
+async def test_periodic_job_syncs_every_workspace(admin_client, sandbox, account, published):
     from workers import tasks
     from workers.settings import CRON_JOBS
 
