@@ -101,6 +101,18 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = None
     """`inbox worker` serves its Prometheus metrics on this port when set (the web process has /metrics)."""
 
+    allow_private_webhook_targets: bool = False
+    """Development only: let event subscriptions call http:// and private, loopback or link-local addresses."""
+
+    event_webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    """How long one event delivery waits for the subscriber's answer before it counts as failed."""
+
+    event_webhook_backoff_scale: float = Field(default=1.0, gt=0)
+    """Multiplies every event-delivery retry delay (10 s, 30 s, 1 min ... 6 h over 24 h); tests shrink it."""
+
+    api_rate_limit_per_minute: int = Field(default=600, ge=1)
+    """Requests per minute each API key may make to /api (shared by every web process, through Redis)."""
+
     @field_validator("public_url", "graph_api_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

@@ -33,13 +33,17 @@ from app.domains.accounts.api import AccountsApi
 from app.domains.catalog.api import AttributesApi, CannedResponsesApi, LabelsApi
 from app.domains.team.api import ApiKeysApi, TeamsApi, UsersApi
 from app.domains.templates.api import TemplatesApi
+from app.domains.subscriptions.api import SubscriptionsApi
+from app.domains.subscriptions.controllers import SubscriptionPages
 from app.domains.accounts.controllers import NumbersController
 from app.domains.catalog.controllers import AttributePages, CannedPages, LabelPages
 from app.domains.team.controllers import ApiKeysController, InvitationController, TeamController
 from app.domains.templates.controllers import TemplatesController
 from app.domains.workspaces.controllers import AuthController
 from app.domains.inbox import INBOX_HANDLERS
+from app.api_ratelimit import add_rate_limit_headers, rate_limit_middleware
 from app.error_handlers import handle_exception
+from app.idempotency import idempotency_middleware
 from app.logging import get_logger
 from app.realtime import channels_plugin
 from app.runtime import Runtime
@@ -139,6 +143,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             # (GET and POST /api/v1/conversations/{id}/messages).
             Router(path="/", route_handlers=[MessagesReadApi, SendApi]), metrics_endpoint,
             AccountsApi, TemplatesApi, UsersApi, TeamsApi, ApiKeysApi, CannedResponsesApi, LabelsApi, AttributesApi,
+            SubscriptionsApi, SubscriptionPages,
             NumbersController, TemplatesController, TeamController, ApiKeysController, InvitationController,
             CannedPages, LabelPages, AttributePages,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False),
@@ -147,7 +152,9 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             "runtime": Provide(lambda: runtime, sync_to_thread=False),
             "principal": Provide(provide_principal),
         },
-        middleware=[security_headers, auth_middleware],
+        # Rate limit before auth (no DB work for refused requests); idempotency after (needs the workspace).
+        middleware=[security_headers, rate_limit_middleware, auth_middleware, idempotency_middleware],
+        before_send=[add_rate_limit_headers],
         csrf_config=CSRFConfig(
             secret=settings.secret_key.get_secret_value(), cookie_secure=settings.secure_cookies,
             cookie_samesite="lax", exclude=CSRF_EXEMPT,

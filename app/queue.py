@@ -100,3 +100,26 @@ async def enqueue_drain(pool: ArqRedis, account_id: str) -> bool:
 async def enqueue_mark_read(pool: ArqRedis, account_id: str, wamid: str) -> bool:
     """Send one read receipt; job id = the wamid, so it is sent once however often it is asked."""
     return await pool.enqueue_job(MARK_READ_JOB, account_id, wamid, _job_id=f"read:{wamid}") is not None
+
+
+# --- integrations: event subscriptions (issue 8) ----------------------------------------------
+ROUTE_EVENT_JOB = "route_integration_event"
+DELIVER_EVENT_JOB = "deliver_integration_event"
+SWEEP_EVENT_DELIVERIES_JOB = "sweep_event_deliveries"
+
+
+async def enqueue_route_event(pool: ArqRedis, workspace_id: str, live_event: str, ids: dict[str, str]) -> bool:
+    """Decide which integration events one live event means (subscriptions/events.py)."""
+    return await pool.enqueue_job(ROUTE_EVENT_JOB, workspace_id, live_event, ids) is not None
+
+
+async def enqueue_event_delivery(pool: ArqRedis, delivery_id: str, attempt: int, *, defer: float = 0,
+                                 manual: bool = False) -> bool:
+    """One attempt of one delivery. Job id = (delivery, attempt number): a retry or the sweeper never
+    doubles an attempt; a manual redelivery gets its own id so a retry waiting hours can't swallow it."""
+    job_id = f"evt-delivery:{delivery_id}:{attempt}"
+    if manual:
+        job_id += f":manual:{uuid.uuid4().hex[:8]}"
+    job = await pool.enqueue_job(DELIVER_EVENT_JOB, delivery_id, manual, _job_id=job_id,
+                                 _defer_by=max(0.0, defer) or None)
+    return job is not None

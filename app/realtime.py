@@ -37,6 +37,9 @@ class LiveEvents:
 
     def __init__(self, redis: Redis) -> None:
         self._backend = RedisChannelsPubSubBackend(redis=redis)
+        # async fn(workspace_id, event, data) called after each publish: event subscriptions (issue 8)
+        # hook here, since every change to a message or conversation is already published.
+        self.listeners: list[Any] = []
 
     async def publish(self, workspace_id: PydanticObjectId | str, event: str, **data: Any) -> None:
         payload = json.dumps({"event": event, **data}, default=str).encode()
@@ -44,3 +47,8 @@ class LiveEvents:
             await self._backend.publish(payload, [workspace_channel(workspace_id)])
         except Exception as exc:  # a live update is best effort: the data is already stored
             log.warning("live event not published", event_name=event, error=type(exc).__name__)
+        for listener in self.listeners:
+            try:
+                await listener(workspace_id, event, data)
+            except Exception as exc:  # a listener never breaks the change that was published
+                log.warning("live event listener failed", event_name=event, error=type(exc).__name__)

@@ -7,6 +7,7 @@ between them so the in-memory database is the same for both.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from arq.connections import ArqRedis
@@ -18,6 +19,10 @@ from app.domains.accounts.services import AccountService
 from app.domains.media.store import MediaStore
 from app.domains.messages.media_out import OutboundMediaService
 from app.domains.messages.outbox import OutboxService
+from app.domains.subscriptions.delivery import Deliverer
+from app.domains.subscriptions.events import IntegrationEvents
+from app.domains.subscriptions.services import SubscriptionService
+from app.domains.subscriptions.ssrf import guarded_client
 from app.domains.templates.services import TemplateService
 from app.domains.workspaces.services import AccountsOfPeople
 from app.domains.webhooks.services import WebhookReceiver
@@ -57,6 +62,16 @@ class Runtime:
         self.outbox = OutboxService(redis=self.redis, arq=lambda: self.arq, live=self.live, accounts=self.accounts,
                                     media=OutboundMediaService(MediaStore()))
         self.accounts.credentials_listeners.append(self.outbox.resume_account)
+        # Event subscriptions (issue 8): live events are routed to integration events in a job;
+        # deliveries go through their own SSRF-guarded client (never runtime.http).
+        self.webhook_http = guarded_client(allow_private=settings.allow_private_webhook_targets,
+                                           timeout=settings.event_webhook_timeout_seconds)
+        self.integrations = IntegrationEvents(self._enqueue_route_event, self._enqueue_event_delivery)
+        self.deliverer = Deliverer(self.secrets, self.webhook_http, self._enqueue_event_delivery,
+                                   backoff_scale=settings.event_webhook_backoff_scale)
+        self.subscriptions = SubscriptionService(self.secrets, self.integrations, self.deliverer,
+                                                 allow_private=settings.allow_private_webhook_targets)
+        self.live.listeners.append(self.integrations.on_live_event)
         self._started = False
 
     async def start(self) -> None:
@@ -75,10 +90,23 @@ class Runtime:
             s.admin_api_key.get_secret_value() if s.admin_api_key else None,
         )
 
+    async def _enqueue_route_event(self, workspace_id: str, event: str, ids: dict[str, str]) -> None:
+        from app.queue import enqueue_route_event
+
+        if self.arq is not None:
+            await enqueue_route_event(self.arq, workspace_id, event, ids)
+
+    async def _enqueue_event_delivery(self, delivery_id: str, attempt: int, **options: Any) -> None:
+        from app.queue import enqueue_event_delivery
+
+        if self.arq is not None:
+            await enqueue_event_delivery(self.arq, delivery_id, attempt, **options)
+
     async def stop(self) -> None:
         if self.arq is not None:
             await self.arq.aclose()
         await self.redis.aclose()
         await self.http.aclose()
+        await self.webhook_http.aclose()
         self.db.close()
         self._started = False

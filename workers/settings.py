@@ -18,6 +18,10 @@ CRON_JOBS += [cron(tasks.sweep_webhook_events, second={15, 45}, run_at_startup=T
 # Outbound: a drain job lives up to its slice (50 s); its result is never kept, so wake-ups are never refused.
 FUNCTIONS += [func(tasks.drain_outbox, keep_result=0, timeout=110), tasks.send_read_receipt, tasks.sweep_outbox]
 CRON_JOBS += [cron(tasks.sweep_outbox, second=set(range(5, 60, 10)), run_at_startup=True)]
+# Event subscriptions: routing and deliveries (a delivery waits at most the webhook timeout).
+FUNCTIONS += [tasks.route_integration_event, func(tasks.deliver_integration_event, keep_result=0, timeout=60),
+              tasks.sweep_event_deliveries]
+CRON_JOBS += [cron(tasks.sweep_event_deliveries, second={30})]
 # Templates: hourly sync from Meta (webhooks keep statuses live; this catches any that were missed).
 FUNCTIONS += [tasks.sync_templates]
 CRON_JOBS += [cron(tasks.sync_templates, minute={7}, second={0}, unique=True)]

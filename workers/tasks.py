@@ -98,6 +98,25 @@ async def sweep_outbox(ctx: dict[str, Any]) -> str:
     report = await sweep(runtime.outbox.queue, runtime.arq)
     return f"rebuilt={report.rebuilt} woken={report.woken} requeued={report.requeued}"
 
+
+# --- integrations: event subscriptions (issue 8) -------------------------------------------------
+
+async def route_integration_event(ctx: dict[str, Any], workspace_id: str, live_event: str,
+                                  ids: dict[str, str]) -> int:
+    """Turn one live event into the integration events it means (and queue their deliveries)."""
+    return await runtime_of(ctx).integrations.route(workspace_id, live_event, ids)
+
+
+async def deliver_integration_event(ctx: dict[str, Any], delivery_id: str, manual: bool = False) -> str:
+    """One signed POST of one event to one endpoint; schedules its own retry when it fails."""
+    return await runtime_of(ctx).deliverer.attempt(delivery_id, manual=manual)
+
+
+async def sweep_event_deliveries(ctx: dict[str, Any]) -> int:
+    """Cron: queue again event deliveries whose job was lost."""
+    return await runtime_of(ctx).deliverer.sweep()
+
+
 # --- templates: the periodic sync from Meta (issue 7) ----------------------------------------------
 
 async def sync_templates(ctx: dict[str, Any]) -> dict[str, int]:

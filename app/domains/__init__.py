@@ -18,6 +18,7 @@ def all_documents() -> list[type[Document]]:
     from app.domains.templates.models import MessageTemplate
     from app.domains.team.models import Invitation, Team
     from app.domains.catalog.models import CannedResponse, ContactAttribute, Label
+    from app.domains.subscriptions.models import Delivery, IntegrationEvent, Subscription
 
     # Each area adds its Documents here (one line per area keeps merges trivial).
     return [
@@ -32,4 +33,5 @@ def all_documents() -> list[type[Document]]:
         MessageTemplate,
         Team, Invitation,
         CannedResponse, Label, ContactAttribute,
+        Subscription, IntegrationEvent, Delivery,
     ]

@@ -1,0 +1,131 @@
+"""Per-API-key rate limit for /api: a Redis counter per key and minute, shared by every web process.
+
+Every /api answer carries ``X-RateLimit-Limit`` (requests per window), ``X-RateLimit-Remaining``
+and ``X-RateLimit-Reset`` (seconds until the window restarts); over the limit the answer is 429
+with ``Retry-After`` in our one error shape. The subject is the API key (its SHA-256, so no
+database lookup is needed before the check) or, without a key, the client's address.
+
+Two pieces, because Litestar runs app middleware only for routes that exist: the middleware
+counts and refuses before auth touches the database; a ``before_send`` hook puts the headers on
+every /api answer, counting the requests no route matched (404 / 405) too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from litestar.datastructures import MutableScopeHeaders
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.logging import get_logger
+from app.security import token_digest
+
+log = get_logger(__name__)
+
+WINDOW_SECONDS = 60
+SCOPE_KEY = "inbox_ratelimit"
+# Documentation pages are not the API: no key, no limit.
+EXEMPT_PREFIXES = ("/api/docs",)
+
+_HIT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {n, ttl}
+"""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    limit: int
+    used: int
+    reset: int
+
+    @property
+    def allowed(self) -> bool:
+        return self.used <= self.limit
+
+    def headers(self) -> dict[str, str]:
+        return {"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": str(max(0, self.limit - self.used)),
+                "X-RateLimit-Reset": str(self.reset)}
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def subject_of(scope: Scope) -> str:
+    """The API key's digest when the request carries one, else the client address."""
+    scheme, _, key = (_header(scope, b"authorization") or "").partition(" ")
+    if scheme.lower() == "bearer" and key.strip():
+        return "key:" + token_digest(key.strip())[:40]
+    client = scope.get("client") or ("unknown", 0)
+    return f"ip:{client[0]}"
+
+
+def applies(scope: Scope) -> bool:
+    path = scope.get("path", "")
+    return scope.get("type") == "http" and path.startswith("/api/") and not path.startswith(EXEMPT_PREFIXES)
+
+
+async def check(scope: Scope) -> Verdict | None:
+    """Count this request once (cached on the scope); None when Redis cannot answer (fail open)."""
+    if SCOPE_KEY in scope:
+        return scope[SCOPE_KEY]
+    runtime = scope["litestar_app"].state.runtime
+    limit = runtime.settings.api_rate_limit_per_minute
+    verdict = None
+    try:
+        script = getattr(runtime, "_api_rate_script", None)
+        if script is None:
+            script = runtime._api_rate_script = runtime.redis.register_script(_HIT)
+        used, ttl = await script(keys=[f"inbox:api-rl:{subject_of(scope)}"], args=[WINDOW_SECONDS])
+        verdict = Verdict(limit=limit, used=int(used), reset=max(1, int(ttl)))
+    except Exception as exc:  # Redis down: serve the API rather than refuse everyone
+        log.warning("rate limit unavailable", error=type(exc).__name__)
+    scope[SCOPE_KEY] = verdict
+    return verdict
+
+
+def too_many(verdict: Verdict) -> tuple[dict[str, Any], dict[str, str]]:
+    body = {"error": f"Too many requests: at most {verdict.limit} per minute for this API key. "
+                     f"Try again in {verdict.reset} s.",
+            "error_code": "RATE_LIMITED", "details": {"limit": verdict.limit, "retry_after": verdict.reset}}
+    return body, {**verdict.headers(), "Retry-After": str(verdict.reset)}
+
+
+def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
+    """Refuses over-limit /api requests with 429 before any handler (or auth lookup) runs."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if applies(scope):
+            verdict = await check(scope)
+            if verdict is not None and not verdict.allowed:
+                body, headers = too_many(verdict)
+                raw = json.dumps(body).encode()
+                await send({"type": "http.response.start", "status": 429, "headers": [
+                    (b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode()),
+                    *((k.lower().encode(), v.encode()) for k, v in headers.items())]})
+                await send({"type": "http.response.body", "body": raw})
+                return
+        await app(scope, receive, send)
+
+    return middleware
+
+
+async def add_rate_limit_headers(message: Message, scope: Scope) -> None:
+    """before_send hook: the X-RateLimit-* headers on every /api answer."""
+    if message["type"] != "http.response.start" or not applies(scope):
+        return
+    verdict = await check(scope)
+    if verdict is None:
+        return
+    headers = MutableScopeHeaders.from_message(message)
+    for name, value in verdict.headers().items():
+        headers[name] = value
