@@ -35,6 +35,9 @@ from app.domains.team.api import ApiKeysApi, TeamsApi, UsersApi
 from app.domains.templates.api import TemplatesApi
 from app.domains.subscriptions.api import SubscriptionsApi
 from app.domains.subscriptions.controllers import SubscriptionPages
+from app.domains.contacts.api import ContactsApi
+from app.domains.conversations.actions_api import ConversationActionsApi, MessageReactionsApi
+from app.domains.analytics.api import AnalyticsApi
 from app.domains.accounts.controllers import NumbersController
 from app.domains.catalog.controllers import AttributePages, CannedPages, LabelPages
 from app.domains.team.controllers import ApiKeysController, InvitationController, TeamController
@@ -143,7 +146,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             # (GET and POST /api/v1/conversations/{id}/messages).
             Router(path="/", route_handlers=[MessagesReadApi, SendApi]), metrics_endpoint,
             AccountsApi, TemplatesApi, UsersApi, TeamsApi, ApiKeysApi, CannedResponsesApi, LabelsApi, AttributesApi,
-            SubscriptionsApi, SubscriptionPages,
+            SubscriptionsApi, SubscriptionPages, ContactsApi, ConversationActionsApi, MessageReactionsApi, AnalyticsApi,
             NumbersController, TemplatesController, TeamController, ApiKeysController, InvitationController,
             CannedPages, LabelPages, AttributePages,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from litestar import Controller, get
@@ -11,6 +12,7 @@ from app.auth import requires_login
 from app.db import as_utc, parse_object_id
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation, ConversationStatus
+from app.domains.conversations.schemas import ConversationList, conversation_out
 from app.domains.conversations.services import ConversationService
 from app.domains.workspaces.services import Principal
 from app.errors import ValidationFailed
@@ -54,7 +56,14 @@ class ConversationsApi(Controller):
     async def list_conversations(self, principal: Principal, status: str | None = None,
                                  account_id: str | None = None,
                                  limit: int = Parameter(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
-                                 cursor: str | None = None) -> dict[str, Any]:
+                                 cursor: str | None = Parameter(default=None, max_length=500),
+                                 assignee_id: str | None = Parameter(
+                                     default=None, description="A user id, or `none` for unassigned"),
+                                 team_id: str | None = None,
+                                 label: str | None = Parameter(default=None, description="A label id"),
+                                 updated_since: datetime | None = Parameter(
+                                     default=None, description="Changed at or after this time (ISO 8601)"),
+                                 ) -> ConversationList:
         problems = {}
         wanted_status = None
         if status is not None:
@@ -65,11 +74,18 @@ class ConversationsApi(Controller):
         wanted_account = parse_object_id(account_id) if account_id is not None else None
         if account_id is not None and wanted_account is None:
             problems["account_id"] = "Not an id."
+        extra: dict[str, Any] = {"label": label, "updated_since": updated_since}  # filters of issue 8
+        for name, value in (("assignee_id", assignee_id), ("team_id", team_id)):
+            if value is not None and value != "none" and parse_object_id(value) is None:
+                problems[name] = "Not an id."
+            extra[name] = value if value in (None, "none") else parse_object_id(value)
+        if extra["team_id"] == "none":
+            problems["team_id"] = "Not an id."
         if problems:
             raise ValidationFailed("Check the query parameters.", details=problems, status_code=400)
         service = ConversationService()
         page = await service.page(principal.workspace_id, status=wanted_status, account_id=wanted_account,
-                                  limit=limit, cursor=cursor)
+                                  limit=limit, cursor=cursor, **extra)
         contacts = await service.contacts_of(principal.workspace_id, page.items)
-        return {"data": [conversation_view(c, contacts.get(c.contact_id)) for c in page.items],
-                "next_cursor": page.next_cursor}
+        return ConversationList(data=[conversation_out(c, contacts.get(c.contact_id)) for c in page.items],
+                                next_cursor=page.next_cursor)

@@ -79,3 +79,8 @@ def conversation_out(conversation: Conversation, contact: object | None) -> Conv
         if preview else None,
         created_at=as_utc(conversation.created_at), updated_at=as_utc(conversation.updated_at),
     )
+
+
+class ConversationList(BaseModel):
+    data: list[ConversationOut]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last")

@@ -98,13 +98,24 @@ class ConversationService:
 
     async def page(self, workspace_id: PydanticObjectId, *, status: ConversationStatus | None = None,
                    account_id: PydanticObjectId | None = None, limit: int = DEFAULT_LIMIT,
-                   cursor: str | None = None) -> Page[Conversation]:
-        """The workspace's conversations, latest activity first, filtered by status and number."""
-        filters = []
+                   cursor: str | None = None, assignee_id: PydanticObjectId | str | None = None,
+                   team_id: PydanticObjectId | None = None, label: str | None = None,
+                   updated_since: datetime | None = None) -> Page[Conversation]:
+        """The workspace's conversations, latest activity first, filtered by status and number
+        (and, for the API, by assignee ("none": unassigned), team, label id and last change)."""
+        filters: list = []
         if status is not None:
             filters.append(Conversation.status == status)
         if account_id is not None:
             filters.append(Conversation.account_id == account_id)
+        if assignee_id is not None:
+            filters.append(Conversation.assignee_id == (None if assignee_id == "none" else assignee_id))
+        if team_id is not None:
+            filters.append(Conversation.team_id == team_id)
+        if label is not None:
+            filters.append({"labels": label})
+        if updated_since is not None:
+            filters.append(Conversation.updated_at >= updated_since)
         return await paginate(Conversation.scoped(workspace_id, *filters), "conversations",
                               field="last_message_at", limit=limit, cursor=cursor)
 

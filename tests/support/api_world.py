@@ -1,0 +1,103 @@
+"""A populated workspace for API v1 tests: a number, contacts, conversations, messages in every state,
+a stored media file, a label, a team, an agent, an admin API key. Built with our own services and
+documents (Mongo only, so it works from the test's event loop)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from beanie import PydanticObjectId
+
+from app.db import utcnow
+from app.domains.accounts.models import WhatsAppAccount
+from app.domains.accounts.services import NewAccount
+from app.domains.catalog.models import CannedResponse, Label
+from app.domains.contacts.models import Contact
+from app.domains.contacts.services import ContactService
+from app.domains.conversations.models import Conversation, MessagePreview
+from app.domains.conversations.services import ConversationService
+from app.domains.media.store import MediaStore
+from app.domains.messages.models import MediaRef, Message, MessageError, MessageStatus
+from app.domains.team.models import Team
+from app.domains.workspaces.models import Role, User
+
+_n = itertools.count(1)
+
+
+@dataclass
+class World:
+    workspace_id: PydanticObjectId
+    key: str
+    admin: User
+    agent: User
+    account: WhatsAppAccount
+    contacts: list[Contact] = field(default_factory=list)
+    conversations: list[Conversation] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    label: Label | None = None
+    canned: CannedResponse | None = None
+    team: Team | None = None
+    agent_key: str = ""
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    @property
+    def agent_auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.agent_key}"}
+
+
+async def message(world: World, conversation: Conversation, direction: str, at: datetime, *,
+                  status: MessageStatus | None = None, reached: tuple[str, ...] = (), error_code: int | None = None,
+                  text: str = "hi", **extra: Any) -> Message:
+    n = next(_n)
+    status = status or (MessageStatus.RECEIVED if direction == "inbound" else MessageStatus.SENT)
+    doc = Message(workspace_id=world.workspace_id, conversation_id=conversation.id, account_id=conversation.account_id,
+                  contact_id=conversation.contact_id, direction=direction, type="text", content={"body": text},
+                  wamid=f"wamid.world{n}.{int(at.timestamp() * 1000)}", status=status,
+                  status_at={s: at + timedelta(seconds=i) for i, s in enumerate(reached or (status.value,))},
+                  error=MessageError(code=error_code, title=f"Error {error_code}") if error_code else None,
+                  timestamp=at, created_at=at, updated_at=at, **extra)
+    await doc.insert()
+    world.messages.append(doc)
+    return doc
+
+
+async def build_world(runtime: Any, name: str = "Shop", *, email: str | None = None, key: str | None = None) -> World:
+    n = next(_n)
+    workspace, admin = await runtime.people.create_workspace(name, email or f"owner{n}@example.com", "owner password")
+    _, plaintext = await runtime.people.create_api_key(workspace.id, "tests", Role.ADMIN, admin.id, key)
+    agent = await runtime.people.create_user(workspace.id, f"agent{n}@example.com", "agent password", Role.AGENT, "Ann")
+    _, agent_key = await runtime.people.create_api_key(workspace.id, "agent key", Role.AGENT, agent.id)
+    account = await runtime.accounts.create(workspace.id, NewAccount(
+        name="Main", phone_number_id=f"55{n:06d}", waba_id=f"66{n:06d}", display_phone_number=f"+1555{n:07d}",
+        access_token=f"EAAG-token-{n}", app_secret=f"secret-{n}"))
+    world = World(workspace.id, plaintext, admin, agent, account, agent_key=agent_key)
+    world.label = await Label(workspace_id=workspace.id, name=f"vip{n}", colour="#128c7e").insert()
+    world.canned = await CannedResponse(workspace_id=workspace.id, shortcut=f"hello{n}", text="Hello!").insert()
+    world.team = await Team(workspace_id=workspace.id, name="Sales", member_ids=[agent.id]).insert()
+    now = utcnow()
+    for i in range(3):
+        contact, _ = await ContactService().upsert(workspace.id, wa_id=f"1555{n:03d}{i:04d}", profile_name=f"Customer {i}")
+        conversation, _ = await ConversationService().open_for(workspace.id, account.id, contact.id)
+        start = now - timedelta(hours=2, minutes=10 * i)
+        first = await message(world, conversation, "inbound", start, text=f"question {i}")
+        await message(world, conversation, "outbound", start + timedelta(seconds=60 * (i + 1)),
+                      status=MessageStatus.READ, reached=("accepted", "sent", "delivered", "read"))
+        await message(world, conversation, "inbound", start + timedelta(minutes=5))
+        await message(world, conversation, "outbound", start + timedelta(minutes=6), status=MessageStatus.FAILED,
+                      reached=("accepted", "failed"), error_code=131047 if i < 2 else 131026)
+        await ConversationService().record_inbound(conversation, start + timedelta(minutes=5),
+                                                   MessagePreview(text="hi", message_id=first.id))
+        world.contacts.append(contact)
+        world.conversations.append(await Conversation.get(conversation.id))
+    # A stored media file on the first customer's first message (erasure must remove it).
+    stored = await MediaStore().put(workspace.id, b"\x89PNG fake image bytes", kind="image", content_type="image/png",
+                                    message_id=world.messages[0].id)
+    await Message.get_motor_collection().update_one({"_id": world.messages[0].id}, {"$set": {
+        "media": MediaRef(stored_file_id=stored.id, state="stored", mime_type="image/png").model_dump()}})
+    return world
