@@ -275,3 +275,15 @@ async def test_periodic_job_syncs_every_workspace(admin_client, sandbox, account
     totals = await tasks.sync_templates({"runtime": admin_client.app.state.runtime})
     assert totals == {"workspaces": 1, "created": 1, "updated": 0, "removed": 0, "errors": 0}
     assert [t.name for t in await MessageTemplate.find_all().to_list()] == ["hello_world"]
+
+
+async def test_disconnecting_the_last_number_of_a_waba_removes_its_templates(admin_client, account, sandbox):
+    state, _ = sandbox
+    state.seed_template(NUMBER["waba_id"], "hello_world", "en_US", "UTILITY", [{"type": "BODY", "text": "Hello"}])
+    await admin_client.post("/api/v1/templates/sync", headers=AUTH)
+    second = (await admin_client.post("/api/v1/accounts", json={**NUMBER, "phone_number_id": "106540352242999"},
+                                      headers=AUTH)).json()
+    await admin_client.delete(f"/api/v1/accounts/{second['id']}", headers=AUTH)
+    assert len((await admin_client.get("/api/v1/templates", headers=AUTH)).json()["data"]) == 1  # WABA still used
+    await admin_client.delete(f"/api/v1/accounts/{account['id']}", headers=AUTH)
+    assert (await admin_client.get("/api/v1/templates", headers=AUTH)).json()["data"] == []

@@ -202,8 +202,16 @@ class AccountService:
         return await WhatsAppAccount.get_scoped(workspace_id, account_id)
 
     async def delete(self, account: WhatsAppAccount) -> None:
-        """Disconnect the number: its secrets are erased with it; conversations stay as history."""
+        """Disconnect the number: its secrets are erased with it; conversations stay as history.
+
+        The templates of its WABA go too when no other number of the workspace shares that WABA
+        (nothing could sync or send them any more).
+        """
+        from app.domains.templates.models import MessageTemplate  # templates build on accounts, not back
+
         await account.delete()
+        if await WhatsAppAccount.find_one_scoped(account.workspace_id, {"waba_id": account.waba_id}) is None:
+            await MessageTemplate.scoped(account.workspace_id, {"waba_id": account.waba_id}).delete()
         log.info("account deleted", account_id=str(account.id))
 
     async def test_connection(self, account: WhatsAppAccount) -> ConnectionCheck:
