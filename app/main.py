@@ -12,8 +12,6 @@ from litestar.config.csrf import CSRFConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
@@ -47,6 +45,7 @@ from app.domains.inbox import INBOX_HANDLERS
 from app.api_ratelimit import add_rate_limit_headers, rate_limit_middleware
 from app.error_handlers import handle_exception
 from app.idempotency import idempotency_middleware
+from app.openapi import api_docs, openapi_config
 from app.logging import get_logger
 from app.realtime import channels_plugin
 from app.runtime import Runtime
@@ -146,7 +145,8 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             # (GET and POST /api/v1/conversations/{id}/messages).
             Router(path="/", route_handlers=[MessagesReadApi, SendApi]), metrics_endpoint,
             AccountsApi, TemplatesApi, UsersApi, TeamsApi, ApiKeysApi, CannedResponsesApi, LabelsApi, AttributesApi,
-            SubscriptionsApi, SubscriptionPages, ContactsApi, ConversationActionsApi, MessageReactionsApi, AnalyticsApi,
+            api_docs, SubscriptionsApi, SubscriptionPages, ContactsApi, ConversationActionsApi, MessageReactionsApi,
+            AnalyticsApi,
             NumbersController, TemplatesController, TeamController, ApiKeysController, InvitationController,
             CannedPages, LabelPages, AttributePages,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False),
@@ -164,11 +164,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
         ),
         template_config=TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine,
                                        engine_callback=template_globals),
-        openapi_config=OpenAPIConfig(
-            title="wa-inbox API", version="1", path="/schema",
-            components=Components(security_schemes={"apiKey": SecurityScheme(type="http", scheme="bearer")}),
-            security=[{"apiKey": []}],
-        ),
+        openapi_config=openapi_config(),  # app/openapi.py: /schema/openapi.json, completed; UI at /api/docs
         exception_handlers={Exception: handle_exception},
         plugins=plugins,
         lifespan=[lifespan],

@@ -14,14 +14,16 @@ from beanie import PydanticObjectId
 from app.db import utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.accounts.services import NewAccount
-from app.domains.catalog.models import CannedResponse, Label
+from app.domains.catalog.models import CannedResponse, ContactAttribute, Label
 from app.domains.contacts.models import Contact
 from app.domains.contacts.services import ContactService
 from app.domains.conversations.models import Conversation, MessagePreview
 from app.domains.conversations.services import ConversationService
 from app.domains.media.store import MediaStore
 from app.domains.messages.models import MediaRef, Message, MessageError, MessageStatus
+from app.domains.subscriptions.models import Delivery, DeliveryState, IntegrationEvent, Subscription
 from app.domains.team.models import Team
+from app.domains.templates.models import MessageTemplate
 from app.domains.workspaces.models import Role, User
 
 _n = itertools.count(1)
@@ -41,6 +43,16 @@ class World:
     canned: CannedResponse | None = None
     team: Team | None = None
     agent_key: str = ""
+    token: str = ""
+    app_secret: str = ""
+    extra_ids: dict[str, str] = field(default_factory=dict)
+
+    def ids_by_collection(self) -> dict[str, str]:
+        """A real id of this workspace for the path segment that names its kind (``/labels/{item_id}``)."""
+        return {"conversations": str(self.conversations[0].id), "messages": str(self.messages[1].id),
+                "contacts": str(self.contacts[-1].id), "labels": str(self.label.id),
+                "canned-responses": str(self.canned.id), "teams": str(self.team.id), "users": str(self.agent.id),
+                "accounts": str(self.account.id), **self.extra_ids}
 
     @property
     def auth(self) -> dict[str, str]:
@@ -76,7 +88,8 @@ async def build_world(runtime: Any, name: str = "Shop", *, email: str | None = N
     account = await runtime.accounts.create(workspace.id, NewAccount(
         name="Main", phone_number_id=f"55{n:06d}", waba_id=f"66{n:06d}", display_phone_number=f"+1555{n:07d}",
         access_token=f"EAAG-token-{n}", app_secret=f"secret-{n}"))
-    world = World(workspace.id, plaintext, admin, agent, account, agent_key=agent_key)
+    world = World(workspace.id, plaintext, admin, agent, account, agent_key=agent_key, token=f"EAAG-token-{n}",
+                  app_secret=f"secret-{n}")
     world.label = await Label(workspace_id=workspace.id, name=f"vip{n}", colour="#128c7e").insert()
     world.canned = await CannedResponse(workspace_id=workspace.id, shortcut=f"hello{n}", text="Hello!").insert()
     world.team = await Team(workspace_id=workspace.id, name="Sales", member_ids=[agent.id]).insert()
@@ -95,6 +108,20 @@ async def build_world(runtime: Any, name: str = "Shop", *, email: str | None = N
                                                    MessagePreview(text="hi", message_id=first.id))
         world.contacts.append(contact)
         world.conversations.append(await Conversation.get(conversation.id))
+    attribute = await ContactAttribute(workspace_id=workspace.id, key="plan", name="Plan").insert()
+    template = await MessageTemplate(workspace_id=workspace.id, waba_id=account.waba_id, meta_id=f"77{n}",
+                                     name=f"order_update_{n}", language="en_US", category="UTILITY",
+                                     status="APPROVED", components=[{"type": "BODY", "text": "Your order is ready"}]
+                                     ).insert()
+    subscription = await Subscription(workspace_id=workspace.id, url="https://hooks.example.test/in",
+                                      events=["message.received"], secret_encrypted=runtime.secrets.encrypt("whsec_x"),
+                                      secret_last4="ec_x").insert()
+    event = await IntegrationEvent(workspace_id=workspace.id, key=f"ping:{n}", type="ping", occurred_at=now,
+                                   body='{"id": "evt_x", "type": "ping", "data": {}}').insert()
+    delivery = await Delivery(workspace_id=workspace.id, subscription_id=subscription.id, event_id=event.id,
+                              event_type="ping", state=DeliveryState.DELIVERED, retry_until=now).insert()
+    world.extra_ids = {"attributes": str(attribute.id), "templates": str(template.id),
+                       "subscriptions": str(subscription.id), "deliveries": str(delivery.id)}
     # A stored media file on the first customer's first message (erasure must remove it).
     stored = await MediaStore().put(workspace.id, b"\x89PNG fake image bytes", kind="image", content_type="image/png",
                                     message_id=world.messages[0].id)
