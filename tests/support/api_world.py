@@ -84,7 +84,7 @@ async def build_world(runtime: Any, name: str = "Shop", *, email: str | None = N
     workspace, admin = await runtime.people.create_workspace(name, email or f"owner{n}@example.com", "owner password")
     _, plaintext = await runtime.people.create_api_key(workspace.id, "tests", Role.ADMIN, admin.id, key)
     agent = await runtime.people.create_user(workspace.id, f"agent{n}@example.com", "agent password", Role.AGENT, "Ann")
-    _, agent_key = await runtime.people.create_api_key(workspace.id, "agent key", Role.AGENT, agent.id)
+    agent_key_record, agent_key = await runtime.people.create_api_key(workspace.id, "agent key", Role.AGENT, agent.id)
     account = await runtime.accounts.create(workspace.id, NewAccount(
         name="Main", phone_number_id=f"55{n:06d}", waba_id=f"66{n:06d}", display_phone_number=f"+1555{n:07d}",
         access_token=f"EAAG-token-{n}", app_secret=f"secret-{n}"))
@@ -121,7 +121,8 @@ async def build_world(runtime: Any, name: str = "Shop", *, email: str | None = N
     delivery = await Delivery(workspace_id=workspace.id, subscription_id=subscription.id, event_id=event.id,
                               event_type="ping", state=DeliveryState.DELIVERED, retry_until=now).insert()
     world.extra_ids = {"attributes": str(attribute.id), "templates": str(template.id),
-                       "subscriptions": str(subscription.id), "deliveries": str(delivery.id)}
+                       "subscriptions": str(subscription.id), "deliveries": str(delivery.id),
+                       "api-keys": str(agent_key_record.id)}
     # A stored media file on the first customer's first message (erasure must remove it).
     stored = await MediaStore().put(workspace.id, b"\x89PNG fake image bytes", kind="image", content_type="image/png",
                                     message_id=world.messages[0].id)
