@@ -1,0 +1,203 @@
+"""Benchmark: N messages across K numbers through the real send path (API -> outbox -> arq -> sandbox).
+
+The sandbox runs in its own process, like Meta. The web app and one arq worker share this
+process (the in-memory database is per process, so they must), in two phases:
+
+1. enqueue: N ``POST /api/v1/conversations/{id}/messages`` through the app (ASGI, in process),
+   the worker stopped, so every number gets a backlog;
+2. drain: the worker starts and sends everything; messages/s is measured from the sandbox's
+   own ``accepted_at`` stamps (first to last), while the web side is idle.
+
+Printed: enqueue rate, drain messages/s for the one worker process, the most messages any number
+got in any 1-s window against its mps (from /sandbox/control/sent), utilisation of each number's
+mps under backlog (middle of the run), and the ratio to bench/sandbox.py's raw baseline measured
+in the same run.
+
+    .venv/bin/python bench/outbound.py [--n 12000] [--numbers 20] [--mps 60] [--recipients 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.sandbox import _SANDBOX, _free_port, _process, measure_baseline  # noqa: E402
+
+API_KEY = "bench-api-key-0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def max_in_window(times: list[float], window: float = 1.0) -> int:
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def utilisation(times: list[float], mps: int) -> float:
+    """Sends per second over the middle of a number's run (its backlog), as a share of its mps."""
+    times = sorted(times)
+    if len(times) < 3 * mps:
+        return (len(times) - 1) / max(times[-1] - times[0], 1e-9) / mps
+    lo, hi = times[0] + 1.0, times[-1] - 1.0
+    inside = [t for t in times if lo <= t <= hi]
+    return len(inside) / (hi - lo) / mps
+
+
+async def run(n: int, numbers: int, mps: int, recipients: int, concurrency: int, sandbox_url: str) -> dict[str, Any]:
+    from app.config import Settings
+    from app.domains.accounts.services import NewAccount
+    from app.domains.contacts.services import ContactService
+    from app.domains.conversations.models import MessagePreview
+    from app.domains.conversations.services import ConversationService
+    from app.domains.workspaces.models import Workspace
+    from app.embedded_redis import EmbeddedRedis
+    from app.main import create_app
+    from app.db import utcnow
+    from workers.settings import build_worker
+
+    control = httpx.AsyncClient(base_url=sandbox_url, timeout=60)
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp) / "redis", persist=False) as redis_server:
+        settings = Settings(_env_file=None, redis_url=redis_server.url, secret_key=SecretStr("b" * 48),
+                            data_dir=Path(tmp), graph_api_url=f"{sandbox_url}/sandbox/graph",
+                            admin_email="bench@example.com", admin_password=SecretStr("bench password 123"),
+                            admin_api_key=SecretStr(API_KEY), log_level="WARNING", api_rate_limit_per_minute=10_000_000)
+        app = create_app(settings)
+        runtime = app.state.runtime
+        await runtime.start()
+        try:
+            workspace = await Workspace.find_one({})
+            accounts, conversations = [], []
+            for k in range(numbers):
+                pnid = f"77{k:04d}"
+                answer = await control.post("/sandbox/control/numbers", json={
+                    "phone_number_id": pnid, "waba_id": f"66{k:04d}", "display_phone_number": f"+1555300{k:04d}",
+                    "access_token": f"bench-token-{k}", "app_secret": "s", "mps": mps})
+                answer.raise_for_status()
+                account = await runtime.accounts.create(workspace.id, NewAccount(
+                    name=f"Bench {k}", phone_number_id=pnid, waba_id=f"66{k:04d}",
+                    display_phone_number=f"+1555300{k:04d}", access_token=f"bench-token-{k}", app_secret="s", mps=mps))
+                accounts.append(account)
+                for r in range(recipients):
+                    contact, _ = await ContactService().upsert(workspace.id, wa_id=f"1556{k:03d}{r:05d}")
+                    conversation, _ = await ConversationService().open_for(workspace.id, account.id, contact.id)
+                    await ConversationService().record_inbound(conversation, utcnow(), MessagePreview(text="hi"))
+                    conversations.append(conversation)
+            transport = httpx.ASGITransport(app=app)
+            api = httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=60,
+                                    headers={"Authorization": f"Bearer {API_KEY}"})
+            counter = iter(range(n))
+            failures = 0
+
+            async def post_messages() -> None:
+                nonlocal failures
+                for i in counter:
+                    conversation = conversations[(i % numbers) * recipients + (i // numbers) % recipients]
+                    answer = await api.post(f"/api/v1/conversations/{conversation.id}/messages",
+                                            json={"type": "text", "content": {"body": f"bench {i}"}, "priority": "bulk"})
+                    failures += answer.status_code != 202
+
+            started = time.perf_counter()
+            await asyncio.gather(*(post_messages() for _ in range(concurrency)))
+            enqueue_s = time.perf_counter() - started
+            worker = build_worker(runtime, handle_signals=False, owns_runtime=False)
+            drain_started = time.perf_counter()
+            task = asyncio.create_task(worker.async_run())
+            total = 0
+            while total < n - failures and time.perf_counter() - drain_started < 600:
+                await asyncio.sleep(0.5)
+                total = len((await control.get("/sandbox/control/sent")).json()["data"])
+            drain_wall = time.perf_counter() - drain_started
+            await worker.close()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            sent = (await control.get("/sandbox/control/sent")).json()["data"]
+            per_number: dict[str, list[float]] = {}
+            for account in accounts:
+                rows = (await control.get("/sandbox/control/sent",
+                                          params={"phone_number_id": account.phone_number_id})).json()["data"]
+                per_number[account.phone_number_id] = [r["accepted_at"] for r in rows]
+            await api.aclose()
+        finally:
+            await runtime.stop()
+    await control.aclose()
+    from prometheus_client import REGISTRY
+
+    counters = {}
+    for metric in REGISTRY.collect():
+        if metric.name in ("inbox_send_window_waits", "inbox_send_retries", "inbox_circuit_opened"):
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    label = ",".join(f"{k}={v}" for k, v in sample.labels.items())
+                    counters[f"{metric.name}{'{' + label + '}' if label else ''}"] = int(sample.value)
+    times = sorted(s["accepted_at"] for s in sent)
+    drain_s = times[-1] - times[0] if len(times) > 1 else 0.0
+    windows = {pnid: max_in_window(t) for pnid, t in per_number.items() if t}
+    utils = [utilisation(t, mps) for t in per_number.values() if len(t) > 1]
+    return {
+        "n": n, "numbers": numbers, "mps_per_number": mps, "api_failures": failures,
+        "enqueue_msgs_per_s": round(n / enqueue_s, 1),
+        "accepted": len(sent), "drain_wall_s": round(drain_wall, 2),
+        "drain_msgs_per_s": round((len(times) - 1) / drain_s, 1) if drain_s else 0.0,
+        "max_in_any_1s_window": max(windows.values()) if windows else 0,
+        "windows_over_mps": sum(1 for pnid, t in per_number.items() for c in _window_counts(t) if c > mps),
+        "utilisation_min": round(min(utils), 3) if utils else 0.0,
+        "utilisation_median": round(statistics.median(utils), 3) if utils else 0.0,
+        "counters": counters,
+    }
+
+
+def _window_counts(times: list[float]) -> list[int]:
+    """For each send, how many sends the 1-s window ending at it holds (Meta's check)."""
+    times = sorted(times)
+    counts, start = [], 0
+    for end, t in enumerate(times):
+        while t - times[start] >= 1.0:
+            start += 1
+        counts.append(end - start + 1)
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=12_000)
+    parser.add_argument("--numbers", type=int, default=20)
+    parser.add_argument("--mps", type=int, default=60)
+    parser.add_argument("--recipients", type=int, default=50, help="conversations per number")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent API clients while enqueueing")
+    parser.add_argument("--baseline-n", type=int, default=20_000)
+    args = parser.parse_args()
+    baseline = measure_baseline(args.baseline_n, 64)
+    print(f"sandbox baseline: {baseline['msgs_per_s']} accepted sends/s (raw httpx, concurrency 64)", flush=True)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with _process(_SANDBOX.format(port=port), f"{url}/sandbox/control/numbers"):
+        result = asyncio.run(run(args.n, args.numbers, args.mps, args.recipients, args.concurrency, url))
+    ratio = result["drain_msgs_per_s"] / baseline["msgs_per_s"] if baseline["msgs_per_s"] else 0.0
+    capacity = args.numbers * args.mps
+    print(f"enqueue (API -> outbox):       {result['enqueue_msgs_per_s']} msg/s ({result['api_failures']} refused)")
+    print(f"drain, 1 worker process:       {result['drain_msgs_per_s']} msg/s across {args.numbers} numbers "
+          f"(capacity {capacity} msg/s; {result['accepted']}/{args.n} accepted in {result['drain_wall_s']} s)")
+    print(f"ratio to sandbox baseline:     {ratio:.2f}")
+    print(f"max in any 1-s window:         {result['max_in_any_1s_window']} (mps {args.mps}); "
+          f"windows over mps: {result['windows_over_mps']}")
+    print(f"worker counters:               {result['counters']}")
+    print(f"utilisation under backlog:     min {result['utilisation_min']:.1%}, median {result['utilisation_median']:.1%}")
+
+
+if __name__ == "__main__":
+    main()
