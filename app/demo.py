@@ -9,7 +9,6 @@ customers write. History is written directly so the inbox opens full, in a secon
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
 from typing import Any
 
 from app.db import utcnow
@@ -65,6 +64,7 @@ async def seed_demo(runtime: Runtime, sandbox_state=None) -> dict[str, str]:
                 access_token=token, app_secret=app_secret, **spec)))
         _register(runtime, sandbox_state, accounts)
         await _seed_templates(workspace.id, sandbox_state, accounts[0])
+        await _seed_canned(workspace.id)
         from app.demo_history import seed_history
 
         await seed_history(runtime, sandbox_state, workspace.id, accounts, admin, agent)
@@ -108,5 +108,18 @@ async def _seed_templates(workspace_id, sandbox_state, account: WhatsAppAccount)
                                   components=components, synced_at=utcnow()).insert()
 
 
-def demo_since(hours: float) -> Any:
-    return utcnow() - timedelta(hours=hours)
+DEMO_CANNED = [
+    ("thanks", "Thanks {{contact.name}}! Anything else I can help you with?"),
+    ("hours", "We're open Monday to Friday, 8:00-18:00, and Saturday 9:00-13:00."),
+    ("shipping", "Orders ship within 24 hours; you get the tracking link here on WhatsApp."),
+]
+
+
+async def _seed_canned(workspace_id) -> None:
+    try:
+        from app.domains.catalog.models import CannedResponse
+    except ImportError:
+        return
+    for shortcut, text in DEMO_CANNED:
+        await CannedResponse(workspace_id=workspace_id, shortcut=shortcut, text=text).insert()
+

@@ -33,6 +33,9 @@ def patch_mongomock() -> None:
     _accept_new_bulk_arguments()
     _snapshot_documents()
     Collection._inbox_patched = True
+    from app.mongomock_fast import patch_queries  # compiled simple filters, native sorts, copy only what a limit returns
+
+    patch_queries()
 
 
 def _snapshot_documents() -> None:

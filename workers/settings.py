@@ -25,6 +25,9 @@ CRON_JOBS += [cron(tasks.sweep_event_deliveries, second={30})]
 # Templates: hourly sync from Meta (webhooks keep statuses live; this catches any that were missed).
 FUNCTIONS += [tasks.sync_templates]
 CRON_JOBS += [cron(tasks.sync_templates, minute={7}, second={0}, unique=True)]
+# Inbox: snoozed conversations reopen when their time comes (checked every 30 s).
+FUNCTIONS += [tasks.wake_snoozed_conversations]
+CRON_JOBS += [cron(tasks.wake_snoozed_conversations, second={20, 50}, run_at_startup=True)]
 
 
 def build_worker(runtime: Runtime, *, handle_signals: bool, owns_runtime: bool) -> Worker:

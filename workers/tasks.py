@@ -122,3 +122,11 @@ async def sweep_event_deliveries(ctx: dict[str, Any]) -> int:
 async def sync_templates(ctx: dict[str, Any]) -> dict[str, int]:
     """Every workspace's templates from Meta, all pages: catches status webhooks that never arrived."""
     return await runtime_of(ctx).templates.sync_all()
+
+
+async def wake_snoozed_conversations(ctx: dict[str, Any]) -> int:
+    """Snoozed conversations whose time came are open again (with a system event, pushed live)."""
+    from app.domains.conversations.actions import ConversationActions
+
+    runtime = runtime_of(ctx)
+    return await ConversationActions(runtime.live).wake_snoozed()

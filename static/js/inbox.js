@@ -557,7 +557,23 @@
   });
 
   document.addEventListener("htmx:afterSettle", function () { refreshTitle(); });
-  document.addEventListener("htmx:wsAfterMessage", function () { refreshTitle(); refreshWindow(); decorate(document.getElementById("thread-meta") || document); });
+  // Another agent's assignment or status change: the panel's selects follow (unless being used).
+  function syncPanel() {
+    var meta = document.getElementById("thread-meta");
+    if (!meta) return;
+    [["assignee", meta.getAttribute("data-assignee")], ["conv-status", meta.getAttribute("data-status")]].forEach(function (pair) {
+      var select = document.getElementById(pair[0]);
+      if (!select || select === document.activeElement || pair[1] === null) return;
+      if ($$("option", select).some(function (o) { return o.value === pair[1]; })) select.value = pair[1];
+    });
+  }
+
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    refreshTitle();
+    refreshWindow();
+    decorate(document.getElementById("thread-meta") || document);
+    syncPanel();
+  });
   document.addEventListener("htmx:historyRestore", function () { sendView(); markOpenRow(); decorate(); });
   document.addEventListener("templateSent", function () { setMode("text"); });
 

@@ -125,3 +125,33 @@ def test_phone_layout_390px(browser, screenshot, demo):
     page.get_by_label("Back to the conversation list").click()
     page.locator("#conv-items").wait_for(state="visible")
     context.close()
+
+
+def test_simulate_panel_media_kinds_and_canned_responses(browser, screenshot, demo):
+    """The demo's "simulate customer" panel: a photo, a voice note and a document arrive through /media."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    seen = watch_console(page)
+    sign_in(page, demo.base, demo.password)
+    open_conversation(page, "Maria Silva")
+    page.locator("#simulate summary").click()
+    page.select_option("#sim-customer", label="Maria Silva → Coffee Co sales")
+    for kind, label in (("image", "Photo"), ("audio", "Voice note"), ("document", "Document")):
+        page.select_option("#sim-kind", label=label)
+        page.fill("#sim-text", f"Here is the {kind}")
+        page.get_by_role("button", name="Send as customer").click()
+        page.locator(f"#thread-items .msg-inbound.msg-kind-media", has_text=f"Here is the {kind}" if kind != "audio" else "Voice note").last.wait_for()
+    image = page.locator("#thread-items img.media-img").last
+    image.wait_for()
+    page.wait_for_function("Array.from(document.querySelectorAll('#thread-items img.media-img')).some(i => i.complete && i.naturalWidth > 0)")
+    assert image.get_attribute("src").startswith("/media/")
+    page.locator("#thread-items audio[src^='/media/']").last.wait_for(state="attached")
+    page.locator("#thread-items a.doc-link[href^='/media/']").last.wait_for()
+    screenshot(page, "inbox-media-from-simulated-customer")
+    # Canned responses: "/" opens the menu, Enter inserts the text with the contact's name filled in.
+    page.locator("#composer-text").click()
+    page.keyboard.type("/than")
+    page.locator("#canned-menu .canned-item", has_text="/thanks").wait_for()
+    page.keyboard.press("Enter")
+    assert page.input_value("#composer-text") == "Thanks Maria Silva! Anything else I can help you with?"
+    assert not csp_violations(seen)
+    page.close()

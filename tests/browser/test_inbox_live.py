@@ -69,6 +69,7 @@ def test_customer_writes_agent_replies_ticks_advance_second_agent_sees_it(browse
     admin.locator("#thread-meta", has_text="Assigned to Demo Agent").wait_for()
     admin.locator("#thread-items .msg-event", has_text="took the conversation").wait_for()
     admin.locator(".conv-row", has_text="Nina Novak").locator(".badge-agent").wait_for()
+    admin.wait_for_function("document.getElementById('assignee').selectedOptions[0].text.startsWith('Demo Agent')")
     screenshot(admin, "inbox-second-agent-sees-assignment")
     assert not csp_violations(seen_agent), "agent"
     assert not csp_violations(seen_admin), "admin"

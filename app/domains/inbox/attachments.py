@@ -23,7 +23,9 @@ async def send_attachment(runtime: Runtime, conversation: Conversation, data: by
     if len(data) > MAX_UPLOAD:
         raise PayloadTooLarge("Files are at most 100 MB.", error_code="FILE_TOO_LARGE", details={"size": len(data)})
     # The outbound area sniffs the real type, converts what can be fixed and uploads once per number.
-    media = await runtime.outbox.media.store(conversation.workspace_id, data, filename)
+    service = runtime.outbox.media
+    store_upload = getattr(service, "store_upload", None) or service.store
+    media = await store_upload(conversation.workspace_id, data, filename)
     kind = media.kind
     content: dict[str, Any] = {"id": str(media.id)}
     if caption and kind in CAPTIONED:

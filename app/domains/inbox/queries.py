@@ -240,13 +240,15 @@ class InboxQueries:
         return conversations, messages
 
     async def unread_total(self, workspace_id: PydanticObjectId) -> int:
-        """Unread messages across the workspace's open and pending conversations (the tab title)."""
-        result = await Conversation.get_motor_collection().aggregate([
-            {"$match": {"workspace_id": workspace_id, "unread_count": {"$gt": 0},
-                        "status": {"$in": [ConversationStatus.OPEN.value, ConversationStatus.PENDING.value]}}},
-            {"$group": {"_id": None, "n": {"$sum": "$unread_count"}}},
-        ]).to_list(None)
-        return int(result[0]["n"]) if result else 0
+        """Unread messages across the workspace's open and pending conversations (the tab title).
+
+        Only conversations with something unread are read, one field each.
+        """
+        docs = await Conversation.get_motor_collection().find(
+            {"workspace_id": workspace_id, "unread_count": {"$gt": 0},
+             "status": {"$in": [ConversationStatus.OPEN.value, ConversationStatus.PENDING.value]}},
+            {"unread_count": 1, "_id": 0}).to_list(None)
+        return sum(int(d.get("unread_count") or 0) for d in docs)
 
     async def earlier_conversations(self, conversation: Conversation) -> list[ConversationRow]:
         """The contact's other conversations (through other numbers) for the side panel."""

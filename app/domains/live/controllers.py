@@ -32,6 +32,7 @@ log = get_logger(__name__)
 MAX_CATCH_UP = timedelta(hours=6)
 # Clocks of web and worker processes differ a little; re-sending a few seconds is harmless (upserts).
 CLOCK_MARGIN = timedelta(seconds=5)
+TOTALS_INTERVAL = 0.25
 
 
 def same_origin(socket: WebSocket) -> bool:
@@ -67,14 +68,31 @@ async def live_socket(socket: WebSocket, channels: ChannelsPlugin) -> None:
                 await socket.send_text(frame)
 
     async def pump(subscriber: Any) -> None:
-        async for raw in subscriber.iter_events():
-            try:
-                event = json.loads(raw)
-                await send(await feed.frame(event, tab))
-            except (WebSocketDisconnect, RuntimeError):
-                return
-            except Exception as exc:  # one bad event must not end the tab's feed
-                log.warning("live frame failed", error=type(exc).__name__)
+        totals_due = asyncio.Event()
+
+        async def totals() -> None:
+            # The tab title's unread total follows the frames, at most a few times a second: a burst
+            # of events costs one count, and the count never delays a message on its way.
+            while True:
+                await totals_due.wait()
+                totals_due.clear()
+                await send(await feed.totals(tab))
+                await asyncio.sleep(TOTALS_INTERVAL)
+
+        counting = asyncio.create_task(totals())
+        try:
+            async for raw in subscriber.iter_events():
+                try:
+                    frame = await feed.frame(json.loads(raw), tab)
+                    if frame:
+                        await send(frame)
+                        totals_due.set()
+                except (WebSocketDisconnect, RuntimeError):
+                    return
+                except Exception as exc:  # one bad event must not end the tab's feed
+                    log.warning("live frame failed", error=type(exc).__name__)
+        finally:
+            counting.cancel()
 
     async with channels.start_subscription([workspace_channel(principal.workspace_id)]) as subscriber:
         pumping = asyncio.create_task(pump(subscriber))

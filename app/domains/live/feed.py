@@ -67,7 +67,6 @@ class LiveFeed:
         parts.append(await self._row(row, tab))
         if tab.open_id == conversation.id:
             parts.append(self._meta(row))
-        parts.append(await self._totals(tab))
         return "".join(parts)
 
     async def catch_up(self, tab: TabState, since: datetime) -> str:
@@ -82,7 +81,7 @@ class LiveFeed:
             parts.append(await self._row(row, tab))
             if tab.open_id == row.c.id:
                 parts.append(self._meta(row))
-        parts.append(await self._totals(tab))
+        parts.append(await self.totals(tab))
         return "".join(parts)
 
     # --- fragments -------------------------------------------------------------------------------
@@ -102,7 +101,8 @@ class LiveFeed:
         return self.render("inbox/_thread_meta.html", row=row).replace(
             '<p id="thread-meta"', '<p hx-swap-oob="true" id="thread-meta"', 1)
 
-    async def _totals(self, tab: TabState) -> str:
+    async def totals(self, tab: TabState) -> str:
+        """The unread total (tab title) and the clock; sent after the frame it follows."""
         total = await self.queries.unread_total(tab.workspace_id)
         return (f'<span id="unread-total" data-count="{int(total)}" hidden hx-swap-oob="true"></span>'
                 f'<span id="live-clock" data-at="{iso(utcnow())}" hidden hx-swap-oob="true"></span>')

@@ -1,0 +1,212 @@
+"""Faster queries for mongomock (the in-memory database of `inbox run`, tests and benchmarks).
+
+mongomock answers a ``find(...).sort(...).limit(n)`` by matching every document with its generic
+filter engine, sorting all matches with a Python comparison object per value, and deep-copying
+every match before the limit applies. The inbox list at 10,000 conversations paid more than a
+second for 40 rows. Three shortcuts, each falling back to mongomock's own code whenever a case is
+not plainly covered, so results stay the same:
+
+- simple filters (top-level fields compared with scalars through equality, $eq, $ne, $lt, $lte,
+  $gt, $gte, $in, $nin, combined with $and / $or) are compiled to a Python predicate; a document
+  whose value is a list, a dict or of another type than the operand is handed to mongomock's
+  ``filter_applies``, so array and cross-type semantics are unchanged;
+- sorting on top-level fields whose values all share one simple type uses native keys;
+- a cursor with a limit copies only the documents it returns.
+Only installed for the in-memory database; a real MongoDB never sees any of this.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+
+_SCALARS = (str, int, float, datetime, ObjectId)
+_UNSURE = object()  # "ask mongomock" for one document
+_FAST_TYPES = {str, int, float, datetime, ObjectId}
+_OPS = {"$eq", "$ne", "$lt", "$lte", "$gt", "$gte", "$in", "$nin"}
+_CMP = {"$eq": operator.eq, "$ne": operator.ne, "$lt": operator.lt, "$lte": operator.le, "$gt": operator.gt,
+        "$ge": operator.ge, "$gte": operator.ge}
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or (isinstance(value, _SCALARS) and not isinstance(value, bool))
+
+
+def _kind(value: Any) -> type:
+    """The BSON comparison bracket of a value (PydanticObjectId is an ObjectId, 1 and 1.0 are numbers)."""
+    if isinstance(value, bool):
+        return bool
+    if isinstance(value, (int, float)):
+        return float
+    for base in (str, datetime, ObjectId):
+        if isinstance(value, base):
+            return base
+    return type(value)
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    return _kind(a) is _kind(b)
+
+
+def _field_test(name: str, condition: Any):  # noqa: C901 - one small closure per operator
+    """A test of one field: True / False, or _UNSURE for values mongomock must judge."""
+    if _scalar(condition):
+        condition = {"$eq": condition}
+    if not isinstance(condition, dict) or not condition or not set(condition) <= _OPS:
+        return None
+    checks = []
+    for op, operand in condition.items():
+        if op in ("$in", "$nin"):
+            if not isinstance(operand, (list, tuple)) or not all(_scalar(v) for v in operand):
+                return None
+            # Sets compare exactly here: no bools (excluded above), and 1 == 1.0 as in MongoDB.
+            checks.append((op, {v for v in operand if v is not None}, None in operand))
+        elif operand is None and op not in ("$eq", "$ne"):
+            return None  # ordering against null: mongomock's own rules
+        elif _scalar(operand):
+            checks.append((op, operand, _CMP[op]))
+        else:
+            return None
+
+    def test(document: dict) -> Any:
+        value = document.get(name, _UNSURE)
+        if type(value) not in _FAST_TYPES and (isinstance(value, (list, dict, bool)) or (
+                value is not _UNSURE and value is not None and not _scalar(value))):
+            return _UNSURE
+        for op, operand, extra in checks:
+            if op in ("$in", "$nin"):
+                hit = bool(extra) if value is _UNSURE or value is None else value in operand
+                if hit != (op == "$in"):
+                    return False
+                continue
+            if operand is None:  # {field: None} also matches a missing field
+                hit = value is _UNSURE or value is None
+                if hit != (op == "$eq"):
+                    return False
+                continue
+            if value is _UNSURE or value is None:
+                if op != "$ne":
+                    return False
+                continue
+            if type(value) is not type(operand) and not _same_kind(value, operand):
+                return _UNSURE  # bracket order across types: let mongomock decide
+            try:
+                ok = extra(value, operand)  # this check's comparison operator
+            except TypeError:  # aware vs naive datetimes
+                return _UNSURE
+            if not ok:
+                return False
+        return True
+
+    return test
+
+
+def compile_filter(spec: Any):
+    """A predicate for ``spec``, or None when it uses anything beyond the simple subset."""
+    if not isinstance(spec, dict):
+        return None
+    tests = []
+    for key, condition in spec.items():
+        if key in ("$and", "$or"):
+            if not isinstance(condition, list) or not condition:
+                return None
+            parts = [compile_filter(part) for part in condition]
+            if any(p is None for p in parts):
+                return None
+            tests.append(_combine(key, parts))
+        elif key.startswith("$") or "." in key:
+            return None
+        else:
+            test = _field_test(key, condition)
+            if test is None:
+                return None
+            tests.append(test)
+    return _combine("$and", tests)
+
+
+def _combine(kind: str, tests: list):
+    def combined(document: dict) -> Any:
+        unsure = False
+        for test in tests:
+            result = test(document)
+            if result is _UNSURE:
+                unsure = True
+            elif result is (kind == "$or"):
+                return result
+        return _UNSURE if unsure else kind == "$and"
+
+    return combined
+
+
+def _native_sort(documents: list, sort: Any) -> list | None:
+    """Sorted with native keys when every sort field is top-level and of one simple type."""
+    keys = list(sort.items()) if isinstance(sort, dict) else list(sort)
+    for key, direction in reversed(keys):
+        if not isinstance(key, str) or key.startswith("$") or "." in key:
+            return None
+        kinds = {_kind(d.get(key)) for d in documents}
+        if len(kinds) != 1 or not kinds <= {str, float, datetime, ObjectId}:
+            return None
+        try:
+            documents.sort(key=lambda d, k=key: d[k], reverse=direction < 0)
+        except TypeError:
+            return None
+    return documents
+
+
+def patch_queries() -> None:
+    from mongomock import helpers
+    from mongomock.collection import Collection, Cursor
+    from mongomock.filtering import filter_applies
+
+    from app.mongomock_compat import _wanted_ids
+
+    if getattr(Collection, "_inbox_fast_queries", False):
+        return
+    previous_iter = Collection._iter_documents
+
+    def _iter_documents(self: Any, filter: Any) -> Any:
+        # A filter naming a few _ids already has an O(1) path (app.mongomock_compat); others compile.
+        predicate = compile_filter(filter) if filter and _wanted_ids(filter) is None else None
+        if predicate is None:
+            return previous_iter(self, filter)
+
+        def matches(document: dict) -> bool:
+            result = predicate(document)
+            return filter_applies(filter, document) if result is _UNSURE else result
+
+        return (document for document in list(self._store.documents) if matches(document))
+
+    previous_dataset = Collection._get_dataset
+
+    def _get_dataset(self: Any, spec: Any, sort: Any, fields: Any, as_class: Any) -> Any:
+        if not sort:
+            return previous_dataset(self, spec, sort, fields, as_class)
+        documents = _native_sort(list(self._iter_documents(spec)), sort)
+        if documents is None:
+            return previous_dataset(self, spec, sort, fields, as_class)
+        return (self._copy_only_fields(document, fields, as_class) for document in documents)
+
+    previous_results = Cursor._compute_results
+
+    def _compute_results(self: Any, with_limit_and_skip: bool = False) -> Any:
+        if not (with_limit_and_skip and self._limit and self._results is None):
+            return previous_results(self, with_limit_and_skip)
+        window = getattr(self, "_inbox_window", None)
+        if window is None or window[0] is not self._factory:
+            skip = self._skip or 0
+            rows = list(itertools.islice(self._factory(), skip + abs(self._limit)))
+            if self.collection.codec_options.tz_aware:
+                rows = [helpers.make_datetime_timezone_aware_in_document(x) for x in rows]
+            window = (self._factory, rows[skip:])
+            self._inbox_window = window
+        return window[1]
+
+    Collection._iter_documents = _iter_documents
+    Collection._get_dataset = _get_dataset
+    Cursor._compute_results = _compute_results
+    Collection._inbox_fast_queries = True
