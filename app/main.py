@@ -117,7 +117,9 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             yield
         finally:
             if "worker" in worker_task:
-                await worker_task["worker"].close()
+                # arq's close() cancels running jobs and then gathers them, re-raising their
+                # CancelledError: a job in flight at shutdown must not fail the shutdown.
+                await asyncio.gather(worker_task["worker"].close(), return_exceptions=True)
                 worker_task["task"].cancel()
                 await asyncio.gather(worker_task["task"], return_exceptions=True)
             await runtime.stop()

@@ -3,6 +3,8 @@ retries, the delivery log, redelivery, disabling after a day of failures, cross-
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import timedelta
 
 import pytest
@@ -11,10 +13,14 @@ from pydantic import SecretStr
 
 from app.db import utcnow
 from app.domains.accounts.services import NewAccount
+from app.domains.conversations.models import Conversation
+from app.domains.messages.models import Message, MessageStatus
 from app.domains.subscriptions.models import Delivery, Subscription
 from app.domains.subscriptions.signing import verify
 from app.domains.workspaces.models import User
-from tests.support.inbound import APP_SECRET, PHONE_NUMBER_ID, WABA_ID, envelope, signed, text_message, wait_for
+from tests.support.inbound import (
+    APP_SECRET, PHONE_NUMBER_ID, WABA_ID, envelope, signed, status, text_message, wait_for,
+)
 from tests.support.receiver import Receiver
 from tests.support.servers import serve
 
@@ -189,3 +195,47 @@ async def _attempts(delivery_id, count: int):
 async def _disabled(client, subscription_id: str):
     shown = (await client.get(f"/api/v1/subscriptions/{subscription_id}", headers=AUTH)).json()
     return shown if not shown["active"] else None
+
+
+async def test_status_changes_failures_and_conversation_updates_are_delivered(env):
+    client, receiver, url, account = env
+    created = await _subscribe(client, url, ["message.status_changed", "message.failed", "conversation.updated"])
+    await _customer_writes(client, account, from_="15551239999")
+    conversation = await wait_for(lambda: Conversation.find_one({"account_id": account.id}))
+    # An outbound message Meta accepted; then its status webhooks arrive: delivered, then failed.
+    sent_at = utcnow()
+    message = await Message(workspace_id=account.workspace_id, conversation_id=conversation.id,
+                            account_id=account.id, contact_id=conversation.contact_id, direction="outbound",
+                            type="text", content={"body": "Your order"}, wamid="wamid.EVENTS-OUT-1",
+                            status=MessageStatus.ACCEPTED, status_at={"queued": sent_at, "accepted": sent_at},
+                            timestamp=sent_at).insert()
+    now = int(time.time()) + 1
+    for state, extra in (("delivered", {}), ("failed", {"errors": [{"code": 131026, "title": "Message undeliverable"}]})):
+        body, headers = signed(envelope(statuses=[status(message.wamid, state, now, **extra)]))
+        answer = await client.post(f"/webhooks/whatsapp/{account.webhook_key}", content=body, headers=headers)
+        assert answer.status_code == 200
+        await wait_for(lambda: _async(any(r.json["data"]["status"] == state
+                                          for r in receiver.of_type("message.status_changed"))))
+    failed = (await wait_for(lambda: _async(receiver.of_type("message.failed"))))[0].json
+    assert failed["data"]["error"]["code"] == 131026 and failed["data"]["message"]["id"] == str(message.id)
+    statuses = [r.json["data"]["status"] for r in receiver.of_type("message.status_changed")]
+    assert statuses.count("delivered") == 1 and statuses.count("failed") == 1
+
+    admin = await User.find_one(User.email == "admin@example.com")
+    answer = await client.patch(f"/api/v1/conversations/{conversation.id}", headers=AUTH,
+                                json={"assignee_id": str(admin.id), "status": "resolved"})
+    assert answer.status_code == 200, answer.text
+    updates = await wait_for(lambda: _async(len(receiver.of_type("conversation.updated")) >= 2
+                                            and receiver.of_type("conversation.updated")))
+    kinds = {u.json["data"]["change"]["kind"] for u in updates}
+    assert {"assigned", "resolved"} <= kinds
+    assert updates[-1].json["data"]["conversation"]["id"] == str(conversation.id)
+    assert len(receiver.of_type("message.received")) == 0  # not subscribed
+    assert created["events"] == ["message.status_changed", "message.failed", "conversation.updated"]
+    await wait_for(_settled)
+
+
+async def _settled():
+    """No delivery still waiting (so the app shuts down with no job in flight)."""
+    await asyncio.sleep(0.2)
+    return await Delivery.find({"state": "pending"}).count() == 0
