@@ -65,12 +65,21 @@ async def enqueue_ingest_many(pool: ArqRedis, event_ids: list[str]) -> int:
     if script is None:
         script = _enqueue_scripts[pool] = pool.register_script(_ENQUEUE_ONCE)
     now = timestamp_ms()
-    async with pool.pipeline(transaction=False) as pipe:
-        for event_id in event_ids:
-            job = serialize_job(INGEST_JOB, (event_id,), {}, None, now, serializer=pool.job_serializer)
-            await script(keys=[job_key_prefix + event_id, result_key_prefix + event_id, DEFAULT_QUEUE],
-                         args=[pool.expires_extra_ms, job, now, event_id], client=pipe)
-        return sum(1 for added in await pipe.execute() if added)
+    for attempt in range(2):
+        if attempt or not getattr(script, "_inbox_loaded", False):
+            # Loaded once; redis-py's pipelined scripts would otherwise ask SCRIPT EXISTS every time.
+            script.sha = await pool.script_load(_ENQUEUE_ONCE)
+            script._inbox_loaded = True
+        async with pool.pipeline(transaction=False) as pipe:
+            for event_id in event_ids:
+                job = serialize_job(INGEST_JOB, (event_id,), {}, None, now, serializer=pool.job_serializer)
+                pipe.evalsha(script.sha, 3, job_key_prefix + event_id, result_key_prefix + event_id, DEFAULT_QUEUE,
+                             pool.expires_extra_ms, job, now, event_id)
+            try:
+                return sum(1 for added in await pipe.execute() if added)
+            except NoScriptError:  # Redis restarted and forgot the script: load it again, once
+                continue
+    return 0
 
 
 async def enqueue_ingest(pool: ArqRedis, event_id: str) -> bool:

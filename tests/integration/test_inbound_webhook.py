@@ -244,3 +244,15 @@ async def test_redis_down_still_200_once_stored_then_swept_after_redis_returns(c
         assert (await Message.find_one({})).content == {"body": "while redis was down"}
     finally:
         redis.stop()
+
+
+async def test_batched_enqueue_survives_redis_forgetting_its_scripts(env):
+    """After a Redis restart the enqueue script is gone: the batch reloads it and goes through."""
+    from app.queue import enqueue_ingest_many
+
+    client, _ = env
+    async with on_test_loop(client.app.state.runtime) as local:
+        assert await enqueue_ingest_many(local.arq, ["a" * 64, "b" * 64]) == 2
+        await local.arq.script_flush()
+        assert await enqueue_ingest_many(local.arq, ["b" * 64, "c" * 64]) == 1  # b's job exists already
+        assert await local.arq.zcard("inbox:queue") == 3
