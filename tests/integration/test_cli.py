@@ -41,7 +41,7 @@ def test_create_user_refuses_in_memory_database():
 
 def test_run_with_sandbox_bootstraps_admin_and_api_key(tmp_path):
     with inbox_process("run", "--sandbox", env=ADMIN_ENV, data_dir=tmp_path) as (_, base):
-        with httpx.Client(base_url=base) as http:
+        with httpx.Client(base_url=base, follow_redirects=True) as http:
             login = http.get("/login")
             assert login.status_code == 200 and "In-memory database" in login.text
             token = re.search(r'name="_csrf_token" value="([^"]+)"', login.text).group(1)
