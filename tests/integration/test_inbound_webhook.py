@@ -230,6 +230,13 @@ async def test_redis_down_still_200_once_stored_then_swept_after_redis_returns(c
         event = await WebhookEvent.find_one({})
         assert event is not None and event.ingested_at is None
 
+        # Let the app's background enqueue give up first (connection refused), as it would in an outage.
+        enqueuer = runtime.webhooks.enqueuer
+
+        async def gave_up():
+            return enqueuer._task is not None and enqueuer._task.done()
+
+        await wait_for(gave_up)
         redis = EmbeddedRedis(tmp_path / "own-redis", port=redis.port, persist=False).start()
         async with on_test_loop(runtime) as local:
             assert await sweep_stale_events(local.arq, grace=timedelta(0)) == 1
