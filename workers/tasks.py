@@ -46,9 +46,11 @@ async def ingest_webhook_event(ctx: dict[str, Any], event_id: str) -> str:
 
 
 async def sweep_webhook_events(ctx: dict[str, Any]) -> int:
-    """Cron: re-enqueue stored webhook events that were never ingested (Redis was down, a worker died)."""
-    from app.domains.webhooks.services import sweep_stale_events
+    """Cron: re-enqueue stored webhook events that were never ingested (Redis was down, a worker died),
+    and prune the raw bodies of long-ingested ones."""
+    from app.domains.webhooks.services import prune_ingested_events, sweep_stale_events
 
+    await prune_ingested_events()
     return await sweep_stale_events(runtime_of(ctx).arq)
 
 

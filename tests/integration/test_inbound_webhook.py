@@ -263,3 +263,22 @@ async def test_batched_enqueue_survives_redis_forgetting_its_scripts(env):
         await local.arq.script_flush()
         assert await enqueue_ingest_many(local.arq, ["b" * 64, "c" * 64]) == 1  # b's job exists already
         assert await local.arq.zcard("inbox:queue") == 3
+
+
+async def test_old_ingested_events_are_pruned_recent_and_pending_kept(env):
+    from app.db import utcnow
+    from app.domains.webhooks.services import prune_ingested_events
+
+    client, setup = env
+    runtime = client.app.state.runtime
+    for text in ("old", "recent", "pending"):
+        body, headers = signed(envelope(messages=[text_message(text)]))
+        await client.post(setup.webhook_path, content=body, headers=headers)
+    await ingest_pending(runtime)
+    events = await WebhookEvent.find_all().sort("received_at").to_list()
+    collection = WebhookEvent.get_motor_collection()
+    await collection.update_one({"_id": events[0].id}, {"$set": {"ingested_at": utcnow() - timedelta(days=31)}})
+    await collection.update_one({"_id": events[2].id}, {"$set": {"ingested_at": None,
+                                                                 "received_at": utcnow() - timedelta(days=40)}})
+    assert await prune_ingested_events() == 1
+    assert {e.id for e in await WebhookEvent.find_all().to_list()} == {events[1].id, events[2].id}

@@ -44,6 +44,8 @@ ENQUEUE_COALESCE_SECONDS = 0.002
 """How long an enqueue waits for company: one Redis round trip per 2 ms at most, not per request."""
 SWEEP_GRACE = timedelta(seconds=30)
 """Events younger than this are left to their own job; the sweeper only rescues older ones."""
+EVENT_RETENTION = timedelta(days=30)
+"""Raw bodies are kept this long after ingestion (for support and replays), then pruned."""
 
 
 class _Change(msgspec.Struct):
@@ -205,6 +207,12 @@ async def sweep_stale_events(pool: ArqRedis, *, grace: timedelta = SWEEP_GRACE, 
     if count:
         log.info("sweeper re-enqueued webhook events", count=count)
     return count
+
+
+async def prune_ingested_events(*, keep: timedelta = EVENT_RETENTION) -> int:
+    """Forget raw bodies ingested more than ``keep`` ago (Meta redelivers for 7 days at most)."""
+    result = await WebhookEvent.get_motor_collection().delete_many({"ingested_at": {"$lt": utcnow() - keep}})
+    return result.deleted_count
 
 
 def _same(a: str, b: str) -> bool:
