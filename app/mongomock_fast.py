@@ -32,20 +32,41 @@ _CMP = {"$eq": operator.eq, "$ne": operator.ne, "$lt": operator.lt, "$lte": oper
         "$ge": operator.ge, "$gte": operator.ge}
 
 
+def _plain(value: Any) -> Any:
+    """Operands as stored: PydanticObjectId -> ObjectId, StrEnum -> str (same equality, exact types)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, ObjectId) and type(value) is not ObjectId:
+        return ObjectId(value.binary)
+    if isinstance(value, str) and type(value) is not str:
+        return str.__str__(value)
+    return value
+
+
 def _scalar(value: Any) -> bool:
     return value is None or (isinstance(value, _SCALARS) and not isinstance(value, bool))
 
 
+_KINDS: dict[type, type] = {}
+
+
 def _kind(value: Any) -> type:
     """The BSON comparison bracket of a value (PydanticObjectId is an ObjectId, 1 and 1.0 are numbers)."""
-    if isinstance(value, bool):
-        return bool
-    if isinstance(value, (int, float)):
-        return float
-    for base in (str, datetime, ObjectId):
-        if isinstance(value, base):
-            return base
-    return type(value)
+    t = type(value)
+    kind = _KINDS.get(t)
+    if kind is None:
+        kind = t
+        if issubclass(t, bool):
+            kind = bool
+        elif issubclass(t, (int, float)):
+            kind = float
+        else:
+            for base in (str, datetime, ObjectId):
+                if issubclass(t, base):
+                    kind = base
+                    break
+        _KINDS[t] = kind
+    return kind
 
 
 def _same_kind(a: Any, b: Any) -> bool:
@@ -56,6 +77,8 @@ def _field_test(name: str, condition: Any):  # noqa: C901 - one small closure pe
     """A test of one field: True / False, or _UNSURE for values mongomock must judge."""
     if _scalar(condition):
         condition = {"$eq": condition}
+    if isinstance(condition, dict):
+        condition = {op: _plain(v) for op, v in condition.items()}
     if not isinstance(condition, dict) or not condition or not set(condition) <= _OPS:
         return None
     checks = []
@@ -72,7 +95,7 @@ def _field_test(name: str, condition: Any):  # noqa: C901 - one small closure pe
         else:
             return None
 
-    def test(document: dict) -> Any:
+    def general(document: dict) -> Any:
         value = document.get(name, _UNSURE)
         if type(value) not in _FAST_TYPES and (isinstance(value, (list, dict, bool)) or (
                 value is not _UNSURE and value is not None and not _scalar(value))):
@@ -102,7 +125,17 @@ def _field_test(name: str, condition: Any):  # noqa: C901 - one small closure pe
                 return False
         return True
 
-    return test
+    if len(checks) == 1 and checks[0][0] == "$eq" and checks[0][1] is not None:
+        operand, bracket = checks[0][1], _kind(checks[0][1])
+
+        def equal(document: dict) -> Any:  # the common case: field == scalar of the same bracket
+            value = document.get(name)
+            if _KINDS.get(type(value)) is bracket and bracket is not bool:
+                return value == operand
+            return general(document)
+
+        return equal
+    return general
 
 
 def compile_filter(spec: Any):
@@ -129,6 +162,22 @@ def compile_filter(spec: Any):
 
 
 def _combine(kind: str, tests: list):
+    if len(tests) == 1:
+        return tests[0]
+    if kind == "$and" and len(tests) == 2:  # the usual workspace_id + one more field
+        first, second = tests
+
+        def both(document: dict) -> Any:
+            a = first(document)
+            if a is False:
+                return False
+            b = second(document)
+            if b is False:
+                return False
+            return _UNSURE if (a is _UNSURE or b is _UNSURE) else True
+
+        return both
+
     def combined(document: dict) -> Any:
         unsure = False
         for test in tests:

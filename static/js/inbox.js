@@ -116,6 +116,10 @@
     Array.prototype.slice.call(evt.detail.fragment.children).forEach(function (el) {
       var placed = upsert(target, el, descending);
       if (placed && !descending && placed.getAttribute("data-direction") === "inbound") inboundArrived = true;
+      // The open conversation counted something unread: the agent is looking at it, so it is read.
+      if (placed && descending && placed.id === "conv-" + openId() && placed.getAttribute("data-unread") !== "0") {
+        inboundArrived = true;
+      }
     });
     if (stick && scroller) scroller.scrollTop = scroller.scrollHeight;
     if (inboundArrived) markReadSoon();
@@ -170,7 +174,7 @@
   function refreshTitle() {
     var el = document.getElementById("unread-total");
     var n = el ? parseInt(el.getAttribute("data-count") || "0", 10) : 0;
-    document.title = (n > 0 ? "(" + n + ") " : "") + TITLE;
+    document.title = (n > 0 ? "(" + (n > 99 ? "99+" : n) + ") " : "") + TITLE;
   }
 
   function markOpenRow() {

@@ -121,8 +121,5 @@ class InboxController(Controller):
 
 
 async def label_options(workspace_id) -> list[tuple[str, str]]:
-    """(value, name) for the label filter: the admin's labels, else the words conversations carry."""
-    known = await labels_of(workspace_id)
-    if known:
-        return [(i.id, i.name) for i in known.values()]
-    return [(x, x) for x in await queries.labels_in_use(workspace_id)]
+    """(value, name) for the label filter: the admin's label list."""
+    return [(i.id, i.name) for i in (await labels_of(workspace_id)).values()]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from app.errors import ValidationFailed
 PAGE_SIZE = 40
 THREAD_PAGE = 40
 SEARCH_CAP = 500
+UNREAD_CAP = 100
 STATUSES = ("open", "pending", "snoozed", "resolved", "all")
 ASSIGNEES = ("all", "mine", "unassigned")
 
@@ -240,14 +241,15 @@ class InboxQueries:
         return conversations, messages
 
     async def unread_total(self, workspace_id: PydanticObjectId) -> int:
-        """Unread messages across the workspace's open and pending conversations (the tab title).
+        """Unread messages across open and pending conversations, for the tab title.
 
-        Only conversations with something unread are read, one field each.
+        Counted over at most UNREAD_CAP conversations (the title then says "99+"), one field each,
+        so the count costs the same at 100 or 100,000 conversations.
         """
         docs = await Conversation.get_motor_collection().find(
             {"workspace_id": workspace_id, "unread_count": {"$gt": 0},
              "status": {"$in": [ConversationStatus.OPEN.value, ConversationStatus.PENDING.value]}},
-            {"unread_count": 1, "_id": 0}).to_list(None)
+            {"unread_count": 1, "_id": 0}).limit(UNREAD_CAP).to_list(None)
         return sum(int(d.get("unread_count") or 0) for d in docs)
 
     async def earlier_conversations(self, conversation: Conversation) -> list[ConversationRow]:
@@ -256,10 +258,3 @@ class InboxQueries:
                                            Conversation.id != conversation.id).limit(10).to_list()
         return await self.rows(conversation.workspace_id, others)
 
-    async def labels_in_use(self, workspace_id: PydanticObjectId) -> list[str]:
-        labels = await Conversation.get_motor_collection().distinct("labels", {"workspace_id": workspace_id})
-        return sorted({str(x) for x in labels if x}, key=str.lower)[:200]
-
-
-def with_status(filters: ListFilters, status: str) -> ListFilters:
-    return replace(filters, status=status)
