@@ -139,7 +139,7 @@ def test_simulate_panel_media_kinds_and_canned_responses(browser, screenshot, de
         page.select_option("#sim-kind", label=label)
         page.fill("#sim-text", f"Here is the {kind}")
         page.get_by_role("button", name="Send as customer").click()
-        page.locator(f"#thread-items .msg-inbound.msg-kind-media", has_text=f"Here is the {kind}" if kind != "audio" else "Voice note").last.wait_for()
+        page.locator("#thread-items .msg-inbound.msg-kind-media", has_text=f"Here is the {kind}" if kind != "audio" else "Voice note").last.wait_for()
     image = page.locator("#thread-items img.media-img").last
     image.wait_for()
     page.wait_for_function("Array.from(document.querySelectorAll('#thread-items img.media-img')).some(i => i.complete && i.naturalWidth > 0)")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-import pytest
 
-from app.demo import DEMO_ADMIN, DEMO_AGENT
+from app.demo import DEMO_ADMIN
 from app.domains.conversations.models import Conversation
 from app.domains.workspaces.models import User
 from app.security import hash_password
