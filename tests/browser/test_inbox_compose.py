@@ -155,3 +155,24 @@ def test_simulate_panel_media_kinds_and_canned_responses(browser, screenshot, de
     assert page.input_value("#composer-text") == "Thanks Maria Silva! Anything else I can help you with?"
     assert not csp_violations(seen)
     page.close()
+
+
+def test_older_messages_load_when_scrolling_up(browser, demo):
+    for i in range(45):
+        demo.customer_writes("4915112345678", "Lena Long", {"type": "text", "text": {"body": f"Line {i:02d} of a long story"}})
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    sign_in(page, demo.base, demo.password)
+    row = page.locator(".conv-row", has_text="Lena Long")
+    row.wait_for()
+    page.wait_for_function("document.querySelector('.conv-row:first-child').textContent.includes('Line 44')")
+    row.locator(".conv-link").click()
+    page.locator("#thread-items", has_text="Line 44 of a long story").wait_for()
+    assert page.locator("#thread-items .msg").count() == 40
+    assert page.locator("#older button").is_visible() or page.locator("#older button").count() == 1
+    page.evaluate("document.getElementById('thread-scroll').scrollTop = 0")
+    page.locator("#thread-items", has_text="Line 00 of a long story").wait_for()
+    assert page.locator("#thread-items .msg").count() == 45
+    assert "Start of the conversation" in page.locator("#older").inner_text()
+    # The agent keeps reading where they were: the view did not jump to the very top.
+    assert page.evaluate("document.getElementById('thread-scroll').scrollTop") > 0
+    page.close()
