@@ -356,6 +356,8 @@ class GraphClient:
                 path, params = next_link, None
             else:
                 break
+        if name:  # Meta's name filter matches substrings ("promo_1" finds promo_10); keep exact names
+            templates = [t for t in templates if t.get("name") == name]
         return templates
 
     async def create_template(self, waba_id: str, definition: Mapping[str, Any]) -> dict[str, Any]:
