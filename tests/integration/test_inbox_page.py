@@ -75,3 +75,17 @@ async def test_every_filter_and_search(client_factory):
         assert absent not in answer.text, query
     bad = await client.get("/inbox/conversations?cursor=%%%", headers=hx())
     assert bad.status_code == 422
+
+
+async def test_other_conversations_of_the_contact(client_factory):
+    client = await demo_client(client_factory)
+    maria = await Conversation.find_one(Conversation.unread_count == 2)
+    from app.domains.accounts.models import WhatsAppAccount
+
+    other_number = await WhatsAppAccount.find_one(WhatsAppAccount.id != maria.account_id)
+    other = await Conversation(workspace_id=maria.workspace_id, account_id=other_number.id,
+                               contact_id=maria.contact_id).insert()
+    thread = await client.get(f"/inbox/c/{maria.id}", headers=hx())
+    assert f'hx-get="/inbox/c/{maria.id}/others"' in thread.text
+    others = await client.get(f"/inbox/c/{maria.id}/others", headers=hx())
+    assert f'href="/inbox/c/{other.id}"' in others.text and other_number.name in others.text

@@ -15,7 +15,7 @@ from app.auth import requires_login
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.conversations.models import Conversation
 from app.domains.inbox.context import (
-    filters_from, html, me, page_template, panel_context, queries, render,
+    filters_from, html, me, oob_row, page_template, panel_context, queries, render,
 )
 from app.domains.inbox.queries import ListFilters, Page
 from app.domains.inbox.sending import InboxSender
@@ -61,10 +61,8 @@ class InboxController(Controller):
         await self._mark_read(runtime, conversation)
         context = await self._thread_context(request, conversation)
         body = render(request, "inbox/_thread.html", **context)
-        # The row loses its unread badge in this tab at once (other tabs get the live update).
-        from app.domains.inbox.context import oob_row
-
-        return html(body + oob_row(request, context["row"]) + self._unread_oob(await queries.unread_total(principal.workspace_id)))
+        # The row loses its unread badge in this tab at once; the tab title follows with the live totals.
+        return html(body + oob_row(request, context["row"]))
 
     @get("/c/{conversation_id:str}/older")
     async def older_messages(self, request: Request, conversation_id: str) -> Response[str]:
@@ -72,6 +70,12 @@ class InboxController(Controller):
         conversation = await Conversation.get_scoped(principal.workspace_id, conversation_id)
         thread = await queries.thread_page(conversation, before=request.query_params.get("before"))
         return html(render(request, "inbox/_messages.html", thread=thread, conversation_id=str(conversation.id)))
+
+    @get("/c/{conversation_id:str}/others")
+    async def other_conversations(self, request: Request, conversation_id: str) -> Response[str]:
+        """The contact's conversations on other numbers (loaded after the panel, off the thread's path)."""
+        conversation = await Conversation.get_scoped(me(request).workspace_id, conversation_id)
+        return html(render(request, "inbox/_earlier.html", earlier=await queries.earlier_conversations(conversation)))
 
     @post("/c/{conversation_id:str}/read", status_code=200)
     async def read(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
@@ -93,10 +97,6 @@ class InboxController(Controller):
 
     async def _several_numbers(self, workspace_id) -> bool:
         return await WhatsAppAccount.find(WhatsAppAccount.workspace_id == workspace_id).count() > 1
-
-    @staticmethod
-    def _unread_oob(total: int) -> str:
-        return f'<span id="unread-total" data-count="{int(total)}" hidden hx-swap-oob="true"></span>'
 
     async def _full_page(self, request: Request, runtime: Runtime, filters: ListFilters,
                          conversation: Conversation | None) -> Template:
