@@ -10,6 +10,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
+from redis.exceptions import NoScriptError
 
 # Agent replies and inbound work must not wait behind bulk sends, so they get their own queue.
 DEFAULT_QUEUE = "inbox:queue"
