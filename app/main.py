@@ -27,6 +27,7 @@ from app.domains.messages.api import MessagesReadApi
 from app.domains.messages.send_api import SendApi
 from app.metrics import metrics_endpoint
 from app.domains.webhooks.controllers import WhatsAppWebhookController
+from app.domains.webhooks.fastpath import webhook_fast_path
 from app.domains.accounts.api import AccountsApi
 from app.domains.catalog.api import AttributesApi, CannedResponsesApi, LabelsApi
 from app.domains.team.api import ApiKeysApi, TeamsApi, UsersApi
@@ -158,7 +159,8 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             "principal": Provide(provide_principal),
         },
         # Rate limit before auth (no DB work for refused requests); idempotency after (needs the workspace).
-        middleware=[security_headers, rate_limit_middleware, auth_middleware, idempotency_middleware],
+        # Meta's webhook POSTs first: answered before the session / rate-limit / idempotency stack.
+        middleware=[webhook_fast_path, security_headers, rate_limit_middleware, auth_middleware, idempotency_middleware],
         before_send=[add_rate_limit_headers],
         csrf_config=CSRFConfig(
             secret=settings.secret_key.get_secret_value(), cookie_secure=settings.secure_cookies,

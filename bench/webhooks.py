@@ -50,6 +50,22 @@ def serve_bare(port: int) -> None:
     uvicorn.run(Litestar([hook]), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
+def log_gc_pauses(path: str) -> None:
+    """Append every garbage-collector pause over 5 ms to ``path`` (to explain latency outliers)."""
+    import gc
+
+    started: list[float] = [0.0]
+
+    def callback(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif (pause := time.perf_counter() - started[0]) > 0.005:
+            with open(path, "a") as out:
+                out.write(f"{time.time():.3f} {info['generation']} {pause * 1000:.1f}\n")
+
+    gc.callbacks.append(callback)
+
+
 def serve_ours(port: int, redis_url: str, worker: bool, expect: int) -> None:
     import uvicorn
     from pydantic import SecretStr
@@ -244,10 +260,12 @@ async def bench(args: argparse.Namespace, redis_url: str) -> None:
     # Both servers stay up; phases alternate bare / ours for --rounds rounds, so load from other
     # processes on the machine hits both alike, and medians are reported.
     servers = {}
+    gc_logs = {kind: tempfile.mktemp(prefix=f"gc-{kind}-") for kind in ("bare", "ours")}
+    windows: dict[str, list[tuple[float, float]]] = {"bare": [], "ours": []}  # latency phases (start, end)
     try:
         for kind in ("bare", "ours"):
             port = _free_port()
-            proc, info = start_server(kind, port, "--redis-url", redis_url)
+            proc, info = start_server(kind, port, "--redis-url", redis_url, "--gc-log", gc_logs[kind])
             servers[kind] = (port, proc, info["path"])
         needed = int(args.rounds * args.duration * (9000 + args.rate))
         bodies = make_bodies(needed, args.batch, 0)  # more than either server can take
@@ -271,7 +289,9 @@ async def bench(args: argparse.Namespace, redis_url: str) -> None:
                 errors[kind] += failed
             for kind, (port, proc, _) in servers.items():
                 cpu_before = cpu_seconds(proc.pid)
+                window_start = time.time()
                 sample, failed = await open_loop(port, raws[kind][cursor[kind]:], args.rate, args.duration)
+                windows[kind].append((window_start, time.time()))
                 cpu_at_rate[kind].append((cpu_seconds(proc.pid) - cpu_before) / max(len(sample), 1))
                 cursor[kind] += len(sample)
                 latencies[kind] += sample
@@ -297,6 +317,16 @@ async def bench(args: argparse.Namespace, redis_url: str) -> None:
     at_rate = {kind: statistics.median(values) for kind, values in cpu_at_rate.items()}
     print(f"  server CPU per delivery at {args.rate:g}/s: bare {at_rate['bare'] * 1e3:.3f} ms, "
           f"ours {at_rate['ours'] * 1e3:.3f} ms = {args.rate * at_rate['ours']:.0%} of one core busy for ours")
+    for kind in ("bare", "ours"):
+        pauses = []
+        if os.path.exists(gc_logs[kind]):
+            for line in Path(gc_logs[kind]).read_text().splitlines():
+                at, generation, ms = line.split()
+                if any(a <= float(at) <= b for a, b in windows[kind]):
+                    pauses.append((float(ms), int(generation)))
+        worst = max(pauses, default=(0.0, 0))
+        print(f"  {kind}: garbage-collector pauses > 5 ms during the latency phases: {len(pauses)}, longest "
+              f"{worst[0]:.0f} ms (generation {worst[1]})")
     print(f"  per-round rates: bare {', '.join(f'{r:.0f}' for r in rates['bare'])}; "
           f"ours {', '.join(f'{r:.0f}' for r in rates['ours'])}")
     print(f"  ours / bare = {ratio:.0%} (target >= 50 %: {'ok' if ratio >= .5 else 'MISSED'}); "
@@ -338,10 +368,13 @@ def main() -> None:
     parser.add_argument("--redis-url")
     parser.add_argument("--worker", action="store_true")
     parser.add_argument("--expect", type=int, default=0)
+    parser.add_argument("--gc-log")
     args = parser.parse_args()
     if args.serve == "bare":
         serve_bare(args.port)
         return
+    if args.gc_log:
+        log_gc_pauses(args.gc_log)
     if args.serve == "ours":
         serve_ours(args.port, args.redis_url, args.worker, args.expect)
         return

@@ -282,3 +282,30 @@ async def test_old_ingested_events_are_pruned_recent_and_pending_kept(env):
                                                                  "received_at": utcnow() - timedelta(days=40)}})
     assert await prune_ingested_events() == 1
     assert {e.id for e in await WebhookEvent.find_all().to_list()} == {events[1].id, events[2].id}
+
+
+async def test_controller_post_serves_apps_composed_without_the_fast_path(client_factory, monkeypatch):
+    """The Litestar POST route does the same as the fast-path middleware when that one lets it through."""
+    from app.domains.webhooks import fastpath
+
+    monkeypatch.setattr(fastpath, "PREFIX", "/not-this-path/")
+    client = await client_factory()
+    setup = await make_setup(client.app.state.runtime)
+    body, headers = signed(envelope(messages=[text_message("through the controller")]))
+    first = await client.post(setup.webhook_path, content=body, headers=headers)
+    again = await client.post(setup.webhook_path, content=body, headers=headers)
+    assert (first.status_code, first.json(), again.json()["duplicate"]) == (200, {"received": True, "duplicate": False}, True)
+    assert (await client.post(setup.webhook_path, content=body, headers={HEADER: "sha256=00"})).status_code == 401
+    assert (await client.post("/webhooks/whatsapp/unknown", content=body, headers=headers)).status_code == 404
+    big = b"x" * (MAX_BODY_BYTES + 1)
+    assert (await client.post(setup.webhook_path, content=big, headers=signed(big)[1])).status_code == 413
+    assert await WebhookEvent.find_all().count() == 1
+
+
+async def test_fast_path_answers_meta_with_plain_json(env):
+    client, setup = env
+    body, headers = signed(envelope(messages=[text_message()]))
+    response = await client.post(setup.webhook_path, content=body, headers=headers)
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert (await client.post(setup.webhook_path + "/extra", content=body, headers=headers)).status_code == 404
