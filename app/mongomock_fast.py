@@ -11,7 +11,9 @@ not plainly covered, so results stay the same:
   whose value is a list, a dict or of another type than the operand is handed to mongomock's
   ``filter_applies``, so array and cross-type semantics are unchanged;
 - sorting on top-level fields whose values all share one simple type uses native keys;
-- a cursor with a limit copies only the documents it returns.
+- a cursor with a limit copies only the documents it returns;
+- a filter fixing every field of a (full, non-sparse) unique index reads the candidates from the
+  key -> ids table app.mongomock_compat keeps for that index, instead of scanning.
 Only installed for the in-memory database; a real MongoDB never sees any of this.
 """
 
@@ -237,6 +239,47 @@ def _native_sort(documents: list, sort: Any) -> list | None:
     return documents
 
 
+def _unique_candidates(collection: Any, spec: Any) -> list | None:
+    """Documents found through a unique index whose every field the filter fixes to a plain value.
+
+    Uses the key -> ids tables that app.mongomock_compat keeps for unique indexes (every insert and
+    update goes through them); candidates are still matched against the whole filter by the caller.
+    Partial and sparse indexes are skipped: they do not hold every document.
+    """
+    from app.mongomock_compat import _key_of, _store_id
+
+    if not isinstance(spec, dict):
+        return None
+    store = collection._store
+    for name, index in list(store.indexes.items()):
+        if not index.get("unique") or index.get("partialFilterExpression") is not None or index.get("sparse"):
+            continue
+        fields = [field for field, _ in index["key"]]
+        values = []
+        for field in fields:
+            value = spec.get(field)
+            if isinstance(value, dict) and list(value) == ["$eq"]:
+                value = value["$eq"]
+            if value is None or not _scalar(value):
+                break
+            values.append(value)
+        else:
+            tables = store.__dict__.setdefault("_inbox_unique", {})
+            table = tables.get(name)
+            documents = store._documents
+            if table is None:  # built once, then kept up to date by every insert and update
+                table = tables[name] = {}
+                for document in documents.values():
+                    existing = _key_of(document, fields)
+                    if existing is not None:
+                        table.setdefault(existing, set()).add(_store_id(document))
+            if store._ttl_indexes:
+                store._remove_expired_documents()
+            found = [documents.get(i) for i in table.get(tuple(values), ())]
+            return [d for d in found if d is not None]
+    return None
+
+
 def patch_queries() -> None:
     from mongomock import helpers
     from mongomock.collection import Collection, Cursor
@@ -250,7 +293,12 @@ def patch_queries() -> None:
 
     def _iter_documents(self: Any, filter: Any) -> Any:
         # A filter naming a few _ids already has an O(1) path (app.mongomock_compat); others compile.
-        predicate = compile_filter(filter) if filter and _wanted_ids(filter) is None else None
+        if not filter or _wanted_ids(filter) is not None:
+            return previous_iter(self, filter)
+        candidates = _unique_candidates(self, filter)
+        if candidates is not None:
+            return (document for document in candidates if filter_applies(filter, document))
+        predicate = compile_filter(filter)
         if predicate is None:
             return previous_iter(self, filter)
 
