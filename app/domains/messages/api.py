@@ -10,6 +10,7 @@ from litestar.params import Parameter
 
 from app.auth import requires_login
 from app.db import as_utc
+from app.domains.messages.api_shapes import ThreadPage, documented
 from app.domains.messages.models import Message
 from app.domains.messages.queries import MessageQueries
 from app.domains.workspaces.services import Principal
@@ -61,7 +62,8 @@ class MessagesReadApi(Controller):
     guards = [requires_login]
     tags = ["messages"]
 
-    @get("/{conversation_id:str}/messages", summary="A conversation's messages, newest first")
+    @get("/{conversation_id:str}/messages", summary="A conversation's messages, newest first",
+         responses=documented(200, ThreadPage, "A page of messages"))
     async def list_messages(self, principal: Principal, conversation_id: str,
                             limit: int = Parameter(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
                             cursor: str | None = None) -> dict[str, Any]:

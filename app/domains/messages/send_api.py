@@ -16,6 +16,7 @@ from litestar.params import Body
 
 from app.auth import requires_login
 from app.domains.conversations.models import Conversation
+from app.domains.messages.api_shapes import SEND_BODY, SentMessage, UploadedMedia, documented
 from app.domains.messages.media_out import MAX_UPLOAD_BYTES, OutboundMedia
 from app.domains.messages.models import Message
 from app.domains.messages.outbox import Draft
@@ -107,9 +108,11 @@ class SendApi(Controller):
     guards = [requires_login]
     tags = ["messages"]
 
-    @post("/messages", status_code=202, summary="Send a message to a phone number")
+    @post("/messages", status_code=202, summary="Send a message to a phone number",
+          responses=documented(202, SentMessage, "The message, queued to send"))
     async def send_to_number(self, request: Request[Any, Any, Any], runtime: Runtime, principal: Principal,
-                             data: Any = Body(description="{account_id?, to, type, content, reply_to?, priority?}")
+                             data: Any = Body(description="{account_id?, to, type, content, reply_to?, priority?}",
+                                             schema_extra=SEND_BODY)
                              ) -> dict[str, Any]:
         data = _object(data)
         draft = _draft(data)
@@ -119,10 +122,11 @@ class SendApi(Controller):
                                                **_options(request, principal, data))
         return message_view(message)
 
-    @post("/conversations/{conversation_id:str}/messages", status_code=202, summary="Send in a conversation")
+    @post("/conversations/{conversation_id:str}/messages", status_code=202, summary="Send in a conversation",
+          responses=documented(202, SentMessage, "The message, queued to send"))
     async def send_in_conversation(self, request: Request[Any, Any, Any], runtime: Runtime, principal: Principal,
                                    conversation_id: str,
-                                   data: Any = Body(description="{type, content, reply_to?, priority?}")
+                                   data: Any = Body(description="{type, content, reply_to?, priority?}", schema_extra=SEND_BODY)
                                    ) -> dict[str, Any]:
         data = _object(data)
         for name in ("to", "account_id"):
@@ -134,16 +138,19 @@ class SendApi(Controller):
                                             **_options(request, principal, data))
         return message_view(message)
 
-    @get("/messages/{message_id:str}", summary="One message with its delivery status")
+    @get("/messages/{message_id:str}", summary="One message with its delivery status",
+         responses=documented(200, SentMessage, "The message"))
     async def get_message(self, runtime: Runtime, principal: Principal, message_id: str) -> dict[str, Any]:
         return message_view(await runtime.outbox.get(principal.workspace_id, message_id))
 
-    @post("/messages/{message_id:str}/retry", status_code=202, summary="Send a failed message again")
+    @post("/messages/{message_id:str}/retry", status_code=202, summary="Send a failed message again",
+          responses=documented(202, SentMessage, "The message, queued again"))
     async def retry_message(self, runtime: Runtime, principal: Principal, message_id: str) -> dict[str, Any]:
         return message_view(await runtime.outbox.retry(principal.workspace_id, message_id))
 
     @post("/media", status_code=201, summary="Upload a file to send (multipart: file, type?)",
-          request_max_body_size=MAX_UPLOAD_BYTES + 1024 * 1024)
+          request_max_body_size=MAX_UPLOAD_BYTES + 1024 * 1024,
+          responses=documented(201, UploadedMedia, "The stored file"))
     async def upload_media(self, request: Request[Any, Any, Any], runtime: Runtime, principal: Principal
                            ) -> dict[str, Any]:
         if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
