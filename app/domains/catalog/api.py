@@ -7,6 +7,9 @@ from typing import Any
 from litestar import Controller, delete, get, patch, post
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api_shapes import documented
+from app.domains.catalog.api_shapes import (AttributePage, AttributeShape, CannedResponsePage, CannedResponseShape,
+                                           LabelPage, LabelShape)
 from app.auth import requires_admin
 from app.domains.catalog.services import Catalog
 from app.domains.workspaces.services import Principal
@@ -68,19 +71,19 @@ class CannedResponsesApi(Controller):
     guards = [requires_admin]
     tags = ["settings"]
 
-    @get("/", summary="Canned responses")
+    @get("/", summary="Canned responses", responses=documented(200, CannedResponsePage, "The canned responses"))
     async def list_items(self, principal: Principal) -> dict[str, Any]:
         return _page(await catalog.canned_responses(principal.workspace_id))
 
-    @post("/", summary="Create a canned response", status_code=201)
+    @post("/", summary="Create a canned response", status_code=201, responses=documented(201, CannedResponseShape, "It"))
     async def create_item(self, data: CannedIn, principal: Principal) -> dict[str, Any]:
         return catalog.view(await catalog.save_canned_response(principal.workspace_id, data.shortcut, data.text))
 
-    @get("/{item_id:str}", summary="One canned response")
+    @get("/{item_id:str}", summary="One canned response", responses=documented(200, CannedResponseShape, "It"))
     async def get_item(self, item_id: str, principal: Principal) -> dict[str, Any]:
         return catalog.view(await catalog.canned_response(principal.workspace_id, item_id))
 
-    @patch("/{item_id:str}", summary="Edit a canned response")
+    @patch("/{item_id:str}", summary="Edit a canned response", responses=documented(200, CannedResponseShape, "It"))
     async def update_item(self, item_id: str, data: CannedPatch, principal: Principal) -> dict[str, Any]:
         _nothing_to_change(data)
         item = await catalog.canned_response(principal.workspace_id, item_id)
@@ -98,19 +101,19 @@ class LabelsApi(Controller):
     guards = [requires_admin]
     tags = ["settings"]
 
-    @get("/", summary="Conversation labels")
+    @get("/", summary="Conversation labels", responses=documented(200, LabelPage, "The labels"))
     async def list_items(self, principal: Principal) -> dict[str, Any]:
         return _page(await catalog.labels(principal.workspace_id))
 
-    @post("/", summary="Create a label", status_code=201)
+    @post("/", summary="Create a label", status_code=201, responses=documented(201, LabelShape, "The label"))
     async def create_item(self, data: LabelIn, principal: Principal) -> dict[str, Any]:
         return catalog.view(await catalog.save_label(principal.workspace_id, data.name, data.colour))
 
-    @get("/{item_id:str}", summary="One label")
+    @get("/{item_id:str}", summary="One label", responses=documented(200, LabelShape, "The label"))
     async def get_item(self, item_id: str, principal: Principal) -> dict[str, Any]:
         return catalog.view(await catalog.label(principal.workspace_id, item_id))
 
-    @patch("/{item_id:str}", summary="Rename or recolour a label")
+    @patch("/{item_id:str}", summary="Rename or recolour a label", responses=documented(200, LabelShape, "The label"))
     async def update_item(self, item_id: str, data: LabelPatch, principal: Principal) -> dict[str, Any]:
         _nothing_to_change(data)
         item = await catalog.label(principal.workspace_id, item_id)
@@ -128,20 +131,20 @@ class AttributesApi(Controller):
     guards = [requires_admin]
     tags = ["settings"]
 
-    @get("/", summary="Custom contact attributes")
+    @get("/", summary="Custom contact attributes", responses=documented(200, AttributePage, "The attributes"))
     async def list_items(self, principal: Principal) -> dict[str, Any]:
         return _page(await catalog.attributes(principal.workspace_id))
 
-    @post("/", summary="Define a custom contact attribute", status_code=201)
+    @post("/", summary="Define a custom contact attribute", status_code=201, responses=documented(201, AttributeShape, "It"))
     async def create_item(self, data: AttributeIn, principal: Principal) -> dict[str, Any]:
         return catalog.view(await catalog.save_attribute(principal.workspace_id, data.name, data.type, data.key,
                                                          data.options))
 
-    @get("/{item_id:str}", summary="One attribute definition")
+    @get("/{item_id:str}", summary="One attribute definition", responses=documented(200, AttributeShape, "It"))
     async def get_item(self, item_id: str, principal: Principal) -> dict[str, Any]:
         return catalog.view(await catalog.attribute(principal.workspace_id, item_id))
 
-    @patch("/{item_id:str}", summary="Rename, retype or change the options of an attribute")
+    @patch("/{item_id:str}", summary="Rename, retype or change the options of an attribute", responses=documented(200, AttributeShape, "It"))
     async def update_item(self, item_id: str, data: AttributePatch, principal: Principal) -> dict[str, Any]:
         _nothing_to_change(data)
         item = await catalog.attribute(principal.workspace_id, item_id)

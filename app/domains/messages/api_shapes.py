@@ -10,19 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIType, Schema
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from app.api_shapes import ApiShape as _Shape
+from app.api_shapes import documented
 
-class _Shape(BaseModel):
-    # Documentation only: extra keys are allowed so a new field never breaks conformance.
-    model_config = ConfigDict(extra="allow")
-
-
-def documented(status_code: int, model: type, description: str) -> dict[int, ResponseSpec]:
-    """A handler's ``responses=`` that replaces Litestar's bare "object" success schema with ``model``."""
-    return {status_code: ResponseSpec(data_container=model, description=description, generate_examples=False)}
+__all__ = ["documented"]
 
 
 class ErrorShape(_Shape):

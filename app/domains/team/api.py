@@ -7,6 +7,9 @@ from typing import Any
 from litestar import Controller, delete, get, patch, post
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api_shapes import documented
+from app.domains.team.api_shapes import (ApiKeyPage, InvitedUser, NewApiKey, ResetLink, TeamPage, TeamShape,
+                                        UserPage, UserShape)
 from app.auth import requires_admin
 from app.domains.team.services import TeamAdmin, api_key_view, team_view, user_view
 from app.domains.workspaces.services import Principal
@@ -61,22 +64,22 @@ class UsersApi(Controller):
     guards = [requires_admin]
     tags = ["team"]
 
-    @get("/", summary="Users of the workspace")
+    @get("/", summary="Users of the workspace", responses=documented(200, UserPage, "The users"))
     async def list_users(self, runtime: Runtime, principal: Principal) -> dict[str, Any]:
         users = await team_admin(runtime).list_users(principal.workspace_id)
         return {"data": [user_view(u) for u in users], "next_cursor": None}
 
-    @post("/", summary="Create a user, or invite one (no password: a one-time link)", status_code=201)
+    @post("/", summary="Create a user, or invite one (no password: a one-time link)", status_code=201, responses=documented(201, InvitedUser, "The user"))
     async def create_user(self, data: UserIn, runtime: Runtime, principal: Principal) -> dict[str, Any]:
         user, link = await team_admin(runtime).add_user(principal.workspace_id, data.email, data.name, data.role,
                                                         data.password)
         return {**user_view(user), "invite_url": link}
 
-    @get("/{user_id:str}", summary="One user")
+    @get("/{user_id:str}", summary="One user", responses=documented(200, UserShape, "The user"))
     async def get_user(self, user_id: str, runtime: Runtime, principal: Principal) -> dict[str, Any]:
         return user_view(await team_admin(runtime).get_user(principal.workspace_id, user_id))
 
-    @patch("/{user_id:str}", summary="Rename, change role, deactivate / reactivate, set a password")
+    @patch("/{user_id:str}", summary="Rename, change role, deactivate / reactivate, set a password", responses=documented(200, UserShape, "The user"))
     async def update_user(self, user_id: str, data: UserPatch, runtime: Runtime,
                           principal: Principal) -> dict[str, Any]:
         admin = team_admin(runtime)
@@ -86,7 +89,7 @@ class UsersApi(Controller):
         return user_view(await admin.update_user(principal, user, **data.model_dump(exclude_unset=True)))
 
     @post("/{user_id:str}/reset-password", summary="A one-time link (24 h) to choose a new password",
-          status_code=200)
+          status_code=200, responses=documented(200, ResetLink, "The link"))
     async def reset_password(self, user_id: str, runtime: Runtime, principal: Principal) -> dict[str, Any]:
         admin = team_admin(runtime)
         return {"reset_url": await admin.reset_link(await admin.get_user(principal.workspace_id, user_id))}
@@ -97,16 +100,16 @@ class TeamsApi(Controller):
     guards = [requires_admin]
     tags = ["team"]
 
-    @get("/", summary="Teams (groups of agents for assignment)")
+    @get("/", summary="Teams (groups of agents for assignment)", responses=documented(200, TeamPage, "The teams"))
     async def list_teams(self, runtime: Runtime, principal: Principal) -> dict[str, Any]:
         return {"data": [team_view(t) for t in await team_admin(runtime).list_teams(principal.workspace_id)],
                 "next_cursor": None}
 
-    @post("/", summary="Create a team", status_code=201)
+    @post("/", summary="Create a team", status_code=201, responses=documented(201, TeamShape, "The team"))
     async def create_team(self, data: TeamIn, runtime: Runtime, principal: Principal) -> dict[str, Any]:
         return team_view(await team_admin(runtime).save_team(principal.workspace_id, data.name, data.member_ids))
 
-    @patch("/{team_id:str}", summary="Rename a team or change its members")
+    @patch("/{team_id:str}", summary="Rename a team or change its members", responses=documented(200, TeamShape, "The team"))
     async def update_team(self, team_id: str, data: TeamPatch, runtime: Runtime,
                           principal: Principal) -> dict[str, Any]:
         admin = team_admin(runtime)
@@ -126,12 +129,12 @@ class ApiKeysApi(Controller):
     guards = [requires_admin]
     tags = ["team"]
 
-    @get("/", summary="API keys with their last use (never the keys themselves)")
+    @get("/", summary="API keys with their last use (never the keys themselves)", responses=documented(200, ApiKeyPage, "The keys"))
     async def list_keys(self, runtime: Runtime, principal: Principal) -> dict[str, Any]:
         keys = await team_admin(runtime).list_api_keys(principal.workspace_id)
         return {"data": [api_key_view(k) for k in keys], "next_cursor": None}
 
-    @post("/", summary="Create a key; the answer's `key` is shown this once", status_code=201)
+    @post("/", summary="Create a key; the answer's `key` is shown this once", status_code=201, responses=documented(201, NewApiKey, "The key"))
     async def create_key(self, data: ApiKeyIn, runtime: Runtime, principal: Principal) -> dict[str, Any]:
         record, plaintext = await team_admin(runtime).create_api_key(principal, data.name, data.role)
         return {**api_key_view(record), "key": plaintext}

@@ -1,0 +1,31 @@
+"""Documenting the JSON of /api handlers that build their answers as dicts (OpenAPI only).
+
+Such a handler's return type is ``dict``, so Litestar writes a bare ``{"type": "object"}``. Passing
+``responses=documented(code, Model, "...")`` to its decorator replaces that schema with ``Model``'s
+while the handler keeps returning the same dict, byte for byte. Models derive from ``ApiShape``:
+extra keys are allowed, so a real answer always conforms (schemathesis checks it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.openapi.datastructures import ResponseSpec
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ApiShape(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+def documented(status_code: int, model: Any, description: str) -> dict[int, ResponseSpec]:
+    """A handler's ``responses=`` that replaces Litestar's bare "object" success schema with ``model``."""
+    return {status_code: ResponseSpec(data_container=model, description=description, generate_examples=False)}
+
+
+def page_of(item: type[BaseModel], name: str) -> type[ApiShape]:
+    """``{"data": [item], "next_cursor": str | null}`` as a named model."""
+    from pydantic import create_model
+
+    return create_model(name, __base__=ApiShape, data=(list[item], ...),  # type: ignore[valid-type]
+                        next_cursor=(str | None, Field(None, description="Next page's cursor; null on the last")))
