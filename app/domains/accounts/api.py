@@ -10,6 +10,8 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from pydantic import BaseModel, ConfigDict
 
+from app.api_shapes import documented
+from app.domains.accounts.api_shapes import AccountPage, AccountShape, BusinessProfileShape, ConnectionCheckShape
 from app.auth import requires_admin
 from app.domains.accounts.profile import BusinessProfiles, ProfileChanges
 from app.domains.accounts.services import AccountChanges, NewAccount
@@ -61,21 +63,21 @@ class AccountsApi(Controller):
     guards = [requires_admin]
     tags = ["accounts"]
 
-    @get("/", summary="The workspace's WhatsApp numbers")
+    @get("/", summary="The workspace's WhatsApp numbers", responses=documented(200, AccountPage, "The numbers"))
     async def list_accounts(self, runtime: Runtime, principal: Principal) -> dict[str, Any]:
         accounts = await runtime.accounts.list(principal.workspace_id)
         return {"data": [runtime.accounts.view(a) for a in accounts], "next_cursor": None}
 
-    @post("/", summary="Connect a number (409 when its phone number id is connected anywhere)", status_code=201)
+    @post("/", summary="Connect a number (409 when its phone number id is connected anywhere)", status_code=201, responses=documented(201, AccountShape, "The number"))
     async def create_account(self, data: AccountIn, runtime: Runtime, principal: Principal) -> dict[str, Any]:
         account = await runtime.accounts.create(principal.workspace_id, NewAccount(**data.model_dump()))
         return runtime.accounts.view(account)
 
-    @get("/{account_id:str}", summary="One number with its webhook URL and health")
+    @get("/{account_id:str}", summary="One number with its webhook URL and health", responses=documented(200, AccountShape, "The number"))
     async def get_account(self, account_id: str, runtime: Runtime, principal: Principal) -> dict[str, Any]:
         return runtime.accounts.view(await runtime.accounts.get(principal.workspace_id, account_id))
 
-    @patch("/{account_id:str}", summary="Edit, rotate secrets, enable or disable")
+    @patch("/{account_id:str}", summary="Edit, rotate secrets, enable or disable", responses=documented(200, AccountShape, "The number"))
     async def update_account(self, account_id: str, data: AccountPatch, runtime: Runtime,
                              principal: Principal) -> dict[str, Any]:
         account = await runtime.accounts.get(principal.workspace_id, account_id)
@@ -89,24 +91,24 @@ class AccountsApi(Controller):
         await runtime.accounts.delete(await runtime.accounts.get(principal.workspace_id, account_id))
 
     @post("/{account_id:str}/test", summary="Ask Meta about the number; Meta's error in words when it fails",
-          status_code=200)
+          status_code=200, responses=documented(200, ConnectionCheckShape, "The outcome"))
     async def test_account(self, account_id: str, runtime: Runtime, principal: Principal) -> dict[str, Any]:
         account = await runtime.accounts.get(principal.workspace_id, account_id)
         return (await runtime.accounts.test_connection(account)).to_dict()
 
-    @get("/{account_id:str}/profile", summary="The number's WhatsApp business profile")
+    @get("/{account_id:str}/profile", summary="The number's WhatsApp business profile", responses=documented(200, BusinessProfileShape, "The profile"))
     async def get_profile(self, account_id: str, runtime: Runtime, principal: Principal) -> dict[str, Any]:
         account = await runtime.accounts.get(principal.workspace_id, account_id)
         return await BusinessProfiles(runtime.accounts).get(account)
 
-    @patch("/{account_id:str}/profile", summary="Edit the business profile")
+    @patch("/{account_id:str}/profile", summary="Edit the business profile", responses=documented(200, BusinessProfileShape, "The new profile"))
     async def update_profile(self, account_id: str, data: ProfilePatch, runtime: Runtime,
                              principal: Principal) -> dict[str, Any]:
         account = await runtime.accounts.get(principal.workspace_id, account_id)
         return await BusinessProfiles(runtime.accounts).update(account, ProfileChanges(**data.model_dump()))
 
     @post("/{account_id:str}/profile/photo", summary="Set the profile photo (JPEG or PNG, at most 5 MB)",
-          status_code=200, request_max_body_size=PHOTO_UPLOAD_LIMIT)
+          status_code=200, request_max_body_size=PHOTO_UPLOAD_LIMIT, responses=documented(200, BusinessProfileShape, "The new profile"))
     async def upload_photo(self, account_id: str, runtime: Runtime, principal: Principal,
                            data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
                            ) -> dict[str, Any]:

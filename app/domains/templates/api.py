@@ -7,6 +7,8 @@ from typing import Any
 from litestar import Controller, delete, get, post
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api_shapes import documented
+from app.domains.templates.api_shapes import TemplatePage, TemplateShape, TemplateSyncReport
 from app.auth import requires_admin
 from app.domains.templates.drafts import ButtonDraft, TemplateDraft
 from app.domains.workspaces.services import Principal
@@ -62,7 +64,7 @@ class TemplatesApi(Controller):
     guards = [requires_admin]
     tags = ["templates"]
 
-    @get("/", summary="Templates with status, category, language, quality and rejection reason")
+    @get("/", summary="Templates with status, category, language, quality and rejection reason", responses=documented(200, TemplatePage, "The templates"))
     async def list_templates(self, runtime: Runtime, principal: Principal, status: str | None = None,
                              category: str | None = None, language: str | None = None,
                              waba_id: str | None = None, name: str | None = None) -> dict[str, Any]:
@@ -70,15 +72,15 @@ class TemplatesApi(Controller):
                                                  language=language, waba_id=waba_id, name=name)
         return {"data": [runtime.templates.view(t) for t in templates], "next_cursor": None}
 
-    @post("/", summary="Create a template and submit it to Meta for review", status_code=201)
+    @post("/", summary="Create a template and submit it to Meta for review", status_code=201, responses=documented(201, TemplateShape, "The template"))
     async def create_template(self, data: TemplateIn, runtime: Runtime, principal: Principal) -> dict[str, Any]:
         return runtime.templates.view(await runtime.templates.create(principal.workspace_id, data.draft()))
 
-    @post("/sync", summary="Fetch every template (all pages) from Meta", status_code=200)
+    @post("/sync", summary="Fetch every template (all pages) from Meta", status_code=200, responses=documented(200, TemplateSyncReport, "What changed"))
     async def sync_templates(self, runtime: Runtime, principal: Principal) -> dict[str, Any]:
         return (await runtime.templates.sync(principal.workspace_id)).to_dict()
 
-    @get("/{template_id:str}", summary="One template")
+    @get("/{template_id:str}", summary="One template", responses=documented(200, TemplateShape, "The template"))
     async def get_template(self, template_id: str, runtime: Runtime, principal: Principal) -> dict[str, Any]:
         return runtime.templates.view(await runtime.templates.get(principal.workspace_id, template_id))
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from litestar import Controller, get
 
+from app.api_shapes import documented
 from app.auth import requires_login
+from app.domains.workspaces.api_shapes import MeShape
 from app.domains.workspaces.models import Workspace
 from app.domains.workspaces.services import Principal
 
@@ -14,7 +16,7 @@ class MeApi(Controller):
     guards = [requires_login]
     tags = ["workspace"]
 
-    @get("/me", summary="The API key's workspace and role")
+    @get("/me", summary="The API key's workspace and role", responses=documented(200, MeShape, "Who is calling"))
     async def me(self, principal: Principal) -> dict:
         workspace = await Workspace.get(principal.workspace_id)
         return {
