@@ -11,8 +11,13 @@ from litestar.params import Body
 from pydantic import BaseModel, ConfigDict
 
 from app.api_shapes import documented
-from app.domains.accounts.api_shapes import AccountPage, AccountShape, BusinessProfileShape, ConnectionCheckShape
 from app.auth import requires_admin
+from app.domains.accounts.api_shapes import (
+    AccountPage,
+    AccountShape,
+    BusinessProfileShape,
+    ConnectionCheckShape,
+)
 from app.domains.accounts.profile import BusinessProfiles, ProfileChanges
 from app.domains.accounts.services import AccountChanges, NewAccount
 from app.domains.workspaces.services import Principal

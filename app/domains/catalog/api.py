@@ -8,9 +8,15 @@ from litestar import Controller, delete, get, patch, post
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api_shapes import documented
-from app.domains.catalog.api_shapes import (AttributePage, AttributeShape, CannedResponsePage, CannedResponseShape,
-                                           LabelPage, LabelShape)
 from app.auth import requires_admin
+from app.domains.catalog.api_shapes import (
+    AttributePage,
+    AttributeShape,
+    CannedResponsePage,
+    CannedResponseShape,
+    LabelPage,
+    LabelShape,
+)
 from app.domains.catalog.services import Catalog
 from app.domains.workspaces.services import Principal
 from app.errors import ValidationFailed

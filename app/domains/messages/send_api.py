@@ -16,7 +16,12 @@ from litestar.params import Body
 
 from app.auth import requires_login
 from app.domains.conversations.models import Conversation
-from app.domains.messages.api_shapes import SEND_BODY, SentMessage, UploadedMedia, documented
+from app.domains.messages.api_shapes import (
+    SEND_BODY,
+    SentMessage,
+    UploadedMedia,
+    documented,
+)
 from app.domains.messages.media_out import MAX_UPLOAD_BYTES, OutboundMedia
 from app.domains.messages.models import Message
 from app.domains.messages.outbox import Draft

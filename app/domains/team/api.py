@@ -8,9 +8,17 @@ from litestar import Controller, delete, get, patch, post
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api_shapes import documented
-from app.domains.team.api_shapes import (ApiKeyPage, InvitedUser, NewApiKey, ResetLink, TeamPage, TeamShape,
-                                        UserPage, UserShape)
 from app.auth import requires_admin
+from app.domains.team.api_shapes import (
+    ApiKeyPage,
+    InvitedUser,
+    NewApiKey,
+    ResetLink,
+    TeamPage,
+    TeamShape,
+    UserPage,
+    UserShape,
+)
 from app.domains.team.services import TeamAdmin, api_key_view, team_view, user_view
 from app.domains.workspaces.services import Principal
 from app.errors import ValidationFailed

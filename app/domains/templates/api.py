@@ -8,8 +8,12 @@ from litestar import Controller, delete, get, post
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api_shapes import documented
-from app.domains.templates.api_shapes import TemplatePage, TemplateShape, TemplateSyncReport
 from app.auth import requires_admin
+from app.domains.templates.api_shapes import (
+    TemplatePage,
+    TemplateShape,
+    TemplateSyncReport,
+)
 from app.domains.templates.drafts import ButtonDraft, TemplateDraft
 from app.domains.workspaces.services import Principal
 from app.runtime import Runtime
