@@ -160,7 +160,7 @@ class ThreadWorker:
     a process manager does for `inbox worker`, e.g. after Redis went away).
     """
 
-    _graveyard: list[Any] = []  # killed loops stay referenced: their coroutines must never be finalised
+    _graveyard: list[Any] = []  # killed loops and their tasks stay referenced: never finalised
 
     def __init__(self, settings: Any, database: Any, *, supervised: bool = False) -> None:
         import threading
@@ -172,6 +172,8 @@ class ThreadWorker:
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.restarts = 0
+        self.main: asyncio.Task[None] | None = None
+        self.worker: Any = None
 
     def start(self) -> ThreadWorker:
         self.thread.start()
@@ -180,7 +182,10 @@ class ThreadWorker:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.create_task(self._main())
+        # Kept: the loop holds tasks only weakly, and while arq waits on a Redis read nothing else
+        # holds this chain (a StreamReaderProtocol refers to its reader weakly), so an unreferenced
+        # main task can be garbage-collected mid-await: the worker would silently stop.
+        self.main = self.loop.create_task(self._main())
         self.loop.run_forever()
 
     async def _main(self) -> None:
@@ -192,7 +197,7 @@ class ThreadWorker:
             runtime.db = self.database
             try:
                 await runtime.start()
-                worker = build_worker(runtime, handle_signals=False, owns_runtime=False)
+                worker = self.worker = build_worker(runtime, handle_signals=False, owns_runtime=False)
                 self.ready.set()
                 await worker.async_run()
             except Exception:  # noqa: BLE001 - Redis went away: a process manager restarts the worker
@@ -204,4 +209,6 @@ class ThreadWorker:
     def kill(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
-        ThreadWorker._graveyard.append(self.loop)
+        # The loop keeps its tasks only weakly: keep them too, or collecting them later would run
+        # their finally blocks (closing sockets, awaiting) in whatever thread the GC happens in.
+        ThreadWorker._graveyard.append((self.loop, asyncio.all_tasks(self.loop)))

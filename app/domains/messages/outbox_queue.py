@@ -4,7 +4,9 @@ Mongo holds every queued Message (the truth); Redis holds the order in which eac
 them. Per number (account id):
 
 - ``q:a`` / ``q:b`` lists: agent replies and bulk sends, oldest first. Entries are
-  ``"<message id>|<conversation id>|<lane>"`` so the drainer needs no query to keep order.
+  ``"<message id>|<conversation id>|<push number>|<lane>"`` so the drainer needs no query to keep
+  order. The push number makes every entry unique: a message pushed twice (the API and a sweep
+  at once) is two entries, so finishing the spare copy can never drop the live one from ``taken``.
 - ``taken`` sorted set: entries a drainer popped and has not finished, scored by pop order.
   If that drainer dies, the next one puts them back at the front, in order.
 - ``lease``: at most one drainer per number. An enqueuer that finds no lease sets ``wake``
@@ -26,11 +28,12 @@ ACCOUNTS_KEY = f"{PREFIX}:accounts"
 EPOCH_KEY = f"{PREFIX}:epoch"
 LEASE_TTL_MS = 30_000
 
+# KEYS: qa, qb, lease, accounts, bulkconv, seq ; ARGV: message, conversation, lane, account, ttl, front|back
 _PUSH = """
 local lane = ARGV[3]
 if lane == 'a' and tonumber(redis.call('HGET', KEYS[5], ARGV[2]) or '0') > 0 then lane = 'b' end
 if lane == 'b' then redis.call('HINCRBY', KEYS[5], ARGV[2], 1) end
-local entry = ARGV[1] .. '|' .. ARGV[2] .. '|' .. lane
+local entry = ARGV[1] .. '|' .. ARGV[2] .. '|' .. redis.call('INCR', KEYS[6]) .. '|' .. lane
 if ARGV[6] == 'front' then
   redis.call('LPUSH', lane == 'a' and KEYS[1] or KEYS[2], entry)
 else
@@ -114,17 +117,19 @@ end
 return 1
 """
 
-# KEYS: taken, bulkconv, meta ; ARGV: entries...
+# KEYS: taken, bulkconv, meta ; ARGV: '1' to forget the messages' retry state ('0' for spare copies), entries...
+# (Entries of the older "<message>|<conversation>|<lane>" form are understood too.)
 _DONE = """
-for _, e in ipairs(ARGV) do
+for i = 2, #ARGV do
+  local e = ARGV[i]
   redis.call('ZREM', KEYS[1], e)
-  local msg, conv, lane = string.match(e, '^([^|]+)|([^|]+)|(%a)$')
-  if lane == 'b' and conv then
+  local msg, conv = string.match(e, '^([^|]+)|([^|]+)|')
+  if string.sub(e, -1) == 'b' and conv then
     if redis.call('HINCRBY', KEYS[2], conv, -1) <= 0 then redis.call('HDEL', KEYS[2], conv) end
   end
-  if msg then redis.call('HDEL', KEYS[3], msg) end
+  if msg and ARGV[1] == '1' then redis.call('HDEL', KEYS[3], msg) end
 end
-return #ARGV
+return #ARGV - 1
 """
 
 # KEYS: qa, qb, taken, lease, accounts ; ARGV: account
@@ -148,8 +153,8 @@ class Entry:
     @classmethod
     def parse(cls, raw: bytes | str) -> Entry:
         text = raw.decode() if isinstance(raw, bytes) else raw
-        message_id, conversation_id, lane = text.split("|")
-        return cls(text, message_id, conversation_id, lane)
+        parts = text.split("|")
+        return cls(text, parts[0], parts[1], parts[-1])
 
 
 @dataclass(frozen=True)
@@ -196,7 +201,7 @@ class OutboxQueue:
         """Queue one message; True when the caller must enqueue a drain job (no drainer is active)."""
         k = self.keys(account_id)
         woke = await self._push(
-            keys=[k["qa"], k["qb"], k["lease"], ACCOUNTS_KEY, k["bulkconv"]],
+            keys=[k["qa"], k["qb"], k["lease"], ACCOUNTS_KEY, k["bulkconv"], k["seq"]],
             args=[message_id, conversation_id, lane, account_id, LEASE_TTL_MS, "front" if front else "back"],
         )
         return bool(woke)
@@ -232,10 +237,13 @@ class OutboxQueue:
                                        args=[token, "1" if wake else "0", LEASE_TTL_MS, *(e.raw for e in entries)])
         return int(result) == 1
 
-    async def done(self, account_id: str, entries: list[Entry]) -> None:
+    async def done(self, account_id: str, entries: list[Entry], *, spare: bool = False) -> None:
+        """Entries finished (sent, failed, or no longer queued). ``spare``: second copies of messages a
+        drainer still holds, so the messages' retry state is kept."""
         if entries:
             k = self.keys(account_id)
-            await self._done(keys=[k["taken"], k["bulkconv"], k["meta"]], args=[e.raw for e in entries])
+            await self._done(keys=[k["taken"], k["bulkconv"], k["meta"]],
+                             args=["0" if spare else "1", *(e.raw for e in entries)])
 
     async def retry_states(self, account_id: str, message_ids: list[str]) -> list[RetryState | None]:
         if not message_ids:

@@ -163,6 +163,7 @@ class Drainer:
         self.inflight: set[asyncio.Task[None]] = set()
         self.accepted: list[tuple[Item, str]] = []
         self.finished: list[Entry] = []
+        self.spares: list[Entry] = []       # second copies of messages held here: finished, retry state kept
         self.wakeup = asyncio.Event()
         self.seq = 0
         self.in_memory = 0
@@ -252,7 +253,7 @@ class Drainer:
                 continue
             if now >= deadline:
                 return "slice"
-            if now >= next_flush and (self.accepted or self.finished):
+            if now >= next_flush and (self.accepted or self.finished or self.spares):
                 await self._flush()
                 next_flush = now + FLUSH_SECONDS
             await self._refill(now)
@@ -294,7 +295,7 @@ class Drainer:
         fresh = []
         for entry in entries:
             if entry.message_id in self.known:
-                self.finished.append(entry)  # the same message queued twice (a sweep): send it once
+                self.spares.append(entry)  # the same message queued twice (a sweep): send it once
             else:
                 self.known.add(entry.message_id)
                 fresh.append(entry)
@@ -466,7 +467,10 @@ class Drainer:
             self.probing = False
             self.circuit_until = 0.0
             self.circuit_span = self.s.settings.circuit_open_seconds
-            asyncio.create_task(self._store_circuit(None))
+            # Kept in inflight: the loop holds no other reference, and _finish awaits it.
+            task = asyncio.create_task(self._store_circuit(None))
+            self.inflight.add(task)
+            task.add_done_callback(self.inflight.discard)
             log.info("circuit closed: probe accepted", account_id=self.account_id)
 
     async def _on_error(self, conv_id: str, conv: Conv, item: Item, error: GraphError) -> None:
@@ -521,10 +525,12 @@ class Drainer:
                                               conversation_id=str(message.conversation_id), status="failed")
         SENDS.labels(type=message.type, result="failed").inc()
         self.finished.append(item.entry)
+        self.known.discard(item.entry.message_id)  # stored as failed: a retry of it is a new send
 
     async def _flush(self) -> None:
         accepted, self.accepted = self.accepted, []
         finished, self.finished = self.finished, []
+        spares, self.spares = self.spares, []
         if accepted:
             now = utcnow()
             ops = [UpdateOne({"_id": item.message.id, "status": MessageStatus.QUEUED.value},
@@ -551,8 +557,13 @@ class Drainer:
                                               status=message.status.value))
             await asyncio.gather(*publishes)
             finished.extend(item.entry for item, _ in accepted)
+            # Stored as accepted: a later copy of these messages is now skipped by its status, and a
+            # message retried after a failure may come back to this drainer.
+            self.known.difference_update(item.entry.message_id for item, _ in accepted)
         if finished:
             await self.queue.done(self.account_id, finished)
+        if spares:
+            await self.queue.done(self.account_id, spares, spare=True)
 
     # -- account state --------------------------------------------------------------------------
 
