@@ -56,9 +56,16 @@ class FailureThrottle:
 # handed out at most `horizon` ahead, so a worker that dies wastes little. Each recipient has
 # its own GCRA (a burst, then one per interval), checked at the slot time, which is what Meta
 # enforces with 131056. Answers are offsets from Redis's clock, so worker clocks never matter.
-_RESERVE_SLOTS = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+# The last argument of each script is "now" in µs, or -1 for Redis's clock (tests pass their own).
+_NOW = """
+local now = tonumber(ARGV[#ARGV])
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+"""
+
+_RESERVE_SLOTS = _NOW + """
 local interval = tonumber(ARGV[1])
 local horizon = tonumber(ARGV[2])
 local r_interval = tonumber(ARGV[3])
@@ -87,9 +94,7 @@ return out
 """
 
 # Push a key's TAT to at least now + delay (a 130429 pauses the number; a 131056 the recipient).
-_PUSH_BACK = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+_PUSH_BACK = _NOW + """
 local until_ = now + tonumber(ARGV[1])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < until_ then
@@ -131,11 +136,13 @@ class SendLimiter:
     def recipient_key(self, number: str, recipient: str) -> str:
         return f"{self.prefix}:r:{number}:{recipient}"
 
-    async def reserve(self, number: str, rate: float, recipients: list[str]) -> list[Slot]:
+    async def reserve(self, number: str, rate: float, recipients: list[str], *, now: float | None = None
+                      ) -> list[Slot]:
         """A slot (or the reason there is none) for one message to each of ``recipients``, in order.
 
         Once a message gets "busy", every later one does too: the number's schedule is full
-        for the next ``horizon`` seconds, so the caller asks again a little later.
+        for the next ``horizon`` seconds, so the caller asks again a little later. ``now``
+        (seconds) replaces Redis's clock, for tests.
         """
         if not recipients:
             return []
@@ -143,7 +150,8 @@ class SendLimiter:
         keys = [self.number_key(number), *(self.recipient_key(number, r) for r in recipients)]
         answers = await self._reserve(
             keys=keys,
-            args=[interval_us, int(self.horizon * 1_000_000), self.recipient_interval_us, self.recipient_tolerance_us],
+            args=[interval_us, int(self.horizon * 1_000_000), self.recipient_interval_us, self.recipient_tolerance_us,
+                  _micros(now)],
         )
         slots = []
         for raw in answers:
@@ -154,11 +162,16 @@ class SendLimiter:
                 slots.append(Slot("send" if text[0] == "s" else "recipient", max(0.0, float(text[1:]) / 1_000_000)))
         return slots
 
-    async def pause_number(self, number: str, seconds: float) -> None:
+    async def pause_number(self, number: str, seconds: float, *, now: float | None = None) -> None:
         """Meta said 130429: no slot for this number before ``seconds`` from now, in any process."""
-        await self._push_back(keys=[self.number_key(number)], args=[int(seconds * 1_000_000)])
+        await self._push_back(keys=[self.number_key(number)], args=[int(seconds * 1_000_000), _micros(now)])
 
-    async def pause_recipient(self, number: str, recipient: str, seconds: float) -> None:
+    async def pause_recipient(self, number: str, recipient: str, seconds: float, *, now: float | None = None
+                              ) -> None:
         """Meta said 131056: this customer gets nothing from this number for ``seconds``."""
         await self._push_back(keys=[self.recipient_key(number, recipient)],
-                              args=[int((seconds * 1_000_000) + self.recipient_tolerance_us)])
+                              args=[int((seconds * 1_000_000) + self.recipient_tolerance_us), _micros(now)])
+
+
+def _micros(now: float | None) -> int:
+    return -1 if now is None else int(now * 1_000_000)
