@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-
 # INCR and start the window on the first hit, atomically (EXPIRE NX needs Redis 7).
 _COUNT_IN_WINDOW = """
 local n = redis.call('INCR', KEYS[1])

@@ -200,7 +200,7 @@ class ThreadWorker:
                 worker = self.worker = build_worker(runtime, handle_signals=False, owns_runtime=False)
                 self.ready.set()
                 await worker.async_run()
-            except Exception:  # noqa: BLE001 - Redis went away: a process manager restarts the worker
+            except Exception:  # Redis went away: a process manager restarts the worker
                 if not self.supervised:
                     raise
             self.restarts += 1

@@ -8,10 +8,15 @@ import threading
 from collections import defaultdict
 
 from app.domains.accounts.models import WhatsAppAccount
-from app.domains.messages import outbox_queue, sender
-from app.domains.messages.models import Message, MessageStatus
+from app.domains.messages import drainer, outbox_queue
+from app.domains.messages.models import Message
 from tests.integration.outbound_env import (  # noqa: F401
-    ThreadWorker, max_per_window, outbound, sandbox_server, statuses, wait_for,
+    ThreadWorker,
+    max_per_window,
+    outbound,
+    sandbox_server,
+    statuses,
+    wait_for,
 )
 
 
@@ -148,13 +153,13 @@ async def test_two_workers_on_one_number_never_exceed_its_mps(outbound, monkeypa
     exceed the limit (the sender retries it). That the shared slots alone keep several processes
     under the limit, whatever the scheduling jitter, is asserted where it is exact: in
     tests/unit/test_ratelimit.py, against the limiter's own clock."""
-    monkeypatch.setattr(sender, "DRAIN_SLICE_SECONDS", 0.4)  # hand over often
+    monkeypatch.setattr(drainer, "DRAIN_SLICE_SECONDS", 0.4)  # hand over often
     env = await outbound(inline_worker=False, send_rate_margin=0.9)
     account = await env.add_number(mps=20)
     workers = [ThreadWorker(env.runtime.settings, env.runtime.db).start() for _ in range(2)]
     workers[1].worker.allow_pick_jobs = False
     drained_by: list[int] = []
-    original = sender.Drainer._loop
+    original = drainer.Drainer._loop
 
     async def taking_turns(self):
         # Runs once this worker holds the number's lease. Only the other worker may pick jobs now, so
@@ -165,7 +170,7 @@ async def test_two_workers_on_one_number_never_exceed_its_mps(outbound, monkeypa
             worker.worker.allow_pick_jobs = worker.thread.ident != me
         return await original(self)
 
-    monkeypatch.setattr(sender.Drainer, "_loop", taking_turns)
+    monkeypatch.setattr(drainer.Drainer, "_loop", taking_turns)
     ids, _ = await send_many(env, account, 90, 45)
     await wait_for(lambda: all_settled(ids), timeout=60)
     sent = await env.sent(account)

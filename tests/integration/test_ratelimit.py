@@ -8,6 +8,7 @@ and the assertions hold whatever the machine's load.
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 from redis.asyncio import Redis
@@ -61,7 +62,7 @@ async def test_concurrent_callers_in_two_processes_never_exceed_the_rate_in_any_
             granted += [now + slot.delay for slot in slots if slot.kind == "send"]
     granted.sort()
     assert most_in_any_window(granted) <= rate
-    assert min(b - a for a, b in zip(granted, granted[1:])) >= 1 / rate - 1e-6  # evenly spaced
+    assert min(b - a for a, b in itertools.pairwise(granted)) >= 1 / rate - 1e-6  # evenly spaced
     assert len(granted) >= 5 * rate  # and the number is kept busy: every slot of the 5 s is used
 
 

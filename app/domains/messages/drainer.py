@@ -1,0 +1,402 @@
+"""The drain loop: one drainer per number sends its queued messages, in order, at its rate.
+
+A drain job runs while its number has work (``drain_outbox``, enqueued by the outbox when no
+drainer holds the number's lease). It pops entries in batches (agent lane first), loads the
+messages in one query, keeps one FIFO per conversation, and asks the shared limiter for send
+slots for the heads of ready conversations. One message per conversation is in flight at a
+time, so a conversation's messages reach Meta in the order they were queued, across retries
+and hand-overs. Acceptances are written in bulk every few milliseconds (acceptance.py); refusals
+are handled in send_failures.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from beanie import PydanticObjectId
+from beanie.operators import In
+from redis.exceptions import RedisError
+
+from app.domains.accounts.models import WhatsAppAccount
+from app.domains.messages.acceptance import AcceptanceBatch
+from app.domains.messages.media_out import OutboundMedia
+from app.domains.messages.models import Message, MessageStatus
+from app.domains.messages.outbox_queue import LEASE_TTL_MS, Entry
+from app.domains.messages.send_failures import (
+    CircuitBreaker,
+    SendFailures,
+    fail_all_for_missing_account,
+)
+from app.logging import get_logger
+from app.metrics import GRAPH_LATENCY, LIMITER_WAIT, MISSED_SLOTS, SENDS
+from app.whatsapp.errors import GraphError
+
+if TYPE_CHECKING:
+    from app.domains.messages.sender import OutboxSender
+
+log = get_logger(__name__)
+
+DRAIN_SLICE_SECONDS = 50.0   # then hand over to a fresh job: arq's job timeout is 120 s
+POLL_SECONDS = 0.02          # how often an active drainer looks for new agent replies
+FLUSH_SECONDS = 0.02         # acceptances are written in bulk at most this late
+ACCOUNT_RELOAD_SECONDS = 2.0  # notice a disabled number or a new token while draining
+MAX_IN_MEMORY = 5000
+
+
+@dataclass(eq=False)
+class Item:
+    entry: Entry
+    message: Message
+    body: dict[str, Any]
+    seq: int
+    attempts: int = 0
+    first_at: float = 0.0
+    media: OutboundMedia | None = None
+
+
+@dataclass(eq=False)
+class Conv:
+    items: deque[Item] = field(default_factory=deque)
+    busy: bool = False
+    blocked_until: float = 0.0
+
+    def rank(self) -> tuple[int, int]:
+        head = self.items[0]
+        return (0 if head.entry.lane == "a" else 1, head.seq)
+
+
+class Drainer(SendFailures):
+    """One activation of a number's drain job (see the module docstring)."""
+
+    def __init__(self, sender: OutboxSender, account_id: str) -> None:
+        self.s = sender
+        self.account_id = account_id
+        self.token = uuid.uuid4().hex
+        self.queue = sender.queue
+        self.convs: dict[str, Conv] = {}
+        self.ready: list[tuple[int, int, str]] = []
+        self.timers: list[tuple[float, str]] = []
+        self.known: set[str] = set()
+        self.inflight: set[asyncio.Task[None]] = set()
+        self.batch = AcceptanceBatch(sender.queue, sender.runtime.live, account_id)
+        self.wakeup = asyncio.Event()
+        self.seq = 0
+        self.in_memory = 0
+        self.hold: str | None = None       # "token" | "disabled" | "lost" | "redis"
+        self.breaker = CircuitBreaker(sender.settings.circuit_failures, sender.settings.circuit_open_seconds)
+        self.number_free_at = 0.0
+        self.last_pop = 0.0
+        self.lanes_empty = False
+        self.sent_times: deque[float] = deque()  # when this drainer's sends left, for the 1-s window
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def run(self) -> str:
+        if not await self.queue.claim(self.account_id, self.token):
+            return "busy"
+        account = await WhatsAppAccount.get(PydanticObjectId(self.account_id))
+        if account is None:
+            return await fail_all_for_missing_account(self.queue, self.account_id, self.token)
+        self.account = account
+        self.http = self.s.http_for(account)
+        self.graph = self.s.graph(account, self.http)
+        self._load_account_state(account)
+        refresher = asyncio.create_task(self._keep_lease())
+        outcome = "drained"
+        try:
+            outcome = await self._loop()
+        except RedisError as exc:
+            log.warning("drainer lost Redis; the sweeper requeues from Mongo", account_id=self.account_id,
+                        error=type(exc).__name__)
+            self.hold = outcome = "redis"
+        except Exception:
+            # A bug: hand the entries back and release; the sweeper tries again in a few seconds.
+            log.exception("drainer failed", account_id=self.account_id)
+            outcome = "hold"
+        finally:
+            refresher.cancel()
+            await self._finish(outcome)
+        return outcome
+
+    async def _finish(self, outcome: str) -> None:
+        if self.inflight:
+            await asyncio.gather(*self.inflight, return_exceptions=True)
+        try:
+            try:
+                await self._flush()
+            except RedisError:
+                raise
+            except Exception:
+                log.exception("could not record sends", account_id=self.account_id)
+            if outcome in ("drained", "lost", "redis"):
+                return  # "lost": the next drainer put our entries back; "redis": the sweeper rebuilds
+            left = sorted((item for conv in self.convs.values() for item in conv.items), key=lambda i: i.seq)
+            handed = await self.queue.hand_back(self.account_id, self.token, [i.entry for i in left],
+                                                wake=outcome == "slice")
+            if handed and outcome == "slice":
+                await _enqueue_drain(self.s.runtime, self.account_id)
+        except RedisError:
+            log.warning("drainer could not hand back (Redis); the sweeper requeues from Mongo",
+                        account_id=self.account_id)
+
+    async def _keep_lease(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_TTL_MS / 6000)
+            try:
+                ok = await self.queue.refresh(self.account_id, self.token)
+            except RedisError:
+                ok = False
+            if not ok:
+                self.hold = "lost"
+                self.wakeup.set()
+                return
+
+    async def _flush(self) -> None:
+        stored = await self.batch.flush()
+        # Stored as accepted: a later copy of these messages is skipped by its status, and a message
+        # retried after a failure may come back to this drainer.
+        self.known.difference_update(stored)
+
+    async def _loop(self) -> str:
+        deadline = time.monotonic() + DRAIN_SLICE_SECONDS
+        next_reload = time.monotonic() + ACCOUNT_RELOAD_SECONDS
+        next_flush = 0.0
+        while True:
+            now = time.monotonic()
+            if self.hold:
+                return "lost" if self.hold in ("lost", "redis") else "hold"
+            if now >= next_reload:
+                await self._reload_account()
+                next_reload = now + ACCOUNT_RELOAD_SECONDS
+                continue
+            if now >= deadline:
+                return "slice"
+            if now >= next_flush and self.batch:
+                await self._flush()
+                next_flush = now + FLUSH_SECONDS
+            await self._refill(now)
+            self._release_timers(now)
+            scheduled = await self._schedule(now)
+            if not self.in_memory and not self.inflight and self.lanes_empty:
+                await self._flush()
+                if await self.queue.release(self.account_id, self.token):
+                    return "drained"
+                self.lanes_empty = False
+                continue
+            if not scheduled:
+                timeout = POLL_SECONDS
+                if self.timers:
+                    timeout = min(timeout, max(0.0, self.timers[0][0] - now))
+                timeout = self.breaker.wait_hint(now, timeout)
+                self.wakeup.clear()
+                try:
+                    await asyncio.wait_for(self.wakeup.wait(), timeout)
+                except TimeoutError:
+                    pass
+
+    # -- filling memory from the lanes ---------------------------------------------------------
+
+    async def _refill(self, now: float) -> None:
+        if now - self.last_pop < POLL_SECONDS and self.in_memory:
+            return
+        rate = self.rate
+        agent = 100
+        bulk = 0
+        if self.in_memory < max(50, int(rate * 2)):
+            bulk = min(MAX_IN_MEMORY - self.in_memory, max(50, int(rate * 2)))
+        self.last_pop = now
+        entries = await self.queue.pop(self.account_id, agent, bulk)
+        self.lanes_empty = not entries
+        if not entries:
+            return
+        fresh = []
+        for entry in entries:
+            if entry.message_id in self.known:
+                self.batch.spares.append(entry)  # the same message queued twice (a sweep): send it once
+            else:
+                self.known.add(entry.message_id)
+                fresh.append(entry)
+        if not fresh:
+            return
+        ids = [PydanticObjectId(e.message_id) for e in fresh]
+        docs = {str(m.id): m for m in await Message.find(In(Message.id, ids)).to_list()}
+        states = await self.queue.retry_states(self.account_id, [e.message_id for e in fresh])
+        media_ids = {m.media.stored_file_id for m in docs.values() if m.media and m.media.stored_file_id}
+        media = {}
+        if media_ids:
+            media = {m.id: m for m in await OutboundMedia.find(In(OutboundMedia.id, list(media_ids))).to_list()}
+        wall = time.time()
+        for entry, state in zip(fresh, states):
+            message = docs.get(entry.message_id)
+            if message is None or message.status is not MessageStatus.QUEUED or message.direction != "outbound":
+                self.batch.finished.append(entry)
+                self.known.discard(entry.message_id)
+                continue
+            self.seq += 1
+            item = Item(entry, message, _graph_body(message), self.seq, first_at=wall)
+            if message.media and message.media.stored_file_id:
+                item.media = media.get(message.media.stored_file_id)
+            conv = self.convs.setdefault(entry.conversation_id, Conv())
+            if state is not None:
+                item.attempts, item.first_at = state.attempts, state.first_at
+                if state.due_at > wall and not conv.items:
+                    conv.blocked_until = now + (state.due_at - wall)
+                    heapq.heappush(self.timers, (conv.blocked_until, entry.conversation_id))
+            conv.items.append(item)
+            self.in_memory += 1
+            if len(conv.items) == 1:
+                self._maybe_ready(entry.conversation_id, conv, now)
+
+    @property
+    def rate(self) -> float:
+        return max(0.1, self.account.mps * self.s.settings.send_rate_margin)
+
+    def _maybe_ready(self, conv_id: str, conv: Conv, now: float) -> None:
+        if conv.items and not conv.busy and conv.blocked_until <= now:
+            heapq.heappush(self.ready, (*conv.rank(), conv_id))
+
+    def _release_timers(self, now: float) -> None:
+        while self.timers and self.timers[0][0] <= now:
+            _, conv_id = heapq.heappop(self.timers)
+            conv = self.convs.get(conv_id)
+            if conv is not None and conv.blocked_until <= now:
+                self._maybe_ready(conv_id, conv, now)
+
+    # -- scheduling sends ----------------------------------------------------------------------
+
+    async def _schedule(self, now: float) -> int:
+        if not self.ready or now < self.number_free_at:
+            return 0
+        if self.breaker.holds(now, bool(self.inflight)):
+            return 0
+        budget = 1 if self.breaker.probing else max(1, min(500, int(self.rate * self.s.limiter.horizon) + 1))
+        picked: list[tuple[str, Conv]] = []
+        seen: set[str] = set()
+        while self.ready and len(picked) < budget:
+            lane, seq, conv_id = heapq.heappop(self.ready)
+            conv = self.convs.get(conv_id)
+            if (conv is None or conv_id in seen or not conv.items or conv.busy or conv.blocked_until > now
+                    or conv.rank() != (lane, seq)):
+                continue  # a stale heap entry
+            seen.add(conv_id)
+            picked.append((conv_id, conv))
+        if not picked:
+            return 0
+        items = [conv.items[0] for _, conv in picked]
+        slots = await self.s.limiter.reserve(self.account.phone_number_id, self.rate,
+                                             [i.message.recipient or "" for i in items])
+        started = 0
+        for (conv_id, conv), item, slot in zip(picked, items, slots):
+            if slot.kind == "send":
+                conv.busy = True
+                LIMITER_WAIT.labels(limit="number").observe(slot.delay)
+                task = asyncio.create_task(self._send(conv_id, conv, item, slot.delay))
+                self.inflight.add(task)
+                task.add_done_callback(self.inflight.discard)
+                started += 1
+            elif slot.kind == "recipient":
+                LIMITER_WAIT.labels(limit="recipient").observe(slot.delay)
+                conv.blocked_until = now + slot.delay
+                heapq.heappush(self.timers, (conv.blocked_until, conv_id))
+            else:
+                heapq.heappush(self.ready, (*conv.rank(), conv_id))
+                self.number_free_at = now + min(0.05, self.s.limiter.horizon / 4)
+        return started
+
+    async def _send(self, conv_id: str, conv: Conv, item: Item, delay: float) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await self._within_window()
+        endpoint = "messages"
+        started = time.perf_counter()
+        try:
+            body = item.body
+            if item.media is not None:
+                endpoint = "media"
+                meta_id = await self._meta_media_id(item.media)
+                endpoint = "messages"
+                started = time.perf_counter()
+                body = {**body, item.message.type: {**body[item.message.type], "id": meta_id}}
+            result = await self.graph.send(self.account.phone_number_id, body)
+        except GraphError as error:
+            if endpoint == "messages":
+                GRAPH_LATENCY.labels(endpoint="messages").observe(time.perf_counter() - started)
+            await self._on_error(conv_id, conv, item, error)
+        except Exception as exc:  # a bug must not lose the message: retry it like a 5xx
+            log.exception("unexpected error while sending", message_id=str(item.message.id))
+            await self._on_error(conv_id, conv, item, GraphError(f"internal error: {type(exc).__name__}",
+                                                                 retryable=True, retry_after=5.0))
+        else:
+            GRAPH_LATENCY.labels(endpoint="messages").observe(time.perf_counter() - started)
+            if self._on_accepted(conv, item, result.wamid):
+                await self._circuit_closed()
+        finally:
+            conv.busy = False
+            self._maybe_ready(conv_id, conv, time.monotonic())
+            self.wakeup.set()
+
+    async def _within_window(self) -> None:
+        """Wait until this send keeps the last second of this number's sends under its limit.
+
+        The shared schedule spaces slots 1/rate apart, but a busy event loop wakes sleepers late
+        and then all at once; counting what really left in the last second keeps any 1-second
+        window (Meta's check) under the number's mps whatever the lateness.
+        """
+        window = self.sent_times
+        limit = max(1, int(self.account.mps * self.s.settings.send_rate_margin))
+        while True:
+            now = time.monotonic()
+            while window and window[0] <= now - 1.0:
+                window.popleft()
+            if len(window) < limit:
+                window.append(now)
+                return
+            MISSED_SLOTS.inc()
+            await asyncio.sleep(window[0] + 1.0 - now + 0.001)
+
+    async def _meta_media_id(self, media: OutboundMedia) -> str:
+        """Our file's media id on this number: uploaded once, then reused until it expires."""
+        fresh = await OutboundMedia.get(media.id)
+        media = fresh or media
+        known = media.meta_id_for(self.account.id)
+        if known:
+            return known
+        data = await self.s.runtime.outbox.media.read(media)
+        started = time.perf_counter()
+        try:
+            meta_id = await self.graph.upload_media(self.account.phone_number_id, data, media.mime_type,
+                                                    media.filename or f"file.{media.mime_type.split('/')[-1]}")
+        finally:
+            GRAPH_LATENCY.labels(endpoint="media").observe(time.perf_counter() - started)
+        await self.s.runtime.outbox.media.remember_meta_id(media, self.account.id, meta_id)
+        return meta_id
+
+    def _on_accepted(self, conv: Conv, item: Item, wamid: str) -> bool:
+        """Queue the acceptance for the next flush; True when it closed the circuit breaker."""
+        conv.items.popleft()
+        self.in_memory -= 1
+        self.batch.accepted.append((item, wamid))
+        SENDS.labels(type=item.message.type, result="accepted").inc()
+        return self.breaker.succeeded()
+
+
+def _graph_body(message: Message) -> dict[str, Any]:
+    """The send body; the content was checked by the outbox, so it is only assembled here."""
+    body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual",
+                            "to": message.recipient, "type": message.type, message.type: message.content}
+    if message.reply_to_wamid:
+        body["context"] = {"message_id": message.reply_to_wamid}
+    return body
+
+
+async def _enqueue_drain(runtime: Any, account_id: str) -> None:
+    from app.queue import enqueue_drain
+
+    if runtime.arq is not None:
+        await enqueue_drain(runtime.arq, account_id)
