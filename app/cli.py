@@ -95,12 +95,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = get_settings()
     if not _require_production_settings(settings, "worker"):
         return 2
-    from app.runtime import Runtime
-    from workers.settings import build_worker
+    from workers.supervisor import run_worker_process
 
-    worker = build_worker(Runtime(settings), handle_signals=True, owns_runtime=True)
-    worker.run()
-    return 0
+    # Reconnects by itself when Redis goes away (a new arq worker, with backoff); a failure to
+    # start (Redis or MongoDB unreachable) raises, exiting non-zero for the process manager.
+    return run_worker_process(settings)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:

@@ -109,18 +109,16 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
                 flush=True,
             )
         if inline_worker:
-            from workers.settings import build_worker
+            from workers.supervisor import WorkerSupervisor
 
-            worker = build_worker(runtime, handle_signals=False, owns_runtime=False)
-            worker_task["worker"] = worker
-            worker_task["task"] = asyncio.create_task(worker.async_run())
+            # arq's worker ends when Redis goes away: the supervisor starts a new one (with backoff).
+            supervisor = worker_task["supervisor"] = WorkerSupervisor(runtime)
+            worker_task["task"] = asyncio.create_task(supervisor.run())
         try:
             yield
         finally:
-            if "worker" in worker_task:
-                # arq's close() cancels running jobs and then gathers them, re-raising their
-                # CancelledError: a job in flight at shutdown must not fail the shutdown.
-                await asyncio.gather(worker_task["worker"].close(), return_exceptions=True)
+            if "supervisor" in worker_task:
+                await worker_task["supervisor"].stop()  # cancels running jobs, closes the worker
                 worker_task["task"].cancel()
                 await asyncio.gather(worker_task["task"], return_exceptions=True)
             await runtime.stop()

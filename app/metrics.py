@@ -27,6 +27,8 @@ MISSED_SLOTS = Counter("inbox_send_window_waits_total",
 CIRCUIT_OPENED = Counter("inbox_circuit_opened_total", "Times a number's circuit breaker opened.")
 QUEUE_DEPTH = Gauge("inbox_outbox_depth", "Messages waiting in the outbox, by lane (agent, bulk, in_progress).",
                     ["lane"])
+WORKER_RESTARTS = Counter("inbox_worker_restarts_total",
+                          "Background workers started again after theirs ended unexpectedly (Redis went away).")
 
 
 async def refresh_queue_depth(outbox_queue: Any) -> None:

@@ -156,8 +156,8 @@ class ThreadWorker:
     sharing only the (in-memory) database with the app, as separate processes share MongoDB.
 
     ``kill()`` stops the loop dead, like SIGKILL: no finally block, no hand-over, the lease left
-    to expire. With ``supervised=True`` the worker is started again whenever it crashes (what
-    a process manager does for `inbox worker`, e.g. after Redis went away).
+    to expire. With ``supervised=True`` it runs what `inbox worker` runs: the product's
+    WorkerSupervisor, which starts a new arq worker whenever one ends (e.g. Redis went away).
     """
 
     _graveyard: list[Any] = []  # killed loops and their tasks stay referenced: never finalised
@@ -171,9 +171,9 @@ class ThreadWorker:
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
-        self.restarts = 0
         self.main: asyncio.Task[None] | None = None
         self.worker: Any = None
+        self.supervisor: Any = None
 
     def start(self) -> ThreadWorker:
         self.thread.start()
@@ -191,20 +191,19 @@ class ThreadWorker:
     async def _main(self) -> None:
         from app.runtime import Runtime
         from workers.settings import build_worker
+        from workers.supervisor import WorkerSupervisor
 
-        while True:
-            runtime = Runtime(self.settings)
-            runtime.db = self.database
-            try:
-                await runtime.start()
-                worker = self.worker = build_worker(runtime, handle_signals=False, owns_runtime=False)
-                self.ready.set()
-                await worker.async_run()
-            except Exception:  # Redis went away: a process manager restarts the worker
-                if not self.supervised:
-                    raise
-            self.restarts += 1
-            await asyncio.sleep(0.5)
+        runtime = Runtime(self.settings)
+        runtime.db = self.database
+        await runtime.start()
+        if self.supervised:
+            self.supervisor = WorkerSupervisor(runtime, first_backoff=0.2, max_backoff=1.0)
+            self.ready.set()
+            await self.supervisor.run()
+        else:
+            self.worker = build_worker(runtime, handle_signals=False, owns_runtime=False)
+            self.ready.set()
+            await self.worker.async_run()
 
     def kill(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -7,9 +7,12 @@ import asyncio
 import threading
 from collections import defaultdict
 
+import pytest
+
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.messages import drainer, outbox_queue
 from app.domains.messages.models import Message
+from app.metrics import WORKER_RESTARTS
 from tests.integration.outbound_env import (  # noqa: F401
     ThreadWorker,
     max_per_window,
@@ -181,10 +184,14 @@ async def test_two_workers_on_one_number_never_exceed_its_mps(outbound, monkeypa
         worker.kill()
 
 
-async def test_redis_restarted_during_a_run(outbound, redis_server):
-    env = await outbound(inline_worker=False)
+@pytest.mark.parametrize("where", ["inline", "process"])
+async def test_redis_restarted_during_a_run(outbound, redis_server, where):
+    """arq's worker ends when Redis goes away; `inbox run`'s in-process worker ("inline", app/main.py)
+    and `inbox worker` ("process") are supervised and start a new one, which finishes the run."""
+    env = await outbound(inline_worker=where == "inline")
     account = await env.add_number(mps=10)
-    worker = ThreadWorker(env.runtime.settings, env.runtime.db, supervised=True).start()
+    worker = ThreadWorker(env.runtime.settings, env.runtime.db, supervised=True).start() if where == "process" else None
+    restarts_before = WORKER_RESTARTS._value.get()
     ids, order = await send_many(env, account, 40, 8)
     await wait_for(lambda: _sent_at_least(env, account, 10))
     await asyncio.to_thread(redis_server.restart)  # not persisted: queues, lanes and leases are gone
@@ -195,4 +202,6 @@ async def test_redis_restarted_during_a_run(outbound, redis_server):
     sent = await env.sent(account)
     assert len({s["body"]["text"]["body"] for s in sent}) == 41
     assert_order(sent, order)
-    worker.kill()
+    assert WORKER_RESTARTS._value.get() > restarts_before  # the worker that Redis took down was replaced
+    if worker is not None:
+        worker.kill()
