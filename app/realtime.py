@@ -36,6 +36,7 @@ class LiveEvents:
     """Publishes ``{"event": name, **data}`` JSON to a workspace's channel."""
 
     def __init__(self, redis: Redis) -> None:
+        self._redis = redis
         self._backend = RedisChannelsPubSubBackend(redis=redis)
         # async fn(workspace_id, event, data) called after each publish: event subscriptions (issue 8)
         # hook here, since every change to a message or conversation is already published.
@@ -47,6 +48,25 @@ class LiveEvents:
             await self._backend.publish(payload, [workspace_channel(workspace_id)])
         except Exception as exc:  # a live update is best effort: the data is already stored
             log.warning("live event not published", event_name=event, error=type(exc).__name__)
+        await self._tell_listeners(workspace_id, event, data)
+
+    async def publish_many(self, events: list[tuple[PydanticObjectId | str, str, dict[str, Any]]]) -> None:
+        """Several ``(workspace_id, event, data)`` in one Redis round trip (the same PUBLISH each, so
+        subscribers see no difference): a worker recording a batch of sends publishes them this way."""
+        if not events:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for workspace_id, event, data in events:
+                    payload = json.dumps({"event": event, **data}, default=str).encode()
+                    pipe.publish(workspace_channel(workspace_id), payload)
+                await pipe.execute()
+        except Exception as exc:  # best effort, as above
+            log.warning("live events not published", count=len(events), error=type(exc).__name__)
+        for workspace_id, event, data in events:
+            await self._tell_listeners(workspace_id, event, data)
+
+    async def _tell_listeners(self, workspace_id: PydanticObjectId | str, event: str, data: dict[str, Any]) -> None:
         for listener in self.listeners:
             try:
                 await listener(workspace_id, event, data)

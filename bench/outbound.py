@@ -13,13 +13,18 @@ got in any 1-s window against its mps (from /sandbox/control/sent), utilisation 
 mps under backlog (middle of the run), and the ratio to bench/sandbox.py's raw baseline measured
 in the same run.
 
-    .venv/bin/python bench/outbound.py [--n 12000] [--numbers 20] [--mps 60] [--recipients 50]
+    .venv/bin/python bench/outbound.py [--n 12000] [--numbers 20] [--mps 60] [--recipients 50] [--profile DIR]
+
+``--profile DIR`` samples this process (the worker) and the sandbox with py-spy during the drain
+and prints their top costs (bench/pyspy.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import statistics
 import sys
 import tempfile
@@ -33,7 +38,8 @@ from pydantic import SecretStr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.sandbox import _SANDBOX, _free_port, _process, measure_baseline  # noqa: E402
+from bench.pyspy import recording, summarize
+from bench.sandbox import _SANDBOX, _cpu_seconds, _free_port, _process, measure_baseline
 
 API_KEY = "bench-api-key-0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -58,8 +64,10 @@ def utilisation(times: list[float], mps: int) -> float:
     return len(inside) / (hi - lo) / mps
 
 
-async def run(n: int, numbers: int, mps: int, recipients: int, concurrency: int, sandbox_url: str) -> dict[str, Any]:
+async def run(n: int, numbers: int, mps: int, recipients: int, concurrency: int, sandbox_url: str,
+              sandbox_pid: int | None = None, profile: Path | None = None) -> dict[str, Any]:
     from app.config import Settings
+    from app.db import utcnow
     from app.domains.accounts.services import NewAccount
     from app.domains.contacts.services import ContactService
     from app.domains.conversations.models import MessagePreview
@@ -67,7 +75,6 @@ async def run(n: int, numbers: int, mps: int, recipients: int, concurrency: int,
     from app.domains.workspaces.models import Workspace
     from app.embedded_redis import EmbeddedRedis
     from app.main import create_app
-    from app.db import utcnow
     from workers.settings import build_worker
 
     control = httpx.AsyncClient(base_url=sandbox_url, timeout=60)
@@ -79,6 +86,9 @@ async def run(n: int, numbers: int, mps: int, recipients: int, concurrency: int,
         app = create_app(settings)
         runtime = app.state.runtime
         await runtime.start()
+        # A deployed worker's sweeper has marked this Redis as holding the outbox long before any
+        # send; without it, the worker started after the enqueue phase would rebuild every lane.
+        await runtime.outbox.queue.mark_epoch()
         try:
             workspace = await Workspace.find_one({})
             accounts, conversations = [], []
@@ -115,14 +125,22 @@ async def run(n: int, numbers: int, mps: int, recipients: int, concurrency: int,
             await asyncio.gather(*(post_messages() for _ in range(concurrency)))
             enqueue_s = time.perf_counter() - started
             worker = build_worker(runtime, handle_signals=False, owns_runtime=False)
-            drain_started = time.perf_counter()
-            task = asyncio.create_task(worker.async_run())
-            total = 0
-            while total < n - failures and time.perf_counter() - drain_started < 600:
-                await asyncio.sleep(0.5)
-                total = len((await control.get("/sandbox/control/sent")).json()["data"])
-            drain_wall = time.perf_counter() - drain_started
-            await worker.close()
+            with contextlib.ExitStack() as profiling:
+                if profile is not None:
+                    profiling.enter_context(recording(os.getpid(), profile / "worker.raw"))
+                    if sandbox_pid:
+                        profiling.enter_context(recording(sandbox_pid, profile / "sandbox.raw"))
+                cpu_before = (_cpu_seconds(os.getpid()), _cpu_seconds(sandbox_pid) if sandbox_pid else None)
+                drain_started = time.perf_counter()
+                task = asyncio.create_task(worker.async_run())
+                total = 0
+                while total < n - failures and time.perf_counter() - drain_started < 600:
+                    await asyncio.sleep(0.2)
+                    total = _accepted_so_far()
+                drain_wall = time.perf_counter() - drain_started
+                cpu_after = (_cpu_seconds(os.getpid()), _cpu_seconds(sandbox_pid) if sandbox_pid else None)
+            # arq's close() cancels running jobs and re-raises their CancelledError (see app/main.py).
+            await asyncio.gather(worker.close(), return_exceptions=True)
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             sent = (await control.get("/sandbox/control/sent")).json()["data"]
@@ -158,7 +176,26 @@ async def run(n: int, numbers: int, mps: int, recipients: int, concurrency: int,
         "utilisation_min": round(min(utils), 3) if utils else 0.0,
         "utilisation_median": round(statistics.median(utils), 3) if utils else 0.0,
         "counters": counters,
+        # CPU time per accepted message during the drain: unlike messages/s, it barely depends on
+        # what else the machine runs (the drain's wall time does).
+        "worker_cpu_ms_per_msg": _per_msg(cpu_before[0], cpu_after[0], len(sent)),
+        "sandbox_cpu_ms_per_msg": _per_msg(cpu_before[1], cpu_after[1], len(sent)),
     }
+
+
+def _per_msg(before: float | None, after: float | None, count: int) -> float | None:
+    if before is None or after is None or not count:
+        return None
+    return round(1000 * (after - before) / count, 3)
+
+
+def _accepted_so_far() -> int:
+    """Sends the worker saw accepted (its own counter): polling the sandbox's full list every
+    half second would cost both processes CPU in the middle of the measurement."""
+    from app.metrics import SENDS
+
+    return int(sum(s.value for m in SENDS.collect() for s in m.samples
+                   if s.name.endswith("_total") and s.labels.get("result") == "accepted"))
 
 
 def _window_counts(times: list[float]) -> list[int]:
@@ -180,13 +217,23 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=50, help="conversations per number")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent API clients while enqueueing")
     parser.add_argument("--baseline-n", type=int, default=20_000)
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="the worker's event loop; `inbox run` serves through uvicorn, which picks uvloop")
+    parser.add_argument("--profile", type=Path, default=None, help="directory for py-spy profiles of the drain")
     args = parser.parse_args()
     baseline = measure_baseline(args.baseline_n, 64)
     print(f"sandbox baseline: {baseline['msgs_per_s']} accepted sends/s (raw httpx, concurrency 64)", flush=True)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    with _process(_SANDBOX.format(port=port), f"{url}/sandbox/control/numbers"):
-        result = asyncio.run(run(args.n, args.numbers, args.mps, args.recipients, args.concurrency, url))
+    with _process(_SANDBOX.format(port=port), f"{url}/sandbox/control/numbers") as sandbox:
+        main_coro = run(args.n, args.numbers, args.mps, args.recipients, args.concurrency, url, sandbox.pid,
+                        args.profile)
+        if args.loop == "uvloop":
+            import uvloop
+
+            result = uvloop.run(main_coro)
+        else:
+            result = asyncio.run(main_coro)
     ratio = result["drain_msgs_per_s"] / baseline["msgs_per_s"] if baseline["msgs_per_s"] else 0.0
     capacity = args.numbers * args.mps
     print(f"enqueue (API -> outbox):       {result['enqueue_msgs_per_s']} msg/s ({result['api_failures']} refused)")
@@ -197,6 +244,13 @@ def main() -> None:
           f"windows over mps: {result['windows_over_mps']}")
     print(f"worker counters:               {result['counters']}")
     print(f"utilisation under backlog:     min {result['utilisation_min']:.1%}, median {result['utilisation_median']:.1%}")
+    print(f"worker event loop:             {args.loop}")
+    print(f"CPU per message (drain):       worker {result['worker_cpu_ms_per_msg']} ms, "
+          f"sandbox {result['sandbox_cpu_ms_per_msg']} ms")
+    print(f"load average (1, 5, 15 min):   {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.profile is not None:
+        for name in ("worker.raw", "sandbox.raw"):
+            print(summarize(args.profile / name))
 
 
 if __name__ == "__main__":

@@ -52,8 +52,16 @@ def assert_order(sent: list[dict], order: dict) -> None:
         assert [b for b in seen[to] if b in bodies] == bodies, to
 
 
+# The faults are random (each request fails with the given probability), so a message can meet a
+# long run of them; every one of those retries waits twice as long as the last. With the default
+# 12 attempts, some message of 40 meets 12 failures in a row at a 60 % rate in 1 run of 12, and
+# its doubling waits outlast any time limit. These runs allow enough attempts (the chance of a
+# run that long is below 1e-15) and keep each wait short (the backoff's cap, scaled down).
+PATIENT = {"send_max_attempts": 80, "send_backoff_scale": 0.0001}
+
+
 async def test_500s_and_timeouts_every_message_ends_sent_in_order(outbound):
-    env = await outbound()
+    env = await outbound(**PATIENT)
     account = await env.add_number(mps=40)
     await env.faults(phone_number_id=account.phone_number_id, error_rate=0.3, http_status=500, timeout_rate=0.05)
     ids, order = await send_many(env, account, 60, 6)
@@ -67,7 +75,7 @@ async def test_500s_and_timeouts_every_message_ends_sent_in_order(outbound):
 
 
 async def test_130429_storm_backs_off_and_nothing_fails(outbound):
-    env = await outbound()
+    env = await outbound(**PATIENT)
     account = await env.add_number(mps=40)
     await env.faults(phone_number_id=account.phone_number_id, error_rate=0.6, http_status=400, error_code=130429)
     ids, order = await send_many(env, account, 40, 8)

@@ -1,13 +1,12 @@
 """Acceptance batching: a drainer records what WhatsApp accepted in bulk, every few milliseconds.
 
 One bulk write moves the accepted messages from ``queued`` to ``accepted`` (with their wamid),
-statuses that raced ahead of the acceptance are applied, the live events go out, and the
-finished entries leave the number's ``taken`` set in one script call.
+statuses that raced ahead of the acceptance are applied, the live events go out in one Redis
+round trip, and the finished entries leave the number's ``taken`` set in one script call.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from beanie.operators import In
@@ -69,14 +68,16 @@ class AcceptanceBatch:
                         account_id=self.account_id, count=len(ops) - result.modified_count)
         wamids = [wamid for _, wamid in accepted]
         early = {p.wamid for p in await PendingStatus.find(In(PendingStatus.wamid, wamids)).to_list()}
-        publishes: list[Any] = []
+        events: list[tuple[Any, str, dict[str, Any]]] = []
         for item, wamid in accepted:
-            message = item.message
-            message.wamid, message.status = wamid, MessageStatus.ACCEPTED
-            message.status_at[MessageStatus.ACCEPTED.value] = now
-            if wamid in early:
-                await apply_pending_statuses(message)
-            publishes.append(self.live.publish(message.workspace_id, "message.updated", message_id=str(message.id),
-                                               conversation_id=str(message.conversation_id),
-                                               status=message.status.value))
-        await asyncio.gather(*publishes)
+            outgoing = item.message
+            status = MessageStatus.ACCEPTED
+            if wamid in early:  # statuses that beat the send's own answer (rare): load the document
+                message = await Message.get(outgoing.id)
+                if message is not None:
+                    await apply_pending_statuses(message)
+                    status = message.status
+            events.append((outgoing.workspace_id, "message.updated",
+                           {"message_id": str(outgoing.id), "conversation_id": str(outgoing.conversation_id),
+                            "status": status.value}))
+        await self.live.publish_many(events)  # one round trip for the batch

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from beanie import PydanticObjectId
 from beanie.operators import In
+from bson import ObjectId
 from redis.exceptions import RedisError
 
 from app.domains.accounts.models import WhatsAppAccount
@@ -44,15 +45,43 @@ log = get_logger(__name__)
 
 DRAIN_SLICE_SECONDS = 50.0   # then hand over to a fresh job: arq's job timeout is 120 s
 POLL_SECONDS = 0.02          # how often an active drainer looks for new agent replies
-FLUSH_SECONDS = 0.02         # acceptances are written in bulk at most this late
+BUSY_POLL_SECONDS = 0.05     # ... while it holds messages (a new reply waits for a slot behind them anyway)
+FLUSH_SECONDS = 0.05         # acceptances are written in bulk at most this late
 ACCOUNT_RELOAD_SECONDS = 2.0  # notice a disabled number or a new token while draining
 MAX_IN_MEMORY = 5000
+DEPARTURE_TOLERANCE = 0.002  # seconds a send may leave before its booked departure (_departure_delay)
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """What a drainer needs of a queued Message (read raw: no document is built per send; the few
+    paths that need the document, a failure or an early status, load it)."""
+
+    id: ObjectId
+    workspace_id: ObjectId
+    conversation_id: ObjectId
+    type: str
+    content: Any
+    recipient: str | None
+    reply_to_wamid: str | None
+    stored_file_id: ObjectId | None
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any]) -> Outgoing:
+        media = raw.get("media") or {}
+        return cls(raw["_id"], raw["workspace_id"], raw["conversation_id"], raw["type"], raw.get("content"),
+                   raw.get("recipient"), raw.get("reply_to_wamid"), media.get("stored_file_id"))
+
+
+# The fields Outgoing reads, plus what decides whether the message still goes.
+_OUTGOING_FIELDS = {"workspace_id": 1, "conversation_id": 1, "type": 1, "content": 1, "recipient": 1,
+                    "reply_to_wamid": 1, "media.stored_file_id": 1, "status": 1, "direction": 1}
 
 
 @dataclass(eq=False)
 class Item:
     entry: Entry
-    message: Message
+    message: Outgoing
     body: dict[str, Any]
     seq: int
     attempts: int = 0
@@ -91,9 +120,10 @@ class Drainer(SendFailures):
         self.hold: str | None = None       # "token" | "disabled" | "lost" | "redis"
         self.breaker = CircuitBreaker(sender.settings.circuit_failures, sender.settings.circuit_open_seconds)
         self.number_free_at = 0.0
+        self.awaiting_slot = 0     # sends holding a slot that has not come yet
         self.last_pop = 0.0
         self.lanes_empty = False
-        self.sent_times: deque[float] = deque()  # when this drainer's sends left, for the 1-s window
+        self.last_departure = 0.0  # monotonic time booked for the latest send (_departure_delay)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -203,7 +233,7 @@ class Drainer(SendFailures):
     # -- filling memory from the lanes ---------------------------------------------------------
 
     async def _refill(self, now: float) -> None:
-        if now - self.last_pop < POLL_SECONDS and self.in_memory:
+        if self.in_memory and now - self.last_pop < BUSY_POLL_SECONDS:
             return
         rate = self.rate
         agent = 100
@@ -224,24 +254,27 @@ class Drainer(SendFailures):
                 fresh.append(entry)
         if not fresh:
             return
-        ids = [PydanticObjectId(e.message_id) for e in fresh]
-        docs = {str(m.id): m for m in await Message.find(In(Message.id, ids)).to_list()}
+        ids = [ObjectId(e.message_id) for e in fresh]
+        raw = await Message.get_motor_collection().find({"_id": {"$in": ids}}, _OUTGOING_FIELDS).to_list(None)
+        docs = {str(r["_id"]): r for r in raw
+                if r.get("status") == MessageStatus.QUEUED.value and r.get("direction") == "outbound"}
         states = await self.queue.retry_states(self.account_id, [e.message_id for e in fresh])
-        media_ids = {m.media.stored_file_id for m in docs.values() if m.media and m.media.stored_file_id}
+        media_ids = {(r.get("media") or {}).get("stored_file_id") for r in docs.values()} - {None}
         media = {}
         if media_ids:
             media = {m.id: m for m in await OutboundMedia.find(In(OutboundMedia.id, list(media_ids))).to_list()}
         wall = time.time()
-        for entry, state in zip(fresh, states):
-            message = docs.get(entry.message_id)
-            if message is None or message.status is not MessageStatus.QUEUED or message.direction != "outbound":
+        for entry, state in zip(fresh, states, strict=True):
+            found = docs.get(entry.message_id)
+            if found is None:  # gone, or no longer queued (sent, failed, or a copy of one)
                 self.batch.finished.append(entry)
                 self.known.discard(entry.message_id)
                 continue
+            message = Outgoing.from_raw(found)
             self.seq += 1
             item = Item(entry, message, _graph_body(message), self.seq, first_at=wall)
-            if message.media and message.media.stored_file_id:
-                item.media = media.get(message.media.stored_file_id)
+            if message.stored_file_id is not None:
+                item.media = media.get(message.stored_file_id)
             conv = self.convs.setdefault(entry.conversation_id, Conv())
             if state is not None:
                 item.attempts, item.first_at = state.attempts, state.first_at
@@ -275,7 +308,13 @@ class Drainer(SendFailures):
             return 0
         if self.breaker.holds(now, bool(self.inflight)):
             return 0
-        budget = 1 if self.breaker.probing else max(1, min(500, int(self.rate * self.s.limiter.horizon) + 1))
+        # Ask only for the slots the horizon still has room for: the sends already holding one
+        # fill it (this drainer alone sends for the number), so a full schedule costs no round trip.
+        capacity = min(500, int(self.rate * self.s.limiter.horizon) + 1)
+        room = capacity - self.awaiting_slot
+        if room <= 0 or (room < capacity // 4 and self.awaiting_slot):
+            return 0  # a full pipeline, or room for too few to be worth a round trip yet
+        budget = 1 if self.breaker.probing else room
         picked: list[tuple[str, Conv]] = []
         seen: set[str] = set()
         while self.ready and len(picked) < budget:
@@ -295,6 +334,7 @@ class Drainer(SendFailures):
         for (conv_id, conv), item, slot in zip(picked, items, slots):
             if slot.kind == "send":
                 conv.busy = True
+                self.awaiting_slot += 1
                 LIMITER_WAIT.labels(limit="number").observe(slot.delay)
                 task = asyncio.create_task(self._send(conv_id, conv, item, slot.delay))
                 self.inflight.add(task)
@@ -310,9 +350,17 @@ class Drainer(SendFailures):
         return started
 
     async def _send(self, conv_id: str, conv: Conv, item: Item, delay: float) -> None:
-        if delay > 0:
-            await asyncio.sleep(delay)
-        await self._within_window()
+        try:
+            if delay > 0:
+                await asyncio.sleep(delay)
+        finally:
+            self.awaiting_slot -= 1
+        late = self._departure_delay()
+        if late > 0:
+            LIMITER_WAIT.labels(limit="spacing").observe(late)
+            if late > 1.0 / self.rate:  # a bunch re-spaced, not a timer that fired a little early
+                MISSED_SLOTS.inc()
+            await asyncio.sleep(late)
         endpoint = "messages"
         started = time.perf_counter()
         try:
@@ -341,24 +389,22 @@ class Drainer(SendFailures):
             self._maybe_ready(conv_id, conv, time.monotonic())
             self.wakeup.set()
 
-    async def _within_window(self) -> None:
-        """Wait until this send keeps the last second of this number's sends under its limit.
+    def _departure_delay(self) -> float:
+        """Book this send's departure at least one slot (1/rate) after the previous one's.
 
         The shared schedule spaces slots 1/rate apart, but a busy event loop wakes sleepers late
-        and then all at once; counting what really left in the last second keeps any 1-second
-        window (Meta's check) under the number's mps whatever the lateness.
+        and then several at once: a bunch that reaches Meta within a few milliseconds turns the
+        slack of the rate margin into 130429s. Booking departures spreads such a bunch out again
+        (each send at the first moment the spacing allows, in O(1), without waking anyone twice),
+        so what leaves here keeps the schedule's spacing whatever the lateness.
         """
-        window = self.sent_times
-        limit = max(1, int(self.account.mps * self.s.settings.send_rate_margin))
-        while True:
-            now = time.monotonic()
-            while window and window[0] <= now - 1.0:
-                window.popleft()
-            if len(window) < limit:
-                window.append(now)
-                return
-            MISSED_SLOTS.inc()
-            await asyncio.sleep(window[0] + 1.0 - now + 0.001)
+        now = time.monotonic()
+        at = max(now, self.last_departure + 1.0 / self.rate)
+        self.last_departure = at
+        # Up to 2 ms early is let go at once (the booking, not the departure, sets the next one, so
+        # this never adds up): the slots come from Redis's clock, this from ours, and a sleep of a
+        # few hundred microseconds per send would cost more than it keeps.
+        return 0.0 if at - now < DEPARTURE_TOLERANCE else at - now
 
     async def _meta_media_id(self, media: OutboundMedia) -> str:
         """Our file's media id on this number: uploaded once, then reused until it expires."""
@@ -386,7 +432,7 @@ class Drainer(SendFailures):
         return self.breaker.succeeded()
 
 
-def _graph_body(message: Message) -> dict[str, Any]:
+def _graph_body(message: Outgoing) -> dict[str, Any]:
     """The send body; the content was checked by the outbox, so it is only assembled here."""
     body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual",
                             "to": message.recipient, "type": message.type, message.type: message.content}

@@ -160,13 +160,16 @@ class SendFailures:
             sentence = f"WhatsApp kept failing ({error.title or error.code}); gave up after {item.attempts} attempts."
         message_error = MessageError(code=error.code, title=error.title or type(error).__name__,
                                      detail=error.details or "", agent_message=sentence)
-        message = item.message
-        message.attempts = item.attempts + (0 if gave_up else 1)
-        await Message.find_one(Message.id == message.id).update({"$set": {"attempts": message.attempts}})
-        if await advance_status(message, MessageStatus.FAILED, error=message_error):
-            await self.s.runtime.live.publish(message.workspace_id, "message.updated", message_id=str(message.id),
-                                              conversation_id=str(message.conversation_id), status="failed")
-        SENDS.labels(type=message.type, result="failed").inc()
+        attempts = item.attempts + (0 if gave_up else 1)
+        message = await Message.get(item.message.id)
+        if message is not None:
+            message.attempts = attempts
+            await Message.find_one(Message.id == message.id).update({"$set": {"attempts": attempts}})
+            if await advance_status(message, MessageStatus.FAILED, error=message_error):
+                await self.s.runtime.live.publish(message.workspace_id, "message.updated",
+                                                  message_id=str(message.id),
+                                                  conversation_id=str(message.conversation_id), status="failed")
+        SENDS.labels(type=item.message.type, result="failed").inc()
         self.batch.finished.append(item.entry)
         self.known.discard(item.entry.message_id)  # stored as failed: a retry of it is a new send
 

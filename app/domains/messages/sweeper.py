@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from bson import ObjectId
 from redis.exceptions import RedisError
 
 from app.db import utcnow
@@ -38,9 +39,19 @@ class SweepReport:
     requeued: int = 0
 
 
-async def _push(queue: OutboxQueue, message: Message) -> bool:
-    lane = "b" if message.priority == "bulk" else "a"
-    return await queue.push(str(message.account_id), str(message.id), str(message.conversation_id), lane)
+# A sweep reads only what it pushes (no document is built): it may go through thousands.
+_FIELDS = {"account_id": 1, "conversation_id": 1, "priority": 1}
+
+
+async def _push(queue: OutboxQueue, raw: dict) -> bool:
+    lane = "b" if raw.get("priority") == "bulk" else "a"
+    return await queue.push(str(raw["account_id"]), str(raw["_id"]), str(raw["conversation_id"]), lane)
+
+
+async def _queued(query: dict, limit: int) -> list[dict]:
+    cursor = Message.get_motor_collection().find(
+        {"status": MessageStatus.QUEUED.value, "direction": "outbound", **query}, _FIELDS)
+    return await cursor.sort("_id", 1).limit(limit).to_list(None)
 
 
 async def sweep_outbox(queue: OutboxQueue, arq: object) -> SweepReport:
@@ -51,17 +62,14 @@ async def sweep_outbox(queue: OutboxQueue, arq: object) -> SweepReport:
             # Fresh Redis: rebuild every lane from Mongo, in _id (queued) order.
             last = None
             while True:
-                query = {"status": MessageStatus.QUEUED.value, "direction": "outbound"}
-                if last is not None:
-                    query["_id"] = {"$gt": last}
-                batch = await Message.find(query).sort("+_id").limit(REBUILD_BATCH).to_list()
+                batch = await _queued({} if last is None else {"_id": {"$gt": last}}, REBUILD_BATCH)
                 if not batch:
                     break
-                for message in batch:
-                    if await _push(queue, message):
-                        woken.add(str(message.account_id))
+                for raw in batch:
+                    if await _push(queue, raw):
+                        woken.add(str(raw["account_id"]))
                     report.rebuilt += 1
-                last = batch[-1].id
+                last = batch[-1]["_id"]
             if report.rebuilt:
                 log.warning("outbox rebuilt from Mongo after Redis started empty", messages=report.rebuilt)
         idle: set[str] = set()
@@ -73,17 +81,19 @@ async def sweep_outbox(queue: OutboxQueue, arq: object) -> SweepReport:
                 continue
             if account_id not in woken and await queue.wake(account_id):
                 woken.add(account_id)
-        stale = await Message.find(
-            {"status": MessageStatus.QUEUED.value, "direction": "outbound",
-             "updated_at": {"$lt": utcnow() - STALE_AFTER}}).sort("+_id").limit(REBUILD_BATCH).to_list()
-        known = set(await queue.accounts())
-        for message in stale:
-            account_id = str(message.account_id)
-            if account_id in known and account_id not in idle:
-                continue  # its number has entries or a drainer: the message is in there
-            if await queue.has_lease(account_id):
+        # Numbers with entries or a drainer hold their messages already: only the others are searched.
+        busy = [ObjectId(a) for a in await queue.accounts() if a not in idle and ObjectId.is_valid(a)]
+        query: dict = {"updated_at": {"$lt": utcnow() - STALE_AFTER}}
+        if busy:
+            query["account_id"] = {"$nin": busy}
+        drained: dict[str, bool] = {}  # number -> a drainer holds it (asked once: our own pushes wake it)
+        for raw in await _queued(query, REBUILD_BATCH):
+            account_id = str(raw["account_id"])
+            if account_id not in drained:
+                drained[account_id] = await queue.has_lease(account_id)
+            if drained[account_id]:
                 continue
-            if await _push(queue, message):
+            if await _push(queue, raw):
                 woken.add(account_id)
             report.requeued += 1
         for account_id in woken:
