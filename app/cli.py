@@ -59,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         from app.main import create_app
 
-        app = create_app(settings, sandbox=sandbox, inline_worker=True, demo=args.demo)
+        app = create_app(settings, sandbox=sandbox, inline_worker=True, demo=args.demo, freeze_startup_objects=True)
         _serve(app, host, port)
     finally:
         if redis_server:
@@ -87,7 +87,8 @@ def cmd_web(args: argparse.Namespace) -> int:
     from app.main import create_app
 
     port = args.port or settings.port
-    _serve(create_app(settings.model_copy(update={"port": port})), args.host or settings.host, port)
+    _serve(create_app(settings.model_copy(update={"port": port}), freeze_startup_objects=True),
+           args.host or settings.host, port)
     return 0
 
 

@@ -33,6 +33,9 @@ def patch_mongomock() -> None:
     _accept_new_bulk_arguments()
     _snapshot_documents()
     _cache_version_checks()
+    from app.mongomock_writes import patch_writes  # exact-type fast paths for mongomock's per-write helpers
+
+    patch_writes()
     Collection._inbox_patched = True
     from app.mongomock_fast import patch_queries  # compiled simple filters, native sorts, copy only what a limit returns
 
@@ -165,10 +168,14 @@ def _store_id(document: Any) -> Any:
 
 def _make_ensure_uniques(original: Any) -> Any:
     from mongomock.filtering import filter_applies
+
+    from app.mongomock_index import document_changed
     from pymongo.errors import DuplicateKeyError
 
     def _ensure_uniques(self: Any, new_data: Any) -> None:
         store = self._store
+        # Called after every insert and every in-place update: the ordered indexes follow the change.
+        document_changed(store, new_data)
         tables: dict[str, dict[tuple[Any, ...], set[Any]]] = store.__dict__.setdefault("_inbox_unique", {})
         documents = store._documents
         for name, index in list(store.indexes.items()):

@@ -34,7 +34,7 @@ class WhatsAppWebhookController(Controller):
             raise unknown_webhook_key()
         return Response(receiver.challenge(endpoint, mode, token, challenge), media_type=MediaType.TEXT)
 
-    # Normally answered by webhook_fast_path (the first middleware) before this runs; the same steps
+    # Normally answered by fastpath.InboxApp before the router runs; the same steps
     # here keep the route complete in an app composed without it (and give POST a route to match).
     @post("/{account_key:str}", status_code=200, request_max_body_size=MAX_BODY_BYTES)
     async def receive(self, request: Request[Any, Any, Any]) -> Response[bytes]:

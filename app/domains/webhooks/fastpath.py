@@ -1,10 +1,10 @@
-"""Meta's POSTs to ``/webhooks/whatsapp/{key}`` answered by a bare ASGI handler, first in the middleware list.
+"""Meta's POSTs to ``/webhooks/whatsapp/{key}`` answered by a bare ASGI handler, before Litestar's router.
 
-Every delivery Meta makes lands here, so this path skips what it does not need: sessions, API-key
-rate limits, idempotency keys, CSRF, dependency injection and response building. Measured with
-bench/webhooks.py, that stack cost more than the work itself (verify, store, enqueue). The logic
-is the same WebhookReceiver the rest of the app uses; errors are AppErrors, so they get the
-product's JSON error shape from the exception handler around every route. GET (Meta's
+Every delivery Meta makes lands here, so this path skips what it does not need: routing, the
+exception middleware, before-send hooks, sessions, API-key rate limits, idempotency keys, CSRF,
+dependency injection and response building. Measured with bench/webhooks.py, that stack cost more
+than the work itself (verify, store, enqueue). The logic is the same WebhookReceiver the rest of
+the app uses; its AppErrors are answered here in the product's JSON error shape. GET (Meta's
 verification) and anything else still go through the Litestar controller.
 """
 
@@ -12,10 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar.types import ASGIApp, Receive, Scope, Send
+import msgspec
+from litestar import Litestar
+from litestar.types import Receive, Scope, Send
 
 from app.domains.webhooks.services import MAX_BODY_BYTES, WebhookReceiver, body_too_large
-from app.errors import ClientError, NotFound, PayloadTooLarge
+from app.errors import AppError, ClientError, NotFound, PayloadTooLarge
+from app.logging import get_logger
+
+log = get_logger(__name__)
 
 PREFIX = "/webhooks/whatsapp/"
 _SIGNATURE = b"x-hub-signature-256"
@@ -76,13 +81,27 @@ async def receive_webhook(receiver: WebhookReceiver, scope: Scope, receive: Rece
     await send({"type": "http.response.body", "body": answer})
 
 
-def webhook_fast_path(app: ASGIApp) -> ASGIApp:
-    """Middleware: POST /webhooks/whatsapp/{key} is answered here; every other request passes on."""
+async def answer_webhook(receiver: WebhookReceiver, scope: Scope, receive: Receive, send: Send) -> None:
+    """``receive_webhook`` with its errors answered as JSON (``{"error", "error_code", "details"}``)."""
+    try:
+        await receive_webhook(receiver, scope, receive, send)
+        return
+    except AppError as exc:
+        error = exc
+    except Exception:  # the database is down, say: Meta retries a 5xx, so nothing is lost
+        log.exception("webhook delivery not stored")  # not the path: its key is the URL's secret
+        error = AppError("Something went wrong on our side. It has been logged.")
+    body = msgspec.json.encode(error.to_dict())
+    headers = _answer_headers(body) + [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+
+class InboxApp(Litestar):
+    """Litestar, with Meta's webhook POSTs answered before the router (see the module docstring)."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith(PREFIX):
-            await receive_webhook(scope["litestar_app"].state.runtime.webhooks, scope, receive, send)
+            await answer_webhook(self.state.runtime.webhooks, scope, receive, send)
             return
-        await app(scope, receive, send)
-
-    return middleware
+        await super().__call__(scope, receive, send)
