@@ -33,11 +33,15 @@ def patch_mongomock() -> None:
     _accept_new_bulk_arguments()
     _snapshot_documents()
     _cache_version_checks()
-    from app.mongomock_writes import patch_writes  # exact-type fast paths for mongomock's per-write helpers
+    from app.mongomock_writes import (
+        patch_writes,  # exact-type fast paths for mongomock's per-write helpers
+    )
 
     patch_writes()
     Collection._inbox_patched = True
-    from app.mongomock_fast import patch_queries  # compiled simple filters, native sorts, copy only what a limit returns
+    from app.mongomock_fast import (
+        patch_queries,  # compiled simple filters, native sorts, copy only what a limit returns
+    )
 
     patch_queries()
 
@@ -168,9 +172,9 @@ def _store_id(document: Any) -> Any:
 
 def _make_ensure_uniques(original: Any) -> Any:
     from mongomock.filtering import filter_applies
+    from pymongo.errors import DuplicateKeyError
 
     from app.mongomock_index import document_changed
-    from pymongo.errors import DuplicateKeyError
 
     def _ensure_uniques(self: Any, new_data: Any) -> None:
         store = self._store

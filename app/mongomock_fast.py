@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import itertools
 import operator
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
+
+from app.mongomock_index import install_store_hooks
+from app.mongomock_plan import choose
 
 _SCALARS = (str, int, float, datetime, ObjectId)
 _UNSURE = object()  # "ask mongomock" for one document
@@ -78,7 +82,7 @@ def _same_kind(a: Any, b: Any) -> bool:
     return _kind(a) is _kind(b)
 
 
-def _field_test(name: str, condition: Any):  # noqa: C901 - one small closure per operator
+def _field_test(name: str, condition: Any):
     """A test of one field: True / False, or _UNSURE for values mongomock must judge."""
     if _scalar(condition):
         condition = {"$eq": condition}
@@ -227,9 +231,9 @@ def _native_sort(documents: list, sort: Any) -> list | None:
                 key_of = getters[0]
             elif len(getters) == 2:
                 first, second = getters
-                key_of = lambda d: (first(d), second(d))  # noqa: E731
+                key_of = lambda d: (first(d), second(d))
             else:
-                key_of = lambda d: tuple(g(d) for g in getters)  # noqa: E731
+                key_of = lambda d: tuple(g(d) for g in getters)
             documents.sort(key=key_of, reverse=keys[0][1] < 0)
         else:
             for (key, direction), getter in reversed(list(zip(keys, getters))):
@@ -280,6 +284,33 @@ def _unique_candidates(collection: Any, spec: Any) -> list | None:
     return None
 
 
+def _matcher(spec: Any):
+    """A document test for ``spec``: the compiled predicate, mongomock's filter_applies when unsure."""
+    from mongomock.filtering import filter_applies
+
+    predicate = compile_filter(spec)
+    if predicate is None:
+        return lambda document: filter_applies(spec, document)
+
+    def matches(document: dict) -> bool:
+        result = predicate(document)
+        return filter_applies(spec, document) if result is _UNSURE else result
+
+    return matches
+
+
+def _walked(collection: Any, plan: Any, spec: Any) -> Any:
+    """Matching documents in the walked index's order (lazy: a limit stops the walk)."""
+    store = collection._store
+    if store._ttl_indexes:
+        store._remove_expired_documents()
+    documents, matches = store._documents, _matcher(spec)
+    for doc_id in plan.walk():
+        document = documents.get(doc_id)
+        if document is not None and matches(document):
+            yield document
+
+
 def patch_queries() -> None:
     from mongomock import helpers
     from mongomock.collection import Collection, Cursor
@@ -293,19 +324,22 @@ def patch_queries() -> None:
 
     def _iter_documents(self: Any, filter: Any) -> Any:
         # A filter naming a few _ids already has an O(1) path (app.mongomock_compat); others compile.
-        if not filter or _wanted_ids(filter) is not None:
+        if not filter or _wanted_ids(filter) is not None or not self._store._documents:
             return previous_iter(self, filter)
         candidates = _unique_candidates(self, filter)
         if candidates is not None:
             return (document for document in candidates if filter_applies(filter, document))
-        predicate = compile_filter(filter)
-        if predicate is None:
+        matches = _matcher(filter)
+        plan = choose(self, filter, None)
+        if plan is not None and plan.size() <= max(64, len(self._store._documents) // 4):
+            # A small block of a declared index, read in insertion order (a scan's order).
+            if self._store._ttl_indexes:
+                self._store._remove_expired_documents()
+            documents = self._store._documents
+            found = [documents.get(i) for i in plan.ids_by_insertion()]
+            return (document for document in found if document is not None and matches(document))
+        if compile_filter(filter) is None:
             return previous_iter(self, filter)
-
-        def matches(document: dict) -> bool:
-            result = predicate(document)
-            return filter_applies(filter, document) if result is _UNSURE else result
-
         return (document for document in list(self._store.documents) if matches(document))
 
     previous_dataset = Collection._get_dataset
@@ -313,6 +347,9 @@ def patch_queries() -> None:
     def _get_dataset(self: Any, spec: Any, sort: Any, fields: Any, as_class: Any) -> Any:
         if not sort:
             return previous_dataset(self, spec, sort, fields, as_class)
+        plan = choose(self, spec, sort)
+        if plan is not None and plan.reverse is not None:  # the index's order is the sort: walk it lazily
+            return (self._copy_only_fields(document, fields, as_class) for document in _walked(self, plan, spec))
         documents = _native_sort(list(self._iter_documents(spec)), sort)
         if documents is None:
             return previous_dataset(self, spec, sort, fields, as_class)
@@ -333,7 +370,20 @@ def patch_queries() -> None:
             self._inbox_window = window
         return window[1]
 
+    def find_one(self: Any, filter: Any = None, *args: Any, **kwargs: Any) -> Any:
+        # mongomock materializes (and copies) every match before taking the first: take one.
+        if filter is None:
+            filter = {}
+        if not isinstance(filter, Mapping):
+            filter = {"_id": filter}
+        try:
+            return next(self.find(filter, *args, **kwargs).limit(1))
+        except StopIteration:
+            return None
+
+    install_store_hooks()
     Collection._iter_documents = _iter_documents
     Collection._get_dataset = _get_dataset
+    Collection.find_one = find_one
     Cursor._compute_results = _compute_results
     Collection._inbox_fast_queries = True
