@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Annotated
 
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 from pydantic import BaseModel, Field
 
 from app.auth import requires_login
@@ -48,10 +49,10 @@ class AnalyticsApi(Controller):
 
     @get("/summary", summary="Messages in/out, delivered and read rates, failures by code, first-response time")
     async def summary(self, principal: Principal,
-                      since: datetime | None = Parameter(query="from", default=None,
-                                                         description="Start (ISO 8601); default 7 days before `to`"),
-                      until: datetime | None = Parameter(query="to", default=None,
-                                                         description="End, exclusive (ISO 8601); default now"),
+                      since: Annotated[datetime | None, QueryParameter(
+                          name="from", description="Start (ISO 8601); default 7 days before `to`")] = None,
+                      until: Annotated[datetime | None, QueryParameter(
+                          name="to", description="End, exclusive (ISO 8601); default now")] = None,
                       account_id: str | None = Parameter(default=None, description="Only this number")
                       ) -> AnalyticsSummary:
         until = until or utcnow()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth import requires_admin
@@ -168,7 +168,7 @@ class SubscriptionsApi(Controller):
 
     @get("/{subscription_id:str}/deliveries", summary="The delivery log: every event, its attempts and answers")
     async def list_deliveries(self, subscription_id: str, runtime: Runtime, principal: Principal,
-                              delivery_state: DeliveryState | None = Parameter(query="state", default=None),
+                              delivery_state: Annotated[DeliveryState | None, QueryParameter(name="state")] = None,
                               limit: int = Parameter(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
                               cursor: str | None = Parameter(default=None, max_length=500)) -> DeliveryList:
         subscription = await runtime.subscriptions.get(principal.workspace_id, subscription_id)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, MediaType, Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from app.domains.webhooks.fastpath import answer_body, unknown_webhook_key
 from app.domains.webhooks.services import MAX_BODY_BYTES, WebhookReceiver, body_too_large
@@ -25,9 +25,9 @@ class WhatsAppWebhookController(Controller):
 
     @get("/{account_key:str}", media_type=MediaType.TEXT)
     async def verify(self, runtime: Runtime, account_key: str,
-                     mode: str | None = Parameter(query="hub.mode", default=None),
-                     token: str | None = Parameter(query="hub.verify_token", default=None),
-                     challenge: str | None = Parameter(query="hub.challenge", default=None)) -> Response[str]:
+                     mode: Annotated[str | None, QueryParameter(name="hub.mode")] = None,
+                     token: Annotated[str | None, QueryParameter(name="hub.verify_token")] = None,
+                     challenge: Annotated[str | None, QueryParameter(name="hub.challenge")] = None) -> Response[str]:
         receiver = _receiver(runtime)
         endpoint = await receiver.endpoint(account_key)
         if endpoint is None:
