@@ -96,6 +96,10 @@ async def test_inbound_message_is_delivered_signed_with_contact_and_conversation
     entries = log.json()["data"]
     assert len(entries) == 4 and all(d["state"] == "delivered" for d in entries)
     assert all(d["attempts"][0]["status_code"] == 200 for d in entries)
+    by_state = {state: (await client.get(f"/api/v1/subscriptions/{created['id']}/deliveries",
+                                         params={"state": state}, headers=AUTH)) for state in ("delivered", "failed", "nope")}
+    assert len(by_state["delivered"].json()["data"]) == 4 and by_state["failed"].json()["data"] == []
+    assert by_state["nope"].status_code == 400 and by_state["nope"].json()["error_code"] == "VALIDATION_ERROR"
 
 
 async def test_failures_retry_with_backoff_then_succeed_and_redelivery_resends_same_event(env):
