@@ -132,9 +132,9 @@ def _wanted_ids(filter: Any) -> list[Any] | None:
 
 
 def _make_iter_documents(original: Any) -> Any:
-    from mongomock.filtering import filter_applies
-
     def _iter_documents(self: Any, filter: Any) -> Any:
+        from app.mongomock_fast import _matcher  # compiled predicate: {"_id": {"$in": 40 ids}} is a set test
+
         ids = _wanted_ids(filter)
         if ids is None:
             return original(self, filter)
@@ -143,7 +143,8 @@ def _make_iter_documents(original: Any) -> Any:
             store._remove_expired_documents()
         documents = store._documents
         found = [documents.get(i) for i in ids]
-        return (doc for doc in found if doc is not None and filter_applies(filter, doc))
+        matches = _matcher(filter)
+        return (doc for doc in found if doc is not None and matches(doc))
 
     return _iter_documents
 

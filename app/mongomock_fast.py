@@ -27,7 +27,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from app.mongomock_index import install_store_hooks
+from app.mongomock_index import _PREFIX, install_store_hooks
 from app.mongomock_plan import choose
 
 _SCALARS = (str, int, float, datetime, ObjectId)
@@ -84,6 +84,8 @@ def _same_kind(a: Any, b: Any) -> bool:
 
 def _field_test(name: str, condition: Any):
     """A test of one field: True / False, or _UNSURE for values mongomock must judge."""
+    if isinstance(condition, dict) and list(condition) == ["$regex"] and isinstance(condition["$regex"], str):
+        return _prefix_test(name, condition["$regex"])
     if _scalar(condition):
         condition = {"$eq": condition}
     if isinstance(condition, dict):
@@ -154,6 +156,24 @@ def _field_test(name: str, condition: Any):
 
         return equal
     return general
+
+
+def _prefix_test(name: str, pattern: str):
+    """``{field: {"$regex": "^literal"}}`` (the inbox search): str.startswith on a string or a list of strings."""
+    found = _PREFIX.fullmatch(pattern)
+    if found is None:
+        return None
+    prefix = found.group(1)
+
+    def starts(document: dict) -> Any:
+        value = document.get(name)
+        if type(value) is str:
+            return value.startswith(prefix)
+        if type(value) is list and all(type(v) is str for v in value):
+            return any(v.startswith(prefix) for v in value)
+        return False if value is None else _UNSURE
+
+    return starts
 
 
 def compile_filter(spec: Any):
@@ -347,7 +367,7 @@ def patch_queries() -> None:
     def _get_dataset(self: Any, spec: Any, sort: Any, fields: Any, as_class: Any) -> Any:
         if not sort:
             return previous_dataset(self, spec, sort, fields, as_class)
-        plan = choose(self, spec, sort)
+        plan = choose(self, spec, sort) if _wanted_ids(spec) is None else None  # a few _ids: read those
         if plan is not None and plan.reverse is not None:  # the index's order is the sort: walk it lazily
             return (self._copy_only_fields(document, fields, as_class) for document in _walked(self, plan, spec))
         documents = _native_sort(list(self._iter_documents(spec)), sort)

@@ -36,7 +36,7 @@ _US = timedelta(microseconds=1)
 _INVERT = bytes(255 - i for i in range(256))
 # BSON comparison brackets, the numbers mongomock's filtering._get_compare_type uses.
 R_NONE, R_NUM, R_STR, R_OID, R_BOOL, R_DATE = 5, 10, 15, 35, 40, 45
-_PREFIX = re.compile(r"\^([0-9A-Za-z_]+)")
+_PREFIX = re.compile(r"\^([\w:]+)")  # an anchored literal: word characters (and ":") only
 MAX_IN = 64
 
 

@@ -100,6 +100,7 @@ async def seed(workspace_id, account_id, conversations: int, thread: int) -> str
     from app.db import utcnow
     from app.domains.contacts.models import Contact
     from app.domains.conversations.models import Conversation
+    from app.domains.conversations.search import contact_tokens, message_tokens
     from app.domains.messages.models import Message
 
     now = utcnow()
@@ -113,7 +114,7 @@ async def seed(workspace_id, account_id, conversations: int, thread: int) -> str
         contacts.append({"_id": contact_id, "workspace_id": workspace_id, "key": f"wa:{wa_id}", "wa_id": wa_id,
                          "phone": f"+{wa_id}", "profile_name": f"Customer {i}", "name": "", "attributes": {},
                          "tags": [], "opted_out_marketing": False, "previous_wa_ids": [], "created_at": at,
-                         "updated_at": at})
+                         "updated_at": at, "search_tokens": contact_tokens("", f"Customer {i}", None, wa_id, None)})
         convs.append({"_id": conv_id, "workspace_id": workspace_id, "account_id": account_id, "contact_id": contact_id,
                       "status": ["open", "open", "pending", "resolved"][i % 4], "assignee_id": None, "team_id": None,
                       "labels": [], "snoozed_until": None, "unread_count": i % 3, "last_message_at": at,
@@ -122,17 +123,19 @@ async def seed(workspace_id, account_id, conversations: int, thread: int) -> str
                                                           "status": "received", "message_id": msg_id}})
         messages.append({"_id": msg_id, "workspace_id": workspace_id, "conversation_id": conv_id,
                          "account_id": account_id, "contact_id": contact_id, "direction": "inbound", "type": "text",
-                         "content": {"body": text}, "wamid": f"wamid.BIG{i:08d}", "status": "received",
+                         "content": {"body": text}, "search_tokens": message_tokens({"body": text}),
+                         "wamid": f"wamid.BIG{i:08d}", "status": "received",
                          "status_at": {}, "reactions": [], "edits": [], "attempts": 0, "priority": "agent",
                          "timestamp": at, "created_at": at, "updated_at": at})
     big = convs[0]
     for j in range(thread):
         at = now - timedelta(seconds=thread - j)
         outbound = j % 2 == 1
+        body = f"Message {j} of the long thread https://example.com/{j}"
         messages.append({"_id": ObjectId(), "workspace_id": workspace_id, "conversation_id": big["_id"],
                          "account_id": account_id, "contact_id": big["contact_id"],
                          "direction": "outbound" if outbound else "inbound", "type": "text",
-                         "content": {"body": f"Message {j} of the long thread https://example.com/{j}"},
+                         "content": {"body": body}, "search_tokens": message_tokens({"body": body}),
                          "wamid": f"wamid.LONG{j:08d}", "status": "read" if outbound else "received",
                          "status_at": {}, "reactions": [], "edits": [], "attempts": 0, "priority": "agent",
                          "timestamp": at, "created_at": at, "updated_at": at})

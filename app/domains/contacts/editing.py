@@ -12,6 +12,7 @@ from typing import Any
 from app.db import utcnow
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation
+from app.domains.conversations.search import contact_tokens_of
 from app.errors import ValidationFailed
 from app.realtime import LiveEvents
 
@@ -80,6 +81,8 @@ class ContactEditing:
         now = utcnow()
         for key, value in changes.items():
             setattr(contact, key, value)
+        if "name" in changes:  # the inbox search finds the contact by its new name
+            changes["search_tokens"] = contact.search_tokens = contact_tokens_of(contact)
         contact.updated_at = now
         await Contact.get_motor_collection().update_one(
             {"_id": contact.id, "workspace_id": contact.workspace_id}, {"$set": {**changes, "updated_at": now}})

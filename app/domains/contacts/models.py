@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import pymongo
+from beanie import Insert, Replace, Save, before_event
 from pydantic import Field
 
 from app.db import WorkspaceDocument, utcnow
@@ -36,6 +37,14 @@ class Contact(WorkspaceDocument):
     opted_out_marketing: bool = False
     previous_wa_ids: list[str] = Field(default_factory=list)
     updated_at: datetime = Field(default_factory=utcnow)
+    search_tokens: list[str] = Field(default_factory=list)
+    """Words of name / profile name / username and suffixes of the number, for the inbox search."""
+
+    @before_event(Insert, Replace, Save)
+    def _fill_search_tokens(self) -> None:
+        from app.domains.conversations.search import contact_tokens_of
+
+        self.search_tokens = contact_tokens_of(self)
 
     @property
     def display_name(self) -> str:
@@ -47,4 +56,6 @@ class Contact(WorkspaceDocument):
             pymongo.IndexModel([("workspace_id", 1), ("key", 1)], unique=True),
             pymongo.IndexModel([("workspace_id", 1), ("updated_at", -1), ("_id", -1)]),
             pymongo.IndexModel([("workspace_id", 1), ("phone", 1)]),
+            # Inbox search (app/domains/conversations/search.py): prefix regexes on these tokens.
+            pymongo.IndexModel([("workspace_id", 1), ("search_tokens", 1)]),
         ]

@@ -9,6 +9,7 @@ from pymongo.errors import DuplicateKeyError
 
 from app.db import utcnow
 from app.domains.contacts.models import Contact, contact_key
+from app.domains.conversations.search import contact_tokens_of
 
 
 def e164_from_wa_id(wa_id: str | None) -> str | None:
@@ -58,6 +59,11 @@ class ContactService:
             except DuplicateKeyError:
                 continue
         contact = await Contact.find_one(Contact.workspace_id == workspace_id, Contact.key == key)
+        if contact is not None:  # a new contact, or a new profile name: its inbox search words follow
+            tokens = contact_tokens_of(contact)
+            if contact.search_tokens != tokens:
+                contact.search_tokens = tokens
+                await collection.update_one({"_id": contact.id}, {"$set": {"search_tokens": tokens}})
         return contact, before is None
 
     async def change_number(self, workspace_id: PydanticObjectId, old_wa_id: str, new_wa_id: str) -> Contact | None:

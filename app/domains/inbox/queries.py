@@ -7,7 +7,6 @@ compound indexes declared on Conversation and Message, so page N costs what page
 from __future__ import annotations
 
 import base64
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,6 +17,7 @@ from app.db import as_utc, parse_object_id
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation, ConversationStatus
+from app.domains.conversations.search import SearchQuery
 from app.domains.inbox.views import ConversationRow, MessageView
 from app.domains.inbox.vocab import labels_of
 from app.domains.messages.models import Message
@@ -131,15 +131,25 @@ class InboxQueries:
             query["account_id"] = PydanticObjectId(filters.account)
         if filters.label:
             query["labels"] = filters.label
-        if filters.q:
-            contact_ids, conversation_ids = await self._search(workspace_id, filters.q)
-            query["$or"] = [{"contact_id": {"$in": contact_ids}}, {"_id": {"$in": conversation_ids}}]
         if cursor:
             at, oid = decode_cursor(cursor)
-            query["$and"] = [{"$or": [{"last_message_at": {"$lt": at}},
-                                      {"last_message_at": at, "_id": {"$lt": oid}}]}]
-        docs = await Conversation.get_motor_collection().find(query).sort(
-            [("last_message_at", -1), ("_id", -1)]).limit(limit + 1).to_list(None)
+            # The top-level $lte bounds the index read at the cursor (MongoDB and app.mongomock_plan);
+            # the $or keeps the (last_message_at, _id) order exact for ties.
+            query["last_message_at"] = {"$ne": None, "$lte": at}
+            query["$or"] = [{"last_message_at": {"$lt": at}}, {"_id": {"$lt": oid}}]
+        order = [("last_message_at", -1), ("_id", -1)]
+        collection = Conversation.get_motor_collection()
+        if filters.q:
+            # Each branch reads its own index (_id; workspace_id + contact_id), then the pages merge.
+            contact_ids, conversation_ids = await self._search(workspace_id, filters.q)
+            docs = []
+            for branch in ({"_id": {"$in": conversation_ids}}, {"contact_id": {"$in": contact_ids}}):
+                if next(iter(branch.values()))["$in"]:
+                    docs += await collection.find({**query, **branch}).sort(order).limit(limit + 1).to_list(None)
+            docs = sorted({d["_id"]: d for d in docs}.values(), key=lambda d: (d["last_message_at"], d["_id"].binary),
+                          reverse=True)[:limit + 1]
+        else:
+            docs = await collection.find(query).sort(order).limit(limit + 1).to_list(None)
         conversations = [Conversation.model_validate(d) for d in docs[:limit]]
         page = Page(rows=await self.rows(workspace_id, conversations))
         if len(docs) > limit and conversations:
@@ -148,23 +158,33 @@ class InboxQueries:
         return page
 
     async def _search(self, workspace_id: PydanticObjectId, q: str) -> tuple[list, list]:
-        """Contacts by name or phone, conversations by message text (case-insensitive substring)."""
-        pattern = re.compile(re.escape(q), re.IGNORECASE)
-        digits = re.sub(r"\D", "", q)
-        contact_or: list[dict[str, Any]] = [{"name": pattern}, {"profile_name": pattern}]
-        if len(digits) >= 3:
-            contact_or += [{"wa_id": re.compile(re.escape(digits))}, {"phone": re.compile(re.escape(digits))}]
-        contacts = await Contact.get_motor_collection().find(
-            {"workspace_id": workspace_id, "$or": contact_or}, {"_id": 1}).limit(SEARCH_CAP).to_list(None)
-        messages = await Message.get_motor_collection().find(
-            {"workspace_id": workspace_id, "$or": [{"content.body": pattern}, {"content.caption": pattern}]},
-            {"conversation_id": 1}).sort([("_id", -1)]).limit(SEARCH_CAP).to_list(None)
-        return [c["_id"] for c in contacts], list({m["conversation_id"] for m in messages})
+        """Contacts by name or phone, conversations by message text: index-backed token prefixes
+        (app/domains/conversations/search.py says why and what matches)."""
+        search = SearchQuery(q)
+        contact_ids: list = []
+        conversation_ids: list = []
+        if (contact_filter := search.contact_filter()) is not None:
+            contacts = await Contact.get_motor_collection().find(
+                {"workspace_id": workspace_id, **contact_filter}, {"_id": 1}).limit(SEARCH_CAP).to_list(None)
+            contact_ids = [c["_id"] for c in contacts]
+        if (message_filter := search.message_filter()) is not None:
+            messages = await Message.get_motor_collection().find(
+                {"workspace_id": workspace_id, **message_filter}, {"conversation_id": 1, "_id": 0}).sort(
+                [("_id", -1)]).limit(SEARCH_CAP).to_list(None)
+            conversation_ids = list(dict.fromkeys(m["conversation_id"] for m in messages))
+        return contact_ids, conversation_ids
 
     async def search_hit(self, conversation: Conversation, q: str) -> bool:
         """Whether one conversation matches a search (for live updates of a searched list)."""
-        contact_ids, conversation_ids = await self._search(conversation.workspace_id, q)
-        return conversation.contact_id in contact_ids or conversation.id in conversation_ids
+        search = SearchQuery(q)
+        contact_filter, message_filter = search.contact_filter(), search.message_filter()
+        if contact_filter is not None and await Contact.get_motor_collection().find_one(
+                {"_id": conversation.contact_id, "workspace_id": conversation.workspace_id, **contact_filter},
+                {"_id": 1}):
+            return True
+        return message_filter is not None and await Message.get_motor_collection().find_one(
+            {"workspace_id": conversation.workspace_id, "conversation_id": conversation.id, **message_filter},
+            {"_id": 1}) is not None
 
     async def rows(self, workspace_id: PydanticObjectId, conversations: list[Conversation]) -> list[ConversationRow]:
         if not conversations:

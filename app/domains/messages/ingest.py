@@ -26,6 +26,7 @@ from app.domains.accounts.models import WhatsAppAccount
 from app.domains.contacts.models import Contact, contact_key
 from app.domains.contacts.services import ContactService
 from app.domains.conversations.models import Conversation, MessagePreview
+from app.domains.conversations.search import message_tokens
 from app.domains.conversations.services import ConversationService
 from app.domains.messages.models import Edit, MediaRef, Message, MessageError, MessageStatus, Reaction
 from app.domains.messages.status import advance_status, apply_pending_statuses, keep_for_later
@@ -295,6 +296,7 @@ class MessageIngest:
         if message.type == "edit" and message.edit and message.edit.message is not None:
             new = message.edit.message
             changes["content"] = new.content if new.content is not None else {}
+            changes["search_tokens"] = message_tokens(changes["content"])  # the search finds the new text
             changes["type"] = new.type
             media = _media_ref(new.type, new.content)
             if media is not None and (target.media is None or target.media.meta_media_id != media.meta_media_id):

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import pymongo
-from beanie import Document, PydanticObjectId
+from beanie import Document, Insert, PydanticObjectId, Replace, Save, before_event
 from pydantic import BaseModel, Field
 
 from app.db import WorkspaceDocument, utcnow
@@ -123,6 +123,14 @@ class Message(WorkspaceDocument):
     updated_at: datetime = Field(default_factory=utcnow)
     conversation_applied: bool = False
     """Inbound: its unread count / window / preview effect on the conversation was applied (once)."""
+    search_tokens: list[str] = Field(default_factory=list)
+    """Words of its text for the inbox search (app/domains/conversations/search.py), set on insert."""
+
+    @before_event(Insert, Replace, Save)
+    def _fill_search_tokens(self) -> None:
+        from app.domains.conversations.search import message_tokens
+
+        self.search_tokens = message_tokens(self.content)
 
     class Settings:
         name = "messages"
@@ -135,6 +143,8 @@ class Message(WorkspaceDocument):
                                partialFilterExpression={"idempotency_key": {"$type": "string"}}),
             pymongo.IndexModel([("workspace_id", 1), ("contact_id", 1)]),
             pymongo.IndexModel([("workspace_id", 1), ("timestamp", 1)]),
+            # Inbox search: anchored prefix regexes on lowercased words (multikey).
+            pymongo.IndexModel([("workspace_id", 1), ("search_tokens", 1)]),
         ]
 
 

@@ -1,0 +1,99 @@
+"""Inbox search: token prefixes of names, digits of numbers, words of messages; index-backed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from beanie import PydanticObjectId
+
+from app.db import utcnow
+from app.domains.contacts.editing import ContactEditing
+from app.domains.contacts.models import Contact
+from app.domains.conversations.models import Conversation
+from app.domains.conversations.search import (
+    SearchQuery,
+    contact_tokens,
+    message_tokens,
+    words,
+)
+from app.domains.inbox.queries import InboxQueries, ListFilters
+from app.domains.messages.models import Message, MessageStatus
+from app.mongomock_plan import choose
+
+WS = PydanticObjectId()
+ACCOUNT = PydanticObjectId()
+
+
+def test_tokens_fold_case_and_accents_and_keep_number_suffixes() -> None:
+    assert words("Zoë  O'Brien-SMITH") == ["zoe", "o", "brien", "smith"]
+    assert words("Ünïcödé Straße") == ["unicode", "strasse"]
+    tokens = contact_tokens("", "Lucía", None, "14155550123", "+14155550123")
+    assert "lucia" in tokens and "tel:14155550123" in tokens and "tel:0123" in tokens and "tel:23" not in tokens
+    assert message_tokens({"caption": "Invoice #42 attached"}) == ["invoice", "42", "attached"]
+    assert message_tokens(["not", "a", "dict"]) == []
+    assert SearchQuery("+1 (415) 555").phone == "tel:1415555"
+    assert SearchQuery("order 42").phone is None and SearchQuery("order 42").words == ["order", "42"]
+    assert SearchQuery(" !! ").empty
+
+
+async def seed() -> dict[str, Conversation]:
+    now = utcnow()
+    made: dict[str, Conversation] = {}
+    people = [("Zoë Adams", "447700900123", "My invoice is wrong"), ("Bob Invoicer", "14155550199", "hello there"),
+              ("Carla Díaz", "34600111222", "Where is my order? Invoices later"), ("Dan", "15550001111", "voice note")]
+    for i, (name, wa_id, text) in enumerate(people):
+        contact = await Contact(workspace_id=WS, key=f"wa:{wa_id}", wa_id=wa_id, phone=f"+{wa_id}",
+                                profile_name=name).insert()
+        at = now - timedelta(minutes=i)
+        conversation = await Conversation(workspace_id=WS, account_id=ACCOUNT, contact_id=contact.id,
+                                          last_message_at=at).insert()
+        await Message(workspace_id=WS, conversation_id=conversation.id, account_id=ACCOUNT, contact_id=contact.id,
+                      direction="inbound", type="text", content={"body": text}, status=MessageStatus.RECEIVED,
+                      timestamp=at).insert()
+        made[name.split()[0]] = conversation
+    return made
+
+
+async def names(q: str) -> list[str]:
+    page = await InboxQueries().list_page(WS, ListFilters.parse({"status": "all", "q": q}), None)
+    return [row.c.id for row in page.rows]
+
+
+async def test_search_by_name_prefix_phone_digits_and_message_words(client_factory) -> None:
+    await client_factory()
+    c = await seed()
+    zoe, bob, carla, dan = c["Zoë"].id, c["Bob"].id, c["Carla"].id, c["Dan"].id
+    assert await names("zoe") == [zoe]  # accent- and case-insensitive
+    assert await names("ADA") == [zoe]  # a word prefix of the name
+    assert await names("dams") == []  # not the middle of a word
+    assert await names("invoice") == [zoe, bob, carla]  # message text (2), name prefix (Invoicer); newest first
+    assert await names("voice") == [dan]  # "invoice" does not contain the word "voice"
+    assert await names("where order") == [carla]  # every word, in any order, in one message
+    assert await names("where zoe") == []
+    assert await names("0900 123") == [zoe]  # digits anywhere in the number
+    assert await names("+1 415 555") == [bob]
+    assert await names("díaz") == [carla]
+    queries = InboxQueries()
+    assert await queries.search_hit(c["Carla"], "invoices") and not await queries.search_hit(c["Dan"], "invoices")
+    contact = await Contact.get(c["Dan"].contact_id)
+    await ContactEditing(FakeLive()).rename(contact, "Daniel Invoiceguy")
+    assert await names("daniel") == [dan] and await queries.search_hit(c["Dan"], "invoiceg")
+
+
+async def test_search_reads_the_search_token_indexes(client_factory) -> None:
+    await client_factory()
+    await seed()
+    search = SearchQuery("where order")
+    for model, query in ((Message, search.message_filter()), (Contact, search.contact_filter())):
+        spec = {"workspace_id": WS, **query}
+        assert query["search_tokens"]["$regex"].startswith("^")  # anchored, case-sensitive: index bounds on MongoDB
+        collection = model.get_motor_collection()._AsyncMongoMockCollection__collection
+        plan = choose(collection, spec, None)
+        assert plan is not None and [f for f, _ in plan.index.fields] == ["workspace_id", "search_tokens"]
+        declared = [dict(i.document["key"]) for i in model.Settings.indexes]
+        assert {"workspace_id": 1, "search_tokens": 1} in declared
+
+
+class FakeLive:
+    async def publish(self, *args, **kwargs) -> None:
+        return None
