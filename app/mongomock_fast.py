@@ -331,6 +331,59 @@ def _walked(collection: Any, plan: Any, spec: Any) -> Any:
             yield document
 
 
+# Values copy.copy would rebuild for nothing (mongomock copies every leaf of every answer):
+# immutable in practice, so an answer can share them with the store.
+_SHARED = frozenset({str, int, float, bool, type(None), bytes, ObjectId, datetime})
+
+
+def _install_fast_copies() -> None:
+    """Answers are copied leaf by leaf with copy.copy (an ObjectId or a datetime through __reduce__),
+    then walked again to make datetimes aware: same results, with type dispatch and shared leaves."""
+    from datetime import UTC
+
+    from mongomock import collection, helpers
+
+    original_copy, original_aware = collection._copy_field, helpers.make_datetime_timezone_aware_in_document
+
+    def _copy_field(obj: Any, container: Any) -> Any:
+        t = type(obj)
+        if t in _SHARED:
+            return obj
+        if t is dict and container is dict:
+            return {k: _copy_field(v, container) for k, v in obj.items()}
+        if t is list:
+            return [_copy_field(v, container) for v in obj]
+        return original_copy(obj, container)
+
+    def aware(value: Any) -> Any:
+        t = type(value)
+        if t is datetime:
+            return value.replace(tzinfo=UTC)
+        if t in _SHARED:
+            return value
+        if t is dict:
+            return {k: aware(v) for k, v in value.items()}
+        if t is list:
+            return [aware(v) for v in value]
+        return original_aware(value)
+
+    collection._copy_field = _copy_field
+    helpers.make_datetime_timezone_aware_in_document = aware
+    original_only = collection.Collection._copy_only_fields
+
+    def _copy_only_fields(self: Any, doc: Any, fields: Any, container: Any) -> Any:
+        # {"a": 1, "b": 1} or {"a": 1, "_id": 0} on top-level fields: the common projection, directly.
+        if (type(fields) is dict and fields and container is dict
+                and all(type(k) is str and "." not in k and not k.startswith("$") for k in fields)
+                and all(v in (1, True) for k, v in fields.items() if k != "_id") and fields.get("_id", 1) in (0, 1)
+                and len(fields) > ("_id" in fields)):
+            keep_id = fields.get("_id", 1)
+            return {k: _copy_field(v, dict) for k, v in doc.items() if (k != "_id" and k in fields) or (k == "_id" and keep_id)}
+        return original_only(self, doc, fields, container)
+
+    collection.Collection._copy_only_fields = _copy_only_fields
+
+
 def patch_queries() -> None:
     from mongomock import helpers
     from mongomock.collection import Collection, Cursor
@@ -402,6 +455,7 @@ def patch_queries() -> None:
             return None
 
     install_store_hooks()
+    _install_fast_copies()
     Collection._iter_documents = _iter_documents
     Collection._get_dataset = _get_dataset
     Collection.find_one = find_one

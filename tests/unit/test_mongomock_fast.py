@@ -108,7 +108,8 @@ def random_query(rng: random.Random) -> tuple[dict, list | None]:
         at = BASE + timedelta(minutes=rng.randrange(300))
         spec.setdefault("$and", []).append({"$or": [{"at": {"$lt": at}}, {"at": at, "_id": {"$lt": ObjectId()}}]})
     if rng.random() < 0.1:  # Beanie's And
-        spec = {"$and": [{k: v} for k, v in spec.items() if not k.startswith("$")]} if spec else spec
+        plain = [{k: v} for k, v in spec.items() if not k.startswith("$")]
+        spec = {"$and": plain} if plain else spec
     sort = rng.choice([None, None, [("at", -1), ("_id", -1)], [("at", 1), ("_id", 1)], [("at", -1)],
                        [("updated", 1), ("_id", 1)], [("updated", 1)], [("n", 1)], [("k", -1)], [("k", 1)],
                        [("status", 1), ("at", -1)], [("_id", -1)], [("labels", 1)]])
@@ -179,6 +180,18 @@ def test_queries_match_mongomock(seed: int) -> None:
         else:
             assert (one["_id"] if one else None) == (matching[0] if matching else None), spec
         assert collection.count_documents(spec) == len(matching), spec
+        projection = rng.choice([{"at": 1, "_id": 0}, {"status": 1, "labels": 1}, {"tokens": True}])
+        projected = list(collection.find(spec, projection).sort(sort or [("_id", 1)]).limit(limit))
+        by_id = {d["_id"]: d for d in everything}
+        wanted = [{k: v for k, v in by_id[i].items() if projection.get(k) or (k == "_id" and projection.get("_id", 1))}
+                  for i in (got if sort else reference(everything, spec, [("_id", 1)], limit))]
+        if "_id" not in spec:
+            assert projected == wanted, (spec, projection)
+        if projected and isinstance(projected[0].get("labels"), list) and "_id" in projected[0]:
+            stored = collection._store._documents[projected[0]["_id"]]["labels"]
+            before = list(stored)
+            projected[0]["labels"].append("mutated")  # an answer never shares a list with the store
+            assert stored == before
         used += choose(collection, spec, sort) is not None
     assert used > 50  # the ordered indexes were really exercised
 
