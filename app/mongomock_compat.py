@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 _HASHABLE_ID = (str, int, bytes)
+_ID_TYPES: frozenset = frozenset()  # exact types _plain_id accepts (filled in below: ObjectId, PydanticObjectId)
 
 
 def patch_mongomock() -> None:
@@ -111,6 +112,16 @@ def _create_indexes(self: Any, indexes: Any, session: Any = None) -> list[str]:
     return names
 
 
+def _id_types() -> frozenset:
+    from beanie import PydanticObjectId
+    from bson import ObjectId
+
+    return frozenset({ObjectId, PydanticObjectId, str, int, bytes})
+
+
+_ID_TYPES = _id_types()
+
+
 def _plain_id(value: Any) -> bool:
     from bson import ObjectId
 
@@ -126,14 +137,15 @@ def _wanted_ids(filter: Any) -> list[Any] | None:
         return [wanted]
     if isinstance(wanted, dict) and list(wanted) == ["$in"] and isinstance(wanted["$in"], (list, tuple)):
         values = list(wanted["$in"])
-        if all(_plain_id(v) for v in values):
+        if {type(v) for v in values} <= _ID_TYPES or all(_plain_id(v) for v in values):
             return list(dict.fromkeys(values))
     return None
 
 
 def _make_iter_documents(original: Any) -> Any:
     def _iter_documents(self: Any, filter: Any) -> Any:
-        from app.mongomock_fast import _matcher  # compiled predicate: {"_id": {"$in": 40 ids}} is a set test
+        # The compiled predicate: {"_id": {"$in": 40 ids}} is a set test.
+        from app.mongomock_fast import _matcher
 
         ids = _wanted_ids(filter)
         if ids is None:

@@ -371,14 +371,27 @@ def _install_fast_copies() -> None:
     helpers.make_datetime_timezone_aware_in_document = aware
     original_only = collection.Collection._copy_only_fields
 
+    simple: dict[tuple, tuple | None] = {}
+
+    def _simple(fields: dict) -> tuple | None:
+        """(fields kept, in the order asked) for {"a": 1, "b": 1} or {"a": 1, "_id": 0} on top-level fields."""
+        key = tuple(fields.items())
+        if key not in simple:
+            plain = (all(type(k) is str and "." not in k and not k.startswith("$") for k in fields)
+                     and all(type(v) in (int, bool) and v == 1 for k, v in fields.items() if k != "_id")
+                     and type(fields.get("_id", 1)) in (int, bool) and fields.get("_id", 1) in (0, 1)
+                     and len(fields) > ("_id" in fields))
+            kept = {k for k in fields if k != "_id"} | ({"_id"} if fields.get("_id", 1) else set())
+            simple[key] = kept if plain else None
+            if len(simple) > 256:
+                simple.clear()
+        return simple[key]
+
     def _copy_only_fields(self: Any, doc: Any, fields: Any, container: Any) -> Any:
-        # {"a": 1, "b": 1} or {"a": 1, "_id": 0} on top-level fields: the common projection, directly.
-        if (type(fields) is dict and fields and container is dict
-                and all(type(k) is str and "." not in k and not k.startswith("$") for k in fields)
-                and all(v in (1, True) for k, v in fields.items() if k != "_id") and fields.get("_id", 1) in (0, 1)
-                and len(fields) > ("_id" in fields)):
-            keep_id = fields.get("_id", 1)
-            return {k: _copy_field(v, dict) for k, v in doc.items() if (k != "_id" and k in fields) or (k == "_id" and keep_id)}
+        if type(fields) is dict and fields and container is dict:
+            kept = _simple(fields)
+            if kept is not None:
+                return {k: _copy_field(v, dict) for k, v in doc.items() if k in kept}
         return original_only(self, doc, fields, container)
 
     collection.Collection._copy_only_fields = _copy_only_fields

@@ -266,11 +266,19 @@ class InboxQueries:
         Counted over at most UNREAD_CAP conversations (the title then says "99+"), one field each,
         so the count costs the same at 100 or 100,000 conversations.
         """
-        docs = await Conversation.get_motor_collection().find(
-            {"workspace_id": workspace_id, "unread_count": {"$gt": 0},
-             "status": {"$in": [ConversationStatus.OPEN.value, ConversationStatus.PENDING.value]}},
-            {"unread_count": 1, "_id": 0}).limit(UNREAD_CAP).to_list(None)
-        return sum(int(d.get("unread_count") or 0) for d in docs)
+        total = 0
+        left = UNREAD_CAP
+        for status in (ConversationStatus.OPEN.value, ConversationStatus.PENDING.value):
+            # One status at a time, in the list's order: each read walks the (workspace_id, status,
+            # last_message_at, _id) index and stops after `left` unread conversations.
+            docs = await Conversation.get_motor_collection().find(
+                {"workspace_id": workspace_id, "status": status, "unread_count": {"$gt": 0}},
+                {"unread_count": 1, "_id": 0}).sort([("last_message_at", -1), ("_id", -1)]).limit(left).to_list(None)
+            total += sum(int(d.get("unread_count") or 0) for d in docs)
+            left -= len(docs)
+            if left <= 0:
+                break
+        return total
 
     async def earlier_conversations(self, conversation: Conversation) -> list[ConversationRow]:
         """The contact's other conversations (through other numbers) for the side panel."""
