@@ -71,8 +71,9 @@ class Settings(BaseSettings):
     worker_poll_delay: float = Field(default=0.005, gt=0)
     """Seconds an idle worker waits between queue polls; low keeps live updates fast."""
 
-    send_rate_margin: float = Field(default=0.97, gt=0, le=1)
-    """Share of a number's messages-per-second the outbox uses (the rest absorbs network jitter)."""
+    send_rate_margin: float = Field(default=0.985, gt=0, le=1)
+    """Share of a number's messages-per-second the outbox schedules (the rest absorbs jitter; sends
+    whose stamps may have bunched are held by the drainer's check of Meta's 1-s window)."""
 
     send_timeout_seconds: float = Field(default=15.0, gt=0)
     """How long a send waits for Meta's answer before it counts as a timeout (and is retried)."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections import deque
+
 from redis.asyncio import Redis
 
 # INCR and start the window on the first hit, atomically (EXPIRE NX needs Redis 7).
@@ -174,3 +177,75 @@ class SendLimiter:
 
 def _micros(now: float | None) -> int:
     return -1 if now is None else int(now * 1_000_000)
+
+
+# --- outbound sends: this process's own check of Meta's 1-second window -------------------------
+#
+# The shared schedule above spaces slots 1/rate apart on Redis's clock, but what Meta counts is
+# when each send *reached* it: "no more than mps sends stamped in the second before this one".
+# A stall on either side (a GC pause in Meta's simulator, a busy event loop here) moves stamps
+# by tens of milliseconds, and a send stamped late bunches with the ones a second later: a
+# 130429, which then pauses the whole number. So before each send leaves, the drainer checks the
+# window Meta will check, with what it knows of the stamps of its earlier sends: a send in flight
+# may have been stamped at any moment (it counts); an answered one was stamped before its answer
+# came, less the fastest round trip seen lately (the part of any round trip that is the network
+# and the server's own work, not a stall). Sends leave at once while the window has room, so a
+# late send catches up instead of pushing every later one back.
+
+
+class SendWindow:
+    """One number's sends from this process over the last second, as Meta may have stamped them.
+
+    ``wait(now)`` says how long the next send must wait (0: it may leave; None: until an answer
+    comes), ``depart(now)`` records a send leaving, ``answered(record, now)`` its answer.
+    Times are ``time.monotonic()`` seconds; ``slack`` covers clock-rate differences.
+    """
+
+    __slots__ = ("_current", "_period_ends", "_previous", "_samples", "floor", "limit", "records", "span")
+
+    FLOOR_PERIOD = 5.0   # the fastest round trip is taken over the last 5-10 s ...
+    FLOOR_SAMPLES = 20   # ... from enough answers: the first ones (new connections) are slow, and a
+    # floor larger than the true fastest round trip would place stamps too early (too few counted)
+
+    def __init__(self, limit: int, *, span: float = 1.0, slack: float = 0.002) -> None:
+        self.limit = max(1, int(limit))
+        self.span = span + slack
+        self.records: deque[list[float]] = deque()  # [departed, latest possible stamp (inf while in flight)]
+        self.floor = 0.0  # the fastest round trip of this period and the last (0 until known)
+        self._previous = self._current = math.inf
+        self._samples = 0
+        self._period_ends = 0.0
+
+    def wait(self, now: float) -> float | None:
+        records = self.records
+        horizon = now - self.span
+        while records and records[0][1] <= horizon:
+            records.popleft()
+        if len(records) < self.limit:
+            return 0.0
+        # Rare (the schedule runs a little under the limit): count exactly, answers come out of order.
+        stamps = sorted(r[1] for r in records if r[1] > horizon)
+        excess = len(stamps) - self.limit + 1
+        if excess <= 0:
+            return 0.0
+        expiry = stamps[excess - 1]
+        return None if expiry == math.inf else max(0.0, expiry + self.span - now)
+
+    def depart(self, now: float) -> list[float]:
+        record = [now, math.inf]
+        self.records.append(record)
+        return record
+
+    def answered(self, record: list[float], now: float) -> None:
+        rtt = now - record[0]
+        if now >= self._period_ends:
+            if self._samples >= self.FLOOR_SAMPLES:
+                self._previous = self._current
+            self._current, self._samples = rtt, 1
+            self._period_ends = now + self.FLOOR_PERIOD
+        else:
+            self._samples += 1
+            self._current = min(self._current, rtt)
+        floor = self._previous if self._samples < self.FLOOR_SAMPLES else min(self._previous, self._current)
+        self.floor = 0.0 if floor == math.inf else floor
+        record[1] = max(record[0], now - self.floor)

@@ -31,7 +31,8 @@ NUMBERS = 4
 TOKEN = "bench-token"
 
 _SANDBOX = (
-    "import uvicorn; from app.sandbox import create_sandbox_app; "
+    "import os, uvicorn; from app.sandbox import create_sandbox_app; from bench.sandbox import log_gc_pauses; "
+    "log_gc_pauses(os.environ.get('BENCH_GC_LOG')); "
     "uvicorn.run(create_sandbox_app(), host='127.0.0.1', port={port}, log_level='warning', access_log=False)"
 )
 # A webhook receiver that answers 200 to everything, for --webhooks.
@@ -44,6 +45,26 @@ _SINK = (
     "    await send({'type': 'http.response.body', 'body': b''})\n"
     "uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning', access_log=False, lifespan='off')\n"
 )
+
+
+def log_gc_pauses(path: str | None) -> None:
+    """Append every garbage-collector pause over 5 ms to ``path`` ("time generation ms" lines): a
+    pause in the sandbox delays the stamps of the sends it holds, which the outbound drainer's
+    window check then has to allow for."""
+    if not path:
+        return
+    import gc
+
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif (pause := time.perf_counter() - started[0]) > 0.005:
+            with open(path, "a") as out:
+                out.write(f"{time.time():.3f} {info['generation']} {pause * 1000:.1f}\n")
+
+    gc.callbacks.append(callback)
 
 
 def _free_port() -> int:

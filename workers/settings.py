@@ -30,6 +30,22 @@ FUNCTIONS += [tasks.wake_snoozed_conversations]
 CRON_JOBS += [cron(tasks.wake_snoozed_conversations, second={20, 50}, run_at_startup=True)]
 
 
+class InboxWorker(Worker):
+    """arq's Worker, minus a poll's round trips for jobs this process is already running.
+
+    A started job stays in arq's queue until it ends, and every poll (each ``poll_delay``, 5 ms)
+    checks each such job again with a WATCH/EXISTS/ZSCORE/reset pipeline before skipping it. A
+    drain job runs for up to 50 s per number with work, so with 20 busy numbers that was ~9 % of a
+    sending worker's CPU (issue 5). Its own running tasks are skipped here without asking Redis.
+    """
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        tasks = self.tasks
+        if tasks:
+            job_ids = [j for j in job_ids if (t := tasks.get(j.decode())) is None or t.done()]
+        await super().start_jobs(job_ids)
+
+
 def build_worker(runtime: Runtime, *, handle_signals: bool, owns_runtime: bool) -> Worker:
     """A worker bound to ``runtime``; when it owns it, it starts and stops it itself."""
 
@@ -46,7 +62,7 @@ def build_worker(runtime: Runtime, *, handle_signals: bool, owns_runtime: bool) 
         if owns_runtime:
             await runtime.stop()
 
-    return Worker(
+    return InboxWorker(
         functions=FUNCTIONS,
         cron_jobs=CRON_JOBS,
         queue_name=DEFAULT_QUEUE,

@@ -12,7 +12,9 @@ are handled in send_failures.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
+import math
 import time
 import uuid
 from collections import deque
@@ -36,6 +38,7 @@ from app.domains.messages.send_failures import (
 )
 from app.logging import get_logger
 from app.metrics import GRAPH_LATENCY, LIMITER_WAIT, MISSED_SLOTS, SENDS
+from app.ratelimit import SendWindow
 from app.whatsapp.errors import GraphError
 
 if TYPE_CHECKING:
@@ -46,10 +49,10 @@ log = get_logger(__name__)
 DRAIN_SLICE_SECONDS = 50.0   # then hand over to a fresh job: arq's job timeout is 120 s
 POLL_SECONDS = 0.02          # how often an active drainer looks for new agent replies
 BUSY_POLL_SECONDS = 0.05     # ... while it holds messages (a new reply waits for a slot behind them anyway)
-FLUSH_SECONDS = 0.05         # acceptances are written in bulk at most this late
+FLUSH_SECONDS = 0.2          # acceptances are written in bulk at most this late (each flush costs a bulk
+                             # write, a query, two Redis calls: every 50 ms per number was ~10 % of the CPU)
 ACCOUNT_RELOAD_SECONDS = 2.0  # notice a disabled number or a new token while draining
 MAX_IN_MEMORY = 5000
-DEPARTURE_TOLERANCE = 0.002  # seconds a send may leave before its booked departure (_departure_delay)
 
 
 @dataclass(slots=True)
@@ -123,7 +126,9 @@ class Drainer(SendFailures):
         self.awaiting_slot = 0     # sends holding a slot that has not come yet
         self.last_pop = 0.0
         self.lanes_empty = False
-        self.last_departure = 0.0  # monotonic time booked for the latest send (_departure_delay)
+        self.window = SendWindow(1)          # Meta's 1-s window as this drainer sees it (_depart)
+        self.departures = asyncio.Lock()     # sends pass the window check one at a time, in slot order
+        self.answer = asyncio.Event()        # set by every answer (a send in flight may free the window)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -134,6 +139,7 @@ class Drainer(SendFailures):
         if account is None:
             return await fail_all_for_missing_account(self.queue, self.account_id, self.token)
         self.account = account
+        self.window.limit = max(1, account.mps)
         self.http = self.s.http_for(account)
         self.graph = self.s.graph(account, self.http)
         self._load_account_state(account)
@@ -330,13 +336,17 @@ class Drainer(SendFailures):
         items = [conv.items[0] for _, conv in picked]
         slots = await self.s.limiter.reserve(self.account.phone_number_id, self.rate,
                                              [i.message.recipient or "" for i in items])
+        # Slots are offsets from Redis's clock when the script ran; counting them from its answer
+        # (a fraction of a millisecond later) keeps each send at or after its slot, and each send's
+        # due time absolute, so a late wake-up never pushes the later ones back.
+        answered_at = time.monotonic()
         started = 0
         for (conv_id, conv), item, slot in zip(picked, items, slots):
             if slot.kind == "send":
                 conv.busy = True
                 self.awaiting_slot += 1
                 LIMITER_WAIT.labels(limit="number").observe(slot.delay)
-                task = asyncio.create_task(self._send(conv_id, conv, item, slot.delay))
+                task = asyncio.create_task(self._send(conv_id, conv, item, answered_at + slot.delay))
                 self.inflight.add(task)
                 task.add_done_callback(self.inflight.discard)
                 started += 1
@@ -349,18 +359,14 @@ class Drainer(SendFailures):
                 self.number_free_at = now + min(0.05, self.s.limiter.horizon / 4)
         return started
 
-    async def _send(self, conv_id: str, conv: Conv, item: Item, delay: float) -> None:
+    async def _send(self, conv_id: str, conv: Conv, item: Item, due: float) -> None:
         try:
+            delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
         finally:
             self.awaiting_slot -= 1
-        late = self._departure_delay()
-        if late > 0:
-            LIMITER_WAIT.labels(limit="spacing").observe(late)
-            if late > 1.0 / self.rate:  # a bunch re-spaced, not a timer that fired a little early
-                MISSED_SLOTS.inc()
-            await asyncio.sleep(late)
+        record = await self._depart()
         endpoint = "messages"
         started = time.perf_counter()
         try:
@@ -371,7 +377,10 @@ class Drainer(SendFailures):
                 endpoint = "messages"
                 started = time.perf_counter()
                 body = {**body, item.message.type: {**body[item.message.type], "id": meta_id}}
-            result = await self.graph.send(self.account.phone_number_id, body)
+            try:
+                result = await self.graph.send(self.account.phone_number_id, body)
+            finally:
+                self._answered(record)
         except GraphError as error:
             if endpoint == "messages":
                 GRAPH_LATENCY.labels(endpoint="messages").observe(time.perf_counter() - started)
@@ -385,26 +394,41 @@ class Drainer(SendFailures):
             if self._on_accepted(conv, item, result.wamid):
                 await self._circuit_closed()
         finally:
+            if record[1] == math.inf:  # the media upload failed: nothing was sent
+                self._answered(record)
             conv.busy = False
             self._maybe_ready(conv_id, conv, time.monotonic())
             self.wakeup.set()
 
-    def _departure_delay(self) -> float:
-        """Book this send's departure at least one slot (1/rate) after the previous one's.
+    def _answered(self, record: list[float]) -> None:
+        self.window.answered(record, time.monotonic())
+        self.answer.set()
 
-        The shared schedule spaces slots 1/rate apart, but a busy event loop wakes sleepers late
-        and then several at once: a bunch that reaches Meta within a few milliseconds turns the
-        slack of the rate margin into 130429s. Booking departures spreads such a bunch out again
-        (each send at the first moment the spacing allows, in O(1), without waking anyone twice),
-        so what leaves here keeps the schedule's spacing whatever the lateness.
+    async def _depart(self) -> list[float]:
+        """Wait until Meta's 1-s window has room for one more send (ratelimit.SendWindow), then leave.
+
+        The schedule runs a little under the number's mps, so this rarely waits: only when stamps
+        may have bunched (a stall on Meta's side, seen as a slow answer, or here). Sends that woke
+        late leave at once while the window allows it, catching up with the schedule.
         """
-        now = time.monotonic()
-        at = max(now, self.last_departure + 1.0 / self.rate)
-        self.last_departure = at
-        # Up to 2 ms early is let go at once (the booking, not the departure, sets the next one, so
-        # this never adds up): the slots come from Redis's clock, this from ours, and a sleep of a
-        # few hundred microseconds per send would cost more than it keeps.
-        return 0.0 if at - now < DEPARTURE_TOLERANCE else at - now
+        async with self.departures:  # FIFO: sends pass in the order their slots came
+            now = time.monotonic()
+            wait = self.window.wait(now)
+            if wait == 0.0:
+                return self.window.depart(now)
+            MISSED_SLOTS.inc()
+            held = now
+            while wait != 0.0:
+                if wait is None:  # the window is full of sends still in flight: wait for an answer
+                    self.answer.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.answer.wait(), 0.05)
+                else:
+                    await asyncio.sleep(wait)
+                now = time.monotonic()
+                wait = self.window.wait(now)
+            LIMITER_WAIT.labels(limit="window").observe(now - held)
+            return self.window.depart(now)
 
     async def _meta_media_id(self, media: OutboundMedia) -> str:
         """Our file's media id on this number: uploaded once, then reused until it expires."""

@@ -117,6 +117,7 @@ class SendFailures:
     in_memory: int
     graph: Any
     http: Any
+    window: Any
 
     async def _on_error(self, conv_id: str, conv: Conv, item: Item, error: GraphError) -> None:
         now = time.monotonic()
@@ -191,6 +192,7 @@ class SendFailures:
         if account.access_token_encrypted != self.account.access_token_encrypted:
             self.graph = self.s.graph(account, self.http)
         self.account = account
+        self.window.limit = max(1, account.mps)
         if account.health.token_state == "invalid":
             self.hold = "token"
 
