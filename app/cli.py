@@ -148,6 +148,29 @@ def cmd_create_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reindex_search(args: argparse.Namespace) -> int:
+    """Search tokens for contacts and messages stored before the inbox search used them."""
+    settings = get_settings()
+    if settings.mongodb_url is None:
+        print("inbox reindex-search: set INBOX_MONGODB_URL (an in-memory database starts empty).", file=sys.stderr)
+        return 2
+
+    async def reindex() -> dict[str, int]:
+        from app.db import Database
+        from app.domains.conversations.search import backfill_search_tokens
+
+        db = Database(settings.mongodb_url, settings.mongodb_database)
+        await db.connect()
+        try:
+            return await backfill_search_tokens()
+        finally:
+            db.close()
+
+    done = asyncio.run(reindex())
+    print(f"search tokens added: {done['contacts']} contacts, {done['messages']} messages")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inbox", description="wa-inbox: a self-hosted WhatsApp Business inbox")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -178,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("--role", choices=["admin", "agent"], required=True)
     create_user.add_argument("--workspace")
     create_user.set_defaults(func=cmd_create_user)
+    reindex = sub.add_parser("reindex-search", help="add inbox search tokens to contacts and messages stored before")
+    reindex.set_defaults(func=cmd_reindex_search)
     return parser
 
 

@@ -97,6 +97,7 @@ def serve(port: int, redis_url: str) -> None:
 
                     gc.collect()
                     gc.freeze()
+                pauses.clear()  # the seeding's own collections are not the next phase's
                 print(json.dumps({"seeded": big, "seconds": round(time.perf_counter() - started, 1)}), flush=True)
 
         task = asyncio.create_task(commands())

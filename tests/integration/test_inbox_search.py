@@ -97,3 +97,23 @@ async def test_search_reads_the_search_token_indexes(client_factory) -> None:
 class FakeLive:
     async def publish(self, *args, **kwargs) -> None:
         return None
+
+
+async def test_reindex_gives_tokens_to_documents_stored_before(client_factory) -> None:
+    from app.domains.conversations.search import backfill_search_tokens
+
+    await client_factory()
+    contact_id, conversation_id = PydanticObjectId(), PydanticObjectId()
+    await Contact.get_motor_collection().insert_one({"_id": contact_id, "workspace_id": WS, "key": "wa:447700900999",
+                                                     "wa_id": "447700900999", "profile_name": "Old Timer"})
+    await Conversation.get_motor_collection().insert_one({
+        "_id": conversation_id, "workspace_id": WS, "account_id": ACCOUNT, "contact_id": contact_id, "status": "open",
+        "labels": [], "unread_count": 0, "last_message_at": utcnow(), "updated_at": utcnow()})
+    await Message.get_motor_collection().insert_one({
+        "workspace_id": WS, "conversation_id": conversation_id, "account_id": ACCOUNT, "contact_id": contact_id,
+        "direction": "inbound", "type": "text", "content": {"body": "Legacy receipt"}, "status": "received",
+        "timestamp": utcnow()})
+    assert await names("legacy") == [] and await names("timer") == []
+    assert await backfill_search_tokens(batch=1) == {"contacts": 1, "messages": 1}
+    assert await names("legacy") == [conversation_id] and await names("timer") == [conversation_id]
+    assert await backfill_search_tokens() == {"contacts": 0, "messages": 0}

@@ -97,3 +97,27 @@ class SearchQuery:
 
     def message_filter(self) -> dict[str, Any] | None:
         return self._all_prefixes(self.words) if self.words else None
+
+
+async def backfill_search_tokens(batch: int = 500) -> dict[str, int]:
+    """Give search tokens to contacts and messages stored before they existed (``inbox reindex-search``).
+
+    Idempotent and resumable: it only touches documents without the field, a batch at a time.
+    """
+    from pymongo import UpdateOne
+
+    from app.domains.contacts.models import Contact
+    from app.domains.messages.models import Message
+
+    done = {"contacts": 0, "messages": 0}
+    for model, key, tokens_of in ((Contact, "contacts", contact_tokens_of),
+                                  (Message, "messages", lambda d: message_tokens(d.get("content")))):
+        collection = model.get_motor_collection()
+        while True:
+            docs = await collection.find({"search_tokens": {"$exists": False}}).limit(batch).to_list(None)
+            if not docs:
+                break
+            await collection.bulk_write([UpdateOne({"_id": d["_id"]}, {"$set": {"search_tokens": tokens_of(d)}})
+                                         for d in docs], ordered=False)
+            done[key] += len(docs)
+    return done
