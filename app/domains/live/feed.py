@@ -41,6 +41,12 @@ class TabState:
         self.open_id = parse_object_id(str(view.get("conversation") or "")) if view.get("conversation") else None
 
 
+async def _read(model: Any, oid: PydanticObjectId, workspace_id: PydanticObjectId) -> Any:
+    """One document by id in the tab's workspace, read raw and validated once (on every event's path)."""
+    doc = await model.get_motor_collection().find_one({"_id": oid, "workspace_id": workspace_id})
+    return model.model_validate(doc) if doc is not None else None
+
+
 class LiveFeed:
     def __init__(self, render: Render, queries: InboxQueries | None = None) -> None:
         self.render = render
@@ -52,12 +58,12 @@ class LiveFeed:
         message_id = parse_object_id(str(event.get("message_id") or "")) if event.get("message_id") else None
         conversation_id = parse_object_id(str(event.get("conversation_id") or "")) if event.get("conversation_id") else None
         if message_id is not None:
-            message = await Message.find_one({"_id": message_id, "workspace_id": tab.workspace_id})
+            message = await _read(Message, message_id, tab.workspace_id)
             if message is not None:
                 conversation_id = message.conversation_id
         if conversation_id is None:
             return None
-        conversation = await Conversation.find_one({"_id": conversation_id, "workspace_id": tab.workspace_id})
+        conversation = await _read(Conversation, conversation_id, tab.workspace_id)
         if conversation is None:
             return None
         parts = []
