@@ -158,6 +158,9 @@ def _field_test(name: str, condition: Any):
     return general
 
 
+_STR = {str}
+
+
 def _prefix_test(name: str, pattern: str):
     """``{field: {"$regex": "^literal"}}`` (the inbox search): str.startswith on a string or a list of strings."""
     found = _PREFIX.fullmatch(pattern)
@@ -165,12 +168,14 @@ def _prefix_test(name: str, pattern: str):
         return None
     prefix = found.group(1)
 
+    starts_with = operator.methodcaller("startswith", prefix)
+
     def starts(document: dict) -> Any:
         value = document.get(name)
         if type(value) is str:
             return value.startswith(prefix)
-        if type(value) is list and all(type(v) is str for v in value):
-            return any(v.startswith(prefix) for v in value)
+        if type(value) is list and set(map(type, value)) <= _STR:
+            return any(map(starts_with, value))
         return False if value is None else _UNSURE
 
     return starts
@@ -381,8 +386,10 @@ def _install_fast_copies() -> None:
                      and all(type(v) in (int, bool) and v == 1 for k, v in fields.items() if k != "_id")
                      and type(fields.get("_id", 1)) in (int, bool) and fields.get("_id", 1) in (0, 1)
                      and len(fields) > ("_id" in fields))
-            kept = {k for k in fields if k != "_id"} | ({"_id"} if fields.get("_id", 1) else set())
-            simple[key] = kept if plain else None
+            kept = [k for k in fields if k != "_id"]
+            if fields.get("_id", 1):
+                kept.insert(0, "_id")
+            simple[key] = tuple(kept) if plain else None
             if len(simple) > 256:
                 simple.clear()
         return simple[key]
@@ -391,7 +398,7 @@ def _install_fast_copies() -> None:
         if type(fields) is dict and fields and container is dict:
             kept = _simple(fields)
             if kept is not None:
-                return {k: _copy_field(v, dict) for k, v in doc.items() if k in kept}
+                return {k: _copy_field(doc[k], dict) for k in kept if k in doc}
         return original_only(self, doc, fields, container)
 
     collection.Collection._copy_only_fields = _copy_only_fields
