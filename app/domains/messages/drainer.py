@@ -48,7 +48,8 @@ log = get_logger(__name__)
 
 DRAIN_SLICE_SECONDS = 50.0   # then hand over to a fresh job: arq's job timeout is 120 s
 POLL_SECONDS = 0.02          # how often an active drainer looks for new agent replies
-BUSY_POLL_SECONDS = 0.05     # ... while it holds messages (a new reply waits for a slot behind them anyway)
+BUSY_POLL_SECONDS = 0.1      # ... while it holds messages (a new reply waits for a slot behind them anyway,
+                             # up to the limiter's horizon; each look is a Redis round trip)
 FLUSH_SECONDS = 0.2          # acceptances are written in bulk at most this late (each flush costs a bulk
                              # write, a query, two Redis calls: every 50 ms per number was ~10 % of the CPU)
 ACCOUNT_RELOAD_SECONDS = 2.0  # notice a disabled number or a new token while draining
@@ -117,7 +118,8 @@ class Drainer(SendFailures):
         self.known: set[str] = set()
         self.inflight: set[asyncio.Task[None]] = set()
         self.batch = AcceptanceBatch(sender.queue, sender.runtime.live, account_id)
-        self.wakeup = asyncio.Event()
+        self.woken = False                   # something happened since the loop last looked (_wake)
+        self._waiter: asyncio.Future[None] | None = None
         self.seq = 0
         self.in_memory = 0
         self.hold: str | None = None       # "token" | "disabled" | "lost" | "redis"
@@ -190,7 +192,7 @@ class Drainer(SendFailures):
                 ok = False
             if not ok:
                 self.hold = "lost"
-                self.wakeup.set()
+                self._wake()
                 return
 
     async def _flush(self) -> None:
@@ -205,6 +207,7 @@ class Drainer(SendFailures):
         next_flush = 0.0
         while True:
             now = time.monotonic()
+            self.woken = False  # from here on, a wake-up means there is something new to look at
             if self.hold:
                 return "lost" if self.hold in ("lost", "redis") else "hold"
             if now >= next_reload:
@@ -229,12 +232,30 @@ class Drainer(SendFailures):
                 timeout = POLL_SECONDS
                 if self.timers:
                     timeout = min(timeout, max(0.0, self.timers[0][0] - now))
-                timeout = self.breaker.wait_hint(now, timeout)
-                self.wakeup.clear()
-                try:
-                    await asyncio.wait_for(self.wakeup.wait(), timeout)
-                except TimeoutError:
-                    pass
+                await self._idle(self.breaker.wait_hint(now, timeout))
+
+    def _wake(self) -> None:
+        self.woken = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _idle(self, timeout: float) -> None:
+        """Sleep until ``_wake`` or the timeout; at once if woken since the loop's last look (a send
+        that ended while the loop was busy must not wait for the timeout). A bare future and timer:
+        ``asyncio.wait_for(event.wait())`` made a task per call, i.e. per send."""
+        if self.woken:
+            self.woken = False
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout, _settle, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+            self.woken = False
 
     # -- filling memory from the lanes ---------------------------------------------------------
 
@@ -398,7 +419,7 @@ class Drainer(SendFailures):
                 self._answered(record)
             conv.busy = False
             self._maybe_ready(conv_id, conv, time.monotonic())
-            self.wakeup.set()
+            self._wake()
 
     def _answered(self, record: list[float]) -> None:
         self.window.answered(record, time.monotonic())
@@ -454,6 +475,11 @@ class Drainer(SendFailures):
         self.batch.accepted.append((item, wamid))
         SENDS.labels(type=item.message.type, result="accepted").inc()
         return self.breaker.succeeded()
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _graph_body(message: Outgoing) -> dict[str, Any]:
