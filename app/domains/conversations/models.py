@@ -59,6 +59,11 @@ class Conversation(WorkspaceDocument):
             pymongo.IndexModel([("workspace_id", 1), ("last_message_at", -1), ("_id", -1)]),
             pymongo.IndexModel([("workspace_id", 1), ("status", 1), ("last_message_at", -1), ("_id", -1)]),
             pymongo.IndexModel([("workspace_id", 1), ("assignee_id", 1), ("last_message_at", -1)]),
+            # The list filtered by agent ("mine", "unassigned"), number or label, in the list's own order
+            # (the cursor's _id tie-breaker included, so the index gives the order and a page stops early).
+            pymongo.IndexModel([("workspace_id", 1), ("assignee_id", 1), ("last_message_at", -1), ("_id", -1)]),
+            pymongo.IndexModel([("workspace_id", 1), ("account_id", 1), ("last_message_at", -1), ("_id", -1)]),
+            pymongo.IndexModel([("workspace_id", 1), ("labels", 1), ("last_message_at", -1), ("_id", -1)]),
             pymongo.IndexModel([("workspace_id", 1), ("contact_id", 1)]),
             pymongo.IndexModel([("workspace_id", 1), ("updated_at", 1), ("_id", 1)]),
         ]
