@@ -77,10 +77,6 @@ class Outgoing:
                    raw.get("recipient"), raw.get("reply_to_wamid"), media.get("stored_file_id"))
 
 
-# The fields Outgoing reads, plus what decides whether the message still goes.
-_OUTGOING_FIELDS = {"workspace_id": 1, "conversation_id": 1, "type": 1, "content": 1, "recipient": 1,
-                    "reply_to_wamid": 1, "media.stored_file_id": 1, "status": 1, "direction": 1}
-
 
 @dataclass(eq=False)
 class Item:
@@ -282,7 +278,9 @@ class Drainer(SendFailures):
         if not fresh:
             return
         ids = [ObjectId(e.message_id) for e in fresh]
-        raw = await Message.get_motor_collection().find({"_id": {"$in": ids}}, _OUTGOING_FIELDS).to_list(None)
+        # Whole documents (small): the in-memory database copies a projection field by field, at
+        # twice the cost of copying the document (measured at 118 messages: 1.7 vs 0.8 ms).
+        raw = await Message.get_motor_collection().find({"_id": {"$in": ids}}).to_list(None)
         docs = {str(r["_id"]): r for r in raw
                 if r.get("status") == MessageStatus.QUEUED.value and r.get("direction") == "outbound"}
         states = await self.queue.retry_states(self.account_id, [e.message_id for e in fresh])
@@ -340,7 +338,10 @@ class Drainer(SendFailures):
         capacity = min(500, int(self.rate * self.s.limiter.horizon) + 1)
         room = capacity - self.awaiting_slot
         if room <= 0 or (room < capacity // 4 and self.awaiting_slot):
-            return 0  # a full pipeline, or room for too few to be worth a round trip yet
+            # A full pipeline, or room for too few to be worth a round trip yet. Not more: the
+            # slots booked ahead are what a stall here (GC, CPU taken by others) is caught up
+            # from; a stall longer than them loses the number's time for good.
+            return 0
         budget = 1 if self.breaker.probing else room
         picked: list[tuple[str, Conv]] = []
         seen: set[str] = set()
