@@ -55,7 +55,10 @@ class FailureThrottle:
 # number's. The number's key holds its "theoretical arrival time" (TAT, µs on Redis's clock):
 # each granted send gets the slot at TAT and pushes TAT one interval on, so slots are spaced
 # exactly 1/rate apart and no 1-second window can hold more than `rate` of them. Slots are
-# handed out at most `horizon` ahead, so a worker that dies wastes little. Each recipient has
+# handed out at most `horizon` ahead (0.75 s): a worker that dies wastes little, and an agent
+# reply behind a bulk backlog waits at most that; but a drainer stalled (GC, CPU taken by other
+# processes) for longer than the slots it booked loses its number's time for good, and 0.5 s
+# lost ~3 % of it on a loaded machine (bench/outbound.py). Each recipient has
 # its own GCRA (a burst, then one per interval), checked at the slot time, which is what Meta
 # enforces with 131056. Answers are offsets from Redis's clock, so worker clocks never matter.
 # The last argument of each script is "now" in µs, or -1 for Redis's clock (tests pass their own).
@@ -123,7 +126,7 @@ class SendLimiter:
     """Send slots for a number (``rate`` per second, shared by every process) and per-recipient pacing."""
 
     def __init__(self, redis: Redis, *, recipient_burst: int = 40, recipient_interval: float = 6.0,
-                 horizon: float = 0.5, prefix: str = "inbox:rl") -> None:
+                 horizon: float = 0.75, prefix: str = "inbox:rl") -> None:
         self.redis = redis
         self.prefix = prefix
         self.horizon = horizon
