@@ -124,7 +124,7 @@ class Drainer(SendFailures):
         self.awaiting_slot = 0     # sends holding a slot that has not come yet
         self.last_pop = 0.0
         self.lanes_empty = False
-        self.window = SendWindow(1)          # Meta's 1-s window as this drainer sees it (_depart)
+        self.window = SendWindow(1)          # Meta's 1-s window as this process sees it (_depart)
         self.departures = asyncio.Lock()     # sends pass the window check one at a time, in slot order
         self.answer = asyncio.Event()        # set by every answer (a send in flight may free the window)
 
@@ -137,6 +137,7 @@ class Drainer(SendFailures):
         if account is None:
             return await fail_all_for_missing_account(self.queue, self.account_id, self.token)
         self.account = account
+        self.window = self.s.window_for(account)
         self.window.limit = max(1, account.mps)
         self.http = self.s.http_for(account)
         self.graph = self.s.graph(account, self.http)

@@ -21,7 +21,7 @@ from app.domains.messages.drainer import Drainer
 from app.domains.messages.outbox_queue import OutboxQueue
 from app.logging import get_logger
 from app.metrics import GRAPH_LATENCY
-from app.ratelimit import SendLimiter
+from app.ratelimit import SendLimiter, SendWindow
 from app.whatsapp.client import GraphClient
 from app.whatsapp.errors import MAX_BACKOFF_SECONDS, GraphError
 from app.whatsapp.lean_http import LeanHTTP
@@ -41,6 +41,7 @@ class OutboxSender:
         self.settings = settings
         self.queue = OutboxQueue(runtime.redis)
         self._http: dict[str, LeanHTTP] = {}
+        self._windows: dict[str, SendWindow] = {}
         self.limiter = SendLimiter(runtime.redis, recipient_burst=settings.recipient_burst,
                                    recipient_interval=settings.recipient_interval_seconds)
 
@@ -72,6 +73,14 @@ class OutboxSender:
             client = LeanHTTP(self.runtime.http, size=size, timeout=self.settings.send_timeout_seconds)
             self._http[str(account.id)] = client
         return client
+
+    def window_for(self, account: WhatsAppAccount) -> SendWindow:
+        """The number's recent sends from this process, kept across drain jobs: the next slice's
+        drainer must count what the last one sent in the past second."""
+        window = self._windows.get(account.phone_number_id)
+        if window is None:
+            window = self._windows[account.phone_number_id] = SendWindow(max(1, account.mps))
+        return window
 
     def backoff(self, error: GraphError, attempt: int) -> float:
         """Meta's suggested delay for this attempt, scaled, with jitter (half to all of it)."""
