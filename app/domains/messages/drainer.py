@@ -5,8 +5,10 @@ drainer holds the number's lease). It pops entries in batches (agent lane first)
 messages in one query, keeps one FIFO per conversation, and asks the shared limiter for send
 slots for the heads of ready conversations. One message per conversation is in flight at a
 time, so a conversation's messages reach Meta in the order they were queued, across retries
-and hand-overs. Acceptances are written in bulk every few milliseconds (acceptance.py); refusals
-are handled in send_failures.py.
+and hand-overs. Each send leaves at its slot's absolute time once the number's 1-s window, as
+this process knows Meta may have stamped its sends, has room (ratelimit.SendWindow): a stall
+on either side never turns into 130429s, and sends that woke late catch up. Acceptances are
+written in bulk every 200 ms (acceptance.py); refusals are handled in send_failures.py.
 """
 
 from __future__ import annotations
