@@ -21,10 +21,10 @@ RETRIES = Counter("inbox_send_retries_total", "Send attempts that will be retrie
 GRAPH_LATENCY = Histogram("inbox_graph_request_seconds", "Graph API call latency by endpoint.", ["endpoint"],
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 LIMITER_WAIT = Histogram("inbox_limiter_wait_seconds",
-                         "Time a send waited for its slot (number, recipient pacing, or re-spacing after a late wake-up).",
+                         "Time a send waited, by limit: number (its slot), recipient (pacing), window (Meta's 1-s window check).",
                          ["limit"], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 120, 600))
 MISSED_SLOTS = Counter("inbox_send_window_waits_total",
-                       "Sends held back to keep their number's spacing (late wake-ups had bunched them).")
+                       "Sends held by the window check: their number's last second, as Meta counts it, was full.")
 CIRCUIT_OPENED = Counter("inbox_circuit_opened_total", "Times a number's circuit breaker opened.")
 QUEUE_DEPTH = Gauge("inbox_outbox_depth", "Messages waiting in the outbox, by lane (agent, bulk, in_progress).",
                     ["lane"])
