@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from beanie import PydanticObjectId
-from bson import ObjectId, Timestamp
+from bson import BSON, ObjectId, Timestamp
 from bson.errors import InvalidDocument
 from bson.son import SON
 
@@ -117,3 +117,54 @@ def test_null_characters_in_keys_are_refused_as_mongomock_does(helpers):
             except InvalidDocument as exc:
                 outcomes.append(str(exc))
         assert outcomes[0] == outcomes[1], document
+
+
+def test_inserts_store_and_refuse_what_mongomock_itself_does(helpers):
+    """The same random documents through the fast insert and mongomock's own: same stored data, same errors."""
+    import mongomock
+    from mongomock import collection as mongomock_collection
+
+    original_insert = None
+    for cell in mongomock_collection.Collection._insert.__closure__ or ():
+        if callable(cell.cell_contents) and getattr(cell.cell_contents, "__name__", "") == "_insert":
+            original_insert = cell.cell_contents
+    assert original_insert is not None
+    database = mongomock.MongoClient().db
+    fast, slow = database.fast, database.slow
+    for target in (fast, slow):
+        target.create_index("unique_key", unique=True, sparse=True)
+    rng = random.Random(99)
+
+    def storable(value) -> bool:
+        try:
+            BSON.encode({"v": value})
+            return True
+        except Exception:  # noqa: BLE001 - Decimal, tuples of odd types...: mostly keep to what can be stored
+            return False
+
+    for i in range(1500):
+        document = {f"f{k}": random_value(rng) for k in range(rng.randrange(4))}
+        if rng.random() < 0.9:
+            document = {k: v for k, v in document.items() if storable(v)}
+        roll = rng.random()
+        if roll < 0.5:
+            document["_id"] = rng.choice([i, f"id{i}", ObjectId(), rng.randrange(50)])  # some repeat: duplicates
+        elif roll < 0.55:
+            document[rng.choice(["$bad", "nul\0", 7])] = 1  # refused keys
+        if rng.random() < 0.2:
+            document["unique_key"] = rng.randrange(40)  # some collide: rolled back
+        outcomes = []
+        for target, insert in ((fast, mongomock_collection.Collection._insert), (slow, original_insert)):
+            copy = dict(document)
+            try:
+                insert(target, copy)
+                outcomes.append(None)
+            except Exception as exc:  # noqa: BLE001 - the error type and text are what is compared
+                outcomes.append((type(exc).__name__, str(exc)))
+            if "_id" not in document and "_id" in copy:
+                document["_id"] = copy["_id"]  # the generated id, so the second insert stores the same
+        assert outcomes[0] == outcomes[1], document
+    stored_fast = {repr(d["_id"]): d for d in fast.find()}
+    stored_slow = {repr(d["_id"]): d for d in slow.find()}
+    assert stored_fast.keys() == stored_slow.keys() and len(stored_fast) > 500
+    assert all(same(stored_fast[k], stored_slow[k]) for k in stored_fast)
