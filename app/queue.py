@@ -76,14 +76,26 @@ end
 return added
 """
 _enqueue_many_shas: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SPLICE = "f" * 64  # an event id's shape (64 hex characters), to find where ids go in a job
 
 
 async def enqueue_ingest_many(pool: ArqRedis, event_ids: list[str]) -> int:
     """Enqueue several ingestions (job id = event id) in one round trip; returns how many were new jobs."""
     now = timestamp_ms()
     args: list[Any] = [pool.expires_extra_ms, now, job_key_prefix, result_key_prefix]
+    # Event ids are SHA-256 hex digests, all 64 characters: their pickled jobs differ only in those
+    # characters, so one job is serialized per batch and the others are spliced from it.
+    prefix = suffix = b""
+    if pool.job_serializer is None:
+        prefix, found, suffix = serialize_job(INGEST_JOB, (_SPLICE,), {}, None, now).partition(_SPLICE.encode())
+        if not found:
+            prefix = suffix = b""
     for event_id in event_ids:
-        args += (event_id, serialize_job(INGEST_JOB, (event_id,), {}, None, now, serializer=pool.job_serializer))
+        if prefix and len(event_id) == len(_SPLICE) and event_id.isascii():
+            job = prefix + event_id.encode() + suffix
+        else:
+            job = serialize_job(INGEST_JOB, (event_id,), {}, None, now, serializer=pool.job_serializer)
+        args += (event_id, job)
     for attempt in range(2):
         sha = _enqueue_many_shas.get(pool)
         if sha is None or attempt:  # loaded once, not SCRIPT EXISTS per call; again after a Redis restart

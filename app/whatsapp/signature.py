@@ -22,4 +22,6 @@ def verify(app_secret: str, body: bytes, header_value: str | None) -> bool:
     """
     if not header_value or not app_secret or not header_value.startswith(_PREFIX):
         return False
-    return hmac.compare_digest(sign(app_secret, body).encode(), header_value.strip().encode())
+    # hmac.digest: OpenSSL's one-shot HMAC, a few times cheaper than an hmac.new() object per call.
+    expected = hmac.digest(app_secret.encode(), body, "sha256").hex().encode()
+    return hmac.compare_digest(expected, header_value[len(_PREFIX):].strip().encode())

@@ -265,6 +265,23 @@ async def test_batched_enqueue_survives_redis_forgetting_its_scripts(env):
         assert await local.arq.zcard("inbox:queue") == 3
 
 
+async def test_batched_jobs_are_the_jobs_arq_would_have_made(env):
+    """Ids of any shape: each job in the batch reads back as ingest_webhook_event(<its id>)."""
+    import hashlib
+
+    from arq.jobs import Job
+
+    from app.queue import INGEST_JOB, enqueue_ingest_many
+
+    client, _ = env
+    ids = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(3)] + ["short-id", "é" * 64]
+    async with on_test_loop(client.app.state.runtime) as local:
+        assert await enqueue_ingest_many(local.arq, ids) == len(ids)
+        for event_id in ids:
+            info = await Job(event_id, local.arq, _queue_name="inbox:queue").info()
+            assert (info.function, info.args, info.kwargs, info.job_try) == (INGEST_JOB, (event_id,), {}, None)
+
+
 async def test_old_ingested_events_are_pruned_recent_and_pending_kept(env):
     from app.db import utcnow
     from app.domains.webhooks.services import prune_ingested_events
