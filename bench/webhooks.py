@@ -271,8 +271,8 @@ async def bench(args: argparse.Namespace, redis_url: str) -> None:
             port = _free_port()
             proc, info = start_server(kind, port, "--redis-url", redis_url, "--gc-log", gc_logs[kind])
             servers[kind] = (port, proc, info["path"])
-        needed = int(args.rounds * args.duration * (9000 + args.rate))
-        bodies = make_bodies(needed, args.batch, 0)  # more than either server can take
+        needed = int(args.rounds * args.duration * (20000 + args.rate))
+        bodies = make_bodies(needed, args.batch, 0)  # more than ours can take (bare reuses them)
         raws = {kind: [raw_request(path, b) for b in bodies] for kind, (_, _, path) in servers.items()}
         cursor = {"bare": 0, "ours": 0}  # ours must never see a body twice (it would be a cheap duplicate)
         rates: dict[str, list[float]] = {"bare": [], "ours": []}

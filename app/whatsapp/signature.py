@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 
@@ -22,6 +23,12 @@ def verify(app_secret: str, body: bytes, header_value: str | None) -> bool:
     """
     if not header_value or not app_secret or not header_value.startswith(_PREFIX):
         return False
-    # hmac.digest: OpenSSL's one-shot HMAC, a few times cheaper than an hmac.new() object per call.
-    expected = hmac.digest(app_secret.encode(), body, "sha256").hex().encode()
-    return hmac.compare_digest(expected, header_value[len(_PREFIX):].strip().encode())
+    mac = _keyed(app_secret).copy()  # OpenSSL 3's key setup is most of an HMAC of a small body: done once
+    mac.update(body)
+    return hmac.compare_digest(mac.hexdigest().encode(), header_value[len(_PREFIX):].strip().encode())
+
+
+@functools.lru_cache(maxsize=256)
+def _keyed(app_secret: str) -> hmac.HMAC:
+    """An HMAC-SHA256 keyed with ``app_secret`` and fed nothing yet, to be copied per body."""
+    return hmac.new(app_secret.encode(), digestmod=hashlib.sha256)
