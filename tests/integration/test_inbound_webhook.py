@@ -170,6 +170,24 @@ async def test_event_is_stored_raw_before_200_and_deduped_by_body_hash(env):
     assert await Message.find_all().count() == 1
 
 
+async def test_concurrent_deliveries_share_a_write_and_each_gets_its_own_answer(env):
+    """Deliveries in flight together are stored by one insert_many: a redelivery among them is still
+    answered as a duplicate, every other one as new, and each is stored once."""
+    import asyncio
+
+    client, setup = env
+    repeated = signed(envelope(messages=[text_message("sent three times at once")]))
+    others = [signed(envelope(messages=[text_message(f"message {i}")])) for i in range(20)]
+    answers = await asyncio.gather(*(client.post(setup.webhook_path, content=body, headers=headers)
+                                     for body, headers in [repeated] * 3 + others))
+    assert {a.status_code for a in answers} == {200}
+    assert sorted(a.json()["duplicate"] for a in answers[:3]) == [False, True, True]
+    assert not any(a.json()["duplicate"] for a in answers[3:])
+    assert await WebhookEvent.find_all().count() == 21
+    await ingest_pending(client.app.state.runtime)
+    assert await Message.find_all().count() == 21
+
+
 async def test_unknown_phone_number_id_is_kept_logged_and_200(env):
     client, setup = env
     body, headers = signed(envelope(messages=[text_message()], phone_number_id="999000999"))

@@ -21,11 +21,11 @@ from typing import Any
 import msgspec
 from arq.connections import ArqRedis
 from beanie import PydanticObjectId
-from pymongo.errors import DuplicateKeyError
 
 from app.db import utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.accounts.services import AccountService
+from app.domains.webhooks.event_writer import EventWriter
 from app.domains.webhooks.models import MAX_INGEST_ATTEMPTS, WebhookEvent
 from app.errors import ClientError, Forbidden, Unauthorized
 from app.logging import get_logger
@@ -132,6 +132,7 @@ class WebhookReceiver:
     def __init__(self, accounts: AccountService, pool: Callable[[], ArqRedis | None]) -> None:
         self.accounts = accounts
         self.enqueuer = IngestEnqueuer(pool)
+        self.writer = EventWriter(WebhookEvent.get_motor_collection)
         self._endpoints: dict[str, tuple[float, WebhookEndpoint]] = {}
 
     async def endpoint(self, webhook_key: str, *, fresh: bool = False) -> WebhookEndpoint | None:
@@ -178,17 +179,14 @@ class WebhookReceiver:
                               error_code="INVALID_PAYLOAD", details={"reason": str(exc)[:200]}) from None
         event_id = hashlib.sha256(body).hexdigest()
         now = utcnow()
-        duplicate = False
-        try:
-            # Raw insert, not Document.insert(): no model validation of a 3 MB body on the hot path.
-            await WebhookEvent.get_motor_collection().insert_one({
-                "_id": event_id, "workspace_id": endpoint.workspace_id, "account_id": endpoint.account_id,
-                "body": body, "size": len(body), "received_at": now, "created_at": now, "ingested_at": None,
-                "attempts": 0, "error": None, "notes": [],
-                "fields": [c.field for e in envelope.entry for c in e.changes][:100],
-            })
-        except DuplicateKeyError:
-            duplicate = True  # Meta redelivered it: stored already; enqueue again in case the first enqueue failed
+        # Raw insert, not Document.insert(): no model validation of a 3 MB body on the hot path.
+        # A duplicate means Meta redelivered it: stored already; enqueue again in case the first enqueue failed.
+        duplicate = await self.writer.insert({
+            "_id": event_id, "workspace_id": endpoint.workspace_id, "account_id": endpoint.account_id,
+            "body": body, "size": len(body), "received_at": now, "created_at": now, "ingested_at": None,
+            "attempts": 0, "error": None, "notes": [],
+            "fields": [c.field for e in envelope.entry for c in e.changes][:100],
+        })
         self.enqueuer.submit(event_id)  # the job id (= event id) makes a second enqueue a no-op
         return Receipt(event_id, duplicate)
 
