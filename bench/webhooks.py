@@ -50,22 +50,6 @@ def serve_bare(port: int) -> None:
     uvicorn.run(Litestar([hook]), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def log_gc_pauses(path: str) -> None:
-    """Append every garbage-collector pause over 5 ms to ``path`` (to explain latency outliers)."""
-    import gc
-
-    started: list[float] = [0.0]
-
-    def callback(phase: str, info: dict) -> None:
-        if phase == "start":
-            started[0] = time.perf_counter()
-        elif (pause := time.perf_counter() - started[0]) > 0.005:
-            with open(path, "a") as out:
-                out.write(f"{time.time():.3f} {info['generation']} {pause * 1000:.1f}\n")
-
-    gc.callbacks.append(callback)
-
-
 def serve_ours(port: int, redis_url: str, worker: bool, expect: int) -> None:
     import uvicorn
     from pydantic import SecretStr
@@ -380,6 +364,8 @@ def main() -> None:
         serve_bare(args.port)
         return
     if args.gc_log:
+        from bench.sandbox import log_gc_pauses  # every pause over 5 ms, to explain latency outliers
+
         log_gc_pauses(args.gc_log)
     if args.serve == "ours":
         serve_ours(args.port, args.redis_url, args.worker, args.expect)
