@@ -34,8 +34,8 @@ def patch_mongomock() -> None:
     _accept_new_bulk_arguments()
     _snapshot_documents()
     _cache_version_checks()
-    from app.mongomock_writes import (
-        patch_writes,  # exact-type fast paths for mongomock's per-write helpers
+    from app.mongomock_copies import (
+        patch_writes,  # exact-type copies into the store
     )
 
     patch_writes()

@@ -11,7 +11,7 @@ not plainly covered, so results stay the same:
   whose value is a list, a dict or of another type than the operand is handed to mongomock's
   ``filter_applies``, so array and cross-type semantics are unchanged;
 - sorting on top-level fields whose values all share one simple type uses native keys;
-- a cursor with a limit copies only the documents it returns;
+- a cursor with a limit copies only the documents it returns (copies themselves: mongomock_copies);
 - a filter fixing every field of a (full, non-sparse) unique index reads the candidates from the
   key -> ids table app.mongomock_compat keeps for that index, instead of scanning.
 Only installed for the in-memory database; a real MongoDB never sees any of this.
@@ -336,74 +336,6 @@ def _walked(collection: Any, plan: Any, spec: Any) -> Any:
             yield document
 
 
-# Values copy.copy would rebuild for nothing (mongomock copies every leaf of every answer):
-# immutable in practice, so an answer can share them with the store.
-_SHARED = frozenset({str, int, float, bool, type(None), bytes, ObjectId, datetime})
-
-
-def _install_fast_copies() -> None:
-    """Answers are copied leaf by leaf with copy.copy (an ObjectId or a datetime through __reduce__),
-    then walked again to make datetimes aware: same results, with type dispatch and shared leaves."""
-    from datetime import UTC
-
-    from mongomock import collection, helpers
-
-    original_copy, original_aware = collection._copy_field, helpers.make_datetime_timezone_aware_in_document
-
-    def _copy_field(obj: Any, container: Any) -> Any:
-        t = type(obj)
-        if t in _SHARED:
-            return obj
-        if t is dict and container is dict:
-            return {k: _copy_field(v, container) for k, v in obj.items()}
-        if t is list:
-            return [_copy_field(v, container) for v in obj]
-        return original_copy(obj, container)
-
-    def aware(value: Any) -> Any:
-        t = type(value)
-        if t is datetime:
-            return value.replace(tzinfo=UTC)
-        if t in _SHARED:
-            return value
-        if t is dict:
-            return {k: aware(v) for k, v in value.items()}
-        if t is list:
-            return [aware(v) for v in value]
-        return original_aware(value)
-
-    collection._copy_field = _copy_field
-    helpers.make_datetime_timezone_aware_in_document = aware
-    original_only = collection.Collection._copy_only_fields
-
-    simple: dict[tuple, tuple | None] = {}
-
-    def _simple(fields: dict) -> tuple | None:
-        """(fields kept, in the order asked) for {"a": 1, "b": 1} or {"a": 1, "_id": 0} on top-level fields."""
-        key = tuple(fields.items())
-        if key not in simple:
-            plain = (all(type(k) is str and "." not in k and not k.startswith("$") for k in fields)
-                     and all(type(v) in (int, bool) and v == 1 for k, v in fields.items() if k != "_id")
-                     and type(fields.get("_id", 1)) in (int, bool) and fields.get("_id", 1) in (0, 1)
-                     and len(fields) > ("_id" in fields))
-            kept = [k for k in fields if k != "_id"]
-            if fields.get("_id", 1):
-                kept.insert(0, "_id")
-            simple[key] = tuple(kept) if plain else None
-            if len(simple) > 256:
-                simple.clear()
-        return simple[key]
-
-    def _copy_only_fields(self: Any, doc: Any, fields: Any, container: Any) -> Any:
-        if type(fields) is dict and fields and container is dict:
-            kept = _simple(fields)
-            if kept is not None:
-                return {k: _copy_field(doc[k], dict) for k in kept if k in doc}
-        return original_only(self, doc, fields, container)
-
-    collection.Collection._copy_only_fields = _copy_only_fields
-
-
 def patch_queries() -> None:
     from mongomock import helpers
     from mongomock.collection import Collection, Cursor
@@ -475,7 +407,9 @@ def patch_queries() -> None:
             return None
 
     install_store_hooks()
-    _install_fast_copies()
+    from app.mongomock_copies import patch_answers  # answers copied with type dispatch
+
+    patch_answers()
     Collection._iter_documents = _iter_documents
     Collection._get_dataset = _get_dataset
     Collection.find_one = find_one

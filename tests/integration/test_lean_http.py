@@ -12,19 +12,14 @@ from app.sandbox import SandboxState, create_sandbox_app
 from app.whatsapp.client import GraphClient
 from app.whatsapp.errors import AuthError, GraphConnectionError, GraphTimeout
 from app.whatsapp.lean_http import LeanHTTP, _proxied
-from tests.support.servers import free_port, serve
+from tests.support.servers import free_port, read_body, serve
 
 
 async def echo_app(scope, receive, send):
     """Answers what it got, and who asked (the client port names the connection)."""
     if scope["type"] != "http":
         return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await read_body(receive)
     path = scope["path"]
     if path.startswith("/slow"):
         await asyncio.sleep(3)

@@ -20,7 +20,7 @@ import pytest
 
 from app.sandbox import SandboxState, create_sandbox_app
 from app.whatsapp.signature import verify
-from tests.support.servers import serve
+from tests.support.servers import read_body, serve
 
 TOKEN = "tok-1001"
 SECRET = "secret-1001"
@@ -49,12 +49,7 @@ class Receiver:
                 await send({"type": message["type"] + ".complete"})
                 if message["type"] == "lifespan.shutdown":
                     return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         with self._lock:
             failing = self.fail_next > 0
             if failing:

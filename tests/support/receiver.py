@@ -7,6 +7,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.support.servers import read_body
+
 
 @dataclass
 class Received:
@@ -44,12 +46,7 @@ class Receiver:
                 else:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         with self._lock:
             self.requests.append(Received(scope["path"], {k.decode(): v.decode() for k, v in scope["headers"]}, body))
             status = self.statuses.pop(0) if len(self.statuses) > 1 else (self.statuses[0] if self.statuses else 200)

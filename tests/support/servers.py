@@ -11,6 +11,16 @@ from collections.abc import Iterator
 import uvicorn
 
 
+async def read_body(receive) -> bytes:
+    """The whole request body of a plain ASGI app (the test doubles that stand in for Meta or a receiver)."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as s:

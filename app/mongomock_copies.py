@@ -1,6 +1,6 @@
-"""Cheaper write-side paths for mongomock (the in-memory database), same results as its own.
+"""Cheaper copies into and out of mongomock's store (the in-memory database), same results as its own.
 
-mongomock rebuilds every document it stores or compares through
+Into the store: mongomock rebuilds every document it stores or compares through
 ``helpers.patch_datetime_awareness_in_document`` (datetimes to naive UTC at millisecond
 precision, as MongoDB stores them) and checks every key of every inserted document for null
 characters, both with ``isinstance`` against abstract types at each level. Profiled on the webhook
@@ -10,6 +10,11 @@ dispatch on the exact type first and fall back to mongomock's functions for anyt
 compares them with the originals. Inserting one plain dict also skips mongomock's second and
 third passes over its keys and its locked membership test (TTL collections keep the original,
 which expires documents first). Installed by ``app.mongomock_compat.patch_mongomock``.
+
+Out of the store: every answer is copied leaf by leaf with ``copy.copy`` (an ObjectId or a
+datetime through ``__reduce__``), then walked again to make datetimes aware; ``patch_answers``
+does both with the same type dispatch, sharing immutable leaves (installed by
+``app.mongomock_fast.patch_queries``).
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from beanie import PydanticObjectId
 from bson import ObjectId
 
 _PLAIN = frozenset({str, int, float, bool, type(None), bytes, ObjectId, PydanticObjectId})
-"""Types mongomock returns as they are (immutable, no datetime inside)."""
+"""Types mongomock stores as they are (immutable, no datetime inside)."""
+_SHARED = _PLAIN | {datetime}
+"""Types an answer can share with the store: immutable (datetimes only get a tzinfo on the way out)."""
 
 
 def patch_writes() -> None:
@@ -86,3 +93,65 @@ def patch_writes() -> None:
     check_keys.original = original_check  # type: ignore[attr-defined]
     helpers.patch_datetime_awareness_in_document = patch_datetime_awareness_in_document
     collection._recursive_key_check_null_character = check_keys
+
+
+def patch_answers() -> None:
+    """mongomock's copy of an answer and its aware-datetime pass, with type dispatch and shared leaves."""
+    from datetime import UTC
+
+    from mongomock import collection, helpers
+
+    original_copy, original_aware = collection._copy_field, helpers.make_datetime_timezone_aware_in_document
+
+    def _copy_field(obj: Any, container: Any) -> Any:
+        t = type(obj)
+        if t in _SHARED:
+            return obj
+        if t is dict and container is dict:
+            return {k: _copy_field(v, container) for k, v in obj.items()}
+        if t is list:
+            return [_copy_field(v, container) for v in obj]
+        return original_copy(obj, container)
+
+    def aware(value: Any) -> Any:
+        t = type(value)
+        if t is datetime:
+            return value.replace(tzinfo=UTC)
+        if t in _SHARED:
+            return value
+        if t is dict:
+            return {k: aware(v) for k, v in value.items()}
+        if t is list:
+            return [aware(v) for v in value]
+        return original_aware(value)
+
+    collection._copy_field = _copy_field
+    helpers.make_datetime_timezone_aware_in_document = aware
+    original_only = collection.Collection._copy_only_fields
+
+    simple: dict[tuple, tuple | None] = {}
+
+    def _simple(fields: dict) -> tuple | None:
+        """(fields kept, in the order asked) for {"a": 1, "b": 1} or {"a": 1, "_id": 0} on top-level fields."""
+        key = tuple(fields.items())
+        if key not in simple:
+            plain = (all(type(k) is str and "." not in k and not k.startswith("$") for k in fields)
+                     and all(type(v) in (int, bool) and v == 1 for k, v in fields.items() if k != "_id")
+                     and type(fields.get("_id", 1)) in (int, bool) and fields.get("_id", 1) in (0, 1)
+                     and len(fields) > ("_id" in fields))
+            kept = [k for k in fields if k != "_id"]
+            if fields.get("_id", 1):
+                kept.insert(0, "_id")
+            simple[key] = tuple(kept) if plain else None
+            if len(simple) > 256:
+                simple.clear()
+        return simple[key]
+
+    def _copy_only_fields(self: Any, doc: Any, fields: Any, container: Any) -> Any:
+        if type(fields) is dict and fields and container is dict:
+            kept = _simple(fields)
+            if kept is not None:
+                return {k: _copy_field(doc[k], dict) for k in kept if k in doc}
+        return original_only(self, doc, fields, container)
+
+    collection.Collection._copy_only_fields = _copy_only_fields

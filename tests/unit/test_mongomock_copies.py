@@ -1,4 +1,4 @@
-"""app/mongomock_writes.py gives exactly what mongomock's own write helpers give, on random documents."""
+"""app/mongomock_copies.py gives exactly what mongomock's own write helpers give, on random documents."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def random_value(rng: random.Random, depth: int = 0):
     if roll == 7:
         return Timestamp(0, 0) if rng.random() < 0.5 else Timestamp(1_700_000_000, 3)
     if roll in (8, 9):
-        return rng.choice([Decimal_or_str(rng), ("tuple", 1)])
+        return rng.choice([decimal_or_str(rng), ("tuple", 1)])
     if roll in (10, 11):
         return {f"k{i}": random_value(rng, depth + 1) for i in range(rng.randrange(4))}
     if roll in (12, 13):
@@ -57,7 +57,8 @@ def random_value(rng: random.Random, depth: int = 0):
     return SON((f"s{i}", random_value(rng, depth + 1)) for i in range(rng.randrange(3)))
 
 
-def Decimal_or_str(rng: random.Random):  # noqa: N802 - a value of an unusual type, or a plain one
+def decimal_or_str(rng: random.Random):
+    """A value of an unusual type (Decimal), or a plain one."""
     from decimal import Decimal
 
     return Decimal("1.5") if rng.random() < 0.5 else "plain"
