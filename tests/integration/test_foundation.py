@@ -38,6 +38,28 @@ def test_every_setting_is_documented_in_readme():
         assert f"`INBOX_{name.upper()}`" in readme, f"INBOX_{name.upper()} missing from README settings table"
 
 
+def test_readme_settings_table_shows_the_real_defaults():
+    """The default column matches Settings for plain values (None is "(unset)"), so a changed default
+    cannot leave the README behind."""
+    rows = {line.split("|")[1].strip(" `"): line.split("|")[2].strip()
+            for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `INBOX_")}
+    checked = 0
+    for name, field in Settings.model_fields.items():
+        shown, default = rows[f"INBOX_{name.upper()}"], field.default
+        if default is None:
+            assert shown == "(unset)", name
+        elif isinstance(default, bool):
+            assert shown == f"`{str(default).lower()}`", name
+        elif isinstance(default, int | float):
+            assert float(shown.strip("`")) == default, name
+        elif isinstance(default, str):
+            assert shown == f"`{default}`", name
+        else:
+            continue  # paths and secrets are described in words
+        checked += 1
+    assert checked >= 20
+
+
 async def test_bootstrap_creates_admin_and_exact_api_key(client_factory):
     client = await client_factory(settings=ADMIN)
     me = await client.get("/api/v1/me", headers={"Authorization": "Bearer wai_bootstrap-key-for-tests-0001"})
