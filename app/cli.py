@@ -18,16 +18,44 @@ from app.logging import configure_logging, get_logger
 log = get_logger("inbox")
 
 
-def _secret_key_file(data_dir: Path) -> str:
-    """Generated once and kept under the data dir, so sessions and stored secrets survive restarts."""
-    path = data_dir / "secret_key"
+def kept_secret(data_dir: Path, name: str, size: int = 48) -> str:
+    """Generated once and kept under the data dir (0600), so it survives restarts."""
+    path = data_dir / name
     if path.exists():
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    path.write_text(key)
+    value = secrets.token_urlsafe(size)
+    path.write_text(value)
     path.chmod(0o600)
-    return key
+    return value
+
+
+def _fail(what: str, message: str, code: int = 3) -> int:
+    """One line for the operator, no traceback."""
+    print(f"inbox {what}: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def database_reachable(url: str, timeout_ms: int = 5000) -> str | None:
+    """None when the MongoDB server at ``url`` answers a ping, else why not (one line)."""
+    if url.startswith("mongomock://"):
+        return None
+    from pymongo import MongoClient
+    from pymongo.errors import ConfigurationError, InvalidURI, PyMongoError
+
+    from app.db import redact_url
+
+    try:
+        client: MongoClient = MongoClient(url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
+    except (ConfigurationError, InvalidURI, ValueError) as error:
+        return f"INBOX_MONGODB_URL is not a valid MongoDB URL ({error})"
+    try:
+        client.admin.command("ping")
+        return None
+    except PyMongoError as error:
+        return f"MongoDB at {redact_url(url)} is not reachable ({type(error).__name__})"
+    finally:
+        client.close()
 
 
 def _serve(app, host: str, port: int) -> None:
@@ -36,7 +64,9 @@ def _serve(app, host: str, port: int) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Web + worker (+ sandbox) in one process on embedded defaults."""
+    """Web + worker (+ sandbox) in one process; an embedded database and Redis where no URL is set."""
+    from app.embedded import EmbeddedServerError, port_taken
+    from app.embedded_mongo import EmbeddedMongo
     from app.embedded_redis import EmbeddedRedis
 
     base = get_settings()
@@ -44,26 +74,44 @@ def cmd_run(args: argparse.Namespace) -> int:
     host = args.host or base.host
     port = args.port or base.port
     overrides: dict = {"host": host, "port": port}
-    if not base.secret_key:
-        overrides["secret_key"] = SecretStr(_secret_key_file(base.data_dir))
+    if port_taken(port) and host in ("127.0.0.1", "0.0.0.0", "localhost"):
+        return _fail("run", f"port {port} is already in use (choose another with --port or INBOX_PORT)")
+    try:
+        if not base.secret_key:
+            overrides["secret_key"] = SecretStr(kept_secret(base.data_dir, "secret_key"))
+    except OSError as error:
+        return _fail("run", f"data directory {base.data_dir} is not writable ({error.strerror or error})")
     if "INBOX_PUBLIC_URL" not in os.environ:
         overrides["public_url"] = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     if sandbox and "INBOX_GRAPH_API_URL" not in os.environ:
         overrides["graph_api_url"] = f"http://127.0.0.1:{port}/sandbox/graph"
-    redis_server = None
-    if not base.redis_url:
-        redis_server = EmbeddedRedis(base.data_dir / "redis").start()
-        overrides["redis_url"] = redis_server.url
-        log.info("embedded redis started", port=redis_server.port)
-    settings = base.model_copy(update=overrides)
+    servers: list = []
     try:
+        if base.mongodb_url:
+            problem = database_reachable(base.mongodb_url)
+            if problem:
+                return _fail("run", problem)
+        else:
+            database = EmbeddedMongo(base.data_dir / "db").start()
+            servers.append(database)
+            overrides["mongodb_url"] = database.url
+            log.info("embedded database started", port=database.port, data=str(database.directory))
+        if not base.redis_url:
+            redis_server = EmbeddedRedis(base.data_dir / "redis").start()
+            servers.append(redis_server)
+            overrides["redis_url"] = redis_server.url
+            log.info("embedded redis started", port=redis_server.port)
+        settings = base.model_copy(update=overrides)
         from app.main import create_app
 
-        app = create_app(settings, sandbox=sandbox, inline_worker=True, demo=args.demo, freeze_startup_objects=True)
+        app = create_app(settings, sandbox=sandbox, inline_worker=True, demo=args.demo, freeze_startup_objects=True,
+                         embedded=next((s for s in servers if isinstance(s, EmbeddedMongo)), None))
         _serve(app, host, port)
+    except EmbeddedServerError as error:
+        return _fail("run", str(error))
     finally:
-        if redis_server:
-            redis_server.stop()
+        for server in reversed(servers):
+            server.stop()
     return 0
 
 
@@ -72,8 +120,8 @@ def _require_production_settings(settings: Settings, what: str) -> bool:
     if missing:
         print(
             f"inbox {what}: refusing to start, {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set.\n"
-            f"`inbox {what}` runs as a separate process, and in-memory data or an embedded Redis cannot be "
-            "shared between processes. Set them, or use `inbox run` for everything in one process.",
+            f"`inbox {what}` runs as a separate process that shares MongoDB and Redis with the others. "
+            "Set them, or use `inbox run` for everything in one process.",
             file=sys.stderr,
         )
         return False
@@ -84,6 +132,9 @@ def cmd_web(args: argparse.Namespace) -> int:
     settings = get_settings()
     if not _require_production_settings(settings, "web"):
         return 2
+    problem = database_reachable(settings.mongodb_url)
+    if problem:
+        return _fail("web", problem)
     from app.main import create_app
 
     port = args.port or settings.port
@@ -96,6 +147,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = get_settings()
     if not _require_production_settings(settings, "worker"):
         return 2
+    problem = database_reachable(settings.mongodb_url)
+    if problem:
+        return _fail("worker", problem)
     from workers.supervisor import run_worker_process
 
     # Reconnects by itself when Redis goes away (a new arq worker, with backoff); a failure to
@@ -116,9 +170,12 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_create_user(args: argparse.Namespace) -> int:
     settings = get_settings()
     if settings.mongodb_url is None:
-        print("inbox create-user: set INBOX_MONGODB_URL; an in-memory database would forget the user at once.",
+        print("inbox create-user: set INBOX_MONGODB_URL (with `inbox run`, the embedded database's URL is in its log).",
               file=sys.stderr)
         return 2
+    problem = database_reachable(settings.mongodb_url)
+    if problem:
+        return _fail("create-user", problem)
 
     async def create() -> str:
         from app.db import Database
@@ -152,8 +209,11 @@ def cmd_reindex_search(args: argparse.Namespace) -> int:
     """Search tokens for contacts and messages stored before the inbox search used them."""
     settings = get_settings()
     if settings.mongodb_url is None:
-        print("inbox reindex-search: set INBOX_MONGODB_URL (an in-memory database starts empty).", file=sys.stderr)
+        print("inbox reindex-search: set INBOX_MONGODB_URL.", file=sys.stderr)
         return 2
+    problem = database_reachable(settings.mongodb_url)
+    if problem:
+        return _fail("reindex-search", problem)
 
     async def reindex() -> dict[str, int]:
         from app.db import Database

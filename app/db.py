@@ -1,4 +1,8 @@
-"""MongoDB: a motor client (or mongomock-motor when no URL is set) and Beanie initialisation.
+"""MongoDB: a motor client and Beanie initialisation.
+
+The URL is a MongoDB server's (production: mongod; `inbox run` and the tests: the embedded server of
+app.embedded_mongo). ``mongomock://`` selects mongomock-motor in this process: an opt-in quick lane
+for local unit runs, with correctness shims only (app.mongomock_compat) and no speed work.
 
 Every tenant-owned Document derives from ``WorkspaceDocument`` and is queried through its
 ``scoped()`` / ``get_scoped()`` helpers, so no query can forget the workspace.
@@ -77,28 +81,46 @@ def document_models() -> list[type[Document]]:
     return all_documents()
 
 
+MONGOMOCK_URL = "mongomock://"
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database server could not be reached: the message is one line for the operator."""
+
+
 class Database:
     """The Mongo client of this process and the Beanie binding of every Document."""
 
-    def __init__(self, url: str | None, name: str) -> None:
+    def __init__(self, url: str | None, name: str, *, timeout_ms: int = 3000) -> None:
+        if not url:
+            raise ValueError("no MongoDB URL: set INBOX_MONGODB_URL (`inbox run` starts an embedded server)")
         self.url = url
         self.name = name
-        self.in_memory = url is None
+        self.in_memory = url.startswith(MONGOMOCK_URL)
         if self.in_memory:
             from mongomock_motor import AsyncMongoMockClient
 
             from app.mongomock_compat import patch_mongomock
 
-            patch_mongomock()  # partial unique indexes, and O(1) _id / unique-index paths
+            patch_mongomock()
             self.client: Any = AsyncMongoMockClient()
         else:
             from motor.motor_asyncio import AsyncIOMotorClient
 
-            self.client = AsyncIOMotorClient(url, tz_aware=True, serverSelectionTimeoutMS=5000)
+            # Short timeouts: with the server gone, a request answers 503 in seconds instead of hanging
+            # (pymongo's defaults wait 30 s to select a server and forever on a socket).
+            self.client = AsyncIOMotorClient(url, tz_aware=True, serverSelectionTimeoutMS=timeout_ms,
+                                             connectTimeoutMS=timeout_ms, socketTimeoutMS=max(timeout_ms, 10_000))
 
     async def connect(self) -> None:
         if self.in_memory:
-            log.warning("in-memory MongoDB: data is lost when the process stops (set INBOX_MONGODB_URL to keep it)")
+            log.warning("in-memory MongoDB (mongomock): data is lost when the process stops")
+        else:
+            try:
+                await self.ping()
+            except Exception as error:  # the driver's errors are many; all mean "not reachable"
+                raise DatabaseUnavailable(f"MongoDB at {redact_url(self.url)} is not reachable: "
+                                          f"{type(error).__name__}") from None
         await init_beanie(database=self.client[self.name], document_models=document_models())
 
     async def ping(self) -> Mapping[str, Any]:
@@ -106,3 +128,12 @@ class Database:
 
     def close(self) -> None:
         self.client.close()
+
+
+def redact_url(url: str) -> str:
+    """A MongoDB URL without its password, for logs and messages."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        rest = f"{credentials.split(':', 1)[0]}:***@{host}"
+    return f"{scheme}{sep}{rest}"

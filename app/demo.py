@@ -9,6 +9,7 @@ customers write. History is written directly so the inbox opens full, in a secon
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 
 from app.db import utcnow
@@ -45,15 +46,23 @@ def _body_component(text: str) -> dict[str, Any]:
     return component
 
 
-def demo_password() -> str:
-    """A fresh password for the demo users at every start (printed on the console)."""
-    return secrets.token_urlsafe(9)
+def demo_password(data_dir: Path) -> str:
+    """The demo users' password: made at the first seed and kept under the data dir, so the login
+    printed at every start stays valid (the database keeps the users across restarts)."""
+    path = data_dir / "demo_password"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(9)
+    path.write_text(password)
+    path.chmod(0o600)
+    return password
 
 
 async def seed_demo(runtime: Runtime, sandbox_state=None) -> dict[str, str]:
-    """Create the demo workspace once; returns the logins to print."""
+    """Create the demo workspace once; returns the logins to print and whether this start seeded it."""
     existing = await User.find_one(User.email == DEMO_ADMIN)
-    password = demo_password()
+    password = demo_password(runtime.settings.data_dir)
     if existing is None:
         workspace, admin = await runtime.people.create_workspace("Demo Coffee Co", DEMO_ADMIN, password, "Demo Admin")
         agent = await runtime.people.create_user(workspace.id, DEMO_AGENT, password, Role.AGENT, "Demo Agent")
@@ -68,15 +77,15 @@ async def seed_demo(runtime: Runtime, sandbox_state=None) -> dict[str, str]:
         from app.demo_history import seed_history
 
         await seed_history(runtime, sandbox_state, workspace.id, accounts, admin, agent)
-    else:  # a persistent database: give the demo users a fresh password we can print
-        from app.security import hash_password
-
-        await User.find(User.workspace_id == existing.workspace_id).update({"$set": {"password_hash": hash_password(password)}})
+        seeded = "demo data seeded (once: later starts keep it and everything you add)"
+    else:  # kept from an earlier start: the sandbox keeps nothing across restarts, so tell it the numbers again
         accounts = await WhatsAppAccount.find(WhatsAppAccount.workspace_id == existing.workspace_id).to_list()
-        _register(runtime, sandbox_state, accounts)  # the sandbox keeps nothing across restarts
+        _register(runtime, sandbox_state, accounts)
         if accounts:
             await _seed_templates(existing.workspace_id, sandbox_state, accounts[0])
-    return {"admin": DEMO_ADMIN, "agent": DEMO_AGENT, "password": password}
+        seeded = (f"demo data kept from the first start ({existing.created_at:%Y-%m-%d %H:%M} UTC); "
+                  "if you changed the demo password, use yours")
+    return {"admin": DEMO_ADMIN, "agent": DEMO_AGENT, "password": password, "seeded": seeded}
 
 
 def _register(runtime: Runtime, sandbox_state, accounts: list[WhatsAppAccount]) -> None:

@@ -91,16 +91,36 @@ def security_headers(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+async def _watch_embedded_database(server: Any, every: float = 1.0) -> None:
+    """`inbox run`: the embedded database process died → say so and start it again on the same port and
+    data (WiredTiger recovers from its log). Meanwhile /health/ready answers 503 and requests fail fast."""
+    while True:
+        await asyncio.sleep(every)
+        if server.running():
+            continue
+        log.error("embedded database stopped; starting it again", data=str(server.directory))
+        try:
+            await asyncio.to_thread(server.start)
+            log.warning("embedded database is back", port=server.port)
+        except Exception as error:  # noqa: BLE001 - keep trying; the health check says it is down
+            log.error("embedded database did not start", error=str(error)[:300])
+            await asyncio.sleep(5)
+
+
 def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool = False, demo: bool = False,
-               runtime: Runtime | None = None, freeze_startup_objects: bool = False) -> Litestar:
+               runtime: Runtime | None = None, freeze_startup_objects: bool = False, embedded: Any = None) -> Litestar:
     """The web application. ``inline_worker`` runs the arq worker in this process (`inbox run`).
 
     ``freeze_startup_objects`` (the CLI's servers): once started, move every object that exists
     then (modules, routes, models, templates: ~160 k) out of the garbage collector's sight, so its
     full collections only walk what the server made since; measured on the webhook path, that
     halved the time spent in collections. Not for tests, which build many apps in one process.
+
+    ``embedded``: the embedded database server `inbox run` started (app.embedded_mongo), watched by
+    the health check so its death shows on /health/ready and in the log.
     """
     runtime = runtime or Runtime(settings)
+    runtime.embedded_database = embedded
     worker_task: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -112,7 +132,8 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             logins = await seed_demo(runtime, sandbox_state)
             print(
                 f"\n  wa-inbox demo is running: {settings.public_url}/login\n"
-                f"  admin: {logins['admin']}   agent: {logins['agent']}   password: {logins['password']}\n",
+                f"  admin: {logins['admin']}   agent: {logins['agent']}   password: {logins['password']}\n"
+                f"  {logins['seeded']}\n",
                 flush=True,
             )
         if inline_worker:
@@ -121,12 +142,17 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             # arq's worker ends when Redis goes away: the supervisor starts a new one (with backoff).
             supervisor = worker_task["supervisor"] = WorkerSupervisor(runtime)
             worker_task["task"] = asyncio.create_task(supervisor.run())
+        if embedded is not None:
+            worker_task["watchdog"] = asyncio.create_task(_watch_embedded_database(embedded))
         if freeze_startup_objects:
             gc.collect()
             gc.freeze()
         try:
             yield
         finally:
+            if "watchdog" in worker_task:
+                worker_task["watchdog"].cancel()
+                await asyncio.gather(worker_task["watchdog"], return_exceptions=True)
             if "supervisor" in worker_task:
                 await worker_task["supervisor"].stop()  # cancels running jobs, closes the worker
                 worker_task["task"].cancel()
@@ -134,7 +160,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             await runtime.stop()
 
     def template_globals(engine: JinjaTemplateEngine) -> None:
-        engine.engine.globals.update(in_memory=runtime.db.in_memory, settings=settings)
+        engine.engine.globals.update(settings=settings)
 
     plugins: list[Any] = [HTMXPlugin(), channels_plugin(runtime.redis)]
     sandbox_state = None

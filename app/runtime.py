@@ -1,7 +1,7 @@
 """The process's shared resources (settings, Mongo, Redis, arq pool, services), built once.
 
 The web lifespan and the worker's on_startup both start a Runtime; `inbox run` shares one
-between them so the in-memory database is the same for both.
+between them (one Mongo client, one Redis pool, one HTTP pool for both).
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ class Runtime:
         self.subscriptions = SubscriptionService(self.secrets, self.integrations, self.deliverer,
                                                  allow_private=settings.allow_private_webhook_targets)
         self.live.listeners.append(self.integrations.on_live_event)
+        self.embedded_database: Any = None  # app.embedded_mongo.EmbeddedMongo when `inbox run` started one
         self._started = False
 
     async def start(self) -> None:

@@ -243,7 +243,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 async def bench(args: argparse.Namespace, redis_url: str) -> None:
-    from app.embedded_redis import _free_port
+    from app.embedded import free_port as _free_port
 
     # Both servers stay up; phases alternate bare / ours for --rounds rounds, so load from other
     # processes on the machine hits both alike, and medians are reported.

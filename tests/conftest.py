@@ -1,4 +1,13 @@
-"""Test setup: a clean INBOX_* environment, our own Redis on a free port, apps on in-memory Mongo."""
+"""Test setup: a clean INBOX_* environment, our own Redis and MongoDB-wire-protocol server on free ports.
+
+One database server per test session (SecantusDB, the embedded server of `inbox run`) and a fresh
+database per test, dropped afterwards. ``INBOX_TEST_DATABASE=mongomock`` runs the same tests on
+mongomock-motor in this process instead: a quick local lane, not what CI runs.
+
+Apps under test run on the test's own event loop (httpx's ASGI transport + asgi-lifespan), so a test
+can query Documents directly: motor binds a client to the first loop that uses it, and Litestar's
+AsyncTestClient would run the app on a second loop in a thread.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +18,22 @@ import re
 for _name in [n for n in os.environ if n.startswith("INBOX_")]:
     del os.environ[_name]
 
+import itertools  # noqa: E402
+
+import httpx  # noqa: E402
+import pymongo  # noqa: E402
 import pytest  # noqa: E402
 import redis  # noqa: E402
-from litestar.testing import AsyncTestClient  # noqa: E402
+from asgi_lifespan import LifespanManager  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
 from app.config import Settings  # noqa: E402
+from app.embedded_mongo import EmbeddedMongo  # noqa: E402
 from app.embedded_redis import EmbeddedRedis  # noqa: E402
 from app.main import create_app  # noqa: E402
+
+QUICK_LANE = os.environ.get("INBOX_TEST_DATABASE", "").lower() == "mongomock"
+_database_names = itertools.count(1)
 
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 
@@ -37,26 +54,76 @@ def _clean_redis(request):
     yield
 
 
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory):
+    """The MongoDB-wire-protocol server of this test session (None in the mongomock quick lane)."""
+    if QUICK_LANE:
+        yield None
+        return
+    server = EmbeddedMongo(tmp_path_factory.mktemp("mongo")).start(timeout=60)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_admin(mongo_server):
+    """A plain pymongo client of the session's server, for dropping each test's database."""
+    if mongo_server is None:
+        yield None
+        return
+    client: pymongo.MongoClient = pymongo.MongoClient(mongo_server.url)
+    yield client
+    client.close()
+
+
 @pytest.fixture
-def settings(redis_server, tmp_path) -> Settings:
+def mongodb(mongo_server, mongo_admin) -> tuple[str, str]:
+    """(URL, database name): a fresh database for this test, dropped after it."""
+    name = f"test_{os.getpid()}_{next(_database_names)}"
+    if mongo_server is None:
+        yield "mongomock://", name
+        return
+    yield mongo_server.url, name
+    mongo_admin.drop_database(name)
+
+
+@pytest.fixture
+def settings(redis_server, mongodb, tmp_path) -> Settings:
+    url, name = mongodb
     return Settings(_env_file=None, redis_url=redis_server.url, secret_key=SecretStr(TEST_SECRET),
-                    data_dir=tmp_path, public_url="http://testserver.local")
+                    mongodb_url=url, mongodb_database=name, data_dir=tmp_path, public_url="http://testserver.local")
+
+
+class AppClient(httpx.AsyncClient):
+    """An httpx client calling ``app`` in this event loop, after running its lifespan startup."""
+
+    def __init__(self, app, base_url: str) -> None:
+        super().__init__(transport=httpx.ASGITransport(app=app, client=("testclient", 50000)), base_url=base_url,
+                         headers={"user-agent": "testclient"}, follow_redirects=True)
+        self.app = app
+        self._lifespan = LifespanManager(app, startup_timeout=60, shutdown_timeout=60)
+
+    async def __aenter__(self) -> "AppClient":
+        await self._lifespan.__aenter__()
+        await super().__aenter__()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await super().__aexit__(*exc)
+        await self._lifespan.__aexit__(*exc)
 
 
 @pytest.fixture
 def make_client(settings):
-    """Builds an app with options and yields an AsyncTestClient that ran its lifespan."""
-    clients = []
+    """Builds an app with options and returns a client that ran its lifespan (closed by client_factory)."""
 
-    async def factory(**options) -> AsyncTestClient:
+    async def factory(**options) -> AppClient:
         app_settings = settings.model_copy(update=options.pop("settings", {}))
-        client = AsyncTestClient(create_app(app_settings, **options), base_url=app_settings.public_url)
+        client = AppClient(create_app(app_settings, **options), base_url=app_settings.public_url)
         await client.__aenter__()
-        clients.append(client)
         return client
 
-    yield factory
-    # teardown happens in the async fixture below
+    return factory
 
 
 @pytest.fixture
@@ -74,7 +141,7 @@ async def client_factory(make_client):
 
 
 @pytest.fixture
-async def client(client_factory) -> AsyncTestClient:
+async def client(client_factory) -> AppClient:
     return await client_factory()
 
 
@@ -84,7 +151,7 @@ def csrf_from(html: str) -> str:
     return match.group(1)
 
 
-async def sign_in(client: AsyncTestClient, email: str, password: str):
+async def sign_in(client: AppClient, email: str, password: str):
     page = await client.get("/login")
     return await client.post("/login", data={"email": email, "password": password, "_csrf_token": csrf_from(page.text)},
                              follow_redirects=False)

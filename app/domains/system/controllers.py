@@ -19,7 +19,17 @@ async def _check(coro) -> dict:
         await asyncio.wait_for(coro, _CHECK_TIMEOUT)
         return {"status": "ok"}
     except Exception as exc:  # any failure means "not ready"; name it, no stack trace
-        return {"status": "failing", "error": type(exc).__name__}
+        failing = {"status": "failing", "error": type(exc).__name__}
+        if isinstance(exc, ConnectionError) and str(exc):
+            failing["detail"] = str(exc)
+        return failing
+
+
+async def _database_answers(runtime: Runtime) -> None:
+    embedded = runtime.embedded_database
+    if embedded is not None and not embedded.running():
+        raise ConnectionError("the embedded database process is not running (restarting it)")
+    await runtime.db.ping()
 
 
 async def _worker_alive(runtime: Runtime) -> None:
@@ -42,7 +52,7 @@ class HealthController(Controller):
     @get("/ready", summary="MongoDB, Redis and a worker are reachable", media_type=MediaType.JSON)
     async def ready(self, runtime: Runtime) -> Response[dict]:
         mongo, redis_check, worker = await asyncio.gather(
-            _check(runtime.db.ping()), _check(runtime.redis.ping()), _check(_worker_alive(runtime))
+            _check(_database_answers(runtime)), _check(runtime.redis.ping()), _check(_worker_alive(runtime))
         )
         checks = {"mongodb": mongo, "redis": redis_check, "worker": worker}
         ok = all(c["status"] == "ok" for c in checks.values())
