@@ -18,7 +18,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="INBOX_", extra="ignore", use_attribute_docstrings=True)
 
     mongodb_url: str | None = None
-    """MongoDB connection URL. Unset: an in-memory database in this process (data is not kept)."""
+    """MongoDB connection URL. Unset: `inbox run` starts the embedded database under the data dir (kept across restarts); `web` and `worker` require it. `mongomock://` is an in-process, in-memory quick lane for local unit runs only."""
 
     mongodb_database: str = "wa_inbox"
     """Database name inside MongoDB."""
@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     """Key for session signing and encrypting stored secrets. Unset in `run` mode: generated once under the data dir."""
 
     data_dir: Path = ROOT / "var"
-    """Where `run` mode keeps the embedded Redis data and the generated secret key."""
+    """Where `run` mode keeps the embedded database and Redis data, the generated secret key and the demo password."""
 
     public_url: str = "http://localhost:8000"
     """The URL users and Meta reach this server at; used for webhook URLs and secure cookies."""

@@ -18,8 +18,9 @@ from beanie import Document, PydanticObjectId, init_beanie
 from beanie.odm.queries.find import FindMany
 from bson.errors import InvalidId
 from pydantic import Field
+from pymongo.errors import ConnectionFailure
 
-from app.errors import NotFound
+from app.errors import AppError, NotFound
 from app.logging import get_logger
 
 log = get_logger(__name__)
@@ -86,6 +87,17 @@ MONGOMOCK_URL = "mongomock://"
 
 class DatabaseUnavailable(RuntimeError):
     """The database server could not be reached: the message is one line for the operator."""
+
+
+# What the driver raises when the server is gone (ServerSelectionTimeoutError, AutoReconnect,
+# NetworkTimeout, a full pool's WaitQueueTimeoutError): the request can be tried again later.
+DATABASE_DOWN = (ConnectionFailure,)
+
+
+def database_unavailable() -> AppError:
+    """The answer while the database server is unreachable: 503, so clients (and Meta) retry."""
+    return AppError("The database is not reachable right now. Try again in a few seconds.",
+                    error_code="DATABASE_UNAVAILABLE", status_code=503, headers={"Retry-After": "5"})
 
 
 class Database:

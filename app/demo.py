@@ -81,6 +81,7 @@ async def seed_demo(runtime: Runtime, sandbox_state=None) -> dict[str, str]:
     else:  # kept from an earlier start: the sandbox keeps nothing across restarts, so tell it the numbers again
         accounts = await WhatsAppAccount.find(WhatsAppAccount.workspace_id == existing.workspace_id).to_list()
         _register(runtime, sandbox_state, accounts)
+        await _restore_windows(sandbox_state, accounts)
         if accounts:
             await _seed_templates(existing.workspace_id, sandbox_state, accounts[0])
         seeded = (f"demo data kept from the first start ({existing.created_at:%Y-%m-%d %H:%M} UTC); "
@@ -98,6 +99,28 @@ def _register(runtime: Runtime, sandbox_state, accounts: list[WhatsAppAccount]) 
             runtime.accounts.access_token(account), runtime.accounts.app_secret(account),
             runtime.accounts.webhook_url(account), account.mps, delivered_after_ms=800, read_after_ms=2500,
             verified_name="Demo Coffee Co")
+
+
+async def _restore_windows(sandbox_state, accounts: list[WhatsAppAccount]) -> None:
+    """Tell the restarted sandbox when each customer last wrote (kept in the database), so its 24-hour
+    rule agrees with the inbox after a restart, as Meta's would."""
+    if sandbox_state is None:
+        return
+    from app.domains.contacts.models import Contact
+    from app.domains.conversations.models import Conversation
+
+    for account in accounts:
+        number = sandbox_state.numbers.get(account.phone_number_id)
+        if number is None:
+            continue
+        conversations = await Conversation.find(Conversation.account_id == account.id,
+                                                Conversation.last_inbound_at != None).to_list()  # noqa: E711
+        contacts = {c.id: c for c in await Contact.find({"_id": {"$in": [c.contact_id for c in conversations]}}).to_list()}
+        for conversation in conversations:
+            contact = contacts.get(conversation.contact_id)
+            if contact is not None and contact.wa_id:
+                number.last_inbound[contact.wa_id] = max(number.last_inbound.get(contact.wa_id, 0.0),
+                                                         conversation.last_inbound_at.timestamp())
 
 
 async def _seed_templates(workspace_id, sandbox_state, account: WhatsAppAccount) -> None:

@@ -10,6 +10,7 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, Permissio
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from app.db import DATABASE_DOWN, database_unavailable
 from app.errors import AppError
 from app.logging import get_logger
 
@@ -33,6 +34,9 @@ _CODES = {
 def _as_app_error(request: Request, exc: Exception) -> AppError:
     if isinstance(exc, AppError):
         return exc
+    if isinstance(exc, DATABASE_DOWN):  # an outage, not a bug: no stack trace, and a 503 clients retry
+        log.warning("database unavailable", path=request.url.path, method=request.method, error=type(exc).__name__)
+        return database_unavailable()
     if isinstance(exc, ValidationException):
         extra = exc.extra if isinstance(exc.extra, list) else []
         details = {"fields": [{"field": e.get("key"), "message": e.get("message")} for e in extra if isinstance(e, dict)]}

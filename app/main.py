@@ -21,6 +21,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from app.auth import auth_middleware, provide_principal
 from app.config import ROOT, Settings
 from app.domains.system.controllers import HealthController, ShellController
+from app.domains.system.embedded_size import EmbeddedSizeWatch
 from app.domains.workspaces.api import MeApi
 from app.domains.conversations.api import ConversationsApi
 from app.domains.media.controllers import MediaController
@@ -121,6 +122,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
     """
     runtime = runtime or Runtime(settings)
     runtime.embedded_database = embedded
+    size_watch = EmbeddedSizeWatch()
     worker_task: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -144,15 +146,17 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             worker_task["task"] = asyncio.create_task(supervisor.run())
         if embedded is not None:
             worker_task["watchdog"] = asyncio.create_task(_watch_embedded_database(embedded))
+            worker_task["size"] = asyncio.create_task(size_watch.run())
         if freeze_startup_objects:
             gc.collect()
             gc.freeze()
         try:
             yield
         finally:
-            if "watchdog" in worker_task:
-                worker_task["watchdog"].cancel()
-                await asyncio.gather(worker_task["watchdog"], return_exceptions=True)
+            for name in ("watchdog", "size"):
+                if name in worker_task:
+                    worker_task[name].cancel()
+                    await asyncio.gather(worker_task[name], return_exceptions=True)
             if "supervisor" in worker_task:
                 await worker_task["supervisor"].stop()  # cancels running jobs, closes the worker
                 worker_task["task"].cancel()
@@ -160,7 +164,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             await runtime.stop()
 
     def template_globals(engine: JinjaTemplateEngine) -> None:
-        engine.engine.globals.update(settings=settings)
+        engine.engine.globals.update(settings=settings, embedded_notice=size_watch.notice)
 
     plugins: list[Any] = [HTMXPlugin(), channels_plugin(runtime.redis)]
     sandbox_state = None

@@ -90,6 +90,7 @@ class Runtime:
             s.admin_password.get_secret_value() if s.admin_password else None,
             s.admin_api_key.get_secret_value() if s.admin_api_key else None,
         )
+        await MediaStore().adopt_legacy_files()
 
     async def _enqueue_route_event(self, workspace_id: str, event: str, ids: dict[str, str]) -> None:
         from app.queue import enqueue_route_event

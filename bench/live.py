@@ -127,8 +127,10 @@ def gc_pauses() -> dict[str, float]:
     return pauses
 
 
-async def seed(workspace_id, account_id, conversations: int, thread: int) -> str:
-    """Bulk-insert contacts, conversations (each with its last message) and one long thread."""
+async def seed(workspace_id, account_id, conversations: int, thread: int, offset: int = 0) -> str:
+    """Bulk-insert contacts, conversations (each with its last message) and one long thread.
+
+    ``offset``: number the new conversations after that many seeded before (bench/embedded_size.py grows a set)."""
     from datetime import timedelta
 
     from bson import ObjectId
@@ -142,7 +144,7 @@ async def seed(workspace_id, account_id, conversations: int, thread: int) -> str
     now = utcnow()
     contacts, convs, messages = [], [], []
     words = ["order", "delivery", "invoice", "refund", "beans", "grinder", "subscription", "address"]
-    for i in range(conversations):
+    for i in range(offset, offset + conversations):
         contact_id, conv_id, msg_id = ObjectId(), ObjectId(), ObjectId()
         at = now - timedelta(seconds=60 + i * 7)
         wa_id = f"4477009{i:05d}"
@@ -163,8 +165,8 @@ async def seed(workspace_id, account_id, conversations: int, thread: int) -> str
                          "wamid": f"wamid.BIG{i:08d}", "status": "received",
                          "status_at": {}, "reactions": [], "edits": [], "attempts": 0, "priority": "agent",
                          "timestamp": at, "created_at": at, "updated_at": at})
-    big = convs[0]
-    for j in range(thread):
+    big = convs[0] if convs else None
+    for j in range(thread if big else 0):
         at = now - timedelta(seconds=thread - j)
         outbound = j % 2 == 1
         body = f"Message {j} of the long thread https://example.com/{j}"
@@ -175,12 +177,13 @@ async def seed(workspace_id, account_id, conversations: int, thread: int) -> str
                          "wamid": f"wamid.LONG{j:08d}", "status": "read" if outbound else "received",
                          "status_at": {}, "reactions": [], "edits": [], "attempts": 0, "priority": "agent",
                          "timestamp": at, "created_at": at, "updated_at": at})
-    big["last_message_at"] = now
+    if big:
+        big["last_message_at"] = now
     for model, docs in ((Contact, contacts), (Conversation, convs), (Message, messages)):
         collection = model.get_motor_collection()
         for start in range(0, len(docs), 5000):
             await collection.insert_many(docs[start:start + 5000])
-    return str(big["_id"])
+    return str(big["_id"]) if big else ""
 
 
 # ---- the client -----------------------------------------------------------------------------------------

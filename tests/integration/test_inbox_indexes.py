@@ -1,65 +1,298 @@
-"""Every read the inbox makes at list / thread / live time is answered from a declared index.
+"""Every read the inbox, the outbox drainer and webhook ingestion make is served by a declared index.
 
-In memory the planner (app.mongomock_plan) must find a declared index for each query, and for a
-sorted, limited page the index order must be the sort (a walk that stops at the limit), which is
-also what lets MongoDB answer without an in-memory sort.
+The commands are taken from the driver while the product runs against the test's database server
+(tests/support/command_capture.py: a pymongo command listener, registered before the app's client
+exists; no product change). Each read (find, aggregate, count, distinct, and the filters of update,
+delete and findAndModify) is checked against the indexes the server lists by MongoDB's index rule
+(tests/support/index_rule.py: equality, then sort, then range; partial indexes only when mongod
+can prove the filter implies theirs; a sorted read takes its order from the index). The server's
+own explain() of each read goes to test-artifacts/index-explain.json, as information only.
 """
 
 from __future__ import annotations
 
+import hashlib
+import time
 from datetime import timedelta
 
 from beanie import PydanticObjectId
 
-import app.mongomock_fast as fast
-from app.db import utcnow
+from tests.support.command_capture import (  # first: registers the listener before any client exists
+    Captured,
+    capture,
+    explain_reads,
+    phase,
+    reads,
+    server_indexes,
+    verdicts,
+    write_artifact,
+)
+from app.db import document_models, utcnow
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation
-from app.domains.inbox.queries import InboxQueries, ListFilters, encode_cursor
+from app.domains.inbox.queries import SEARCH_CAP, InboxQueries, ListFilters, encode_cursor
 from app.domains.messages.models import Message, MessageStatus
+from app.domains.messages.outbox_queue import EPOCH_KEY
+from app.domains.messages.sender import OutboxSender
+from app.domains.messages.sweeper import sweep_outbox
+from app.domains.webhooks.models import WebhookEvent
+from app.domains.webhooks.services import prune_ingested_events, sweep_stale_events
+from app.domains.workspaces.models import User
+from tests.integration.outbound_env import outbound, sandbox_server  # noqa: F401
+from tests.support.inbound import (
+    envelope,
+    ingest_pending,
+    make_setup,
+    new_wamid,
+    on_test_loop,
+    signed,
+    status,
+    store_event,
+    text_message,
+)
+from tests.support.inbound import outbound as stored_outbound
+from tests.support.index_rule import Index, Query, Verdict, conjunction
+from tests.support.index_rule import _plain as plain
 
 WS, ACCOUNT, AGENT = PydanticObjectId(), PydanticObjectId(), PydanticObjectId()
 
 
-async def test_list_thread_search_and_catch_up_read_declared_indexes(client_factory, monkeypatch) -> None:
+def database():
+    return Message.get_motor_collection().database
+
+
+async def check_all(scenario: str, seen: list[Captured], *, by_design=None) -> list[tuple[Captured, Verdict]]:
+    """Check every captured read; fail with one message per read no index serves.
+
+    ``by_design(query, verdict)`` may name a read whose in-memory sort is a documented choice (it
+    must still be bounded by an index); it returns the index that must bound it.
+    """
+    collections = {q.collection for _, q in reads(seen)}
+    indexes = await server_indexes(database(), collections)
+    assert_declared_on_server(indexes)
+    checked = verdicts(seen, indexes)
+    write_artifact(scenario, await explain_reads(database(), checked))
+    failures = []
+    for captured, verdict in checked:
+        if verdict.served:
+            continue
+        expected = by_design(verdict.query, verdict) if by_design else None
+        if expected is not None:
+            bounding = verdict.bounding
+            if bounding is not None and bounding.index.keys == expected:
+                continue
+        failures.append(f"[{captured.label}] {verdict.message()}")
+    assert not failures, "reads no declared index serves:\n\n" + "\n\n".join(failures)
+    return checked
+
+
+def assert_declared_on_server(indexes: dict[str, list[Index]]) -> None:
+    """The indexes checked are the declared ones: each Document's Settings.indexes exist on the server."""
+    models = {m.Settings.name: m for m in document_models() if hasattr(m.Settings, "name")}
+    for collection, found in indexes.items():
+        model = models.get(collection)
+        assert model is not None, f"{collection}: no Document of the product"
+        on_server = {(i.keys, _plain(i.partial)) for i in found}
+        for declared in getattr(model.Settings, "indexes", []):
+            wanted = Index.from_model(declared)
+            assert (wanted.keys, _plain(wanted.partial)) in on_server, f"{collection}: {wanted} not on the server"
+
+
+def _plain(value):
+    return repr(plain(value)) if value else None
+
+
+def seen_in(checked: list[tuple[Captured, Verdict]], label: str, collection: str, command: str = "find") -> list[Query]:
+    return [v.query for c, v in checked if c.label == label and v.query.collection == collection
+            and v.query.command == command]
+
+
+# --------------------------------------------------------------------------------------------------
+# The inbox: list (every filter, first page and cursor page), search, thread, unread, catch-up
+# --------------------------------------------------------------------------------------------------
+
+LIST_FILTERS = ({"status": "all"}, {"status": "open"}, {"status": "all", "assignee": "mine"},
+                {"status": "all", "assignee": "unassigned"}, {"status": "all", "account": str(ACCOUNT)},
+                {"status": "all", "label": "vip"}, {"status": "all", "q": "invoice 1"},
+                {"status": "open", "q": "+1 555 000"})
+TOKENS = (("workspace_id", 1), ("search_tokens", 1))
+
+
+def message_search(query: Query, verdict: Verdict) -> tuple | None:
+    """The search's message read (InboxQueries._search): the newest SEARCH_CAP hits of a token prefix.
+
+    Bounded by the (workspace_id, search_tokens) index; its newest-first order is an in-memory
+    top-SEARCH_CAP sort, by design: no index gives both the token range and the _id order (an
+    (workspace_id, _id, search_tokens) index would walk every message of the workspace for a rare
+    word, and double the largest multikey index). Any other unserved read fails.
+    """
+    preds = conjunction(query.filter).preds
+    if (query.collection == "messages" and set(preds) == {"workspace_id", "search_tokens"}
+            and query.sort == (("_id", -1),) and query.limit == SEARCH_CAP):
+        return TOKENS
+    return None
+
+
+async def test_inbox_reads_are_served_by_declared_indexes(client_factory, settings) -> None:
     await client_factory()
     now = utcnow()
+    agent = await User(workspace_id=WS, email="agent@example.com", name="Agent", role="agent",
+                       password_hash="x").insert()
     conversations = []
     for i in range(30):
         contact = await Contact(workspace_id=WS, key=f"wa:1555000{i:04d}", wa_id=f"1555000{i:04d}",
-                                profile_name=f"Person {i}").insert()
+                                phone=f"+1555000{i:04d}", profile_name=f"Person {i}").insert()
         conversation = await Conversation(workspace_id=WS, account_id=ACCOUNT, contact_id=contact.id,
                                           assignee_id=AGENT if i % 2 else None, labels=["vip"] if i % 3 else [],
-                                          last_message_at=now - timedelta(minutes=i)).insert()
+                                          unread_count=i % 4, last_message_at=now - timedelta(minutes=i)).insert()
         conversations.append(conversation)
         for j in range(3):
             await Message(workspace_id=WS, conversation_id=conversation.id, account_id=ACCOUNT, contact_id=contact.id,
                           direction="inbound", type="text", content={"body": f"invoice {i} line {j}"},
-                          status=MessageStatus.RECEIVED).insert()
-    seen: list[tuple[str, dict, object, object]] = []
-    original = fast.choose
-
-    def recording(collection, spec, sort):
-        plan = original(collection, spec, sort)
-        seen.append((collection.name, spec, sort, plan))
-        return plan
-
-    monkeypatch.setattr(fast, "choose", recording)
+                          wamid=f"wamid.{i}.{j}", status=MessageStatus.RECEIVED).insert()
+    first = conversations[0]
+    await Message(workspace_id=WS, conversation_id=first.id, account_id=ACCOUNT, contact_id=first.contact_id,
+                  direction="outbound", type="text", content={"body": "see above"}, status=MessageStatus.SENT,
+                  reply_to_wamid="wamid.0.1", sent_by=agent.id).insert()
     queries = InboxQueries()
     cursor = encode_cursor(conversations[10].last_message_at, conversations[10].id)
-    for params in ({"status": "all"}, {"status": "open"}, {"status": "all", "assignee": "mine"},
-                   {"status": "all", "assignee": "unassigned"}, {"status": "all", "account": str(ACCOUNT)},
-                   {"status": "all", "label": "vip"}, {"status": "all", "q": "invoice 1"}):
-        await queries.list_page(WS, ListFilters.parse(params), AGENT, limit=5)
-        await queries.list_page(WS, ListFilters.parse(params), AGENT, cursor=cursor, limit=5)
-    await queries.thread_page(conversations[0], limit=2)
-    await queries.unread_total(WS)
-    await queries.changed_since(WS, now - timedelta(hours=1), ListFilters(), AGENT, conversations[0].id)
-    await queries.search_hit(conversations[3], "invoice 3")
-    inbox_collections = {"conversations", "messages", "contacts"}
-    checked = [s for s in seen if s[0] in inbox_collections]
-    assert len(checked) >= 20
-    for name, spec, sort, plan in checked:
-        assert plan is not None, (name, spec, sort)
-        if sort and "_id" not in spec:  # a sorted page: the index gives the order
-            assert plan.reverse is not None or name == "messages" and "search_tokens" in str(spec), (name, spec, sort)
+
+    with capture(settings.mongodb_database) as seen:
+        for params in LIST_FILTERS:
+            phase(f"list {params}")
+            await queries.list_page(WS, ListFilters.parse(params), AGENT, limit=5)
+            phase(f"list {params} cursor")
+            await queries.list_page(WS, ListFilters.parse(params), AGENT, cursor=cursor, limit=5)
+        phase("thread")
+        page = await queries.thread_page(first, limit=2)
+        phase("thread older")
+        await queries.thread_page(first, before=page.older_cursor, limit=2)
+        phase("unread")
+        await queries.unread_total(WS)
+        phase("catch-up")
+        await queries.changed_since(WS, now - timedelta(hours=1), ListFilters(), AGENT, first.id)
+        phase("search_hit")
+        await queries.search_hit(conversations[3], "invoice 3")
+        await queries.search_hit(conversations[3], "person")
+
+    checked = await check_all("inbox", seen, by_design=message_search)
+    assert len(checked) >= 40
+    for params in LIST_FILTERS:
+        for label in (f"list {params}", f"list {params} cursor"):
+            assert seen_in(checked, label, "conversations"), label
+    assert any("$or" in q.filter for q in seen_in(checked, f"list {LIST_FILTERS[1]} cursor", "conversations"))
+    search = seen_in(checked, f"list {LIST_FILTERS[6]}", "messages") + seen_in(checked, f"list {LIST_FILTERS[6]}", "contacts")
+    assert {q.collection for q in search if "search_tokens" in conjunction(q.filter).preds} == {"messages", "contacts"}
+    assert seen_in(checked, f"list {LIST_FILTERS[7]}", "contacts")  # a phone search: contacts only
+    thread = seen_in(checked, "thread", "messages")
+    assert any(q.sort == (("_id", -1),) for q in thread)
+    assert any("$or" in str(q.filter) and "wamid" in str(q.filter) for q in thread)  # the quoted message
+    assert seen_in(checked, "thread", "users")  # the author
+    assert len(seen_in(checked, "unread", "conversations")) == 2
+    assert seen_in(checked, "catch-up", "conversations") and seen_in(checked, "catch-up", "messages")
+    assert seen_in(checked, "search_hit", "contacts") and seen_in(checked, "search_hit", "messages")
+    by_design = [v for _, v in checked if message_search(v.query, v)]
+    assert by_design and all(not v.sort_served and v.bounding.index.keys == TOKENS for v in by_design)
+
+
+# --------------------------------------------------------------------------------------------------
+# The outbox: the API's send (idempotent), one drain job, the sweeper after Redis lost its data
+# --------------------------------------------------------------------------------------------------
+
+
+async def test_outbox_send_drain_and_sweep_reads_are_served(outbound, settings) -> None:  # noqa: F811
+    env = await outbound(inline_worker=False)
+    account = await env.add_number()
+    conversation = await env.conversation(account, "15550001111")
+    runtime = env.runtime
+    lost = PydanticObjectId()  # a number whose queued message Redis forgot
+    stale = utcnow() - timedelta(minutes=5)
+    await Message(workspace_id=env.workspace_id, conversation_id=PydanticObjectId(), account_id=lost,
+                  contact_id=PydanticObjectId(), direction="outbound", type="text", content={"body": "x"},
+                  status=MessageStatus.QUEUED, recipient="+15550002222", created_at=stale, updated_at=stale).insert()
+
+    with capture(settings.mongodb_database) as seen:
+        phase("send")
+        headers = {**env.headers, "Idempotency-Key": "order-42"}
+        body = {"type": "text", "content": {"body": "hello"}}
+        path = f"/api/v1/conversations/{conversation.id}/messages"
+        answer = await env.client.post(path, headers=headers, json=body)
+        assert answer.status_code == 202, answer.text
+        again = await env.client.post(path, headers=headers, json=body)
+        assert again.json()["id"] == answer.json()["id"]
+        phase("drain")
+        assert await OutboxSender.of(runtime).drain(str(account.id)) == "drained"
+        phase("sweep")
+        await runtime.redis.delete(EPOCH_KEY)  # as after a Redis restart: the lanes are rebuilt from Mongo
+        report = await sweep_outbox(runtime.outbox.queue, runtime.arq)
+        assert report.rebuilt == 1
+
+    sent = await Message.get(PydanticObjectId(answer.json()["id"]))
+    assert sent.status == MessageStatus.ACCEPTED and sent.wamid
+    checked = await check_all("outbox", seen)
+    assert any(q.filter and "idempotency_key" in str(q.filter) for q in seen_in(checked, "send", "messages"))
+    drained = seen_in(checked, "drain", "messages") + seen_in(checked, "drain", "messages", "update")
+    assert any("$in" in str(q.filter) for q in drained)  # the batch of popped messages
+    assert any(q.command == "update" and "status" in q.filter for q in drained)  # the acceptances
+    assert seen_in(checked, "drain", "pending_statuses")  # statuses that beat the acceptance
+    swept = seen_in(checked, "sweep", "messages")
+    assert len(swept) >= 3 and all(q.sort == (("_id", 1),) for q in swept)  # rebuild (2 batches) and requeue
+
+
+# --------------------------------------------------------------------------------------------------
+# Webhooks: the receiver's dedupe (primary key), ingestion's lookups by wamid, statuses, sweepers
+# --------------------------------------------------------------------------------------------------
+
+
+async def test_webhook_dedupe_and_ingest_reads_are_served(client_factory, settings) -> None:
+    client = await client_factory()
+    runtime = client.app.state.runtime
+    setup = await make_setup(runtime)
+    now = int(time.time())
+    ours = new_wamid()
+    await stored_outbound(setup, ours)
+    first = text_message("hello", timestamp=now)
+    delivery = envelope(messages=[first])
+
+    with capture(settings.mongodb_database) as seen:
+        phase("receive")
+        event_id = await store_event(runtime, setup, delivery)
+        phase("receive again")
+        assert await store_event(runtime, setup, delivery) == event_id  # Meta redelivered the same body
+        phase("ingest")
+        assert await ingest_pending(runtime) == ["ingested"]
+        phase("ingest reply, reaction, edit")
+        reply = text_message("and this", timestamp=now + 1, context={"from": "972987654321", "id": first["id"]})
+        reaction = {"from": "972987654321", "id": new_wamid(), "timestamp": str(now + 2), "type": "reaction",
+                    "reaction": {"message_id": first["id"], "emoji": "👍"}}
+        edit = {"from": "972987654321", "id": new_wamid(), "timestamp": str(now + 3), "type": "edit",
+                "edit": {"original_message_id": reply["id"],
+                         "message": {"type": "text", "text": {"body": "and that"}}}}
+        await store_event(runtime, setup, envelope(messages=[reply, reaction, edit]))
+        await ingest_pending(runtime)
+        phase("ingest same wamid, another body")
+        await store_event(runtime, setup, envelope(messages=[{**first, "text": {"body": "hello!"}}]))
+        await ingest_pending(runtime)
+        phase("ingest statuses")
+        await store_event(runtime, setup, envelope(statuses=[status(ours, "delivered", now), status(ours, "read", now + 1),
+                                                             status(new_wamid(), "sent", now)]))
+        await ingest_pending(runtime)
+        phase("webhook sweepers")
+        async with on_test_loop(runtime) as local:
+            await sweep_stale_events(local.arq, grace=timedelta(0))
+        await prune_ingested_events()
+
+    assert await Message.find({"wamid": first["id"]}).count() == 1
+    checked = await check_all("webhooks", seen)
+    inserts = [c for c in seen if c.name == "insert" and c.collection == "webhook_events"]
+    body, _ = signed(delivery)
+    assert [d["_id"] for c in inserts[:2] for d in c.command["documents"]] == [hashlib.sha256(body).hexdigest()] * 2
+    for label in ("receive", "receive again"):  # the dedupe is the insert's primary key: no read before it
+        assert [c.name for c in seen if c.label == label and c.collection == WebhookEvent.Settings.name] == ["insert"]
+    assert await WebhookEvent.find({"_id": event_id}).count() == 1
+    by_wamid = [q for _, v in checked for q in [v.query] if q.collection == "messages" and "wamid" in conjunction(q.filter).preds]
+    assert len({c.label for c, v in checked if v.query in by_wamid}) >= 3  # quoted, reaction/edit targets, dedupe, statuses
+    assert any(c.name == "insert" and c.collection == "pending_statuses" for c in seen)  # a status before its message
+    assert seen_in(checked, "ingest statuses", "messages", "update")  # delivered, then read
+    assert seen_in(checked, "webhook sweepers", "webhook_events")
+    assert seen_in(checked, "webhook sweepers", "webhook_events", "delete")

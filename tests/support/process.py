@@ -18,34 +18,97 @@ from tests.support.servers import free_port
 INBOX = str(Path(sys.executable).with_name("inbox"))
 
 
-@contextlib.contextmanager
-def inbox_process(*args: str, env: dict[str, str] | None = None, data_dir: Path, ready_path: str = "/health/live",
-                  timeout: float = 40) -> Iterator[tuple[subprocess.Popen, str]]:
-    """Runs `inbox <args> --port <free>`; yields (process, base URL); stops it with SIGINT."""
-    port = free_port()
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("INBOX_")}
-    full_env.update({"INBOX_DATA_DIR": str(data_dir), **(env or {})})
-    proc = subprocess.Popen([INBOX, *args, "--port", str(port)], env=full_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"inbox exited early:\n{proc.stdout.read()}")
+class InboxProcess:
+    """One `inbox <args>` subprocess: started, waited for over HTTP, killed or stopped by the test.
+
+    ``port_flag``: pass ``--port <port>`` (web, sandbox, run); commands without it (``worker``) are
+    waited for on a port they serve some other way, e.g. ``INBOX_WORKER_METRICS_PORT`` and ``/metrics``.
+    ``log_path``: the process's output goes to this file instead of a pipe (a long-running process
+    that logs a lot would block on a pipe nobody reads).
+    """
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, data_dir: Path, port: int | None = None,
+                 port_flag: bool = True, ready_path: str = "/health/live", log_path: Path | None = None) -> None:
+        self.args = args
+        self.port = port or free_port()
+        self.port_flag = port_flag
+        self.ready_path = ready_path
+        self.log_path = log_path
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("INBOX_")}
+        self.env.update({"INBOX_DATA_DIR": str(data_dir), **(env or {})})
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def name(self) -> str:
+        return " ".join(self.args)
+
+    def start(self) -> InboxProcess:
+        command = [INBOX, *self.args, *(["--port", str(self.port)] if self.port_flag else [])]
+        if self.log_path is not None:
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        else:
+            self.proc = subprocess.Popen(command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                         text=True)
+        return self
+
+    def output(self) -> str:
+        """What the process printed (its log file's tail, or the pipe once it has exited)."""
+        if self.log_path is not None:
             try:
-                if httpx.get(base + ready_path, timeout=1).status_code < 500:
-                    break
+                return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:])
+            except OSError:
+                return ""
+        if self.proc is not None and self.proc.poll() is not None and self.proc.stdout is not None:
+            return self.proc.stdout.read()
+        return ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self, timeout: float = 40) -> InboxProcess:
+        assert self.proc is not None, "start() first"
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"inbox {self.name} exited early ({self.proc.returncode}):\n{self.output()}")
+            try:
+                if httpx.get(self.base + self.ready_path, timeout=1).status_code < 500:
+                    return self
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("inbox did not become ready")
+                raise RuntimeError(f"inbox {self.name} did not answer {self.ready_path} within {timeout} s:\n"
+                                   f"{self.output()}")
             time.sleep(0.1)
-        yield proc, base
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer would."""
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        """SIGINT (a clean stop), SIGKILL after 15 s."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
             try:
-                proc.wait(timeout=15)
+                self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                self.proc.kill()
+                self.proc.wait()
+
+
+@contextlib.contextmanager
+def inbox_process(*args: str, env: dict[str, str] | None = None, data_dir: Path, ready_path: str = "/health/live",
+                  timeout: float = 40, port: int | None = None, port_flag: bool = True,
+                  log_path: Path | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+    """Runs `inbox <args> --port <free>`; yields (process, base URL); stops it with SIGINT."""
+    process = InboxProcess(*args, env=env, data_dir=data_dir, port=port, port_flag=port_flag, ready_path=ready_path,
+                           log_path=log_path)
+    try:
+        process.start().wait_ready(timeout)
+        yield process.proc, process.base
+    finally:
+        process.stop()

@@ -1,20 +1,22 @@
-"""Pure pieces of the inbound pipeline: cursors, previews, errors, media headers, backoff, GridFS layout."""
+"""Pure pieces of the inbound pipeline (cursors, previews, errors, media headers, backoff), and the media store's GridFS bucket."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime
 
 import pytest
-from beanie import PydanticObjectId, init_beanie
+from beanie import PydanticObjectId
 
 from app.domains.media.controllers import content_disposition, served_content_type
-from app.domains.media.models import CHUNK_SIZE, MediaChunk, StoredMedia
+from app.domains.media.models import CHUNK_SIZE, MediaMetadata, StoredMedia
 from app.domains.media.services import MAX_DELAY_SECONDS, backoff
 from app.domains.media.store import MediaStore
 from app.domains.messages.ingest import message_error, preview_text
 from app.domains.webhooks.services import MAX_BODY_BYTES, body_too_large
+from app.errors import NotFound
 from app.pagination import InvalidCursor, after_filter, decode_cursor, encode_cursor
 from app.whatsapp.webhooks import WebhookError
 
@@ -65,7 +67,8 @@ def test_message_error_keeps_metas_words_and_adds_a_sentence():
 
 
 def _stored(kind, content_type, filename=""):
-    return StoredMedia.model_construct(id=PydanticObjectId(), kind=kind, contentType=content_type, filename=filename)
+    return StoredMedia.model_construct(id=PydanticObjectId(), filename=filename,
+                                       metadata=MediaMetadata.model_construct(kind=kind, contentType=content_type))
 
 
 def test_media_is_served_only_as_whatsapps_own_types():
@@ -93,20 +96,64 @@ def test_content_length_check():
     assert not body_too_large(None) and not body_too_large("abc")
 
 
-async def test_media_store_writes_the_gridfs_layout():
-    """What we store is a GridFS bucket "media": a stock GridFS reader gets the same bytes back."""
+def _read_with_stock_gridfs(settings, file_id) -> bytes:
+    """The file as pymongo's synchronous GridFS bucket "media" reads it: a reader outside the product."""
     import gridfs
-    from mongomock.gridfs import enable_gridfs_integration
-    from mongomock_motor import AsyncMongoMockClient
+    import pymongo
 
-    enable_gridfs_integration()
-    client = AsyncMongoMockClient()
-    await init_beanie(database=client["media_test"], document_models=[StoredMedia, MediaChunk])
+    if settings.mongodb_url.startswith("mongomock"):  # the quick lane: the mongomock database Beanie is bound to
+        from mongomock.gridfs import enable_gridfs_integration
+
+        enable_gridfs_integration()
+        database = StoredMedia.get_motor_collection().database.delegate
+        return gridfs.GridFSBucket(database, bucket_name="media").open_download_stream(file_id).read()
+    with pymongo.MongoClient(settings.mongodb_url) as client:
+        bucket = gridfs.GridFSBucket(client[settings.mongodb_database], bucket_name="media")
+        return bucket.open_download_stream(file_id).read()
+
+
+async def test_media_store_is_a_gridfs_bucket_scoped_to_the_workspace(settings, client_factory):
+    """What we store is a GridFS bucket "media": a stock GridFS reader gets the same bytes back."""
+    await client_factory()  # the app binds Beanie to this test's database
+    db = StoredMedia.get_motor_collection().database
     data = bytes(range(256)) * ((CHUNK_SIZE * 2 + 1000) // 256)
-    workspace = PydanticObjectId()
+    workspace, other = PydanticObjectId(), PydanticObjectId()
     store = MediaStore()
     stored = await store.put(workspace, data, kind="document", content_type="application/pdf", filename="x.pdf")
-    assert await MediaChunk.find_all().count() == 3
+    assert (stored.length, stored.filename, stored.kind, stored.contentType, stored.workspace_id) == (
+        len(data), "x.pdf", "document", "application/pdf", workspace)
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+    assert await db["media.chunks"].count_documents({"files_id": stored.id}) == 3
     assert await store.read(await store.get(workspace, str(stored.id))) == data
-    sync_db = client["media_test"]._AsyncMongoMockDatabase__database  # the mongomock Database behind motor's API
-    assert gridfs.GridFSBucket(sync_db, bucket_name="media").open_download_stream(stored.id).read() == data
+    assert _read_with_stock_gridfs(settings, stored.id) == data
+    with pytest.raises(NotFound):
+        await store.get(other, str(stored.id))
+    assert await store.delete(other, [stored.id]) == 0  # not theirs: left alone
+    assert await store.delete(workspace, [stored.id]) == 1
+    assert await StoredMedia.count() == 0 and await db["media.chunks"].count_documents({}) == 0
+
+
+async def test_files_stored_before_the_bucket_read_back(client_factory):
+    """Our own code used to write the files documents, our fields at the top level: moved into metadata."""
+    await client_factory()
+    db = StoredMedia.get_motor_collection().database
+    data = b"%PDF legacy bytes " * 20000
+    file_id, workspace, message_id = PydanticObjectId(), PydanticObjectId(), PydanticObjectId()
+    await db["media.chunks"].insert_many([{"files_id": file_id, "n": n, "data": data[o:o + CHUNK_SIZE]}
+                                          for n, o in enumerate(range(0, len(data), CHUNK_SIZE))])
+    await db["media.files"].insert_one({
+        "_id": file_id, "workspace_id": workspace, "created_at": datetime.now(UTC), "length": len(data),
+        "chunkSize": CHUNK_SIZE, "uploadDate": datetime.now(UTC), "filename": "old.pdf",
+        "contentType": "application/pdf", "kind": "document", "sha256": hashlib.sha256(data).hexdigest(),
+        "message_id": message_id, "meta_media_id": "m1"})
+    store = MediaStore()
+    with pytest.raises(NotFound):
+        await store.get(workspace, str(file_id))
+    assert await store.adopt_legacy_files() == 1  # what Runtime.bootstrap runs at every start
+    assert await store.adopt_legacy_files() == 0
+    stored = await store.get(workspace, str(file_id))
+    assert (stored.kind, stored.contentType, stored.message_id, stored.meta_media_id) == (
+        "document", "application/pdf", message_id, "m1")
+    assert "workspace_id" not in await db["media.files"].find_one({"_id": file_id})
+    assert await store.read(stored) == data
+    assert await store.file_ids_of_messages(workspace, [message_id]) == {file_id}

@@ -18,7 +18,7 @@ from app.domains.contacts.editing import ContactEditing
 from app.domains.contacts.models import Contact, contact_key
 from app.domains.contacts.services import ContactService
 from app.domains.conversations.models import Conversation
-from app.domains.media.models import MediaChunk, StoredMedia
+from app.domains.media.store import MediaStore
 from app.domains.messages.models import Message
 from app.domains.subscriptions.events import IntegrationEvents
 from app.domains.subscriptions.models import Delivery, EventType, IntegrationEvent
@@ -111,13 +111,10 @@ class ContactDirectory:
         ws = contact.workspace_id
         messages = await Message.scoped(ws, Message.contact_id == contact.id).to_list()
         message_ids = [m.id for m in messages]
-        files = await StoredMedia.find(StoredMedia.workspace_id == ws, In(StoredMedia.message_id, message_ids)
-                                       ).to_list() if message_ids else []
+        media = MediaStore()
         stored_ids = {m.media.stored_file_id for m in messages if m.media and m.media.stored_file_id}
-        file_ids = list({f.id for f in files} | stored_ids)
-        if file_ids:
-            await MediaChunk.find(In(MediaChunk.files_id, file_ids)).delete()
-            await StoredMedia.find(StoredMedia.workspace_id == ws, In(StoredMedia.id, file_ids)).delete()
+        file_ids = await media.file_ids_of_messages(ws, message_ids) | stored_ids
+        await media.delete(ws, file_ids)
         conversations = await Conversation.scoped(ws, Conversation.contact_id == contact.id).to_list()
         removed = {"messages": len(messages), "media_files": len(file_ids), "conversations": len(conversations)}
         await Message.scoped(ws, Message.contact_id == contact.id).delete()

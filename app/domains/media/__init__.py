@@ -1,1 +1,1 @@
-"""Media customers send: downloaded from Meta by a worker, stored in MongoDB (GridFS layout), served to the workspace."""
+"""Media customers send: downloaded from Meta by a worker, stored in MongoDB (GridFS bucket "media"), served to the workspace."""

@@ -1,13 +1,20 @@
-"""StoredMedia and MediaChunk: GridFS's two collections (``media.files`` / ``media.chunks``), as Documents.
+"""StoredMedia: a read-only view of the GridFS bucket "media"'s files collection (``media.files``).
 
 Why MongoDB and not a media directory: web processes and workers of the compose deployment run in
 separate containers, and the all-in-one mode keeps everything in one store; with the files in
 Mongo there is no shared volume to provision, one backup (mongodump) covers messages and their
-media, and a web process can serve a file a worker stored on another machine. Why our own code
-rather than motor's GridFSBucket: motor's bucket refuses mongomock's database (the in-memory mode
-and the tests), and two code paths would leave the production one untested. The layout is the
-GridFS spec's (``files_id``, ``n``, ``data``; ``length``, ``chunkSize``, ``uploadDate``,
-``filename``), so ``mongofiles --prefix media`` and any driver's GridFS bucket named "media" read it.
+media, and a web process can serve a file a worker stored on another machine.
+
+The bytes are written, read and deleted by motor's GridFS bucket (app.domains.media.store); this
+Document only reads the files documents the bucket writes: the spec's ``length``, ``chunkSize``,
+``uploadDate`` and ``filename``, and our fields in ``metadata`` (the spec's place for application
+data). Never insert, save or delete through it: a files document without its chunks, or chunks
+without their files document, is a broken file. Query it on ``metadata.*`` (e.g.
+``StoredMedia.metadata.workspace_id``); the properties below are for reading a loaded file.
+
+Files stored before the bucket had our fields at the top level of the files document; the
+store's ``adopt_legacy_files()`` (run at startup) moves them into ``metadata``. Their chunks were
+already in the GridFS layout, so the bucket reads them as they are.
 """
 
 from __future__ import annotations
@@ -16,41 +23,61 @@ from datetime import datetime
 
 import pymongo
 from beanie import Document, PydanticObjectId
-from pydantic import Field
+from pydantic import BaseModel
 
-from app.db import WorkspaceDocument, utcnow
-
+BUCKET = "media"
+"""The GridFS bucket: collections ``media.files`` and ``media.chunks``."""
 CHUNK_SIZE = 255 * 1024
 """GridFS's default chunk size."""
 
 
-class StoredMedia(WorkspaceDocument):
-    """One stored file (GridFS ``files`` document plus the workspace that owns it)."""
+class MediaMetadata(BaseModel):
+    """What we keep about a file, in its GridFS ``metadata``."""
 
-    length: int
-    chunkSize: int = CHUNK_SIZE  # noqa: N815 - GridFS field name
-    uploadDate: datetime = Field(default_factory=utcnow)  # noqa: N815 - GridFS field name
-    filename: str = ""
-    contentType: str = "application/octet-stream"  # noqa: N815 - GridFS (legacy) field name
+    workspace_id: PydanticObjectId
+    """The workspace that owns the file: every read checks it."""
     kind: str
     """image, video, document, audio or sticker: decides how the file is served."""
     sha256: str
-    """Hex SHA-256 of the bytes, checked against Meta's before storing."""
+    """Hex SHA-256 of the bytes (inbound: checked against Meta's before storing)."""
+    contentType: str = "application/octet-stream"  # noqa: N815 - the GridFS spec's name, in metadata
     message_id: PydanticObjectId | None = None
     meta_media_id: str | None = None
 
-    class Settings:
-        name = "media.files"
-        indexes = [pymongo.IndexModel([("workspace_id", 1), ("message_id", 1)])]
 
+class StoredMedia(Document):
+    """One stored file: a GridFS files document (read-only here: see the module docstring)."""
 
-class MediaChunk(Document):
-    """One GridFS chunk; read only through the media store."""
-
-    files_id: PydanticObjectId
-    n: int
-    data: bytes
+    length: int
+    chunkSize: int = CHUNK_SIZE  # noqa: N815 - GridFS field name
+    uploadDate: datetime  # noqa: N815 - GridFS field name
+    filename: str = ""
+    metadata: MediaMetadata
 
     class Settings:
-        name = "media.chunks"
-        indexes = [pymongo.IndexModel([("files_id", 1), ("n", 1)], unique=True)]
+        name = f"{BUCKET}.files"
+        indexes = [pymongo.IndexModel([("metadata.workspace_id", 1), ("metadata.message_id", 1)])]
+
+    @property
+    def workspace_id(self) -> PydanticObjectId:
+        return self.metadata.workspace_id
+
+    @property
+    def kind(self) -> str:
+        return self.metadata.kind
+
+    @property
+    def contentType(self) -> str:  # noqa: N802 - GridFS field name
+        return self.metadata.contentType
+
+    @property
+    def sha256(self) -> str:
+        return self.metadata.sha256
+
+    @property
+    def message_id(self) -> PydanticObjectId | None:
+        return self.metadata.message_id
+
+    @property
+    def meta_media_id(self) -> str | None:
+        return self.metadata.meta_media_id

@@ -145,6 +145,21 @@ class Message(WorkspaceDocument):
             pymongo.IndexModel([("workspace_id", 1), ("timestamp", 1)]),
             # Inbox search: anchored prefix regexes on lowercased words (multikey).
             pymongo.IndexModel([("workspace_id", 1), ("search_tokens", 1)]),
+            # Lookups by wamid (webhook dedupe, statuses, reactions, edits, quoted messages) and by
+            # idempotency key: workspace-scoped equalities. mongod cannot answer them from the unique
+            # indexes above: it uses a partial index only when it can prove the query implies the
+            # partial filter, and it never derives a $type from a value ({wamid: "x"} does not imply
+            # {wamid: {$type: "string"}}). It does imply {wamid: {$gt: ""}}, hence these filters
+            # (only documents with the key are indexed). tests/integration/test_inbox_indexes.py.
+            # The partial field leads: SecantusDB (the embedded server) answers {wamid: "x"} wrongly,
+            # with no result, from a partial (workspace_id, wamid) index. And not (idempotency_key,
+            # workspace_id): Beanie keys indexes by their sorted fields, so it would silently replace
+            # the unique (workspace_id, idempotency_key) index above.
+            pymongo.IndexModel([("wamid", 1), ("workspace_id", 1)], partialFilterExpression={"wamid": {"$gt": ""}}),
+            pymongo.IndexModel([("idempotency_key", 1)], partialFilterExpression={"idempotency_key": {"$gt": ""}}),
+            # The outbox sweeper: queued messages in queued (_id) order. Only queued ones are indexed:
+            # they are few, and a status change of any other message leaves this index alone.
+            pymongo.IndexModel([("status", 1), ("_id", 1)], partialFilterExpression={"status": "queued"}),
         ]
 
 

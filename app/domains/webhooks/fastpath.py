@@ -16,6 +16,7 @@ import msgspec
 from litestar import Litestar
 from litestar.types import Receive, Scope, Send
 
+from app.db import DATABASE_DOWN, database_unavailable
 from app.domains.webhooks.services import MAX_BODY_BYTES, WebhookReceiver, body_too_large
 from app.errors import AppError, ClientError, NotFound, PayloadTooLarge
 from app.logging import get_logger
@@ -88,7 +89,10 @@ async def answer_webhook(receiver: WebhookReceiver, scope: Scope, receive: Recei
         return
     except AppError as exc:
         error = exc
-    except Exception:  # the database is down, say: Meta retries a 5xx, so nothing is lost
+    except DATABASE_DOWN as exc:  # a 503 within the driver's server selection timeout; Meta retries it
+        log.warning("webhook delivery not stored: database unavailable", error=type(exc).__name__)
+        error = database_unavailable()
+    except Exception:  # Meta retries a 5xx, so nothing is lost
         log.exception("webhook delivery not stored")  # not the path: its key is the URL's secret
         error = AppError("Something went wrong on our side. It has been logged.")
     body = msgspec.json.encode(error.to_dict())

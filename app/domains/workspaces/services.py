@@ -161,10 +161,21 @@ class AccountsOfPeople:
     # --- bootstrap ------------------------------------------------------------------------
     async def bootstrap_admin(self, email: str | None, password: str | None, api_key: str | None,
                               workspace_name: str = "My workspace") -> User | None:
-        """When no user exists yet, create the first workspace, its admin and (optionally) that API key."""
+        """When no user exists yet, create the first workspace, its admin and (optionally) that API key.
+
+        Web and worker processes start together and each runs this: the unique email lets one of
+        them create the admin; the others remove the workspace they had begun and carry on.
+        """
         if not email or not password or await User.find_one({}) is not None:
             return None
-        _, user = await self.create_workspace(workspace_name, email, password)
+        email = _check_credentials(email, password)
+        workspace = await Workspace(name=workspace_name).insert()
+        try:
+            user = await self.create_user(workspace.id, email, password, Role.ADMIN)
+        except Conflict:
+            await workspace.delete()
+            log.info("bootstrap admin created by another process")
+            return None
         if api_key:
             await self.create_api_key(user.workspace_id, "Bootstrap key", Role.ADMIN, user.id, key=api_key)
         log.info("bootstrap admin created", user_id=str(user.id))
