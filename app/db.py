@@ -10,6 +10,7 @@ Every tenant-owned Document derives from ``WorkspaceDocument`` and is queried th
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -85,6 +86,24 @@ def document_models() -> list[type[Document]]:
 MONGOMOCK_URL = "mongomock://"
 
 
+def _motor_client_class() -> type:
+    from motor.motor_asyncio import AsyncIOMotorClient
+
+    class AnyLoopMotorClient(AsyncIOMotorClient):
+        """motor binds a client to the first event loop that uses it (its operations are pymongo calls run
+        in a thread pool, resolved on that loop). This one resolves them on whichever loop awaits: Beanie
+        binds every Document to one client per process, and a process may run more than one loop (the
+        tests run simulated worker processes on loops of their own). pymongo's client is thread-safe."""
+
+        def get_io_loop(self) -> Any:
+            try:
+                return asyncio.get_running_loop()
+            except RuntimeError:  # called outside a coroutine (close, finalisers)
+                return super().get_io_loop()
+
+    return AnyLoopMotorClient
+
+
 class DatabaseUnavailable(RuntimeError):
     """The database server could not be reached: the message is one line for the operator."""
 
@@ -117,11 +136,9 @@ class Database:
             patch_mongomock()
             self.client: Any = AsyncMongoMockClient()
         else:
-            from motor.motor_asyncio import AsyncIOMotorClient
-
             # Short timeouts: with the server gone, a request answers 503 in seconds instead of hanging
             # (pymongo's defaults wait 30 s to select a server and forever on a socket).
-            self.client = AsyncIOMotorClient(url, tz_aware=True, serverSelectionTimeoutMS=timeout_ms,
+            self.client = _motor_client_class()(url, tz_aware=True, serverSelectionTimeoutMS=timeout_ms,
                                              connectTimeoutMS=timeout_ms, socketTimeoutMS=max(timeout_ms, 10_000))
 
     async def connect(self) -> None:

@@ -4,8 +4,8 @@ One shape for both: a free loopback port, data under a directory of ours, a log 
 pipe that could fill and block the server), a wait until the server answers, a clean stop.
 
 No orphans, no two servers on one data directory:
-- the child is asked to die with us (Linux ``PR_SET_PDEATHSIG``), so even a kill -9 of `inbox run`
-  takes it down;
+- the child is asked to die with us (Linux ``PR_SET_PDEATHSIG``, when spawned from the main thread),
+  so even a kill -9 of `inbox run` takes it down;
 - its pid is written to ``<directory>/server.pid``; a start that finds a live server there whose
   parent is gone (a crash on a system without the death signal) stops it first, and one whose parent
   still runs (a second `inbox run` on the same data) refuses to start.
@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -113,6 +114,14 @@ class EmbeddedServer:
         return self._process is not None and self._process.poll() is None
 
     def start(self, timeout: float = 30.0) -> "EmbeddedServer":
+        self.spawn()
+        self.wait_until_answers(timeout)
+        return self
+
+    def spawn(self) -> None:
+        """Start the process (quick). Call it from the thread that lives as long as the server should:
+        Linux sends the death signal when the spawning *thread* ends, so from any other thread the
+        child is not tied to us (the pid file still lets the next start clean up after a crash)."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             probe = self.directory / ".writable"
@@ -125,19 +134,21 @@ class EmbeddedServer:
         if port_taken(self.port):
             raise EmbeddedServerError(f"embedded {self.kind}: port {self.port} is already in use")
         command = self.command()
+        tie = _die_with_parent if threading.current_thread() is threading.main_thread() else None
         with open(self.log_file, "ab") as log:
             # Own session: a Ctrl-C to our process group must not stop the server before we are done with it.
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             start_new_session=True, preexec_fn=_die_with_parent)
+                                             start_new_session=True, preexec_fn=tie)
         self.pid_file.write_text(str(self._process.pid))
+
+    def wait_until_answers(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while not self.answers():
-            if self._process.poll() is not None or time.monotonic() > deadline:
+            if self._process is None or self._process.poll() is not None or time.monotonic() > deadline:
                 tail = self._log_tail()
                 self.stop()
                 raise EmbeddedServerError(f"embedded {self.kind} did not start: {tail or 'no output'}")
             time.sleep(0.05)
-        return self
 
     def stop(self) -> None:
         process, self._process = self._process, None

@@ -101,7 +101,8 @@ async def _watch_embedded_database(server: Any, every: float = 1.0) -> None:
             continue
         log.error("embedded database stopped; starting it again", data=str(server.directory))
         try:
-            await asyncio.to_thread(server.start)
+            server.spawn()  # on the loop's (main) thread, so the new server still dies with us
+            await asyncio.to_thread(server.wait_until_answers)
             log.warning("embedded database is back", port=server.port)
         except Exception as error:  # noqa: BLE001 - keep trying; the health check says it is down
             log.error("embedded database did not start", error=str(error)[:300])

@@ -153,7 +153,7 @@ async def outbound(client_factory, sandbox_server):
 
 class ThreadWorker:
     """Another "worker process": a Runtime and an arq Worker on their own event loop in a thread,
-    sharing only the (in-memory) database with the app, as separate processes share MongoDB.
+    sharing only the database server with the app, as separate processes share MongoDB.
 
     ``kill()`` stops the loop dead, like SIGKILL: no finally block, no hand-over, the lease left
     to expire. With ``supervised=True`` it runs what `inbox worker` runs: the product's

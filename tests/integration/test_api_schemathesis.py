@@ -23,6 +23,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.config import Settings
+from app.db import Database
 from app.main import create_app
 from tests.conftest import TEST_SECRET
 from tests.support.api_world import build_world
@@ -38,19 +39,33 @@ SKIP = {("DELETE", "/api/v1/api-keys/{key_id}")}
 
 
 @pytest.fixture(scope="module")
-def api_server(redis_server, tmp_path_factory):
+def api_server(redis_server, mongo_server, mongo_admin, tmp_path_factory):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     app_settings = Settings(_env_file=None, redis_url=redis_server.url, secret_key=SecretStr(TEST_SECRET),
-                            data_dir=tmp_path_factory.mktemp("schemathesis"), public_url=base,
-                            graph_api_url=f"{base}/sandbox/graph", api_rate_limit_per_minute=100_000)
+                            mongodb_url=mongo_server.url if mongo_server else "mongomock://",
+                            mongodb_database="schemathesis", data_dir=tmp_path_factory.mktemp("schemathesis"),
+                            public_url=base, graph_api_url=f"{base}/sandbox/graph", api_rate_limit_per_minute=100_000)
     app = create_app(app_settings, sandbox=True)
+
+    async def seed():
+        # Before the server starts, through a client of this loop's own: motor binds a client to one loop,
+        # and the server's lifespan (in its thread) then binds the Documents to the runtime's client.
+        database = Database(app_settings.mongodb_url, app_settings.mongodb_database)
+        await database.connect()
+        try:
+            return await build_world(app.state.runtime, key=KEY)
+        finally:
+            database.close()
+
+    world = asyncio.run(seed())
     with serve(app, port=port):
-        world = asyncio.run(build_world(app.state.runtime, key=KEY))
         number = world.account
         app.state.sandbox.register_number(number.phone_number_id, number.waba_id, number.display_phone_number,
                                           world.token, world.app_secret, None)
         yield base, world
+    if mongo_admin is not None:
+        mongo_admin.drop_database("schemathesis")
 
 
 def test_every_operation_conforms_to_the_schema(api_server):

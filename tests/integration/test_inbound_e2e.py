@@ -17,19 +17,19 @@ import pytest
 
 from app.main import create_app
 from tests.support.inbound import make_setup, signed
-from tests.support.servers import free_port, serve
+from tests.support.servers import free_port, serve_here
 
 TOKEN = "EAAG-sandbox-token-e2e"
 SECRET = "sandbox-app-secret-e2e-0001"
 
 
 @pytest.fixture
-def live(settings):
+async def live(settings):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     app_settings = settings.model_copy(update={"public_url": base, "graph_api_url": f"{base}/sandbox/graph"})
     app = create_app(app_settings, sandbox=True, inline_worker=True)
-    with serve(app, port=port) as url:
+    async with serve_here(app, port=port) as url:
         yield url, app.state.runtime
 
 
@@ -73,7 +73,9 @@ async def test_customer_message_reaches_the_api_and_media_is_served(live):
             "phone_number_id": setup.account.phone_number_id, "from": "+972 98 765 4321", "name": "Dana",
             "message": {"type": "text", "text": {"body": "Is my order ready?"}}})
         wamid = sent.json()["wamid"]
-        listing = await _poll(lambda: api.get("/api/v1/conversations"), lambda r: r.json()["data"])
+        # the conversation is created, then the message recorded in it: wait for both
+        listing = await _poll(lambda: api.get("/api/v1/conversations"),
+                              lambda r: r.json()["data"] and r.json()["data"][0]["unread_count"])
         conversation = listing.json()["data"][0]
         assert conversation["contact"] == {"id": conversation["contact"]["id"], "wa_id": "972987654321",
                                            "name": "Dana", "phone": "+972987654321"}

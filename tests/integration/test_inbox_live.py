@@ -24,7 +24,7 @@ PASSWORD = "demo-password-1"
 
 @pytest.fixture
 def live_app(settings, monkeypatch):
-    monkeypatch.setattr(app.demo, "demo_password", lambda: PASSWORD)
+    monkeypatch.setattr(app.demo, "demo_password", lambda data_dir: PASSWORD)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     app_settings = settings.model_copy(update={"public_url": base, "graph_api_url": base + "/sandbox/graph"})

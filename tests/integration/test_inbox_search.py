@@ -16,9 +16,10 @@ from app.domains.conversations.search import (
     message_tokens,
     words,
 )
-from app.domains.inbox.queries import InboxQueries, ListFilters
+from app.domains.inbox.queries import SEARCH_CAP, InboxQueries, ListFilters
 from app.domains.messages.models import Message, MessageStatus
-from app.mongomock_plan import choose
+from tests.support.command_capture import capture, reads, server_indexes
+from tests.support.index_rule import Index, check
 
 WS = PydanticObjectId()
 ACCOUNT = PydanticObjectId()
@@ -80,18 +81,30 @@ async def test_search_by_name_prefix_phone_digits_and_message_words(client_facto
     assert await names("daniel") == [dan] and await queries.search_hit(c["Dan"], "invoiceg")
 
 
-async def test_search_reads_the_search_token_indexes(client_factory) -> None:
+async def test_search_reads_the_search_token_indexes(client_factory, settings) -> None:
+    """What the search sends MongoDB (taken from the driver) is bounded by the (workspace_id, search_tokens)
+    indexes, by MongoDB's index rule (tests/support/index_rule.py; every inbox read: test_inbox_indexes.py)."""
     await client_factory()
-    await seed()
+    made = await seed()
     search = SearchQuery("where order")
-    for model, query in ((Message, search.message_filter()), (Contact, search.contact_filter())):
-        spec = {"workspace_id": WS, **query}
+    for query in (search.message_filter(), search.contact_filter()):
         assert query["search_tokens"]["$regex"].startswith("^")  # anchored, case-sensitive: index bounds on MongoDB
-        collection = model.get_motor_collection()._AsyncMongoMockCollection__collection
-        plan = choose(collection, spec, None)
-        assert plan is not None and [f for f, _ in plan.index.fields] == ["workspace_id", "search_tokens"]
-        declared = [dict(i.document["key"]) for i in model.Settings.indexes]
-        assert {"workspace_id": 1, "search_tokens": 1} in declared
+    with capture(settings.mongodb_database) as seen:
+        assert await names("where order") == [made["Carla"].id]
+    token_reads = [q for _, q in reads(seen) if "search_tokens" in str(q.filter)]
+    assert {q.collection for q in token_reads} == {"messages", "contacts"}
+    indexes = await server_indexes(Message.get_motor_collection().database, {"messages", "contacts"})
+    tokens = (("workspace_id", 1), ("search_tokens", 1))
+    for model in (Message, Contact):
+        assert tokens in [Index.from_model(i).keys for i in model.Settings.indexes]  # declared
+        assert tokens in [i.keys for i in indexes[model.Settings.name]]  # and on the server
+    for query in token_reads:
+        verdict = check(query, indexes[query.collection])
+        assert verdict.bounding is not None and verdict.bounding.index.keys == tokens, verdict.message()
+        if query.collection == "contacts":
+            assert verdict.served and verdict.index.keys == tokens, verdict.message()
+        else:  # the newest SEARCH_CAP hits: bounded by the token index, ordered in memory by design
+            assert query.sort == (("_id", -1),) and query.limit == SEARCH_CAP and not verdict.served
 
 
 class FakeLive:

@@ -1,4 +1,4 @@
-"""The outbox sweeper (messages/sweeper.py) against our Redis and the in-memory MongoDB."""
+"""The outbox sweeper (messages/sweeper.py) against our Redis and the test session's database server."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from app.queue import DEFAULT_QUEUE, enqueue_drain, open_pool
 
 
 @pytest.fixture
-async def world(redis_server):
-    database = Database(None, "sweeper-tests")
+async def world(redis_server, mongodb):
+    database = Database(*mongodb)
     await database.connect()
     redis = Redis.from_url(redis_server.url)
     arq = await open_pool(redis_server.url)

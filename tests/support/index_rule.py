@@ -27,17 +27,26 @@ An index serves a query when all of these hold:
    value does, or any non-null comparison for ``{"$exists": true}``. mongod has no rule that
    derives a ``$type`` from a value: ``{f: "x"}`` can NOT use an index partial on
    ``{f: {"$type": "string"}}``. A sparse index likewise needs a predicate that excludes a missing field;
-2. its first field has an equality, points or range predicate (the read is bounded by the index,
-   not a walk over all of it). An empty filter is served only when limited and unsorted or sorted
-   by an index (every document matches: the walk stops at the limit);
-3. a sorted query (limited or not) gets its order from the index, never from an in-memory sort:
-   leaving out the index fields fixed by equality, the next index fields are the sort fields in
-   order, with the directions all equal to the sort's or all reversed. Sort fields fixed by
-   equality drop out of the sort. So equality fields come first, then the sort fields, then range
-   fields (a range or points field before a sort field breaks the order);
-4. except for a point read of a unique index (``_id`` or a declared unique index with every field
-   equality or points): at most one document per value, so such a read is always served and its
-   few documents may be sorted in memory. ``_id`` equality is therefore always served.
+2. Equality: its first fields are all the equality fields of the filter, in any order (an ``$in`` of
+   several values counts as equality when the query is not sorted; in a sorted query it is a
+   range, see 3). A field compared for equality but left out of the index would be checked on
+   every document the index read returns: ``{workspace_id, wamid}`` is not served by an index
+   on ``(workspace_id, conversation_id)``, which walks the whole workspace;
+3. Sort: a sorted query (limited or not) gets its order from the index, never from an in-memory
+   sort: right after the equality fields come the sort fields, in order, with the directions all
+   equal to the sort's or all reversed (sort fields fixed by equality drop out of the sort). Range
+   fields (and a sorted query's several-value ``$in``) come after the sort fields, or are left to
+   the documents read: before a sort field they break the order;
+4. the read is bounded: the index's first field has an equality, points or range predicate (not a
+   walk of the whole index). An empty filter is served only when limited, and unsorted or sorted
+   in an index's order (every document matches: the walk stops at the limit);
+5. a point read of a unique index (``_id``, or a unique index whose every field has an equality or
+   ``$in``) is always served: at most one document per value, whatever else the filter says, and
+   those few may be sorted in memory. So ``_id`` equality is always served.
+
+Range predicates are not required to be in the index: once the equality fields (and the sort)
+bound the read, a range on another field only filters what was read. Which index bounds a read
+the most is reported (``Verdict.index`` / ``Verdict.bounding``) for tests that expect a specific one.
 
 A filter with ``$or`` is served when every branch (with the rest of the filter) is served, each
 with the query's sort (mongod then merges the branches' ordered reads).
@@ -279,14 +288,15 @@ class Fit:
 
     index: Index
     usable: bool
-    bounded: bool
-    sort_served: bool
-    bounded_fields: int
+    bounded: bool          # its first field has an equality, points or range predicate
+    leading: bool          # the filter's equality fields are its first fields
+    sort_served: bool      # its order is the sort (or no sort is needed)
+    bounded_fields: int    # how many of its first fields the filter bounds
     reason: str
 
     @property
     def served(self) -> bool:
-        return self.usable and self.bounded and self.sort_served
+        return self.usable and self.bounded and self.leading and self.sort_served
 
 
 @dataclass(frozen=True)
@@ -306,14 +316,8 @@ class Verdict:
 
     @property
     def bounding(self) -> Fit | None:
-        """The index bounding the read best, whether or not it also gives the sort."""
-        return _best([f for f in self.fits if f.usable and f.bounded])
-
-    @property
-    def sort_served(self) -> bool:
-        if self.branches:
-            return all(b.sort_served for b in self.branches)
-        return self.served or any(f.usable and f.sort_served for f in self.fits if f.bounded)
+        """The index bounding the read best (equality fields leading), whether or not it also gives the sort."""
+        return _best([f for f in self.fits if f.usable and f.bounded and f.leading])
 
     def indexes_used(self) -> list[Index]:
         if self.branches:
@@ -368,24 +372,26 @@ def _check_empty(query: Query, indexes: list[Index], label: str) -> Verdict:
     if not query.limit:
         return Verdict(query, False, note="an empty filter without a limit reads the whole collection", branch=label)
     if not query.sort:
-        return Verdict(query, True, (Fit(ID_INDEX, True, True, True, 0, "an unsorted, limited read of any documents"),),
+        return Verdict(query, True, (Fit(ID_INDEX, True, True, True, True, 0, "an unsorted, limited read of any documents"),),
                        branch=label)
     fits = []
     for index in indexes:
         ok = _order_matches([(k, d) for k, d in index.keys], list(query.sort)) and not index.partial and not index.sparse
-        fits.append(Fit(index, True, ok, ok, 0, "a limited walk in index order" if ok else "its order is not the sort"))
+        fits.append(Fit(index, True, ok, True, ok, 0, "a limited walk in index order" if ok else "its order is not the sort"))
     return Verdict(query, any(f.served for f in fits), tuple(fits), branch=label)
 
 
 def _fit(index: Index, conj: Conj, query: Query) -> Fit:
-    def fit(bounded: bool, sort_served: bool, count: int, reason: str, usable: bool = True) -> Fit:
-        return Fit(index, usable, bounded, sort_served, count, reason)
+    def fit(sort_served: bool, count: int, reason: str, *, bounded: bool = True, leading: bool = True,
+            usable: bool = True) -> Fit:
+        return Fit(index, usable, bounded, leading, sort_served, count, reason)
 
     if any(not isinstance(d, int) and d != "hashed" for _, d in index.keys):
-        return fit(False, False, 0, "a special (text / geo) index: not considered", usable=False)
+        return fit(False, 0, "a special (text / geo) index: not considered", bounded=False, usable=False)
     gap = _partial_gap(index, conj)
     if gap:
-        return fit(False, False, 0, gap, usable=False)
+        return fit(False, 0, gap, bounded=False, usable=False)
+    names = [name for name, _ in index.keys]
     kinds = []
     for name, direction in index.keys:
         kind = conj.kind(name)
@@ -397,20 +403,28 @@ def _fit(index: Index, conj: Conj, query: Query) -> Fit:
         if kind not in (EQ, POINTS, RANGE):
             break
         count += 1
-    first = index.keys[0][0]
     if kinds[0] not in (EQ, POINTS, RANGE):
-        return fit(False, False, 0, f"its first field {first!r} has no equality or range predicate "
-                                    f"({_describe(conj, first)}): the read would walk the whole index")
-    point_read = index.unique and all(k in (EQ, POINTS) for k in kinds)
+        return fit(False, 0, f"its first field {names[0]!r} has no equality or range predicate "
+                             f"({_describe(conj, names[0])}): the read would walk the whole index", bounded=False)
+    if index.unique and all(k in (EQ, POINTS) for k in kinds):
+        return fit(True, count, "a point read of a unique index: at most one document per value")
     required = [(f, d) for f, d in query.sort if conj.kind(f) != EQ]
+    # Equality first: every equality field of the filter leads the index. An $in of several values
+    # is equality too, unless the query is sorted: then it is a range (it goes after the sort).
+    equality = {f for f in conj.preds if conj.kind(f) == EQ or (conj.kind(f) == POINTS and not required)}
+    leading = names[:len(equality)]
+    if set(leading) != equality:
+        missing = sorted(equality - set(leading))
+        return fit(False, count, f"the filter's equality fields {sorted(equality)} do not lead it ({missing} "
+                                 f"{'is' if len(missing) == 1 else 'are'} not among its first {len(equality)} "
+                                 f"fields): the read is bounded by less than the equalities", leading=False)
     if not required:
-        return fit(True, True, count, "bounded" + (" (the sort is fixed by equality)" if query.sort else ""))
-    if point_read:
-        return fit(True, True, count, "a point read of a unique index: at most one document per value, sorted in memory")
-    remaining = [(name, d) for (name, d), kind in zip(index.keys, kinds) if kind != EQ]
+        return fit(True, count, "its leading fields are the equality fields" +
+                   (" (the sort is fixed by equality)" if query.sort else ""))
+    remaining = list(index.keys[len(equality):])
     if _order_matches(remaining, required):
-        return fit(True, True, count, "bounded, and the index order is the sort")
-    return fit(True, False, count, _sort_reason(remaining, required, kinds, index, conj))
+        return fit(True, count, "equality fields, then the sort fields in index order")
+    return fit(False, count, _sort_reason(remaining, required, kinds[len(equality):]))
 
 
 def _order_matches(index_keys: list[tuple[str, Any]], sort: list[tuple[str, int]]) -> bool:
@@ -423,11 +437,10 @@ def _order_matches(index_keys: list[tuple[str, Any]], sort: list[tuple[str, int]
     return all(same) or not any(same)
 
 
-def _sort_reason(remaining: list[tuple[str, Any]], required: list[tuple[str, int]], kinds: list[str | None],
-                 index: Index, conj: Conj) -> str:
+def _sort_reason(remaining: list[tuple[str, Any]], required: list[tuple[str, int]], kinds: list[str | None]) -> str:
     wanted = ", ".join(f"{k} {d}" for k, d in required)
     sort_fields = {k for k, _ in required}
-    for (name, _), kind in zip(index.keys, kinds):
+    for (name, _), kind in zip(remaining, kinds):
         if name in sort_fields:
             break
         if kind == RANGE:
@@ -435,9 +448,7 @@ def _sort_reason(remaining: list[tuple[str, Any]], required: list[tuple[str, int
         if kind == POINTS:
             return (f"bounded, but the $in of several values on {name!r} comes before the sort fields ({wanted}): "
                     f"one ordered run per value, merged or sorted in memory")
-        if kind != EQ:
-            return (f"bounded, but {name!r} ({_describe(conj, name)}) comes before the sort fields ({wanted}): "
-                    f"an in-memory sort")
+        return f"bounded, but {name!r} (not fixed by equality) comes before the sort fields ({wanted}): an in-memory sort"
     got = ", ".join(f"{k} {d}" for k, d in remaining[:len(required)]) or "nothing"
     return f"bounded, but after its equality fields the index order is ({got}), not the sort ({wanted}): an in-memory sort"
 
@@ -571,15 +582,15 @@ def _sort(spec: Any) -> tuple[tuple[str, int], ...]:
 
 
 def _short(value: Any, limit: int = 240) -> str:
-    text = repr(_plain(value))
+    text = repr(plain(value))
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        shown = [_plain(v) for v in value[:5]]
+        shown = [plain(v) for v in value[:5]]
         return shown + [f"... {len(value) - 5} more"] if len(value) > 5 else shown
     if isinstance(value, ObjectId):
         return f"ObjectId({str(value)[-6:]})"

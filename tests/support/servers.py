@@ -1,12 +1,13 @@
-"""Run an ASGI app on a real loopback port in a background thread, for tests over real HTTP."""
+"""Run an ASGI app on a real loopback port (in a background thread, or on the test's loop), for tests over real HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
 
@@ -46,3 +47,26 @@ def serve(app, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def serve_here(app, port: int | None = None) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on this event loop (a task), so the test can also query Documents:
+    motor binds its client to the loop that first uses it. Yields the base URL."""
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio")
+    server = uvicorn.Server(config)
+    server.capture_signals = contextlib.nullcontext  # Ctrl-C stays pytest's
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if task.done() or time.monotonic() > deadline:
+            if task.done() and task.exception():
+                raise RuntimeError("test server did not start") from task.exception()
+            raise RuntimeError("test server did not start")
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)

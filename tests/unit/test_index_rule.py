@@ -42,7 +42,7 @@ def test_equality_then_sort_in_index_order_is_served_both_ways() -> None:
 def test_sort_not_served_by_the_index_is_refused_with_the_indexes_considered() -> None:
     mixed = find({"workspace_id": WS, "status": "open"}, (("last_message_at", -1), ("_id", 1)), 41)
     verdict = check(mixed, [LIST])
-    assert not verdict.served and verdict.bounding.index == LIST and not verdict.sort_served
+    assert not verdict.served and verdict.bounding.index == LIST and not verdict.bounding.sort_served
     message = verdict.message()
     assert "conversations.find" in message and "'status': 'open'" in message and "last_message_at" in message
     assert "workspace_id_1_status_1_last_message_at_-1__id_-1" in message and "not the sort" in message
@@ -61,13 +61,30 @@ def test_sort_not_served_by_the_index_is_refused_with_the_indexes_considered() -
     assert check(find({"workspace_id": WS, "status": {"$in": ["open", "pending"]}}), [LIST]).served
 
 
+def test_every_equality_field_must_lead_the_index() -> None:
+    lookup = Query("messages", "find", {"workspace_id": WS, "wamid": "wamid.1"}, (), 1)
+    by_conversation = index(("workspace_id", 1), ("conversation_id", 1), ("_id", -1))
+    verdict = check(lookup, [by_conversation])
+    assert not verdict.served and verdict.bounding is None
+    assert "['wamid'] is not among its first 2 fields" in verdict.message()
+    assert check(lookup, [by_conversation, index(("wamid", 1), ("workspace_id", 1))]).served
+    # Any order of the equality fields; then the sort; ranges may stay out of the index.
+    unread = find({"workspace_id": WS, "status": "open", "unread_count": {"$gt": 0}}, NEWEST, 100)
+    assert check(unread, [index(("status", 1), ("workspace_id", 1), ("last_message_at", -1), ("_id", -1))]).served
+    assert not check(unread, [BY_WORKSPACE]).served  # status left to the documents read
+    # Sorted, an $in of several values is a range: it may follow the sort, or stay out of the index.
+    contacts = find({"workspace_id": WS, "contact_id": {"$in": [ObjectId(), ObjectId()]}}, NEWEST, 41)
+    assert check(contacts, [BY_WORKSPACE]).served
+    assert not check(find({"workspace_id": WS, "contact_id": {"$in": [ObjectId()]}}, NEWEST, 41), [BY_WORKSPACE]).served
+
+
 def test_a_read_not_bounded_by_the_first_index_field_is_not_served() -> None:
     queued = Query("messages", "find", {"status": "queued", "direction": "outbound"}, (("_id", 1),), 1000)
     by_account = index(("account_id", 1), ("status", 1), ("_id", 1))
     verdict = check(queued, [by_account])
     assert not verdict.served and "first field 'account_id' has no equality or range predicate" in verdict.message()
     assert "_id_" in verdict.message()  # the _id index gives the order, but would walk every message
-    assert check(queued, [by_account, index(("status", 1), ("_id", 1))]).served
+    assert check(queued, [by_account, index(("status", 1), ("direction", 1), ("_id", 1))]).served
     # $ne and unanchored or case-insensitive regexes bound nothing.
     assert not check(find({"workspace_id": {"$ne": WS}}), [BY_WORKSPACE]).served
     tokens = index(("workspace_id", 1), ("search_tokens", 1))
@@ -110,7 +127,10 @@ def test_or_needs_every_branch_served() -> None:
     quoted = Query("messages", "find", {"workspace_id": WS, "$or": [{"_id": {"$in": [ObjectId()]}},
                                                                    {"wamid": {"$in": ["wamid.1"]}}]})
     verdict = check(quoted, [index(("workspace_id", 1), ("conversation_id", 1))])
-    assert verdict.served  # both branches bounded by workspace_id (a walk of the workspace, but bounded)
+    assert not verdict.served  # the wamid branch would walk the whole workspace
+    assert "equality fields ['wamid', 'workspace_id'] do not lead it" in verdict.message()
+    assert "branch {'_id': {'$in': [" in verdict.message() and ": served by _id_" in verdict.message()
+    assert check(quoted, [index(("wamid", 1), ("workspace_id", 1))]).served
     strict = Query("messages", "find", {"$or": [{"_id": ObjectId()}, {"wamid": "wamid.1"}]})
     verdict = check(strict, [index(("workspace_id", 1), ("conversation_id", 1))])
     assert not verdict.served and "needs every branch served" in verdict.message()

@@ -64,6 +64,9 @@ class Conversation(WorkspaceDocument):
             pymongo.IndexModel([("workspace_id", 1), ("assignee_id", 1), ("last_message_at", -1), ("_id", -1)]),
             pymongo.IndexModel([("workspace_id", 1), ("account_id", 1), ("last_message_at", -1), ("_id", -1)]),
             pymongo.IndexModel([("workspace_id", 1), ("labels", 1), ("last_message_at", -1), ("_id", -1)]),
-            pymongo.IndexModel([("workspace_id", 1), ("contact_id", 1)]),
+            # A contact's conversations (one per number), newest first: the contact panel, and the
+            # list searched by a name or number that matched one contact (contact_id equality, sorted
+            # like the list). Replaces (workspace_id, contact_id), which it serves as a prefix.
+            pymongo.IndexModel([("workspace_id", 1), ("contact_id", 1), ("last_message_at", -1), ("_id", -1)]),
             pymongo.IndexModel([("workspace_id", 1), ("updated_at", 1), ("_id", 1)]),
         ]

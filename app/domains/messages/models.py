@@ -152,14 +152,15 @@ class Message(WorkspaceDocument):
             # {wamid: {$type: "string"}}). It does imply {wamid: {$gt: ""}}, hence these filters
             # (only documents with the key are indexed). tests/integration/test_inbox_indexes.py.
             # The partial field leads: SecantusDB (the embedded server) answers {wamid: "x"} wrongly,
-            # with no result, from a partial (workspace_id, wamid) index. And not (idempotency_key,
-            # workspace_id): Beanie keys indexes by their sorted fields, so it would silently replace
-            # the unique (workspace_id, idempotency_key) index above.
+            # with no result, from a partial (workspace_id, wamid) index. The trailing _id only
+            # because Beanie keys indexes by their set of field names: an index on the same fields
+            # as the unique (workspace_id, idempotency_key) one would silently replace it.
             pymongo.IndexModel([("wamid", 1), ("workspace_id", 1)], partialFilterExpression={"wamid": {"$gt": ""}}),
-            pymongo.IndexModel([("idempotency_key", 1)], partialFilterExpression={"idempotency_key": {"$gt": ""}}),
-            # The outbox sweeper: queued messages in queued (_id) order. Only queued ones are indexed:
-            # they are few, and a status change of any other message leaves this index alone.
-            pymongo.IndexModel([("status", 1), ("_id", 1)], partialFilterExpression={"status": "queued"}),
+            pymongo.IndexModel([("idempotency_key", 1), ("workspace_id", 1), ("_id", 1)],
+                               partialFilterExpression={"idempotency_key": {"$gt": ""}}),
+            # The outbox sweeper: queued outbound messages in queued (_id) order. Only queued ones are
+            # indexed: they are few, and a status change of any other message leaves this index alone.
+            pymongo.IndexModel([("status", 1), ("direction", 1), ("_id", 1)], partialFilterExpression={"status": "queued"}),
         ]
 
 
