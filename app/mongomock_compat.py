@@ -127,14 +127,28 @@ class _AsyncBucket:
     def __init__(self, bucket: Any) -> None:
         self._bucket = bucket
 
-    async def upload_from_stream_with_id(self, *args: Any, **kwargs: Any) -> None:
-        self._bucket.upload_from_stream_with_id(*args, **kwargs)
+    def open_upload_stream_with_id(self, *args: Any, **kwargs: Any) -> "_AsyncGridIn":
+        return _AsyncGridIn(self._bucket.open_upload_stream_with_id(*args, **kwargs))
 
     async def open_download_stream(self, file_id: Any) -> "_AsyncGridOut":
         return _AsyncGridOut(self._bucket.open_download_stream(file_id))
 
     async def delete(self, file_id: Any) -> None:
         self._bucket.delete(file_id)
+
+
+class _AsyncGridIn:
+    def __init__(self, grid_in: Any) -> None:
+        self.delegate = grid_in  # motor's name for the pymongo GridIn it wraps
+
+    async def write(self, data: Any) -> None:
+        self.delegate.write(data)
+
+    async def __aenter__(self) -> "_AsyncGridIn":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return self.delegate.__exit__(*exc)
 
 
 class _AsyncGridOut:

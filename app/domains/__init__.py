@@ -14,7 +14,7 @@ def all_documents() -> list[type[Document]]:
     from app.domains.messages.media_out import OutboundMedia
     from app.domains.workspaces.models import ApiKey, User, WebSession, Workspace
     from app.domains.webhooks.models import TemplateStatusEvent, WebhookEvent
-    from app.domains.media.models import StoredMedia
+    from app.domains.media.models import MediaChunk, StoredMedia
     from app.domains.templates.models import MessageTemplate
     from app.domains.team.models import Invitation, Team
     from app.domains.catalog.models import CannedResponse, ContactAttribute, Label
@@ -29,7 +29,7 @@ def all_documents() -> list[type[Document]]:
         Message, PendingStatus,
         OutboundMedia,
         WebhookEvent, TemplateStatusEvent,
-        StoredMedia,
+        StoredMedia, MediaChunk,
         MessageTemplate,
         Team, Invitation,
         CannedResponse, Label, ContactAttribute,

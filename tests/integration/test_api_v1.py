@@ -11,7 +11,7 @@ from app.db import utcnow
 from app.domains.contacts.models import Contact
 from app.domains.contacts.services import ContactService
 from app.domains.conversations.models import Conversation
-from app.domains.media.models import StoredMedia
+from app.domains.media.models import MediaChunk, StoredMedia
 from app.domains.messages.models import Message
 from tests.support.api_world import build_world
 
@@ -114,7 +114,7 @@ async def test_export_then_erase_removes_messages_media_and_conversations(world)
     assert await Message.find(Message.contact_id == contact.id).count() == 0
     assert await Conversation.find(Conversation.contact_id == contact.id).count() == 0
     assert await StoredMedia.find({"metadata.workspace_id": w.workspace_id}).count() == 0
-    assert await StoredMedia.get_motor_collection().database["media.chunks"].count_documents({}) == 0
+    assert await MediaChunk.count() == 0
     assert (await client.get(f"/api/v1/contacts/{contact.id}", headers=w.auth)).status_code == 404
     assert await Message.find(Message.contact_id == w.contacts[1].id).count() == 4  # others untouched
 

@@ -293,6 +293,6 @@ async def test_webhook_dedupe_and_ingest_reads_are_served(client_factory, settin
     by_wamid = {c.label for c, v in checked if v.query.collection == "messages" and "wamid" in conjunction(v.query.filter).preds}
     assert by_wamid >= {"ingest reply, reaction, edit", "ingest same wamid, another body", "ingest statuses"}
     assert any(c.name == "insert" and c.collection == "pending_statuses" for c in seen)  # a status before its message
-    assert seen_in(checked, "ingest statuses", "messages", "update")  # delivered, then read
+    assert seen_in(checked, "ingest statuses", "messages", "findAndModify")  # delivered, then read: one conditional update each
     assert seen_in(checked, "webhook sweepers", "webhook_events")
     assert seen_in(checked, "webhook sweepers", "webhook_events", "delete")

@@ -28,8 +28,8 @@ An index serves a query when all of these hold:
    derives a ``$type`` from a value: ``{f: "x"}`` can NOT use an index partial on
    ``{f: {"$type": "string"}}``. A sparse index likewise needs a predicate that excludes a missing field;
 2. Equality: its first fields are all the equality fields of the filter, in any order (an ``$in`` of
-   several values counts as equality when the query is not sorted; in a sorted query it is a
-   range, see 3). A field compared for equality but left out of the index would be checked on
+   several values may sit among them when the query is not sorted, or stay out of the index and be
+   checked on the documents read, like a range; in a sorted query it is a range, see 3). A field compared for equality but left out of the index would be checked on
    every document the index read returns: ``{workspace_id, wamid}`` is not served by an index
    on ``(workspace_id, conversation_id)``, which walks the whole workspace;
 3. Sort: a sorted query (limited or not) gets its order from the index, never from an in-memory
@@ -410,21 +410,28 @@ def _fit(index: Index, conj: Conj, query: Query) -> Fit:
         return fit(True, count, "a point read of a unique index: at most one document per value")
     required = [(f, d) for f, d in query.sort if conj.kind(f) != EQ]
     # Equality first: every equality field of the filter leads the index. An $in of several values
-    # is equality too, unless the query is sorted: then it is a range (it goes after the sort).
-    equality = {f for f in conj.preds if conj.kind(f) == EQ or (conj.kind(f) == POINTS and not required)}
-    leading = names[:len(equality)]
-    if set(leading) != equality:
-        missing = sorted(equality - set(leading))
+    # bounds the read like equality when the query is not sorted, so it may sit among them; it may
+    # also stay out of the index and be checked on the documents read, like a range (a
+    # {wamid, workspace_id} index serves {workspace_id, wamid, status: {$in: [...]}}).
+    equality = {f for f in conj.preds if conj.kind(f) == EQ}
+    prefix = 0
+    for name in names:
+        if conj.kind(name) == EQ or (conj.kind(name) == POINTS and not required):
+            prefix += 1
+        else:
+            break
+    if not equality <= set(names[:prefix]):
+        missing = sorted(equality - set(names[:prefix]))
         return fit(False, count, f"the filter's equality fields {sorted(equality)} do not lead it ({missing} "
-                                 f"{'is' if len(missing) == 1 else 'are'} not among its first {len(equality)} "
+                                 f"{'is' if len(missing) == 1 else 'are'} not among its leading equality "
                                  f"fields): the read is bounded by less than the equalities", leading=False)
     if not required:
         return fit(True, count, "its leading fields are the equality fields" +
                    (" (the sort is fixed by equality)" if query.sort else ""))
-    remaining = list(index.keys[len(equality):])
+    remaining = list(index.keys[prefix:])
     if _order_matches(remaining, required):
         return fit(True, count, "equality fields, then the sort fields in index order")
-    return fit(False, count, _sort_reason(remaining, required, kinds[len(equality):]))
+    return fit(False, count, _sort_reason(remaining, required, kinds[prefix:]))
 
 
 def _order_matches(index_keys: list[tuple[str, Any]], sort: list[tuple[str, int]]) -> bool:

@@ -13,7 +13,7 @@ from beanie import PydanticObjectId
 from app.domains.media.controllers import content_disposition, served_content_type
 from app.domains.media.models import CHUNK_SIZE, MediaMetadata, StoredMedia
 from app.domains.media.services import MAX_DELAY_SECONDS, backoff
-from app.domains.media.store import MediaStore
+from app.domains.media.store import MediaStore, skip_index_check
 from app.domains.messages.ingest import message_error, preview_text
 from app.domains.webhooks.services import MAX_BODY_BYTES, body_too_large
 from app.errors import NotFound
@@ -96,6 +96,18 @@ def test_content_length_check():
     assert not body_too_large(None) and not body_too_large("abc")
 
 
+def test_the_index_check_flag_is_pymongos_own():
+    """skip_index_check sets a flag GridIn has: a pymongo that renamed it fails here, not by slowing uploads."""
+    import gridfs
+    import pymongo
+
+    with pymongo.MongoClient(connect=False) as client:
+        grid_in = gridfs.GridIn(client["db"]["media"])
+        assert vars(grid_in)["_ensured_index"] is False
+        skip_index_check(grid_in)
+        assert vars(grid_in)["_ensured_index"] is True
+
+
 def _read_with_stock_gridfs(settings, file_id) -> bytes:
     """The file as pymongo's synchronous GridFS bucket "media" reads it: a reader outside the product."""
     import gridfs
@@ -124,6 +136,8 @@ async def test_media_store_is_a_gridfs_bucket_scoped_to_the_workspace(settings, 
         len(data), "x.pdf", "document", "application/pdf", workspace)
     assert stored.sha256 == hashlib.sha256(data).hexdigest()
     assert await db["media.chunks"].count_documents({"files_id": stored.id}) == 3
+    chunk_indexes = await db["media.chunks"].index_information()  # init_beanie's: uploads skip the bucket's check
+    assert chunk_indexes["files_id_1_n_1"]["unique"]
     assert await store.read(await store.get(workspace, str(stored.id))) == data
     assert _read_with_stock_gridfs(settings, stored.id) == data
     with pytest.raises(NotFound):

@@ -1,13 +1,16 @@
 """Inbox search keys: normalized tokens stored on contacts and messages, queried by indexed prefix.
 
-Why tokens and not ``$text`` or a substring regex: a ``$text`` index exists only on real MongoDB
-(not in the in-memory database of `inbox run`, tests and benchmarks), and an unanchored or
-case-insensitive ``$regex`` can never use an index, so it reads every contact and message of the
-workspace (10 k conversations: ~300 ms in memory). Instead each document carries
+Why tokens and not a ``$text`` index: ``$text`` matches whole (stemmed) words only, so "invo" never
+finds "invoice" and "5550" never finds a phone number, while agents type the start of a word or a
+piece of a number; it also has no accent folding for most languages, and the embedded server
+(SecantusDB) has no text indexes at all. An unanchored or case-insensitive ``$regex`` can never use
+an index (it reads every contact and message of the workspace). Instead each document carries
 ``search_tokens``, a multikey array with a ``(workspace_id, search_tokens)`` index, and a search
 is an anchored, case-sensitive literal prefix regex (``^invo``) on already-lowercased tokens:
-MongoDB answers that from the index bounds ["invo", "invp"), and app.mongomock_plan reads the
-same block in memory. Semantics agents expect:
+mongod answers that from the index bounds ["invo", "invp") (tests/integration/test_inbox_search.py
+checks the driver's commands against the declared index). SecantusDB's planner scans for it instead,
+one reason the embedded database serves small installations only (bench/embedded_size.py).
+Semantics agents expect:
 
 - case- and accent-insensitive (casefold + NFKD without combining marks: "Zoë" is found by "zoe");
 - every word of the query must be the start of a word: of the contact's name, profile name or

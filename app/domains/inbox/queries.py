@@ -133,7 +133,7 @@ class InboxQueries:
             query["labels"] = filters.label
         if cursor:
             at, oid = decode_cursor(cursor)
-            # The top-level $lte bounds the index read at the cursor (MongoDB and app.mongomock_plan);
+            # The top-level $lte bounds the index read at the cursor (MongoDB walks the index from there);
             # the $or keeps the (last_message_at, _id) order exact for ties.
             query["last_message_at"] = {"$ne": None, "$lte": at}
             query["$or"] = [{"last_message_at": {"$lt": at}}, {"_id": {"$lt": oid}}]

@@ -1,16 +1,19 @@
-"""StoredMedia: a read-only view of the GridFS bucket "media"'s files collection (``media.files``).
+"""StoredMedia and MediaChunk: read-only views of the GridFS bucket "media" (``media.files`` / ``media.chunks``).
 
 Why MongoDB and not a media directory: web processes and workers of the compose deployment run in
 separate containers, and the all-in-one mode keeps everything in one store; with the files in
 Mongo there is no shared volume to provision, one backup (mongodump) covers messages and their
 media, and a web process can serve a file a worker stored on another machine.
 
-The bytes are written, read and deleted by motor's GridFS bucket (app.domains.media.store); this
-Document only reads the files documents the bucket writes: the spec's ``length``, ``chunkSize``,
-``uploadDate`` and ``filename``, and our fields in ``metadata`` (the spec's place for application
-data). Never insert, save or delete through it: a files document without its chunks, or chunks
-without their files document, is a broken file. Query it on ``metadata.*`` (e.g.
-``StoredMedia.metadata.workspace_id``); the properties below are for reading a loaded file.
+The bytes are written, read and deleted by motor's GridFS bucket (app.domains.media.store). These
+Documents only read what the bucket writes, and declare the bucket's indexes so that init_beanie
+creates them with every other index (the store relies on that: see ``skip_index_check``). Never
+insert, save or delete through them: a files document without its chunks, or chunks without their
+files document, is a broken file.
+
+A files document holds the spec's ``length``, ``chunkSize``, ``uploadDate`` and ``filename``, and
+our fields in ``metadata`` (the spec's place for application data). Query it on ``metadata.*``
+(e.g. ``StoredMedia.metadata.workspace_id``); the properties below are for reading a loaded file.
 
 Files stored before the bucket had our fields at the top level of the files document; the
 store's ``adopt_legacy_files()`` (run at startup) moves them into ``metadata``. Their chunks were
@@ -56,7 +59,8 @@ class StoredMedia(Document):
 
     class Settings:
         name = f"{BUCKET}.files"
-        indexes = [pymongo.IndexModel([("metadata.workspace_id", 1), ("metadata.message_id", 1)])]
+        indexes = [pymongo.IndexModel([("metadata.workspace_id", 1), ("metadata.message_id", 1)]),
+                   pymongo.IndexModel([("filename", 1), ("uploadDate", 1)])]  # the bucket's own
 
     @property
     def workspace_id(self) -> PydanticObjectId:
@@ -81,3 +85,15 @@ class StoredMedia(Document):
     @property
     def meta_media_id(self) -> str | None:
         return self.metadata.meta_media_id
+
+
+class MediaChunk(Document):
+    """One GridFS chunk (read-only here: see the module docstring)."""
+
+    files_id: PydanticObjectId
+    n: int
+    data: bytes
+
+    class Settings:
+        name = f"{BUCKET}.chunks"
+        indexes = [pymongo.IndexModel([("files_id", 1), ("n", 1)], unique=True)]  # the bucket's own

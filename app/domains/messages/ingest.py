@@ -8,7 +8,7 @@ way) and end in the same state:
 - reactions carry their timestamp and only a newer one replaces the customer's current one (an
   empty emoji stays as a tombstone, so a redelivered older reaction cannot come back);
 - an edit or revoke records its own wamid in the message's history and is skipped when present;
-- statuses only move forward (``advance_status``) and wait in PendingStatus for their message.
+- statuses only move forward (``advance_by_wamid``: one conditional update) and wait in PendingStatus for their message.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from app.domains.conversations.models import Conversation, MessagePreview
 from app.domains.conversations.search import message_tokens
 from app.domains.conversations.services import ConversationService
 from app.domains.messages.models import Edit, MediaRef, Message, MessageError, MessageStatus, Reaction
-from app.domains.messages.status import advance_status, apply_pending_statuses, keep_for_later
+from app.domains.messages.status import advance_by_wamid, apply_pending_statuses, keep_for_later
 from app.logging import get_logger
 from app.realtime import LiveEvents
 from app.whatsapp.errors import error_from_code
@@ -325,24 +325,23 @@ class MessageIngest:
         at = status_item.occurred_at
         error = message_error(list(status_item.errors or ()))
         pricing = (status_item.pricing or {}).get("category")
-        message = await Message.find_one_scoped(batch.workspace_id, Message.wamid == status_item.id)
-        if message is None:
+        changed = await advance_by_wamid(batch.workspace_id, status_item.id, status, at, error, pricing)
+        if changed:
+            await self._status_changed(changed["workspace_id"], changed["_id"], changed["conversation_id"],
+                                       changed["status"])
+        elif changed is None:
             await keep_for_later(status_item.id, status, at, error, pricing)
             # The sender may have stored the wamid between our read and our insert: look again.
             message = await Message.find_one_scoped(batch.workspace_id, Message.wamid == status_item.id)
-            if message is not None:
-                if await apply_pending_statuses(message):
-                    await self._status_changed(message)
-            return
-        if await advance_status(message, status, at, error, pricing):
-            await self._status_changed(message)
+            if message is not None and await apply_pending_statuses(message):
+                await self._status_changed(message.workspace_id, message.id, message.conversation_id,
+                                           message.status.value)
 
-    async def _status_changed(self, message: Message) -> None:
-        await self.live.publish(message.workspace_id, "message.updated", message_id=str(message.id),
-                                conversation_id=str(message.conversation_id), status=message.status.value)
+    async def _status_changed(self, workspace_id: Any, message_id: Any, conversation_id: Any, status: str) -> None:
+        await self.live.publish(workspace_id, "message.updated", message_id=str(message_id),
+                                conversation_id=str(conversation_id), status=status)
         result = await Conversation.get_motor_collection().update_one(
-            {"_id": message.conversation_id, "last_message.message_id": message.id},
-            {"$set": {"last_message.status": message.status.value}})
+            {"_id": conversation_id, "last_message.message_id": message_id},
+            {"$set": {"last_message.status": status}})
         if result.modified_count:
-            await self.live.publish(message.workspace_id, "conversation.updated",
-                                    conversation_id=str(message.conversation_id))
+            await self.live.publish(workspace_id, "conversation.updated", conversation_id=str(conversation_id))

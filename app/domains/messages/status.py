@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from app.db import utcnow
@@ -44,6 +46,39 @@ async def advance_status(message: Message, status: MessageStatus, at: datetime |
     if pricing_category:
         message.pricing_category = pricing_category
     return True
+
+
+def forward_from(status: MessageStatus) -> list[str]:
+    """The states a message may be in for ``status`` to move it forward (the conditional update's filter)."""
+    return [s.value for s in MessageStatus if s is not MessageStatus.RECEIVED and can_advance(s, status)]
+
+
+async def advance_by_wamid(workspace_id: Any, wamid: str, status: MessageStatus, at: datetime,
+                           error: MessageError | None, pricing_category: str | None) -> dict | None | bool:
+    """A status webhook in one conditional update that only moves forward (the common case: one operation).
+
+    Returns the changed message's ``_id``, ``workspace_id``, ``conversation_id`` and ``status``;
+    False when the message is stored but the status is not forward (a late 'delivered' after 'read');
+    None when no message has that wamid yet (the caller keeps the status for later).
+    """
+    changes: dict[str, Any] = {"status": status.value, f"status_at.{status.value}": at, "updated_at": utcnow()}
+    if error is not None:
+        changes["error"] = error.model_dump()
+    if pricing_category:
+        changes["pricing_category"] = pricing_category
+    collection = Message.get_motor_collection()
+    changed = await collection.find_one_and_update(
+        {"workspace_id": workspace_id, "wamid": wamid, "status": {"$in": forward_from(status)}}, {"$set": changes},
+        projection={"workspace_id": 1, "conversation_id": 1, "status": 1}, return_document=ReturnDocument.AFTER)
+    if changed is not None:
+        return changed
+    stored = await collection.find_one({"workspace_id": workspace_id, "wamid": wamid},
+                                       projection={"pricing_category": 1})
+    if stored is None:
+        return None
+    if pricing_category and not stored.get("pricing_category"):  # Meta's pricing can come with a late status
+        await collection.update_one({"_id": stored["_id"]}, {"$set": {"pricing_category": pricing_category}})
+    return False
 
 
 async def keep_for_later(wamid: str, status: MessageStatus, at: datetime, error: MessageError | None,

@@ -2,9 +2,8 @@
 
 Each delivery still waits until its own document is stored (or found stored already: a
 redelivery) before Meta gets its 200; deliveries in flight at the same moment share one database
-call. Against MongoDB that is one round trip for a burst instead of one per delivery; in memory it
-saves the per-call driver work. Nothing waits on a timer: a batch is whatever joined before the
-event loop's next turn.
+call: one round trip for a burst instead of one per delivery. Nothing waits on a timer: a batch is
+whatever joined before the event loop's next turn.
 """
 
 from __future__ import annotations
