@@ -69,4 +69,7 @@ class Conversation(WorkspaceDocument):
             # like the list). Replaces (workspace_id, contact_id), which it serves as a prefix.
             pymongo.IndexModel([("workspace_id", 1), ("contact_id", 1), ("last_message_at", -1), ("_id", -1)]),
             pymongo.IndexModel([("workspace_id", 1), ("updated_at", 1), ("_id", 1)]),
+            # The snooze cron (every 30 s): only snoozed conversations are in it, so it stays tiny.
+            pymongo.IndexModel([("status", 1), ("snoozed_until", 1)], name="snoozed_due",
+                               partialFilterExpression={"status": "snoozed"}),
         ]
