@@ -21,7 +21,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from app.auth import auth_middleware, provide_principal
 from app.config import ROOT, Settings
 from app.domains.system.controllers import HealthController, ShellController
-from app.domains.system.embedded_size import EmbeddedSizeWatch
+from app.domains.system.embedded_size import CHECK_EVERY_SECONDS, EmbeddedSizeWatch
 from app.domains.workspaces.api import MeApi
 from app.domains.conversations.api import ConversationsApi
 from app.domains.media.controllers import MediaController
@@ -147,7 +147,8 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             worker_task["task"] = asyncio.create_task(supervisor.run())
         if embedded is not None:
             worker_task["watchdog"] = asyncio.create_task(_watch_embedded_database(embedded))
-            worker_task["size"] = asyncio.create_task(size_watch.run())
+            await size_watch.check()  # once at start (the log, and the admins' banner from the first page) ...
+            worker_task["size"] = asyncio.create_task(size_watch.run(first_after=CHECK_EVERY_SECONDS))  # ... then daily
         if freeze_startup_objects:
             gc.collect()
             gc.freeze()

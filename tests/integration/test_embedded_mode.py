@@ -177,3 +177,22 @@ def test_unwritable_data_dir_and_taken_port_are_one_line_each(tmp_path):
                                 text=True, timeout=60)
     assert result.returncode == 3 and "Traceback" not in result.stderr
     assert f"port {port} is already in use" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_embedded_database_dying_is_reported_and_it_comes_back(tmp_path):
+    with inbox_process("run", "--demo", data_dir=tmp_path) as (proc, base):
+        api = _demo_api_key(base, _printed_login(proc)[0])
+        before = httpx.get(base + "/api/v1/conversations", headers=api).json()["data"]
+        db_pid = int((tmp_path / "db" / "server.pid").read_text())
+        os.kill(db_pid, signal.SIGKILL)
+        ready = _wait(lambda: (r := httpx.get(base + "/health/ready", timeout=10)).status_code == 503 and r, 10,
+                      "/health/ready to say the database is down")
+        assert ready.json()["checks"]["mongodb"]["status"] == "failing"
+        # `inbox run` starts it again on the same data: the API answers, with everything still there.
+        _wait(lambda: httpx.get(base + "/health/ready", timeout=10).json()["checks"]["mongodb"]["status"] == "ok", 60,
+              "the embedded database to be back")
+        after = httpx.get(base + "/api/v1/conversations", headers=api, timeout=10)
+        assert after.status_code == 200 and [c["id"] for c in after.json()["data"]] == [c["id"] for c in before]
+        assert int((tmp_path / "db" / "server.pid").read_text()) != db_pid
+    output = proc.stdout.read()
+    assert "embedded database stopped; starting it again" in output and "embedded database is back" in output

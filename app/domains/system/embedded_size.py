@@ -50,7 +50,8 @@ class EmbeddedSizeWatch:
             log.warning("embedded database outgrown: move to MongoDB", conversations=self.conversations,
                         serves_up_to=self.limit)
 
-    async def run(self, every: float = CHECK_EVERY_SECONDS) -> None:
+    async def run(self, every: float = CHECK_EVERY_SECONDS, first_after: float = 0.0) -> None:
+        await asyncio.sleep(first_after)
         while True:
             await self.check()
             await asyncio.sleep(every)
