@@ -28,7 +28,13 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
         structlog.processors.TimeStamper(fmt="iso"),
         _scrub_secrets,
     ]
-    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    # Plain tracebacks: structlog's default console formatter (rich, when installed) prints every frame's
+    # local variables, which can hold tokens and app secrets, and rendering them during an outage (a
+    # failed job per queued send) blocked the worker's loop for tens of seconds.
+    # JSON: the traceback as plain text in an "exception" field (without format_exc_info the JSON line
+    # said only "exc_info": true, and production logs had no traceback at all).
+    renderers = ([structlog.processors.format_exc_info, structlog.processors.JSONRenderer()] if json else
+                 [structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)])
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -39,7 +45,7 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers],
         )
     )
     root = logging.getLogger()
