@@ -1,21 +1,27 @@
-"""Benchmark of the live inbox: webhook -> WebSocket frame latency, and list / thread render times.
+"""Benchmark of the live inbox: what an inbound message costs up to its WebSocket frame, and render times.
 
-    .venv/bin/python bench/live.py [--samples 200] [--conversations 10000] [--thread 2000] [--renders 100]
+    .venv/bin/python bench/live.py [--samples 20] [--conversations 1000] [--thread 300] [--renders 10] [--idle 3]
 
-The process tree: this process (the client) starts its own Redis and one server process running
-our app as `inbox run` does (web + arq worker inline, `worker_poll_delay` from Settings, 5 ms by
-default; in-memory Mongo unless INBOX_MONGODB_URL is set; the Cloud API sandbox mounted). The
-server seeds one workspace with an agent and one number, and later the big data set.
+The process tree: this process (the client) starts its own Redis and database (INBOX_MONGODB_URL
+when set, else an embedded SecantusDB server) and one server process running our app as `inbox run`
+does (web + arq worker inline, `worker_poll_delay` from Settings, 5 ms by default; the Cloud API
+sandbox mounted), counted by bench/counting.py. The server seeds one workspace with an agent and one
+number, and later the big data set.
 
-1. Latency: an agent's WebSocket (session cookie, thread open) receives the frame of each inbound
-   message. Each sample POSTs one signed webhook (one customer message with a unique text) to the
-   number's webhook URL and stops the clock when the frame holding that text arrives:
+0. Idle (``--idle`` s): what the idle server does (the worker's queue polls), for the CPU figures.
+1. Per inbound message: an agent's WebSocket (session cookie, thread open) receives the frame of
+   each inbound message. Each sample POSTs one signed webhook (one customer message with a unique
+   text) to the number's webhook URL and stops the clock when the frame holding that text arrives:
    request -> stored event -> arq job -> ingestion -> Redis channel -> render -> WebSocket frame.
-   Measured on a small database, then again with the big one loaded.
+   Printed: MongoDB operations by kind, Redis commands and round trips, CPU ms of our server per
+   message (these do not depend on the database's speed), then the latency. On a small database,
+   then again with the big one loaded.
 2. Render: with --conversations conversations (each with its contact and last message) and one
    thread of --thread messages, the agent's GETs of the list fragment (first page, a deep cursor
-   page, a search), the thread fragment (newest page) and an older page, the full inbox page.
-Targets (issue 6): latency p95 < 25 ms; list and thread render p95 < 30 ms.
+   page, a search), the thread fragment (newest page) and an older page, the full inbox page:
+   latency, and MongoDB operations, Redis round trips and CPU per GET.
+Speed targets (issue 6, judged on a real MongoDB only): latency p95 < 25 ms; list and thread render
+p95 < 30 ms.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,16 +41,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import counting  # noqa: E402
+from bench.counting import Counted, Meter, read_json  # noqa: E402
+
 SECRET = "bench-live-app-secret-01"
 PHONE_NUMBER_ID = "106540352242922"
 WABA_ID = "102290129340398"
 AGENT, PASSWORD = "agent@bench.example", "bench password"
 CUSTOMER = "14155550199"
+TARGET_INBOUND_OPS = 6
 
 
 # ---- the server process --------------------------------------------------------------------------------
 
-def serve(port: int, redis_url: str) -> None:
+def serve(port: int, redis_url: str, mongodb_url: str, database: str) -> None:
+    counting.install()  # before any client exists
     import uvicorn
     from pydantic import SecretStr
 
@@ -57,7 +69,7 @@ def serve(port: int, redis_url: str) -> None:
         base = f"http://127.0.0.1:{port}"
         settings = Settings(_env_file=None, redis_url=redis_url, secret_key=SecretStr("bench-secret-key-" + "x" * 32),
                             data_dir=Path(tempfile.mkdtemp()), public_url=base, graph_api_url=base + "/sandbox/graph",
-                            log_level="WARNING", mongodb_url=os.environ.get("INBOX_MONGODB_URL"))
+                            log_level="WARNING", mongodb_url=mongodb_url, mongodb_database=database)
         runtime = Runtime(settings)
         await runtime.start()
         workspace, _ = await runtime.people.create_workspace("Bench", f"admin{port}@bench.example", PASSWORD)
@@ -76,27 +88,22 @@ def serve(port: int, redis_url: str) -> None:
 
         pauses = gc_pauses()
 
-        async def commands() -> None:  # stdin: "seed <conversations> <thread> <freeze>" loads the big data set,
-            loop = asyncio.get_running_loop()  # "gc" reports (and resets) the GC pauses seen since the last "gc"
-            while True:
+        async def commands() -> None:  # stdin: "seed <conversations> <thread>" loads the big data set,
+            loop = asyncio.get_running_loop()  # "gc" reports (and resets) the GC pauses seen since the last "gc",
+            while True:                        # "stats" answers the counters (bench/counting.py)
                 line = await loop.run_in_executor(None, sys.stdin.readline)
                 if not line:
                     return
+                if line.strip() == "stats":
+                    print(counting.stats_line(), flush=True)
+                    continue
                 if line.strip() == "gc":
                     print(json.dumps({"gc": dict(pauses)}), flush=True)
                     pauses.clear()
                     continue
-                _, conversations, thread, freeze = line.split()
+                _, conversations, thread = line.split()
                 started = time.perf_counter()
                 big = await seed(workspace.id, account.id, int(conversations), int(thread))
-                if freeze == "1":
-                    # The data set stands for what a long-running in-memory server holds: there it has long
-                    # been in the oldest generation, as the CLI freezes what exists at startup. Without
-                    # this, each full collection walks the 22 k fresh documents (tens of ms, --no-freeze).
-                    import gc
-
-                    gc.collect()
-                    gc.freeze()
                 pauses.clear()  # the seeding's own collections are not the next phase's
                 print(json.dumps({"seeded": big, "seconds": round(time.perf_counter() - started, 1)}), flush=True)
 
@@ -203,13 +210,16 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def line(name: str, values: list[float], target: float) -> str:
+def line(name: str, values: list[float], target: float, db: counting.BenchDatabase, cost: str = "") -> str:
     p50, p95 = pct(values, 0.5), pct(values, 0.95)
-    return (f"  {name:<44} p50 {p50:7.2f} ms   p95 {p95:7.2f} ms   max {max(values):7.2f} ms   "
-            f"(n={len(values)}, target p95 < {target:g} ms: {'met' if p95 < target else 'NOT met'})")
+    verdict = ("met" if p95 < target else "NOT met") if db.real else "not judged on the embedded server"
+    return (f"  {name:<40} p50 {p50:7.2f} ms   p95 {p95:7.2f} ms   max {max(values):7.2f} ms   "
+            f"(n={len(values)}, target p95 < {target:g} ms: {verdict})" + (f"\n  {'':<40} per GET: {cost}" if cost else ""))
 
 
-async def latency(base: str, path: str, http, cookie: str, samples: int, tag: str) -> list[float]:
+async def latency(base: str, path: str, http, cookie: str, samples: int, tag: str,
+                  meter: Meter) -> tuple[list[float], counting.Usage]:
+    """Per-sample latencies (ms) and the usage of the sampled messages (after 10 unmeasured ones)."""
     import websockets
 
     from app.whatsapp.signature import sign
@@ -222,7 +232,7 @@ async def latency(base: str, path: str, http, cookie: str, samples: int, tag: st
 
     await post("hello", f"wamid.{tag}.first")  # the conversation exists before the socket opens
     conversation = None
-    for _ in range(100):
+    for _ in range(200):
         rows = (await http.get("/inbox/conversations?status=all&q=Latency", headers={"HX-Request": "true"})).text
         found = re.search(r'id="conv-([0-9a-f]{24})"', rows)
         if found:
@@ -234,86 +244,106 @@ async def latency(base: str, path: str, http, cookie: str, samples: int, tag: st
     async with websockets.connect(base.replace("http", "ws") + "/live", additional_headers={"Cookie": cookie}) as ws:
         await ws.send(json.dumps({"type": "hello", "since": None,
                                   "view": {"conversation": conversation, "filters": {"status": "all"}}}))
+        before = None
         for i in range(samples + 10):  # the first 10 warm up
+            if i == 10:
+                await meter.settle()
+                before = meter.sample()
             token = f"latency-{tag}-{i}-{time.time_ns()}"
             started = time.perf_counter()
             await post(token, f"wamid.{tag}.{i}")
             while True:
-                frame = await asyncio.wait_for(ws.recv(), timeout=10)
+                frame = await asyncio.wait_for(ws.recv(), timeout=30)
                 if token in frame:
                     break
             if i >= 10:
                 results.append((time.perf_counter() - started) * 1000)
             await asyncio.sleep(0.02)
-    return results
+        await meter.settle()
+        usage = meter.since(before)
+    return results, usage
 
 
-async def render_times(http, url: str, count: int, htmx: bool = True) -> list[float]:
+async def render_times(http, url: str, count: int, meter: Meter, htmx: bool = True) -> tuple[list[float], counting.Usage]:
     headers = {"HX-Request": "true"} if htmx else {}
     times = []
     for i in range(count + 5):
+        if i == 5:
+            before = meter.sample()
         started = time.perf_counter()
         answer = await http.get(url, headers=headers)
         elapsed = (time.perf_counter() - started) * 1000
         assert answer.status_code == 200, (url, answer.status_code, answer.text[:300])
         if i >= 5:
             times.append(elapsed)
-    return times
+    return times, meter.since(before)
 
 
-async def client(port: int, path: str, args: argparse.Namespace, proc: subprocess.Popen) -> None:
+async def client(port: int, path: str, args: argparse.Namespace, proc: subprocess.Popen, meter: Meter,
+                 db: counting.BenchDatabase) -> dict:
     import httpx
 
     base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+    figures: dict = {}
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
         page = await http.get("/login")
         token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text).group(1)
         await http.post("/login", data={"email": AGENT, "password": PASSWORD, "_csrf_token": token})
         cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
 
-        print("Webhook -> WebSocket frame (one agent's tab, thread open), small database:")
-        small = await latency(base, path, http, cookie, args.samples, "small")
-        print(line("inbound message -> frame", small, 25))
+        print(f"idle for {args.idle:g} s:")
+        idle = await meter.idle(args.idle)
+        counting.idle_report(idle)
+
+        async def render(name: str, url: str, count: int, htmx: bool = True) -> None:
+            times, usage = await render_times(http, url, count, meter, htmx)
+            print(line(name, times, 30, db, counting.brief(usage, count, ["server"], idle)))
+
+        print(f"per inbound message, one agent's tab open on its thread, small database ({args.samples} messages; "
+              f"webhook -> stored -> ingested -> live event -> rendered -> WebSocket frame):")
+        small, usage = await latency(base, path, http, cookie, args.samples, "small", meter)
+        figures["message"] = counting.report(usage, args.samples, "message", ["server"], idle)
+        print(line("latency, inbound message -> frame", small, 25, db))
         print(gc_report(proc))
 
         print(f"Seeding {args.conversations} conversations and a {args.thread}-message thread ...", flush=True)
-        proc.stdin.write(f"seed {args.conversations} {args.thread} {0 if args.no_freeze else 1}\n")
+        proc.stdin.write(f"seed {args.conversations} {args.thread}\n")
         proc.stdin.flush()
         seeded = read_json(proc, "seeded")
         big = seeded["seeded"]
         print(f"  seeded in {seeded['seconds']} s")
 
         print(f"Render at {args.conversations} conversations (HTTP GET, HTMX fragments unless noted):")
-        first = await render_times(http, "/inbox/conversations?status=all", args.renders)
-        print(line("list, first page (40 rows)", first, 30))
+        await render("list, first page (40 rows)", "/inbox/conversations?status=all", args.renders)
         deep_cursor = None
         url = "/inbox/conversations?status=all"
-        for _ in range(25):  # walk 25 pages down (1,000 rows) for a deep cursor
+        pages = 1
+        for _ in range(25):  # walk up to 25 pages down (1,000 rows) for a deep cursor
             html = (await http.get(url, headers={"HX-Request": "true"})).text
             found = re.search(r'cursor=([A-Za-z0-9_%-]+)"', html)
             if not found:
                 break
             deep_cursor = found.group(1)
             url = f"/inbox/conversations?status=all&cursor={deep_cursor}"
-        print(line("list, page 26 (cursor)", await render_times(http, url, args.renders), 30))
-        print(line("list, filtered (status=pending)", await render_times(http, "/inbox/conversations?status=pending",
-                                                                         args.renders), 30))
-        print(line("list, search 'invoice'", await render_times(http, "/inbox/conversations?status=all&q=invoice",
-                                                                 args.renders), 30))
-        thread = await render_times(http, f"/inbox/c/{big}", args.renders)
-        print(line(f"thread of {args.thread}, newest page (40)", thread, 30))
+            pages += 1
+        await render(f"list, page {pages} (cursor)", url, args.renders)
+        await render("list, filtered (status=pending)", "/inbox/conversations?status=pending", args.renders)
+        await render("list, search 'invoice'", "/inbox/conversations?status=all&q=invoice", args.renders)
+        await render(f"thread of {args.thread}, newest page (40)", f"/inbox/c/{big}", args.renders)
         html = (await http.get(f"/inbox/c/{big}", headers={"HX-Request": "true"})).text
-        before = re.search(r"before=([0-9a-f]{24})", html).group(1)
-        print(line(f"thread of {args.thread}, older page", await render_times(http, f"/inbox/c/{big}/older?before={before}",
-                                                                             args.renders), 30))
-        print(line("full inbox page with the thread open", await render_times(http, f"/inbox/c/{big}", args.renders // 2,
-                                                                             htmx=False), 30))
+        older = re.search(r"before=([0-9a-f]{24})", html)
+        if older:  # a thread of more than one page
+            await render(f"thread of {args.thread}, older page", f"/inbox/c/{big}/older?before={older.group(1)}",
+                         args.renders)
+        await render("full inbox page, thread open", f"/inbox/c/{big}", max(args.renders // 2, 1), htmx=False)
 
         print(gc_report(proc))
-        print(f"Webhook -> WebSocket frame with {args.conversations} conversations loaded:")
-        loaded = await latency(base, path, http, cookie, args.samples, "big")
-        print(line("inbound message -> frame", loaded, 25))
+        print(f"per inbound message with {args.conversations} conversations loaded ({args.samples} messages):")
+        loaded, usage = await latency(base, path, http, cookie, args.samples, "big", meter)
+        figures["message_loaded"] = counting.report(usage, args.samples, "message", ["server"], idle)
+        print(line("latency, inbound message -> frame", loaded, 25, db))
         print(gc_report(proc))
+    return figures
 
 
 def gc_report(proc: subprocess.Popen) -> str:
@@ -324,59 +354,59 @@ def gc_report(proc: subprocess.Popen) -> str:
     return "  server GC pauses in this phase: " + "; ".join(parts)
 
 
-def read_json(proc: subprocess.Popen, key: str) -> dict:
-    while text := proc.stdout.readline():
-        text = text.strip()
-        if text.startswith("{"):
-            try:
-                data = json.loads(text)
-            except ValueError:
-                continue
-            if key in data:
-                return data
-    raise RuntimeError(f"server exited before printing {key!r}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--conversations", type=int, default=10_000)
-    parser.add_argument("--thread", type=int, default=2_000)
-    parser.add_argument("--renders", type=int, default=100)
-    parser.add_argument("--no-freeze", action="store_true", help="leave the seeded data set to the GC")
-    parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--samples", type=int, default=20, help="inbound messages per latency phase")
+    parser.add_argument("--conversations", type=int, default=1_000)
+    parser.add_argument("--thread", type=int, default=300, help="messages in the long thread")
+    parser.add_argument("--renders", type=int, default=10, help="GETs per render kind")
+    parser.add_argument("--idle", type=float, default=3.0, help="seconds of the idle phase")
+    parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(int(args.serve[0]), args.serve[1])
+        serve(int(args.serve[0]), args.serve[1], args.serve[2], args.serve[3])
         return 0
     from app.embedded_redis import EmbeddedRedis
     from tests.support.servers import free_port
 
-    redis_server = EmbeddedRedis(Path(tempfile.mkdtemp()), persist=False).start()
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INBOX_") or k == "INBOX_MONGODB_URL"}
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), redis_server.url], env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-live-"))
+    redis_server = EmbeddedRedis(tmp / "redis", persist=False).start()
     try:
-        path = read_json(proc, "path")["path"]
-        import httpx
-
-        for _ in range(200):
+        with counting.database(tmp) as db:
+            counting.headline("live benchmark", db)
+            database = counting.database_name("live")
+            port = free_port()
+            env = {k: v for k, v in os.environ.items() if not k.startswith("INBOX_")}
+            proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), redis_server.url, db.url, database],
+                                    env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        print(f"wa-inbox live benchmark ({'MongoDB' if os.environ.get('INBOX_MONGODB_URL') else 'in-memory Mongo'}, "
-              f"worker poll delay 5 ms, {os.cpu_count()} CPUs)")
-        asyncio.run(client(port, path, args, proc))
+                path = read_json(proc, "path")["path"]
+                import httpx
+
+                for _ in range(600):
+                    try:
+                        if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        time.sleep(0.1)
+                print("server: web + worker inline (`inbox run`'s shape), worker poll delay 5 ms")
+                meter = Meter(redis_server.url, [Counted("server", proc)], {"database": db.pid, "redis": redis_server.pid})
+                figures = asyncio.run(client(port, path, args, proc, meter, db))
+                meter.close()
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                counting.drop_databases(db, [database])
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         redis_server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    message = figures["message"]
+    print("targets:")
+    counting.judge(f"MongoDB operations per inbound message with its frame <= {TARGET_INBOUND_OPS}",
+                   counting.num(message.operations), message.operations <= TARGET_INBOUND_OPS)
     return 0
 
 

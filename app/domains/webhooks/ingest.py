@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from beanie import PydanticObjectId
+from pymongo import ReturnDocument
 
-from app.db import utcnow
+from app.db import as_utc, utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.contacts.models import Contact, contact_key
 from app.domains.contacts.services import ContactService
@@ -44,6 +45,8 @@ from app.whatsapp.webhooks import (
 log = get_logger(__name__)
 
 MESSAGE_FIELDS = frozenset({"messages", "smb_message_echoes"})
+LAST_WEBHOOK_PRECISION = timedelta(seconds=30)
+"""A number's "last webhook" is rewritten at most this often (the admin screen shows it in minutes)."""
 
 
 @dataclass(frozen=True)
@@ -102,13 +105,15 @@ class WebhookIngestor:
 
     async def ingest(self, event_id: str) -> IngestResult:
         # By primary key: the job's only argument is the event id; the event names its workspace.
-        event = await WebhookEvent.get(event_id)
-        if event is None:
+        # Read and count the attempt in one operation (only while it is not ingested yet).
+        raw = await WebhookEvent.get_motor_collection().find_one_and_update(
+            {"_id": event_id, "ingested_at": None}, {"$inc": {"attempts": 1}}, return_document=ReturnDocument.AFTER)
+        if raw is None:
+            if await WebhookEvent.get_motor_collection().count_documents({"_id": event_id}, limit=1):
+                return IngestResult("already")
             log.warning("webhook event to ingest not found", event_id=event_id)
             return IngestResult("missing")
-        if event.ingested_at is not None:
-            return IngestResult("already")
-        await WebhookEvent.get_motor_collection().update_one({"_id": event.id}, {"$inc": {"attempts": 1}})
+        event = WebhookEvent.model_validate(raw)
         try:
             envelope = parse_envelope(event.body)
         except WebhookParseError as exc:
@@ -136,6 +141,9 @@ class WebhookIngestor:
         await self.messages.publish_conversations(batch)
         now = utcnow()
         for account in routes.touched.values():
+            last = account.health.last_webhook_at
+            if last is not None and now - as_utc(last) < LAST_WEBHOOK_PRECISION:
+                continue  # shown as "x minutes ago": no write per webhook on a busy number
             await WhatsAppAccount.get_motor_collection().update_one(
                 {"_id": account.id}, {"$set": {"health.last_webhook_at": now}})
         await self._finish(event, error=None, notes=batch.notes, fields=fields)
