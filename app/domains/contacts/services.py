@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import phonenumbers
 from beanie import PydanticObjectId
+from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -48,23 +49,29 @@ class ContactService:
         for field in update:
             on_insert.pop(field, None)
         collection = Contact.get_motor_collection()
+        # Our own _id on insert: the document comes back in the same operation, and it is ours (created)
+        # exactly when it carries that id.
+        new_id = ObjectId()
+        on_insert["_id"] = new_id
+        raw = None
         for _ in range(2):  # an upsert racing another upsert can hit the unique index once
             try:
-                before = await collection.find_one_and_update(
+                raw = await collection.find_one_and_update(
                     {"workspace_id": workspace_id, "key": key},
                     {"$set": update, "$setOnInsert": on_insert},
-                    upsert=True, return_document=ReturnDocument.BEFORE,
+                    upsert=True, return_document=ReturnDocument.AFTER,
                 )
                 break
             except DuplicateKeyError:
                 continue
-        contact = await Contact.find_one(Contact.workspace_id == workspace_id, Contact.key == key)
-        if contact is not None:  # a new contact, or a new profile name: its inbox search words follow
-            tokens = contact_tokens_of(contact)
-            if contact.search_tokens != tokens:
-                contact.search_tokens = tokens
-                await collection.update_one({"_id": contact.id}, {"$set": {"search_tokens": tokens}})
-        return contact, before is None
+        if raw is None:  # lost the race twice: the other upsert's contact is there now
+            raw = await collection.find_one({"workspace_id": workspace_id, "key": key})
+        contact = Contact.model_validate(raw)
+        tokens = contact_tokens_of(contact)
+        if contact.search_tokens != tokens:  # a new contact, or a new profile name: its inbox search words follow
+            contact.search_tokens = tokens
+            await collection.update_one({"_id": contact.id}, {"$set": {"search_tokens": tokens}})
+        return contact, contact.id == new_id
 
     async def change_number(self, workspace_id: PydanticObjectId, old_wa_id: str, new_wa_id: str) -> Contact | None:
         """WhatsApp's user_changed_number: the same person, now under a new wa_id."""

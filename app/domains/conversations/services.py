@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from beanie import PydanticObjectId
+from bson import ObjectId
 from beanie.operators import In
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -26,25 +27,29 @@ class ConversationService:
         now = utcnow()
         query = {"workspace_id": workspace_id, "account_id": account_id, "contact_id": contact_id}
         collection = Conversation.get_motor_collection()
-        before = None
+        new_id = ObjectId()  # ours on insert: created exactly when the document comes back with it
+        raw = None
         for _ in range(2):
             try:
-                before = await collection.find_one_and_update(
+                raw = await collection.find_one_and_update(
                     query,
-                    {"$setOnInsert": {**query, "status": ConversationStatus.OPEN.value, "labels": [], "unread_count": 0,
-                                      "created_at": now, "updated_at": now}},
-                    upsert=True, return_document=ReturnDocument.BEFORE,
+                    {"$setOnInsert": {**query, "_id": new_id, "status": ConversationStatus.OPEN.value, "labels": [],
+                                      "unread_count": 0, "created_at": now, "updated_at": now}},
+                    upsert=True, return_document=ReturnDocument.AFTER,
                 )
                 break
             except DuplicateKeyError:
                 continue
-        conversation = await Conversation.find_one(query)
-        if reopen and before is not None and conversation.status in (ConversationStatus.RESOLVED, ConversationStatus.SNOOZED):
+        if raw is None:  # lost the race twice: the other upsert's conversation is there now
+            raw = await collection.find_one(query)
+        conversation = Conversation.model_validate(raw)
+        created = conversation.id == new_id
+        if reopen and not created and conversation.status in (ConversationStatus.RESOLVED, ConversationStatus.SNOOZED):
             conversation.status = ConversationStatus.OPEN
             conversation.snoozed_until = None
             conversation.updated_at = now
             await conversation.save()
-        return conversation, before is None
+        return conversation, created
 
     async def reopen(self, conversation: Conversation) -> bool:
         """Back to open when the customer writes to a resolved or snoozed conversation; True if it changed."""
