@@ -173,6 +173,15 @@ async def test_contact_without_wa_id_is_keyed_by_user_id(env):
     assert (contact.key, contact.wa_id, contact.username, contact.phone) == ("user:US.123", None, "@anon", None)
 
 
+async def test_the_newest_message_is_the_preview_even_when_it_reads_like_a_field_path(env):
+    runtime, setup = env
+    await deliver(runtime, setup, envelope(messages=[text_message("$last_message_at please", timestamp=NOW)]))
+    await deliver(runtime, setup, envelope(messages=[text_message("an older one, delivered late", timestamp=NOW - 60)]))
+    conversation = await Conversation.find_one({})
+    assert conversation.last_message.text == "$last_message_at please"
+    assert conversation.unread_count == 2 and conversation.last_message_at.timestamp() == NOW
+
+
 async def test_resolved_conversation_reopens_and_window_follows_newest_message(env):
     runtime, setup = env
     await deliver(runtime, setup, envelope(messages=[text_message("one", timestamp=NOW)]))

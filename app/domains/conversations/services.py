@@ -51,55 +51,36 @@ class ConversationService:
             await conversation.save()
         return conversation, created
 
-    async def reopen(self, conversation: Conversation) -> bool:
-        """Back to open when the customer writes to a resolved or snoozed conversation; True if it changed."""
-        result = await Conversation.get_motor_collection().update_one(
-            {"_id": conversation.id,
-             "status": {"$in": [ConversationStatus.RESOLVED.value, ConversationStatus.SNOOZED.value]}},
-            {"$set": {"status": ConversationStatus.OPEN.value, "snoozed_until": None, "updated_at": utcnow()}},
-        )
-        if result.modified_count:
-            conversation.status = ConversationStatus.OPEN
-            conversation.snoozed_until = None
-        return bool(result.modified_count)
-
     async def record_inbound(self, conversation: Conversation, at: datetime, preview: MessagePreview | None,
-                             *, unread: bool = True) -> None:
-        """A customer wrote: move the window (from their newest message only), count unread, bump activity.
+                             *, unread: bool = True, reopen: bool = False) -> None:
+        """A customer wrote: move the window (from their newest message only), count unread, bump activity,
+        show the message as the last one if it is the newest, and (``reopen``) open a resolved or snoozed
+        conversation again. One update: every expression reads the document as it was before it.
 
         ``unread=False`` for activity that is not a new message to read (a reaction) or that was
         already counted once (ingestion re-run after a crash).
         """
-        await Conversation.get_motor_collection().update_one(
-            {"_id": conversation.id},
-            [{"$set": {
-                "unread_count": {"$add": [{"$ifNull": ["$unread_count", 0]}, 1 if unread else 0]},
-                "last_inbound_at": {"$max": [{"$ifNull": ["$last_inbound_at", at]}, at]},
-                "window_expires_at": {"$max": [{"$ifNull": ["$window_expires_at", at + SERVICE_WINDOW]}, at + SERVICE_WINDOW]},
-                "last_message_at": {"$max": [{"$ifNull": ["$last_message_at", at]}, at]},
-                "updated_at": utcnow(),
-            }}],
-        )
-        if preview is not None:
-            await self._set_preview_if_newest(conversation.id, at, preview)
+        changes: dict = {
+            "unread_count": {"$add": [{"$ifNull": ["$unread_count", 0]}, 1 if unread else 0]},
+            "last_inbound_at": {"$max": [{"$ifNull": ["$last_inbound_at", at]}, at]},
+            "window_expires_at": {"$max": [{"$ifNull": ["$window_expires_at", at + SERVICE_WINDOW]}, at + SERVICE_WINDOW]},
+            **_activity(at, preview),
+        }
+        if reopen:
+            closed = {"$in": ["$status", [ConversationStatus.RESOLVED.value, ConversationStatus.SNOOZED.value]]}
+            changes["status"] = {"$cond": [closed, ConversationStatus.OPEN.value, "$status"]}
+            changes["snoozed_until"] = {"$cond": [closed, None, "$snoozed_until"]}
+        await Conversation.get_motor_collection().update_one({"_id": conversation.id}, [{"$set": changes}])
 
     async def record_outbound(self, conversation: Conversation, at: datetime, preview: MessagePreview) -> None:
-        """We wrote: bump activity (our messages never extend the service window)."""
-        await Conversation.get_motor_collection().update_one(
-            {"_id": conversation.id},
-            [{"$set": {"last_message_at": {"$max": [{"$ifNull": ["$last_message_at", at]}, at]}, "updated_at": utcnow()}}],
-        )
-        await self._set_preview_if_newest(conversation.id, at, preview)
+        """We wrote: bump activity and show it as the last message if it is the newest (our messages
+        never extend the service window). One update."""
+        await Conversation.get_motor_collection().update_one({"_id": conversation.id},
+                                                             [{"$set": _activity(at, preview)}])
 
     async def mark_read(self, conversation: Conversation) -> None:
         await Conversation.find_one(Conversation.id == conversation.id).update({"$set": {"unread_count": 0}})
         conversation.unread_count = 0
-
-    async def _set_preview_if_newest(self, conversation_id: PydanticObjectId, at: datetime, preview: MessagePreview) -> None:
-        await Conversation.get_motor_collection().update_one(
-            {"_id": conversation_id, "last_message_at": {"$lte": at}},
-            {"$set": {"last_message": preview.model_dump()}},
-        )
 
     async def page(self, workspace_id: PydanticObjectId, *, status: ConversationStatus | None = None,
                    account_id: PydanticObjectId | None = None, limit: int = DEFAULT_LIMIT,
@@ -131,3 +112,14 @@ class ConversationService:
         if not ids:
             return {}
         return {c.id: c for c in await Contact.scoped(workspace_id, In(Contact.id, ids)).to_list()}
+
+
+def _activity(at: datetime, preview: MessagePreview | None) -> dict:
+    """Pipeline-update fields for a message at ``at``: the latest activity, and the preview when it is
+    the newest message (compared with the activity before this update)."""
+    fields: dict = {"last_message_at": {"$max": [{"$ifNull": ["$last_message_at", at]}, at]}, "updated_at": utcnow()}
+    if preview is not None:
+        newest = {"$lte": [{"$ifNull": ["$last_message_at", at]}, at]}
+        # $literal: a customer's text may start with "$", which an expression would read as a field path.
+        fields["last_message"] = {"$cond": [newest, {"$literal": preview.model_dump()}, "$last_message"]}
+    return fields

@@ -263,9 +263,8 @@ class MessageIngest:
         preview = MessagePreview(text=preview_text(doc.type, doc.content), direction=doc.direction, type=doc.type,
                                  status=doc.status.value, message_id=doc.id)
         if inbound:
-            if first_time:
-                await self.conversations.reopen(conversation)
-            await self.conversations.record_inbound(conversation, doc.timestamp, preview, unread=first_time)
+            await self.conversations.record_inbound(conversation, doc.timestamp, preview, unread=first_time,
+                                                    reopen=first_time)
         else:
             await self.conversations.record_outbound(conversation, doc.timestamp, preview)
         if first_time:
