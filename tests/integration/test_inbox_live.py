@@ -56,7 +56,7 @@ def conversation_id(client: httpx.Client, name: str) -> str:
 
 def open_socket(base: str, client: httpx.Client, conversation: str | None, since: str | None = None):
     cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
-    ws = connect(base.replace("http", "ws") + "/live", additional_headers={"Cookie": cookie}, open_timeout=5)
+    ws = connect(base.replace("http", "ws") + "/live", additional_headers={"Cookie": cookie}, open_timeout=5, legacy=True)  # closed by the caller
     ws.send(json.dumps({"type": "hello", "since": since or datetime.now(UTC).isoformat(),
                         "view": {"conversation": conversation, "filters": {"status": "open"}}}))
     return ws

@@ -260,7 +260,8 @@ def cookie_header(browser: httpx.Client) -> str:
 
 
 def open_live(base: str, cookie: str):
-    ws = connect(base.replace("http://", "ws://") + "/live", additional_headers={"Cookie": cookie}, open_timeout=10)
+    ws = connect(base.replace("http://", "ws://") + "/live", additional_headers={"Cookie": cookie}, open_timeout=10,
+                 legacy=True)  # closed by the caller
     ws.send(json.dumps({"type": "hello", "since": datetime.now(UTC).isoformat(),
                         "view": {"conversation": None, "filters": {"status": "all"}}}))
     return ws
