@@ -125,10 +125,12 @@ class Deliverer:
                       "Fix the endpoint, enable it again, then redeliver what it missed.")
             changes.update(active=False, disabled_reason=reason, disabled_at=now, updated_at=now)
             log.warning("event subscription disabled", subscription_id=str(subscription.id))
-            await collection.update_one({"_id": subscription.id}, {"$set": changes})
+            # Its waiting deliveries first: once the endpoint shows as disabled, they show as cancelled
+            # (one created in between is cancelled by its attempt, which finds the endpoint inactive).
             await Delivery.get_motor_collection().update_many(
                 {"subscription_id": subscription.id, "state": DeliveryState.PENDING.value},
                 {"$set": {"state": DeliveryState.CANCELLED.value, "next_attempt_at": None, "updated_at": now}})
+            await collection.update_one({"_id": subscription.id}, {"$set": changes})
             return
         await collection.update_one({"_id": subscription.id}, {"$set": changes})
 
