@@ -183,6 +183,10 @@ def test_the_embedded_database_dying_is_reported_and_it_comes_back(tmp_path):
     with inbox_process("run", "--demo", data_dir=tmp_path) as (proc, base):
         api = _demo_api_key(base, _printed_login(proc)[0])
         before = httpx.get(base + "/api/v1/conversations", headers=api).json()["data"]
+        # Writes are acknowledged before the storage engine's log reaches the disk (w:1, j:false, as
+        # mongod's default): a hard kill can lose the last fraction of a second. Let the API key be
+        # flushed, as it would be seconds after a user made it.
+        time.sleep(1.5)
         db_pid = int((tmp_path / "db" / "server.pid").read_text())
         os.kill(db_pid, signal.SIGKILL)
         ready = _wait(lambda: (r := httpx.get(base + "/health/ready", timeout=10)).status_code == 503 and r, 10,
