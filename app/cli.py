@@ -59,8 +59,14 @@ def database_reachable(url: str, timeout_ms: int = 5000) -> str | None:
 
 
 def _serve(app, host: str, port: int) -> None:
-    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", log_config=None, ws="websockets-sansio",
-                                  proxy_headers=True, lifespan="on")).run()
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", log_config=None,
+                                           ws="websockets-sansio", proxy_headers=True, lifespan="on"))
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        # uvicorn shuts down cleanly on Ctrl-C / SIGINT, then raises the signal again for the caller:
+        # a clean stop, not an error to print a traceback for.
+        pass
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -179,15 +179,22 @@ def test_unwritable_data_dir_and_taken_port_are_one_line_each(tmp_path):
     assert f"port {port} is already in use" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def _logged_login(log: Path) -> str:
+    return _wait(lambda: (m := re.search(r"password: (\S+)", log.read_text(errors="replace"))) and m.group(1), 30,
+                 "the demo login in the log")
+
+
 def test_the_embedded_database_dying_is_reported_and_it_comes_back(tmp_path):
-    with inbox_process("run", "--demo", data_dir=tmp_path) as (proc, base):
-        api = _demo_api_key(base, _printed_login(proc)[0])
+    log = tmp_path / "inbox.log"
+    # The log goes to a file, read while the process runs: what an operator sees when it happens.
+    with inbox_process("run", "--demo", data_dir=tmp_path / "data", log_path=log) as (proc, base):
+        api = _demo_api_key(base, _logged_login(log))
         before = httpx.get(base + "/api/v1/conversations", headers=api).json()["data"]
         # Writes are acknowledged before the storage engine's log reaches the disk (w:1, j:false, as
         # mongod's default): a hard kill can lose the last fraction of a second. Let the API key be
         # flushed, as it would be seconds after a user made it.
         time.sleep(1.5)
-        db_pid = int((tmp_path / "db" / "server.pid").read_text())
+        db_pid = int((tmp_path / "data" / "db" / "server.pid").read_text())
         os.kill(db_pid, signal.SIGKILL)
         ready = _wait(lambda: (r := httpx.get(base + "/health/ready", timeout=10)).status_code == 503 and r, 10,
                       "/health/ready to say the database is down")
@@ -197,6 +204,7 @@ def test_the_embedded_database_dying_is_reported_and_it_comes_back(tmp_path):
               "the embedded database to be back")
         after = httpx.get(base + "/api/v1/conversations", headers=api, timeout=10)
         assert after.status_code == 200 and [c["id"] for c in after.json()["data"]] == [c["id"] for c in before]
-        assert int((tmp_path / "db" / "server.pid").read_text()) != db_pid
-    output = proc.stdout.read()
-    assert "embedded database stopped; starting it again" in output and "embedded database is back" in output
+        assert int((tmp_path / "data" / "db" / "server.pid").read_text()) != db_pid
+        output = log.read_text(errors="replace")
+        assert "embedded database stopped; starting it again" in output and "embedded database is back" in output
+    assert "Traceback" not in log.read_text(errors="replace")  # Ctrl-C (SIGINT) is a clean stop
