@@ -25,6 +25,7 @@ from app.domains.subscriptions.services import SubscriptionService
 from app.domains.subscriptions.ssrf import guarded_client
 from app.domains.templates.services import TemplateService
 from app.domains.workspaces.services import AccountsOfPeople
+from app.domains.webhooks.ingest import WebhookIngestor
 from app.domains.webhooks.services import WebhookReceiver
 from app.logging import get_logger
 from app.queue import open_pool
@@ -57,7 +58,9 @@ class Runtime:
             login_throttle=FailureThrottle(self.redis, "inbox:login-failures", limit=5, window=60),
             session_max_age=timedelta(hours=settings.session_max_age_hours),
         )
-        self.webhooks = WebhookReceiver(self.accounts, lambda: self.arq)
+        # One ingestor per process: the webhook endpoint applies bodies with it, the worker stored ones.
+        self.ingestor = WebhookIngestor(self.live, self._enqueue_media, self.templates)
+        self.webhooks = WebhookReceiver(self.accounts, lambda: self.arq, self.ingestor)
         # The one send path (validate -> outbox -> drain job); a new token resumes held sends.
         self.outbox = OutboxService(redis=self.redis, arq=lambda: self.arq, live=self.live, accounts=self.accounts,
                                     media=OutboundMediaService(MediaStore()))
@@ -91,6 +94,13 @@ class Runtime:
             s.admin_api_key.get_secret_value() if s.admin_api_key else None,
         )
         await MediaStore().adopt_legacy_files()
+
+    async def _enqueue_media(self, message_id: str, generation: int) -> bool:
+        from app.queue import enqueue_fetch_media
+
+        if self.arq is None:
+            raise RuntimeError("the queue pool is not open")
+        return await enqueue_fetch_media(self.arq, message_id, generation=generation)
 
     async def _enqueue_route_event(self, workspace_id: str, event: str, ids: dict[str, str]) -> None:
         from app.queue import enqueue_route_event

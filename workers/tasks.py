@@ -25,16 +25,9 @@ async def ingest_webhook_event(ctx: dict[str, Any], event_id: str) -> str:
     """Apply one stored webhook event; on failure keep the error on the event and retry with backoff."""
     from arq import Retry
 
-    from app.domains.webhooks.ingest import WebhookIngestor, record_ingest_failure
-    from app.queue import enqueue_fetch_media
+    from app.domains.webhooks.ingest import record_ingest_failure
 
-    runtime = runtime_of(ctx)
-    pool = runtime.arq
-
-    async def enqueue_media(message_id: str, generation: int) -> bool:
-        return await enqueue_fetch_media(pool, message_id, generation=generation)
-
-    ingestor = WebhookIngestor(runtime.live, enqueue_media, runtime.templates)
+    ingestor = runtime_of(ctx).ingestor
     try:
         return (await ingestor.ingest(event_id)).outcome
     except Exception as exc:

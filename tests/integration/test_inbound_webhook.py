@@ -9,13 +9,14 @@ from datetime import timedelta
 
 import pytest
 
-from app.domains.messages.models import Message
+from app.domains.conversations.models import Conversation
+from app.domains.messages.models import Message, MessageStatus
 from app.domains.webhooks.models import WebhookEvent
-from app.domains.webhooks.services import MAX_BODY_BYTES, sweep_stale_events
+from app.domains.webhooks.services import INLINE_MAX_ITEMS, MAX_BODY_BYTES, sweep_stale_events
 from app.embedded_redis import EmbeddedRedis
 from app.whatsapp.signature import HEADER, sign
 from tests.support.inbound import (
-    APP_SECRET, envelope, ingest_pending, make_setup, on_test_loop, signed, text_message, wait_for,
+    APP_SECRET, envelope, ingest_pending, make_setup, on_test_loop, signed, status, text_message, wait_for,
 )
 
 
@@ -141,33 +142,69 @@ async def test_signed_but_not_an_envelope_is_400_with_code(env, body):
 
 
 async def test_envelope_of_the_wrong_inner_shape_is_kept_and_marked(env):
-    """Valid JSON, envelope-like, but entries/changes are not Meta's: stored (200), ingestion records why."""
+    """Valid JSON, envelope-like, but entries/changes are not Meta's: kept (200) with the reason, not retried."""
     client, setup = env
     payload = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages",
                                                                                         "value": "not-an-object"}]}]}
     body, headers = signed(payload)
     response = await client.post(setup.webhook_path, content=body, headers=headers)
     assert response.status_code == 200
-    assert await ingest_pending(client.app.state.runtime) == ["unusable"]
     event = await WebhookEvent.get(hashlib.sha256(body).hexdigest())
     assert event.ingested_at is not None and "not a WhatsApp webhook envelope" in event.error
+    assert await ingest_pending(client.app.state.runtime) == []  # nothing left for a worker to retry
     assert await Message.find_all().count() == 0
 
 
-async def test_event_is_stored_raw_before_200_and_deduped_by_body_hash(env):
+async def test_a_message_is_applied_before_200_kept_raw_and_deduped_by_body_hash(env):
     client, setup = env
     body, headers = signed(envelope(messages=[text_message("once")]))
-    answers = [await client.post(setup.webhook_path, content=body, headers=headers) for _ in range(3)]
-    assert [a.status_code for a in answers] == [200, 200, 200]
-    assert [a.json()["duplicate"] for a in answers] == [False, True, True]
+    first = await client.post(setup.webhook_path, content=body, headers=headers)
+    # No worker runs here: the message is in the inbox when Meta gets its 200.
+    assert first.status_code == 200 and not first.json()["duplicate"]
+    assert [m.content for m in await Message.find_all().to_list()] == [{"body": "once"}]
+    answers = [await client.post(setup.webhook_path, content=body, headers=headers) for _ in range(2)]
+    assert [(a.status_code, a.json()["duplicate"]) for a in answers] == [(200, True), (200, True)]
     events = await WebhookEvent.find_all().to_list()
     assert len(events) == 1
     event = events[0]
     assert event.id == hashlib.sha256(body).hexdigest() and event.body == body
     assert event.workspace_id == setup.workspace_id and event.account_id == setup.account.id
-    assert event.fields == ["messages"] and event.ingested_at is None
-    await ingest_pending(client.app.state.runtime)
+    assert event.fields == ["messages"] and event.ingested_at is not None and event.error is None
     assert await Message.find_all().count() == 1
+    assert (await Conversation.find_one({})).unread_count == 1  # a redelivery is not a second message
+
+
+async def test_statuses_are_applied_before_200_and_their_bodies_are_not_kept(env):
+    """A status webhook moves the tick at once; its raw body (three per message sent) is not stored."""
+    client, setup = env
+    body, headers = signed(envelope(messages=[text_message("hello")]))
+    await client.post(setup.webhook_path, content=body, headers=headers)
+    sent = await _outbound_message(setup, "wamid.OUT-1")
+    for state, at in (("delivered", 2), ("read", 3), ("delivered", 4)):  # the late "delivered" does not go back
+        body, headers = signed(envelope(statuses=[status("wamid.OUT-1", state, 1_800_000_000 + at)]))
+        assert (await client.post(setup.webhook_path, content=body, headers=headers)).status_code == 200
+    assert (await Message.get(sent.id)).status == MessageStatus.READ
+    assert await WebhookEvent.find_all().count() == 1  # the customer's message only
+
+
+async def test_a_big_body_is_kept_and_applied_by_a_worker(env):
+    """More items than a request should apply while Meta waits: kept un-ingested, a worker applies it."""
+    client, setup = env
+    messages = [text_message(f"burst {i}") for i in range(INLINE_MAX_ITEMS + 1)]
+    body, headers = signed(envelope(messages=messages))
+    assert (await client.post(setup.webhook_path, content=body, headers=headers)).status_code == 200
+    assert (await WebhookEvent.find_one({})).ingested_at is None and await Message.find_all().count() == 0
+    assert await ingest_pending(client.app.state.runtime) == ["ingested"]
+    assert await Message.find_all().count() == INLINE_MAX_ITEMS + 1
+
+
+async def _outbound_message(setup, wamid: str) -> Message:
+    conversation = await Conversation.find_one({})
+    message = Message(workspace_id=setup.workspace_id, conversation_id=conversation.id, account_id=setup.account.id,
+                      contact_id=conversation.contact_id, direction="outbound", type="text",
+                      content={"body": "reply"}, wamid=wamid, status=MessageStatus.SENT)
+    await message.insert()
+    return message
 
 
 async def test_concurrent_deliveries_share_a_write_and_each_gets_its_own_answer(env):
@@ -193,9 +230,8 @@ async def test_unknown_phone_number_id_is_kept_logged_and_200(env):
     body, headers = signed(envelope(messages=[text_message()], phone_number_id="999000999"))
     response = await client.post(setup.webhook_path, content=body, headers=headers)
     assert response.status_code == 200
-    assert await ingest_pending(client.app.state.runtime) == ["ingested"]
     event = await WebhookEvent.find_one({})
-    assert event.error is None and any("999000999" in note for note in event.notes)
+    assert event.error is None and event.ingested_at is not None and any("999000999" in note for note in event.notes)
     assert await Message.find_all().count() == 0
 
 
@@ -217,7 +253,8 @@ async def test_rotated_app_secret_is_used_at_once(env):
 async def test_inline_worker_ingests_what_the_endpoint_stored(client_factory):
     client = await client_factory(inline_worker=True)
     setup = await make_setup(client.app.state.runtime)
-    body, headers = signed(envelope(messages=[text_message("via the worker")]))
+    messages = [text_message(f"via the worker {i}") for i in range(INLINE_MAX_ITEMS + 1)]  # too big to apply inline
+    body, headers = signed(envelope(messages=messages))
     assert (await client.post(setup.webhook_path, content=body, headers=headers)).status_code == 200
 
     async def ingested():
@@ -225,12 +262,15 @@ async def test_inline_worker_ingests_what_the_endpoint_stored(client_factory):
         return event is not None and event.ingested_at is not None
 
     await wait_for(ingested)
-    message = await Message.find_one({})
-    assert message.content == {"body": "via the worker"}
+    assert await Message.find_all().count() == INLINE_MAX_ITEMS + 1
+    assert (await Message.find_one(Message.wamid == messages[0]["id"])).content == {"body": "via the worker 0"}
 
 
-async def test_redis_down_still_200_once_stored_then_swept_after_redis_returns(client_factory, settings, tmp_path):
-    """Redis unavailable during the POST: stored, 200; once Redis is back the sweeper enqueues it."""
+async def test_redis_down_still_200_applied_or_kept_then_swept_after_redis_returns(client_factory, settings, tmp_path):
+    """Redis unavailable during the POST: a text is applied all the same (live updates are best
+    effort); an image, whose download must be queued, is kept for a worker; once Redis is back the
+    sweeper enqueues it and the worker queues the download."""
+    from arq.jobs import Job
     from arq.worker import Worker
 
     from app.queue import DEFAULT_QUEUE
@@ -242,11 +282,16 @@ async def test_redis_down_still_200_once_stored_then_swept_after_redis_returns(c
         runtime = client.app.state.runtime
         setup = await make_setup(runtime)
         redis.stop()
-        body, headers = signed(envelope(messages=[text_message("while redis was down")]))
-        response = await client.post(setup.webhook_path, content=body, headers=headers)
-        assert response.status_code == 200
-        event = await WebhookEvent.find_one({})
-        assert event is not None and event.ingested_at is None
+        text, headers = signed(envelope(messages=[text_message("while redis was down")]))
+        assert (await client.post(setup.webhook_path, content=text, headers=headers)).status_code == 200
+        assert (await Message.find_one({})).content == {"body": "while redis was down"}
+        image = text_message(type="image")
+        image.pop("text")
+        image["image"] = {"id": "media-while-redis-was-down", "mime_type": "image/jpeg", "sha256": "x"}
+        body, headers = signed(envelope(messages=[image]))
+        assert (await client.post(setup.webhook_path, content=body, headers=headers)).status_code == 200
+        event = await WebhookEvent.get(hashlib.sha256(body).hexdigest())
+        assert event is not None and event.ingested_at is None and "Error" in event.error
 
         # Let the app's background enqueue give up first (connection refused), as it would in an outage.
         enqueuer = runtime.webhooks.enqueuer
@@ -261,12 +306,15 @@ async def test_redis_down_still_200_once_stored_then_swept_after_redis_returns(c
             # An arq worker with only the ingest function (the product's other crons hold clients
             # of the app's own event loop), in burst mode: it runs what the sweeper enqueued.
             worker = Worker(functions=[tasks.ingest_webhook_event], redis_pool=local.arq, queue_name=DEFAULT_QUEUE,
-                            burst=True, handle_signals=False, poll_delay=0.01, ctx={"runtime": local})
+                            burst=True, handle_signals=False, poll_delay=0.01, ctx={"runtime": local},
+                            max_burst_jobs=1)
             await worker.async_run()
             await worker.close()
-        event = await WebhookEvent.find_one({})
-        assert event.ingested_at is not None and event.error is None
-        assert (await Message.find_one({})).content == {"body": "while redis was down"}
+            event = await WebhookEvent.get(event.id)
+            assert event.ingested_at is not None and event.error is None
+            stored = await Message.find_one(Message.wamid == image["id"])
+            download = await Job(f"media:{stored.id}:0", local.arq, _queue_name=DEFAULT_QUEUE).info()
+            assert download is not None and download.function == "fetch_media"
     finally:
         redis.stop()
 

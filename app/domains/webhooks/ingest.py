@@ -1,14 +1,19 @@
-"""Ingestion of one stored webhook event: every entry, change, message and status of the batch.
+"""Applying a webhook body: every entry, change, message and status of the batch.
 
-Run by the ``ingest_webhook_event`` arq task (and by the sweeper's re-enqueues). Safe to run twice:
-everything below is idempotent (see ``app/domains/messages/ingest.py``), and an event marked
-ingested is skipped. A body that is not a usable envelope is marked with its error and not
-retried; any other failure leaves the event un-ingested with its error, for arq's retry and
-then the sweeper.
+Two callers, one logic (``WebhookIngestor.apply``):
+- the webhook endpoint applies a body before it answers Meta (``WebhookReceiver.receive``): a
+  failure answers 5xx or keeps the body for the worker, so nothing is acknowledged unapplied;
+- the ``ingest_webhook_event`` arq task (and the sweeper's re-enqueues) applies a stored event
+  (``ingest``): big bodies and bodies whose inline application failed.
+Safe to run twice: everything below is idempotent (see ``app/domains/messages/ingest.py``), and
+an event marked ingested is skipped. A body that is not a usable envelope is marked with its
+error and not retried; any other failure leaves the event un-ingested with its error, for arq's
+retry and then the sweeper.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,30 +54,60 @@ LAST_WEBHOOK_PRECISION = timedelta(seconds=30)
 """A number's "last webhook" is rewritten at most this often (the admin screen shows it in minutes)."""
 
 
+NUMBER_CACHE_SECONDS = 10.0
+"""How long a process trusts its copy of a number's account (as the webhook URL's own cache)."""
+
+
 @dataclass(frozen=True)
 class IngestResult:
     outcome: str
-    """ingested | already | missing | unusable"""
+    """ingested | already | missing | unusable | deferred (too big to apply while Meta waits)"""
     stored_messages: int = 0
     notes: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
+    statuses_only: bool = False
+    """The body held statuses of our messages and nothing else (its raw copy is not worth keeping)."""
+    error: str | None = None
+
+
+class NumberCache:
+    """Accounts by (workspace, phone_number_id), shared by every batch a process applies.
+
+    Every change of a webhook names its number; reading the account per webhook was one database
+    operation per status. Unknown numbers are not cached (an admin may be adding one right now).
+    """
+
+    def __init__(self, ttl: float = NUMBER_CACHE_SECONDS) -> None:
+        self.ttl = ttl
+        self._accounts: dict[tuple[PydanticObjectId, str], tuple[float, WhatsAppAccount]] = {}
+
+    async def get(self, workspace_id: PydanticObjectId, phone_number_id: str) -> WhatsAppAccount | None:
+        now = time.monotonic()
+        cached = self._accounts.get((workspace_id, phone_number_id))
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        account = await WhatsAppAccount.find_one_scoped(workspace_id,
+                                                        WhatsAppAccount.phone_number_id == phone_number_id)
+        if account is None:
+            self._accounts.pop((workspace_id, phone_number_id), None)
+        else:
+            self._accounts[(workspace_id, phone_number_id)] = (now + self.ttl, account)
+        return account
 
 
 class _Routes:
-    """The workspace's accounts by phone_number_id and by WABA, read once per batch."""
+    """The workspace's accounts by phone_number_id (through the process's cache) and by WABA."""
 
-    def __init__(self, workspace_id: PydanticObjectId) -> None:
+    def __init__(self, workspace_id: PydanticObjectId, numbers: NumberCache) -> None:
         self.workspace_id = workspace_id
-        self._by_number: dict[str, WhatsAppAccount | None] = {}
+        self._numbers = numbers
         self._by_waba: dict[str, list[WhatsAppAccount]] = {}
         self.touched: dict[PydanticObjectId, WhatsAppAccount] = {}
 
     async def number(self, phone_number_id: str | None) -> WhatsAppAccount | None:
         if not phone_number_id:
             return None
-        if phone_number_id not in self._by_number:
-            self._by_number[phone_number_id] = await WhatsAppAccount.find_one_scoped(
-                self.workspace_id, WhatsAppAccount.phone_number_id == phone_number_id)
-        account = self._by_number[phone_number_id]
+        account = await self._numbers.get(self.workspace_id, phone_number_id)
         if account is not None:
             self.touched[account.id] = account
         return account
@@ -98,12 +133,14 @@ class WebhookIngestor:
     """Applies stored webhook events to the workspace's contacts, conversations, messages and accounts."""
 
     def __init__(self, live: LiveEvents, enqueue_media: Callable[[str, int], Awaitable[Any]],
-                 templates: TemplateService | None = None) -> None:
+                 templates: TemplateService | None = None, numbers: NumberCache | None = None) -> None:
         self.messages = MessageIngest(live, enqueue_media)
         self.contacts = ContactService()
         self.templates = templates
+        self.numbers = numbers or NumberCache()
 
     async def ingest(self, event_id: str) -> IngestResult:
+        """Apply a stored event (the worker's path) and mark it ingested."""
         # By primary key: the job's only argument is the event id; the event names its workspace.
         # Read and count the attempt in one operation (only while it is not ingested yet).
         raw = await WebhookEvent.get_motor_collection().find_one_and_update(
@@ -114,28 +151,43 @@ class WebhookIngestor:
             log.warning("webhook event to ingest not found", event_id=event_id)
             return IngestResult("missing")
         event = WebhookEvent.model_validate(raw)
+        result = await self.apply(event.workspace_id, event.id, event.body)
+        await self._finish(event.id, error=result.error, notes=list(result.notes), fields=list(result.fields))
+        return result
+
+    async def apply(self, workspace_id: PydanticObjectId, event_id: str, body: bytes,
+                    max_items: int | None = None) -> IngestResult:
+        """Apply one webhook body to the workspace. Raises on a failure worth retrying.
+
+        ``max_items``: a body holding more messages, statuses and changes than this is not applied
+        (outcome ``deferred``): the endpoint keeps it for the worker rather than hold Meta's request.
+        """
         try:
-            envelope = parse_envelope(event.body)
+            envelope = parse_envelope(body)
         except WebhookParseError as exc:
             # Signed by Meta but unusable: keep it with the reason; retrying cannot help.
-            log.warning("webhook body kept but not usable", event_id=event.id, error=str(exc)[:300])
-            await self._finish(event, error=str(exc)[:1000], notes=[], fields=[])
-            return IngestResult("unusable", notes=(str(exc),))
-        batch = BatchContext(event.workspace_id)
-        routes = _Routes(event.workspace_id)
+            log.warning("webhook body kept but not usable", event_id=event_id, error=str(exc)[:300])
+            return IngestResult("unusable", notes=(str(exc),), error=str(exc)[:1000])
+        changes = list(iter_changes(envelope))
+        messages, echoes, statuses = (list(iter_messages(envelope)), list(iter_echoes(envelope)),
+                                      list(iter_statuses(envelope)))
+        if max_items is not None and len(changes) + len(messages) + len(echoes) + len(statuses) > max_items:
+            return IngestResult("deferred")
+        batch = BatchContext(workspace_id)
+        routes = _Routes(workspace_id, self.numbers)
         fields: list[str] = []
-        for index, change in enumerate(iter_changes(envelope)):
+        for index, change in enumerate(changes):
             fields.append(change.field)
-            await self._apply_change(event, batch, routes, index, change)
-        for item in iter_messages(envelope):
+            await self._apply_change(event_id, batch, routes, index, change)
+        for item in messages:
             account = await routes.number(item.phone_number_id)
             if account is not None:
                 await self.messages.store_inbound(batch, account, item)
-        for item in iter_echoes(envelope):
+        for item in echoes:
             account = await routes.number(item.phone_number_id)
             if account is not None:
                 await self.messages.store_echo(batch, account, item)
-        for status in iter_statuses(envelope):
+        for status in statuses:
             if await routes.number(status.phone_number_id) is not None:
                 await self.messages.apply_status(batch, status)
         await self.messages.publish_conversations(batch)
@@ -146,10 +198,12 @@ class WebhookIngestor:
                 continue  # shown as "x minutes ago": no write per webhook on a busy number
             await WhatsAppAccount.get_motor_collection().update_one(
                 {"_id": account.id}, {"$set": {"health.last_webhook_at": now}})
-        await self._finish(event, error=None, notes=batch.notes, fields=fields)
-        return IngestResult("ingested", batch.stored, tuple(batch.notes))
+            account.health.last_webhook_at = now  # the cached copy too: the next write is 30 s away
+        statuses_only = (bool(statuses) and not messages and not echoes and set(fields) == {"messages"}
+                         and all(not change.value.errors for change in changes))
+        return IngestResult("ingested", batch.stored, tuple(batch.notes), tuple(fields), statuses_only)
 
-    async def _apply_change(self, event: WebhookEvent, batch: BatchContext, routes: _Routes, index: int,
+    async def _apply_change(self, event_id: str, batch: BatchContext, routes: _Routes, index: int,
                             change: EntryChange) -> None:
         field = change.field
         if field in MESSAGE_FIELDS:
@@ -158,26 +212,26 @@ class WebhookIngestor:
             account = await routes.number(phone_number_id)
             if account is None:
                 note = f"phone_number_id {phone_number_id!r} is not connected in this workspace; change kept raw"
-                log.warning("webhook for an unknown number", event_id=event.id, phone_number_id=phone_number_id)
+                log.warning("webhook for an unknown number", event_id=event_id, phone_number_id=phone_number_id)
                 batch.notes.append(note)
             elif value.errors and not value.messages and not value.statuses and not value.message_echoes:
                 raw = change.change.raw_value
-                await record_account_update(event.workspace_id, [account], "messages.errors", raw,
-                                            _occurred_at(change, raw), f"{event.id}:{index}")
+                await record_account_update(batch.workspace_id, [account], "messages.errors", raw,
+                                            _occurred_at(change, raw), f"{event_id}:{index}")
             return
         raw = change.change.raw_value
         if field in TEMPLATE_FIELDS:
-            recorded = await record_template_update(event.workspace_id, change.waba_id, field, raw,
-                                                    _occurred_at(change, raw), event.id)
+            recorded = await record_template_update(batch.workspace_id, change.waba_id, field, raw,
+                                                    _occurred_at(change, raw), event_id)
             if recorded is not None and self.templates is not None:
-                await self._apply_to_template(event.workspace_id, change)
+                await self._apply_to_template(batch.workspace_id, change)
         elif field in ACCOUNT_FIELDS:
             accounts = await routes.waba(change.waba_id)
             if not accounts:
                 batch.notes.append(f"{field} for WABA {change.waba_id!r}: no connected number; kept raw")
                 return
-            await record_account_update(event.workspace_id, accounts, field, raw, _occurred_at(change, raw),
-                                        f"{event.id}:{index}")
+            await record_account_update(batch.workspace_id, accounts, field, raw, _occurred_at(change, raw),
+                                        f"{event_id}:{index}")
         elif field == "user_preferences":
             await self._user_preferences(batch, raw)
         # Every other field (calls, history, groups, ...) is kept in the raw event: never an error.
@@ -205,9 +259,9 @@ class WebhookIngestor:
                 {"workspace_id": batch.workspace_id, "key": contact_key(wa_id, user_id)},
                 {"$set": {"opted_out_marketing": preference.get("value") == "stop", "updated_at": utcnow()}})
 
-    async def _finish(self, event: WebhookEvent, *, error: str | None, notes: list[str], fields: list[str]) -> None:
+    async def _finish(self, event_id: str, *, error: str | None, notes: list[str], fields: list[str]) -> None:
         await WebhookEvent.get_motor_collection().update_one(
-            {"_id": event.id},
+            {"_id": event_id},
             {"$set": {"ingested_at": utcnow(), "error": error, "notes": notes[:100], "fields": fields[:100]}})
 
 

@@ -1,10 +1,18 @@
-"""Receiving Meta's webhooks: verify, store durably, enqueue; and the sweeper for what was never ingested.
+"""Receiving Meta's webhooks: verify, apply, keep the raw body; and the sweeper for what was never ingested.
 
-The POST path is kept short because Meta wants a median answer within 250 ms and retries
-anything else for days: one cached account lookup, an HMAC, a shape check with msgspec, one
-insert whose ``_id`` is the body's SHA-256 (so a redelivery is a duplicate-key error, not a
-read), and an enqueue that does not hold the answer, batched with concurrent requests' (a Redis outage never fails
-the request: the sweeper enqueues what is stored).
+Meta retries every delivery not answered 2xx, for days: its retry is the durable queue in front
+of us, so a body is applied *before* the 200 and nothing acknowledged is unapplied:
+- one cached account lookup, an HMAC, a shape check with msgspec;
+- the body applied in this process (``WebhookIngestor.apply``: idempotent, so a redelivery or a
+  concurrent duplicate ends in the same state). A status is then one conditional update of its
+  message (and of its conversation's last-message tick): no queue, no job, no second process;
+- the raw body kept (``webhook_events``, ``_id`` = its SHA-256, one group-committed insert) when
+  it holds anything but statuses: customers' messages as Meta sent them, account and template
+  news, unknown numbers, notes. A statuses-only body that applied cleanly is not kept (three per
+  message sent: the collection would be mostly ticks);
+- the database down → 503 (Meta retries); any other failure, or a body bigger than
+  ``INLINE_MAX_ITEMS`` → the body is kept un-ingested and a worker applies it (a batched enqueue
+  that does not hold the answer; if Redis is down, the sweeper enqueues what is stored).
 """
 
 from __future__ import annotations
@@ -22,10 +30,11 @@ import msgspec
 from arq.connections import ArqRedis
 from beanie import PydanticObjectId
 
-from app.db import utcnow
+from app.db import DATABASE_DOWN, utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.accounts.services import AccountService
 from app.domains.webhooks.event_writer import EventWriter
+from app.domains.webhooks.ingest import WebhookIngestor
 from app.domains.webhooks.models import MAX_INGEST_ATTEMPTS, WebhookEvent
 from app.errors import ClientError, Forbidden, Unauthorized
 from app.logging import get_logger
@@ -46,6 +55,8 @@ SWEEP_GRACE = timedelta(seconds=30)
 """Events younger than this are left to their own job; the sweeper only rescues older ones."""
 EVENT_RETENTION = timedelta(days=30)
 """Raw bodies are kept this long after ingestion (for support and replays), then pruned."""
+INLINE_MAX_ITEMS = 50
+"""Messages + statuses + changes a body may hold to be applied while Meta waits; bigger ones go to a worker."""
 
 
 class _Change(msgspec.Struct):
@@ -129,8 +140,11 @@ class IngestEnqueuer:
 class WebhookReceiver:
     """The public webhook endpoint's logic (the controller only reads the request)."""
 
-    def __init__(self, accounts: AccountService, pool: Callable[[], ArqRedis | None]) -> None:
+    def __init__(self, accounts: AccountService, pool: Callable[[], ArqRedis | None],
+                 ingestor: WebhookIngestor | None = None) -> None:
+        """``ingestor``: applies bodies before the answer; without one every body goes to a worker."""
         self.accounts = accounts
+        self.ingestor = ingestor
         self.enqueuer = IngestEnqueuer(pool)
         self.writer = EventWriter(WebhookEvent.get_motor_collection)
         self._endpoints: dict[str, tuple[float, WebhookEndpoint]] = {}
@@ -179,14 +193,31 @@ class WebhookReceiver:
                               error_code="INVALID_PAYLOAD", details={"reason": str(exc)[:200]}) from None
         event_id = hashlib.sha256(body).hexdigest()
         now = utcnow()
-        # Raw insert, not Document.insert(): no model validation of a 3 MB body on the hot path.
-        # A duplicate means Meta redelivered it: stored already; enqueue again in case the first enqueue failed.
-        duplicate = await self.writer.insert({
+        document = {
             "_id": event_id, "workspace_id": endpoint.workspace_id, "account_id": endpoint.account_id,
             "body": body, "size": len(body), "received_at": now, "created_at": now, "ingested_at": None,
             "attempts": 0, "error": None, "notes": [],
             "fields": [c.field for e in envelope.entry for c in e.changes][:100],
-        })
+        }
+        if self.ingestor is not None:
+            try:
+                result = await self.ingestor.apply(endpoint.workspace_id, event_id, body, max_items=INLINE_MAX_ITEMS)
+            except DATABASE_DOWN:
+                raise  # 503: Meta delivers it again
+            except Exception as exc:  # noqa: BLE001 - kept for the worker, which retries it with backoff
+                log.warning("webhook not applied here; kept for a worker", event_id=event_id,
+                            error=f"{type(exc).__name__}: {exc}"[:300])
+                document.update(attempts=1, error=f"{type(exc).__name__}: {exc}"[:1000])
+            else:
+                if result.outcome != "deferred":
+                    if result.statuses_only and not result.notes:
+                        return Receipt(event_id, duplicate=False)
+                    document.update(ingested_at=utcnow(), attempts=1, error=result.error,
+                                    notes=list(result.notes)[:100], fields=list(result.fields)[:100])
+                    return Receipt(event_id, await self.writer.insert(document))
+        # Raw insert, not Document.insert(): no model validation of a 3 MB body on the hot path.
+        # A duplicate means Meta redelivered it: stored already; enqueue again in case the first enqueue failed.
+        duplicate = await self.writer.insert(document)
         self.enqueuer.submit(event_id)  # the job id (= event id) makes a second enqueue a no-op
         return Receipt(event_id, duplicate)
 
