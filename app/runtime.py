@@ -6,6 +6,7 @@ between them (one Mongo client, one Redis pool, one HTTP pool for both).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -57,6 +58,7 @@ class Runtime:
         self.people = AccountsOfPeople(
             login_throttle=FailureThrottle(self.redis, "inbox:login-failures", limit=5, window=60),
             session_max_age=timedelta(hours=settings.session_max_age_hours),
+            redis=self.redis,
         )
         # One ingestor per process: the webhook endpoint applies bodies with it, the worker stored ones.
         self.ingestor = WebhookIngestor(self.live, self._enqueue_media, self.templates)
@@ -84,6 +86,8 @@ class Runtime:
         await self.db.connect()
         self.arq = await open_pool(self.settings.redis_url)
         await self.bootstrap()
+        # Other processes' credential changes (a key revoked, a user deactivated) reach this one's cache.
+        self._credential_listener = asyncio.create_task(self.people.principals.listen())
         self._started = True
 
     async def bootstrap(self) -> None:
@@ -115,6 +119,11 @@ class Runtime:
             await enqueue_event_delivery(self.arq, delivery_id, attempt, **options)
 
     async def stop(self) -> None:
+        listener = getattr(self, "_credential_listener", None)
+        if listener is not None:
+            self.people.principals.close()
+            listener.cancel()
+            await asyncio.wait([listener], timeout=3.0)
         if self.arq is not None:
             await self.arq.aclose()
         await self.redis.aclose()

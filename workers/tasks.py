@@ -89,9 +89,16 @@ async def sweep_outbox(ctx: dict[str, Any]) -> str:
     """Cron: queue again what a dead worker or a Redis restart left behind (see messages/sweeper.py)."""
     from app.domains.messages.sweeper import sweep_outbox as sweep
 
+    from app.domains.messages.status import apply_waiting_statuses
+
     runtime = runtime_of(ctx)
     report = await sweep(runtime.outbox.queue, runtime.arq)
-    return f"rebuilt={report.rebuilt} woken={report.woken} requeued={report.requeued}"
+    # Statuses that beat their send's answer and were not applied by the process that received them.
+    late = await apply_waiting_statuses()
+    for message, _ in late:
+        await runtime.ingestor.messages.status_changed(message.workspace_id, message.id, message.conversation_id,
+                                                       message.status.value)
+    return f"rebuilt={report.rebuilt} woken={report.woken} requeued={report.requeued} late_statuses={len(late)}"
 
 
 # --- integrations: event subscriptions (issue 8) -------------------------------------------------

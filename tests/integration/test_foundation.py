@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from pydantic import SecretStr
 
 from app.config import ROOT, Settings
 from app.domains.workspaces.models import ApiKey, Role, User, WebSession, Workspace
 from tests.conftest import csrf_from, sign_in
+from tests.support.inbound import wait_for
 
 ADMIN = {"admin_email": "boss@example.com", "admin_password": SecretStr("correct horse"),
          "admin_api_key": SecretStr("wai_bootstrap-key-for-tests-0001")}
@@ -204,6 +207,32 @@ async def test_revoked_key_and_deactivated_user_are_401(client_factory):
     await people.deactivate_user(agent)
     assert (await client.get("/api/v1/me", headers={"Authorization": f"Bearer {agent_key}"})).status_code == 401
     assert (await client.get("/inbox", follow_redirects=False)).status_code == 302
+
+
+async def test_a_revoked_key_or_deactivated_user_stops_at_once_on_every_web_process(client_factory):
+    """Each web process remembers who a key or session is for a few seconds; a revocation or a
+    deactivation on one process reaches the others at once (not after that time)."""
+    from app.domains.workspaces.principals import TTL_SECONDS
+
+    here, there = await client_factory(settings=ADMIN), await client_factory(settings=ADMIN)
+    people = here.app.state.runtime.people
+    auth = {"Authorization": "Bearer wai_bootstrap-key-for-tests-0001"}
+    workspace = await Workspace.find_one({})
+    agent = await people.create_user(workspace.id, "agent@example.com", "agent password", Role.AGENT)
+    await sign_in(there, "agent@example.com", "agent password")
+    for client in (here, there):  # both processes have resolved (and keep) the key
+        assert (await client.get("/api/v1/me", headers=auth)).status_code == 200
+    assert (await there.get("/inbox")).status_code == 200
+    started = time.monotonic()
+    await people.revoke_api_key(await ApiKey.find_one({}))
+    await people.deactivate_user(agent)
+
+    async def refused_there():
+        return ((await there.get("/api/v1/me", headers=auth)).status_code == 401
+                and (await there.get("/inbox", follow_redirects=False)).status_code == 302)
+
+    await wait_for(refused_there, timeout=TTL_SECONDS)
+    assert time.monotonic() - started < TTL_SECONDS / 2  # told, not expired
 
 
 async def test_agent_key_on_admin_route_is_403(client_factory):

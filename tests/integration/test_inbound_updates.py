@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 
+from app.db import utcnow
 from app.domains.contacts.models import Contact
 from app.domains.messages.models import Message, MessageStatus, PendingStatus
 from app.domains.webhooks.models import WebhookEvent
 from tests.support.inbound import (
-    deliver, envelope, ingest_pending, make_setup, new_wamid, outbound, status, text_message,
+    deliver, envelope, ingest_pending, make_setup, new_wamid, outbound, signed, status, text_message, wait_for,
 )
 
 NOW = int(time.time())
@@ -58,6 +60,41 @@ async def test_status_before_its_message_is_kept_and_applied_when_it_appears(env
     assert await apply_pending_statuses(message) == [MessageStatus.SENT, MessageStatus.DELIVERED]
     assert (await Message.get(message.id)).status == MessageStatus.DELIVERED
     assert await PendingStatus.find_all().count() == 0
+
+
+async def test_a_status_that_beats_the_send_answer_is_applied_a_moment_later(client_factory):
+    """Meta's 'delivered' webhook can arrive before the worker has stored the send's wamid: the
+    endpoint keeps it and looks again a second later; the tick shows without anything else happening."""
+    client = await client_factory()
+    runtime = client.app.state.runtime
+    setup = await make_setup(runtime)
+    wamid = new_wamid()
+    message = await outbound(setup, None, MessageStatus.QUEUED)  # sent to Meta, its answer not recorded yet
+    body, headers = signed(envelope(statuses=[status(wamid, "delivered", NOW + 2)]))
+    assert (await client.post(setup.webhook_path, content=body, headers=headers)).status_code == 200
+    assert await PendingStatus.find_all().count() == 1
+    await Message.get_motor_collection().update_one(  # the sender records Meta's answer
+        {"_id": message.id}, {"$set": {"wamid": wamid, "status": MessageStatus.ACCEPTED.value}})
+
+    async def delivered():
+        return (await Message.get(message.id)).status == MessageStatus.DELIVERED
+
+    await wait_for(delivered, timeout=5)
+    assert await PendingStatus.find_all().count() == 0
+
+
+async def test_the_outbox_sweeper_applies_early_statuses_another_process_kept(env):
+    from app.domains.messages.status import apply_waiting_statuses
+
+    runtime, setup = env
+    wamid = new_wamid()
+    await deliver(runtime, setup, envelope(statuses=[status(wamid, "read", NOW + 3)]))  # kept: no such wamid yet
+    message = await outbound(setup, wamid)
+    assert await apply_waiting_statuses() == []  # within the settle time (its own process looks again): left alone
+    await PendingStatus.get_motor_collection().update_many({}, {"$set": {"received_at": utcnow() - timedelta(seconds=3)}})
+    [(changed, applied)] = await apply_waiting_statuses()
+    assert (changed.id, applied) == (message.id, [MessageStatus.READ])
+    assert (await Message.get(message.id)).status == MessageStatus.READ and await PendingStatus.find_all().count() == 0
 
 
 async def test_unknown_status_values_and_fields_are_noted_not_errors(env):

@@ -22,10 +22,11 @@ from app.db import document_models, utcnow
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation
 from app.domains.inbox.queries import SEARCH_CAP, InboxQueries, ListFilters, encode_cursor
-from app.domains.messages.models import Message, MessageStatus
+from app.domains.messages.models import Message, MessageStatus, PendingStatus
 from app.domains.messages.outbox_queue import EPOCH_KEY
 from app.domains.messages.sender import OutboxSender
 from app.domains.messages.sweeper import sweep_outbox
+from app.domains.messages.status import apply_waiting_statuses
 from app.domains.webhooks.models import WebhookEvent
 from app.domains.webhooks.services import prune_ingested_events, sweep_stale_events
 from app.domains.workspaces.models import User
@@ -211,6 +212,9 @@ async def test_outbox_send_drain_and_sweep_reads_are_served(outbound, settings) 
                   contact_id=PydanticObjectId(), direction="outbound", type="text", content={"body": "x"},
                   status=MessageStatus.QUEUED, recipient="+15550002222", created_at=stale, updated_at=stale).insert()
 
+    await PendingStatus(wamid="wamid.NEVER-STORED", status=MessageStatus.SENT, timestamp=stale,
+                        received_at=utcnow() - timedelta(seconds=5)).insert()
+
     with capture(settings.mongodb_database) as seen:
         phase("send")
         headers = {**env.headers, "Idempotency-Key": "order-42"}
@@ -226,6 +230,7 @@ async def test_outbox_send_drain_and_sweep_reads_are_served(outbound, settings) 
         await runtime.redis.delete(EPOCH_KEY)  # as after a Redis restart: the lanes are rebuilt from Mongo
         report = await sweep_outbox(runtime.outbox.queue, runtime.arq)
         assert report.rebuilt == 1
+        assert await apply_waiting_statuses() == []  # the early status's message was never stored
 
     sent = await Message.get(PydanticObjectId(answer.json()["id"]))
     assert sent.status == MessageStatus.ACCEPTED and sent.wamid
@@ -234,8 +239,10 @@ async def test_outbox_send_drain_and_sweep_reads_are_served(outbound, settings) 
     drained = seen_in(checked, "drain", "messages") + seen_in(checked, "drain", "messages", "update")
     assert any("$in" in str(q.filter) for q in drained)  # the batch of popped messages
     assert any(q.command == "update" and "status" in q.filter for q in drained)  # the acceptances
-    assert seen_in(checked, "drain", "pending_statuses")  # statuses that beat the acceptance
-    swept = seen_in(checked, "sweep", "messages")
+    assert not seen_in(checked, "drain", "pending_statuses")  # no read per acceptance for early statuses
+    assert seen_in(checked, "sweep", "pending_statuses")  # the sweeper applies them
+    assert any("wamid" in str(q.filter) for q in seen_in(checked, "sweep", "messages"))
+    swept = [q for q in seen_in(checked, "sweep", "messages") if "wamid" not in str(q.filter)]
     assert len(swept) >= 3 and all(q.sort == (("_id", 1),) for q in swept)  # rebuild (2 batches) and requeue
 
 

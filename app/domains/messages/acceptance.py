@@ -7,15 +7,13 @@ round trip, and the finished entries leave the number's ``taken`` set in one scr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from beanie.operators import In
 from pymongo import UpdateOne
 
 from app.db import utcnow
-from app.domains.messages.models import Message, MessageStatus, PendingStatus
+from app.domains.messages.models import Message, MessageStatus
 from app.domains.messages.outbox_queue import Entry, OutboxQueue
-from app.domains.messages.status import apply_pending_statuses
 from app.logging import get_logger
 
 if TYPE_CHECKING:
@@ -66,18 +64,10 @@ class AcceptanceBatch:
         if result.modified_count < len(ops):
             log.warning("accepted messages no longer queued (sent twice after a crash?)",
                         account_id=self.account_id, count=len(ops) - result.modified_count)
-        wamids = [wamid for _, wamid in accepted]
-        early = {p.wamid for p in await PendingStatus.find(In(PendingStatus.wamid, wamids)).to_list()}
-        events: list[tuple[Any, str, dict[str, Any]]] = []
-        for item, wamid in accepted:
-            outgoing = item.message
-            status = MessageStatus.ACCEPTED
-            if wamid in early:  # statuses that beat the send's own answer (rare): load the document
-                message = await Message.get(outgoing.id)
-                if message is not None:
-                    await apply_pending_statuses(message)
-                    status = message.status
-            events.append((outgoing.workspace_id, "message.updated",
-                           {"message_id": str(outgoing.id), "conversation_id": str(outgoing.conversation_id),
-                            "status": status.value}))
+        # Statuses that beat the send's own answer (rare) wait in PendingStatus: the status side
+        # looks again a moment later, and the outbox sweeper after that (status.apply_waiting_statuses),
+        # so acceptance costs no read per send for them.
+        events = [(item.message.workspace_id, "message.updated",
+                   {"message_id": str(item.message.id), "conversation_id": str(item.message.conversation_id),
+                    "status": MessageStatus.ACCEPTED.value}) for item, _ in accepted]
         await self.live.publish_many(events)  # one round trip for the batch

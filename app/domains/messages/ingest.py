@@ -13,6 +13,7 @@ way) and end in the same state:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,7 +30,9 @@ from app.domains.conversations.models import Conversation, MessagePreview
 from app.domains.conversations.search import message_tokens
 from app.domains.conversations.services import ConversationService
 from app.domains.messages.models import Edit, MediaRef, Message, MessageError, MessageStatus, Reaction
-from app.domains.messages.status import advance_by_wamid, apply_pending_statuses, keep_for_later
+from app.domains.messages.status import (
+    advance_by_wamid, apply_pending_statuses, apply_waiting_statuses, keep_for_later,
+)
 from app.logging import get_logger
 from app.realtime import LiveEvents
 from app.whatsapp.errors import error_from_code
@@ -41,6 +44,9 @@ MEDIA_TYPES = frozenset({"image", "video", "document", "audio", "sticker"})
 # Statuses Meta sends for our messages; anything else is kept in the raw event and noted.
 WEBHOOK_STATUSES = {s.value: s for s in (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ,
                                          MessageStatus.PLAYED, MessageStatus.FAILED)}
+
+LOOK_AGAIN_AFTER_SECONDS = 1.0
+"""A status that beat its message is looked for again this long after (the send's answer is being recorded)."""
 
 EnqueueMedia = Callable[[str, int], Awaitable[Any]]
 """(message id, generation): a new generation per media change, since job ids are kept a while."""
@@ -107,6 +113,7 @@ class MessageIngest:
         self.enqueue_media = enqueue_media
         self.contacts = contacts or ContactService()
         self.conversations = conversations or ConversationService()
+        self._later: set[asyncio.Task[None]] = set()  # referenced until done
 
     # -- who and where ---------------------------------------------------------------------------
 
@@ -326,17 +333,35 @@ class MessageIngest:
         pricing = (status_item.pricing or {}).get("category")
         changed = await advance_by_wamid(batch.workspace_id, status_item.id, status, at, error, pricing)
         if changed:
-            await self._status_changed(changed["workspace_id"], changed["_id"], changed["conversation_id"],
+            await self.status_changed(changed["workspace_id"], changed["_id"], changed["conversation_id"],
                                        changed["status"])
         elif changed is None:
             await keep_for_later(status_item.id, status, at, error, pricing)
             # The sender may have stored the wamid between our read and our insert: look again.
             message = await Message.find_one_scoped(batch.workspace_id, Message.wamid == status_item.id)
-            if message is not None and await apply_pending_statuses(message):
-                await self._status_changed(message.workspace_id, message.id, message.conversation_id,
+            if message is None:
+                self._look_again_soon(status_item.id)  # its send's answer is probably being recorded
+            elif await apply_pending_statuses(message):
+                await self.status_changed(message.workspace_id, message.id, message.conversation_id,
                                            message.status.value)
 
-    async def _status_changed(self, workspace_id: Any, message_id: Any, conversation_id: Any, status: str) -> None:
+    def _look_again_soon(self, wamid: str) -> None:
+        """A status beat its send's answer: apply it once the sender has stored the wamid (a moment
+        later). If this process ends first, the outbox sweeper does it (status.apply_waiting_statuses)."""
+        async def later() -> None:
+            await asyncio.sleep(LOOK_AGAIN_AFTER_SECONDS)
+            try:
+                for message, _ in await apply_waiting_statuses([wamid]):
+                    await self.status_changed(message.workspace_id, message.id, message.conversation_id,
+                                               message.status.value)
+            except Exception as exc:  # noqa: BLE001 - the sweeper tries again
+                log.info("early status not applied yet", wamid=wamid, error=type(exc).__name__)
+
+        task = asyncio.get_running_loop().create_task(later())
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+    async def status_changed(self, workspace_id: Any, message_id: Any, conversation_id: Any, status: str) -> None:
         await self.live.publish(workspace_id, "message.updated", message_id=str(message_id),
                                 conversation_id=str(conversation_id), status=status)
         result = await Conversation.get_motor_collection().update_one(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -103,6 +103,33 @@ async def apply_pending_statuses(message: Message) -> list[MessageStatus]:
     if pending:
         await PendingStatus.find(PendingStatus.wamid == message.wamid).delete()
     return applied
+
+
+WAITING_LOOKBACK = timedelta(minutes=10)
+"""A status waits for its message only while the send that will store the wamid is in flight
+(seconds); older ones are for messages sent elsewhere (the Business app on the same number)."""
+
+
+async def apply_waiting_statuses(wamids: list[str] | None = None, *, settle: timedelta = timedelta(seconds=2),
+                                 limit: int = 1000) -> list[tuple[Message, list[MessageStatus]]]:
+    """Statuses that beat their message, applied now that it may be stored: those of ``wamids``, or
+    (the outbox sweeper) every status received between ``WAITING_LOOKBACK`` and ``settle`` ago.
+    Returns the messages that changed, with what was applied. Costs one read when nothing waits."""
+    now = utcnow()
+    query: dict[str, Any] = ({"wamid": {"$in": wamids}} if wamids is not None
+                             else {"received_at": {"$gte": now - WAITING_LOOKBACK, "$lte": now - settle}})
+    waiting = {p["wamid"] for p in await PendingStatus.get_motor_collection().find(
+        query, projection={"wamid": 1, "_id": 0}).limit(limit).to_list(None)}
+    if not waiting:
+        return []
+    # {$gt: ""} beside the $in: the wamid index is partial on it (see Message.Settings).
+    found = await Message.find({"wamid": {"$in": sorted(waiting), "$gt": ""}}).to_list()
+    changed = []
+    for message in found:
+        applied = await apply_pending_statuses(message)
+        if applied:
+            changed.append((message, applied))
+    return changed
 
 
 def _order(status: MessageStatus) -> int:

@@ -119,6 +119,7 @@ class TeamAdmin:
         elif active is True and not user.active:
             user.active, user.deactivated_at = True, None
             await user.save()
+        await self.people.credentials_changed()  # role, name or password: cached principals carry the old ones
         return user
 
     async def reset_link(self, user: User) -> str:
@@ -157,6 +158,7 @@ class TeamAdmin:
         user.password_hash = hash_password(password)
         await user.save()
         await WebSession.find(WebSession.user_id == user.id).delete()
+        await self.people.credentials_changed()
         return user
 
     # -- teams ------------------------------------------------------------------------------------

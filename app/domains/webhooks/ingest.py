@@ -13,7 +13,6 @@ retry and then the sweeper.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from typing import Any
 from beanie import PydanticObjectId
 from pymongo import ReturnDocument
 
+from app.cache import TtlCache
 from app.db import as_utc, utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.contacts.models import Contact, contact_key
@@ -78,21 +78,11 @@ class NumberCache:
     """
 
     def __init__(self, ttl: float = NUMBER_CACHE_SECONDS) -> None:
-        self.ttl = ttl
-        self._accounts: dict[tuple[PydanticObjectId, str], tuple[float, WhatsAppAccount]] = {}
+        self._accounts: TtlCache[WhatsAppAccount | None] = TtlCache(ttl)
 
     async def get(self, workspace_id: PydanticObjectId, phone_number_id: str) -> WhatsAppAccount | None:
-        now = time.monotonic()
-        cached = self._accounts.get((workspace_id, phone_number_id))
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        account = await WhatsAppAccount.find_one_scoped(workspace_id,
-                                                        WhatsAppAccount.phone_number_id == phone_number_id)
-        if account is None:
-            self._accounts.pop((workspace_id, phone_number_id), None)
-        else:
-            self._accounts[(workspace_id, phone_number_id)] = (now + self.ttl, account)
-        return account
+        return await self._accounts.get((workspace_id, phone_number_id), lambda: WhatsAppAccount.find_one_scoped(
+            workspace_id, WhatsAppAccount.phone_number_id == phone_number_id))
 
 
 class _Routes:
@@ -196,9 +186,9 @@ class WebhookIngestor:
             last = account.health.last_webhook_at
             if last is not None and now - as_utc(last) < LAST_WEBHOOK_PRECISION:
                 continue  # shown as "x minutes ago": no write per webhook on a busy number
+            account.health.last_webhook_at = now  # on the cached copy first: concurrent batches skip the write
             await WhatsAppAccount.get_motor_collection().update_one(
                 {"_id": account.id}, {"$set": {"health.last_webhook_at": now}})
-            account.health.last_webhook_at = now  # the cached copy too: the next write is 30 s away
         statuses_only = (bool(statuses) and not messages and not echoes and set(fields) == {"messages"}
                          and all(not change.value.errors for change in changes))
         return IngestResult("ingested", batch.stored, tuple(batch.notes), tuple(fields), statuses_only)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,6 +29,7 @@ import msgspec
 from arq.connections import ArqRedis
 from beanie import PydanticObjectId
 
+from app.cache import TtlCache
 from app.db import DATABASE_DOWN, utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.accounts.services import AccountService
@@ -147,22 +147,18 @@ class WebhookReceiver:
         self.ingestor = ingestor
         self.enqueuer = IngestEnqueuer(pool)
         self.writer = EventWriter(WebhookEvent.get_motor_collection)
-        self._endpoints: dict[str, tuple[float, WebhookEndpoint]] = {}
+        self._endpoints: TtlCache[WebhookEndpoint | None] = TtlCache(ENDPOINT_CACHE_SECONDS)
 
     async def endpoint(self, webhook_key: str, *, fresh: bool = False) -> WebhookEndpoint | None:
         """The account behind a webhook URL key, or None (the route answers 404)."""
-        now = time.monotonic()
-        cached = self._endpoints.get(webhook_key)
-        if cached is not None and cached[0] > now and not fresh:
-            return cached[1]
-        account: WhatsAppAccount | None = await self.accounts.by_webhook_key(webhook_key)
-        if account is None or not account.enabled:
-            self._endpoints.pop(webhook_key, None)
-            return None
-        endpoint = WebhookEndpoint(account.id, account.workspace_id, self.accounts.app_secret(account),
+        async def load() -> WebhookEndpoint | None:
+            account: WhatsAppAccount | None = await self.accounts.by_webhook_key(webhook_key)
+            if account is None or not account.enabled:
+                return None
+            return WebhookEndpoint(account.id, account.workspace_id, self.accounts.app_secret(account),
                                    account.verify_token)
-        self._endpoints[webhook_key] = (now + ENDPOINT_CACHE_SECONDS, endpoint)
-        return endpoint
+
+        return await self._endpoints.get(webhook_key, load, fresh=fresh)
 
     @staticmethod
     def challenge(endpoint: WebhookEndpoint, mode: str | None, token: str | None, challenge: str | None) -> str:
@@ -177,8 +173,8 @@ class WebhookReceiver:
         if not signature.verify(endpoint.app_secret, body, header):
             # The admin may have just rotated the app secret: check against a fresh read, at most
             # once a second per URL, so a flood of bad signatures cannot turn into database reads.
-            cached = self._endpoints.get(webhook_key)
-            stale = cached is None or cached[0] - ENDPOINT_CACHE_SECONDS + 1.0 < time.monotonic()
+            left = self._endpoints.expires_in(webhook_key)
+            stale = left is None or left < ENDPOINT_CACHE_SECONDS - 1.0
             fresh = await self.endpoint(webhook_key, fresh=True) if stale else None
             if fresh is None or not signature.verify(fresh.app_secret, body, header):
                 log.info("webhook signature rejected", account_id=str(endpoint.account_id),

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from beanie import PydanticObjectId
 from pymongo.errors import DuplicateKeyError
 
 from app.db import as_utc, utcnow
 from app.domains.workspaces.models import ApiKey, Role, User, WebSession, Workspace
+from app.domains.workspaces.principals import PrincipalCache
 from app.errors import Conflict, TooManyRequests, Unauthorized, ValidationFailed
 from app.logging import get_logger
 from app.ratelimit import FailureThrottle
@@ -59,9 +62,15 @@ def _check_credentials(email: str, password: str) -> str:
 class AccountsOfPeople:
     """Workspaces, users and their credentials."""
 
-    def __init__(self, login_throttle: FailureThrottle | None = None, session_max_age: timedelta = timedelta(days=14)) -> None:
+    def __init__(self, login_throttle: FailureThrottle | None = None, session_max_age: timedelta = timedelta(days=14),
+                 redis: Any = None) -> None:
         self.login_throttle = login_throttle
         self.session_max_age = session_max_age
+        self.principals = PrincipalCache(redis)
+
+    async def credentials_changed(self) -> None:
+        """A key, a user's role, activity or password, or a session changed: stop trusting cached copies."""
+        await self.principals.forget_everywhere()
 
     # --- workspaces and users -------------------------------------------------------------
     async def create_workspace(self, name: str, admin_email: str, admin_password: str, admin_name: str = "") -> tuple[Workspace, User]:
@@ -88,6 +97,7 @@ class AccountsOfPeople:
         user.deactivated_at = utcnow()
         await user.save()
         await WebSession.find(WebSession.user_id == user.id).delete()
+        await self.credentials_changed()
 
     # --- sign-in --------------------------------------------------------------------------
     async def sign_in(self, email: str, password: str, client_ip: str) -> tuple[User, str]:
@@ -117,15 +127,24 @@ class AccountsOfPeople:
 
     async def close_session(self, token: str) -> None:
         await WebSession.find(WebSession.token_hash == token_digest(token)).delete()
+        await self.credentials_changed()
 
     async def principal_for_session(self, token: str) -> Principal | None:
-        session = await WebSession.find_one(WebSession.token_hash == token_digest(token))
-        if session is None or as_utc(session.expires_at) < utcnow():
+        digest = token_digest(token)
+        cached = self.principals.get("session:" + digest)
+        if cached is not None:
+            return cached
+        session = await WebSession.find_one(WebSession.token_hash == digest)
+        now = utcnow()
+        if session is None or as_utc(session.expires_at) < now:
             return None
         user = await User.get(session.user_id)
         if user is None or not user.active:
             return None
-        return Principal(workspace_id=user.workspace_id, role=user.role, user=user)
+        principal = Principal(workspace_id=user.workspace_id, role=user.role, user=user)
+        remaining = (as_utc(session.expires_at) - now).total_seconds()
+        self.principals.put("session:" + digest, principal, until=time.monotonic() + remaining)
+        return principal
 
     # --- API keys -------------------------------------------------------------------------
     async def create_api_key(self, workspace_id: PydanticObjectId, name: str, role: Role | str,
@@ -141,7 +160,11 @@ class AccountsOfPeople:
         return record, plaintext
 
     async def principal_for_api_key(self, key: str) -> Principal | None:
-        record = await ApiKey.find_one(ApiKey.key_hash == token_digest(key))
+        digest = token_digest(key)
+        cached = self.principals.get("key:" + digest)
+        if cached is not None:
+            return cached
+        record = await ApiKey.find_one(ApiKey.key_hash == digest)
         if record is None or record.revoked_at is not None:
             return None
         user = None
@@ -152,11 +175,14 @@ class AccountsOfPeople:
         now = utcnow()
         if record.last_used_at is None or now - as_utc(record.last_used_at) > _LAST_USED_GRANULARITY:
             await ApiKey.find_one(ApiKey.id == record.id).update({"$set": {"last_used_at": now}})
-        return Principal(workspace_id=record.workspace_id, role=record.role, user=user, api_key=record)
+        principal = Principal(workspace_id=record.workspace_id, role=record.role, user=user, api_key=record)
+        self.principals.put("key:" + digest, principal)
+        return principal
 
     async def revoke_api_key(self, record: ApiKey) -> None:
         record.revoked_at = utcnow()
         await record.save()
+        await self.credentials_changed()
 
     # --- bootstrap ------------------------------------------------------------------------
     async def bootstrap_admin(self, email: str | None, password: str | None, api_key: str | None,
