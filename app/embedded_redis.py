@@ -53,6 +53,9 @@ class EmbeddedRedis(EmbeddedServer):
             "--protected-mode", "yes",
             "--daemonize", "no",
             "--loglevel", "warning",
+            # Keyspace events for sorted sets: an idle worker waits for its queue to change instead of
+            # polling it every 5 ms (workers/wake.py).
+            "--notify-keyspace-events", "Kz",
         ]
 
     def answers(self) -> bool:

@@ -10,6 +10,7 @@ from arq.worker import Worker
 from app.queue import DEFAULT_QUEUE, redis_settings
 from app.runtime import Runtime
 from workers import tasks
+from workers.wake import IDLE_POLL_SECONDS, QueueWaker
 
 FUNCTIONS = [tasks.heartbeat]
 CRON_JOBS = [cron(tasks.heartbeat, second=set(range(0, 60, 10)), run_at_startup=True)]
@@ -31,19 +32,60 @@ CRON_JOBS += [cron(tasks.wake_snoozed_conversations, second={20, 50}, run_at_sta
 
 
 class InboxWorker(Worker):
-    """arq's Worker, minus a poll's round trips for jobs this process is already running.
+    """arq's Worker, minus a poll's round trips for jobs this process is already running, and minus
+    the polls of an idle worker.
 
     A started job stays in arq's queue until it ends, and every poll (each ``poll_delay``, 5 ms)
     checks each such job again with a WATCH/EXISTS/ZSCORE/reset pipeline before skipping it. A
     drain job runs for up to 50 s per number with work, so with 20 busy numbers that was ~9 % of a
     sending worker's CPU (issue 5). Its own running tasks are skipped here without asking Redis.
+
+    A poll that starts no job is followed by a wait for the queue to change (workers/wake.py), of
+    at most ``idle_poll_s``: ~10 polls a second instead of ~190 while idle, and an enqueued job still
+    starts at once. A poll that started jobs is followed by the next one after ``poll_delay``, as in
+    arq, so a backlog drains as fast as before.
     """
+
+    idle_poll_s = IDLE_POLL_SECONDS
+    _waker: QueueWaker | None = None
+    _started_jobs = False
+
+    async def main(self) -> None:
+        try:
+            await super().main()
+        finally:  # ended by close(), or by Redis going away (the supervisor then builds a new worker)
+            await self._close_waker()
+
+    async def _poll_iteration(self) -> None:
+        if self._waker is None:  # the pool exists from here on (arq's main() makes it when it owns it)
+            self._waker = QueueWaker(self.pool, self.queue_name)
+            await self._waker.start()
+        waker = self._waker
+        waker.changed.clear()  # before the poll: an enqueue during it ends the wait below at once
+        self._started_jobs = False
+        await super()._poll_iteration()
+        if not self._started_jobs:
+            await waker.wait(self.idle_poll_s)
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         tasks = self.tasks
         if tasks:
             job_ids = [j for j in job_ids if (t := tasks.get(j.decode())) is None or t.done()]
+        if not job_ids:
+            return await super().start_jobs(job_ids)
+        # Started = a new task under a job's id. Ids running in another worker (or deferred again) are
+        # skipped by arq: a write to the queue, or the idle poll, brings them back.
+        known = dict(tasks)
         await super().start_jobs(job_ids)
+        self._started_jobs = any(known.get(j) is not t for j, t in self.tasks.items())
+
+    async def close(self) -> None:
+        await self._close_waker()
+        await super().close()
+
+    async def _close_waker(self) -> None:
+        if self._waker is not None:  # kept (closed): a poll still running must not subscribe again
+            await self._waker.close()
 
 
 def build_worker(runtime: Runtime, *, handle_signals: bool, owns_runtime: bool) -> Worker:
