@@ -26,7 +26,7 @@ from app.domains.workspaces.api import MeApi
 from app.domains.conversations.api import ConversationsApi
 from app.domains.media.controllers import MediaController
 from app.domains.messages.api import MessagesReadApi
-from app.domains.messages.send_api import SendApi
+from app.domains.outbox.api import SendApi
 from app.metrics import metrics_endpoint
 from app.domains.webhooks.controllers import WhatsAppWebhookController
 from app.domains.webhooks.fastpath import InboxApp

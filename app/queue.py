@@ -125,7 +125,7 @@ OUTBOX_SWEEP_JOB = "sweep_outbox"
 
 
 async def enqueue_drain(pool: ArqRedis, account_id: str) -> bool:
-    """Start a drainer for a number. Exclusivity comes from the outbox lease (outbox_queue.py), so
+    """Start a drainer for a number. Exclusivity comes from the outbox lease (app/domains/outbox/lanes.py), so
     every activation gets a fresh job id: a finishing job can never swallow the next wake-up."""
     job_id = f"drain:{account_id}:{uuid.uuid4().hex[:12]}"
     return await pool.enqueue_job(DRAIN_JOB, account_id, _job_id=job_id) is not None

@@ -18,8 +18,8 @@ from app.config import Settings
 from app.db import Database
 from app.domains.accounts.services import AccountService
 from app.domains.media.store import MediaStore
-from app.domains.messages.media_out import OutboundMediaService
-from app.domains.messages.outbox import OutboxService
+from app.domains.outbox.media import OutboundMediaService
+from app.domains.outbox.service import OutboxService
 from app.domains.subscriptions.delivery import Deliverer
 from app.domains.subscriptions.events import IntegrationEvents
 from app.domains.subscriptions.services import SubscriptionService

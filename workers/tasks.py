@@ -64,16 +64,16 @@ async def fetch_media(ctx: dict[str, Any], message_id: str) -> str:
 
 async def drain_outbox(ctx: dict[str, Any], account_id: str) -> str:
     """Send a number's queued messages at its rate until its lanes are empty (or the time slice ends)."""
-    from app.domains.messages.sender import OutboxSender
+    from app.domains.outbox.drainer import drain
 
-    return await OutboxSender.of(runtime_of(ctx)).drain(account_id)
+    return await drain(runtime_of(ctx), account_id)
 
 
 async def send_read_receipt(ctx: dict[str, Any], account_id: str, wamid: str) -> bool:
     """Mark an inbound message read on WhatsApp (blue ticks); transient errors retry with backoff."""
     from arq import Retry
 
-    from app.domains.messages.sender import OutboxSender
+    from app.domains.outbox.sender import OutboxSender
     from app.whatsapp.errors import GraphError
 
     try:
@@ -86,8 +86,8 @@ async def send_read_receipt(ctx: dict[str, Any], account_id: str, wamid: str) ->
 
 
 async def sweep_outbox(ctx: dict[str, Any]) -> str:
-    """Cron: queue again what a dead worker or a Redis restart left behind (see messages/sweeper.py)."""
-    from app.domains.messages.sweeper import sweep_outbox as sweep
+    """Cron: queue again what a dead worker or a Redis restart left behind (see app/domains/outbox/sweeper.py)."""
+    from app.domains.outbox.sweeper import sweep_outbox as sweep
 
     from app.domains.messages.status import apply_waiting_statuses
 

@@ -11,7 +11,7 @@ def all_documents() -> list[type[Document]]:
     from app.domains.contacts.models import Contact
     from app.domains.conversations.models import Conversation
     from app.domains.messages.models import Message, PendingStatus
-    from app.domains.messages.media_out import OutboundMedia
+    from app.domains.outbox.media import OutboundMedia
     from app.domains.workspaces.models import ApiKey, User, WebSession, Workspace
     from app.domains.webhooks.models import TemplateStatusEvent, WebhookEvent
     from app.domains.media.models import MediaChunk, StoredMedia

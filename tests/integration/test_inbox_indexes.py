@@ -23,9 +23,9 @@ from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation
 from app.domains.inbox.queries import SEARCH_CAP, InboxQueries, ListFilters, encode_cursor
 from app.domains.messages.models import Message, MessageStatus, PendingStatus
-from app.domains.messages.outbox_queue import EPOCH_KEY
-from app.domains.messages.sender import OutboxSender
-from app.domains.messages.sweeper import sweep_outbox
+from app.domains.outbox.lanes import EPOCH_KEY
+from app.domains.outbox.drainer import drain
+from app.domains.outbox.sweeper import sweep_outbox
 from app.domains.messages.status import apply_waiting_statuses
 from app.domains.webhooks.models import WebhookEvent
 from app.domains.webhooks.services import prune_ingested_events, sweep_stale_events
@@ -225,7 +225,7 @@ async def test_outbox_send_drain_and_sweep_reads_are_served(outbound, settings) 
         again = await env.client.post(path, headers=headers, json=body)
         assert again.json()["id"] == answer.json()["id"]
         phase("drain")
-        assert await OutboxSender.of(runtime).drain(str(account.id)) == "drained"
+        assert await drain(runtime, str(account.id)) == "drained"
         phase("sweep")
         await runtime.redis.delete(EPOCH_KEY)  # as after a Redis restart: the lanes are rebuilt from Mongo
         report = await sweep_outbox(runtime.outbox.queue, runtime.arq)

@@ -10,7 +10,7 @@ from collections import defaultdict
 import pytest
 
 from app.domains.accounts.models import WhatsAppAccount
-from app.domains.messages import drainer, outbox_queue
+from app.domains.outbox import drainer, lanes as outbox_queue
 from app.domains.messages.models import Message
 from app.metrics import WORKER_RESTARTS
 from tests.integration.outbound_env import (  # noqa: F401
@@ -163,7 +163,7 @@ async def test_two_workers_on_one_number_never_exceed_its_mps(outbound, monkeypa
     Deterministic by construction: the turns are forced below, and the sandbox refuses what would
     exceed the limit (the sender retries it). That the shared slots alone keep several processes
     under the limit, whatever the scheduling jitter, is asserted where it is exact: in
-    tests/unit/test_ratelimit.py, against the limiter's own clock."""
+    tests/integration/test_ratelimit.py, against the limiter's own clock."""
     monkeypatch.setattr(drainer, "DRAIN_SLICE_SECONDS", 0.4)  # hand over often
     env = await outbound(inline_worker=False, send_rate_margin=0.9)
     account = await env.add_number(mps=20)

@@ -7,7 +7,7 @@ import io
 from PIL import Image
 
 from app.domains.conversations.models import Conversation
-from app.domains.messages.media_out import OutboundMedia
+from app.domains.outbox.media import OutboundMedia
 from app.domains.messages.models import Message, MessageStatus
 from tests.integration.outbound_env import outbound, sandbox_server, wait_for  # noqa: F401
 
@@ -118,7 +118,7 @@ async def test_mark_as_read_once_for_newest_unread_inbound(outbound):
     # The app runs on the test client's own loop: talk to Redis with this loop's clients.
     from redis.asyncio import Redis
 
-    from app.domains.messages.outbox import OutboxService
+    from app.domains.outbox.service import OutboxService
     from app.queue import open_pool
 
     runtime = env.runtime

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from app.domains.messages.outbox_queue import Entry, OutboxQueue, RetryState
+from app.domains.outbox.lanes import Entry, OutboxQueue, RetryState
 
 ACCOUNT = "acc1"
 

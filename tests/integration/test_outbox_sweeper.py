@@ -1,4 +1,4 @@
-"""The outbox sweeper (messages/sweeper.py) against our Redis and the test session's database server."""
+"""The outbox sweeper (app/domains/outbox/sweeper.py) against our Redis and the test session's database server."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 
 from app.db import Database, utcnow
 from app.domains.messages.models import Message, MessageStatus
-from app.domains.messages.outbox_queue import OutboxQueue
-from app.domains.messages.sweeper import sweep_outbox
+from app.domains.outbox.lanes import OutboxQueue
+from app.domains.outbox.sweeper import sweep_outbox
 from app.queue import DEFAULT_QUEUE, enqueue_drain, open_pool
 
 

@@ -1,4 +1,4 @@
-"""The send limiter (app/ratelimit.py SendLimiter) against our own Redis.
+"""The send limiter (app/domains/outbox/pacing.py SendLimiter) against our own Redis.
 
 Two limiters on two Redis connections stand for two worker processes. The scripts take "now"
 from the caller here (instead of Redis's clock), so every slot's absolute time is known exactly
@@ -13,7 +13,7 @@ import itertools
 import pytest
 from redis.asyncio import Redis
 
-from app.ratelimit import SendLimiter
+from app.domains.outbox.pacing import SendLimiter
 
 T0 = 1_700_000_000.0
 NUMBER = "15550001111"

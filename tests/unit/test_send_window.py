@@ -1,4 +1,4 @@
-"""The drainer's own check of Meta's 1-second window (app/ratelimit.py SendWindow).
+"""The drainer's own check of Meta's 1-second window (app/domains/outbox/pacing.py SendWindow).
 
 Times are given explicitly, so every answer is exact. The last test drives the window against a
 simulated Meta that stamps each send somewhere between its departure and its answer (with
@@ -13,7 +13,7 @@ import math
 import random
 from collections import deque
 
-from app.ratelimit import SendWindow
+from app.domains.outbox.pacing import SendWindow
 
 
 def _answered_window(limit: int, departures: list[float], rtt: float = 0.001) -> SendWindow:

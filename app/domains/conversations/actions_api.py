@@ -17,7 +17,7 @@ from app.domains.conversations.actions import ConversationActions
 from app.domains.conversations.models import Conversation, ConversationStatus
 from app.domains.conversations.schemas import ConversationOut, ConversationPatch, NoteIn, conversation_out
 from app.domains.messages.models import Message
-from app.domains.messages.outbox import Draft
+from app.domains.outbox.service import Draft
 from app.domains.messages.schemas import MessageOut, message_out
 from app.domains.team.models import Team
 from app.domains.workspaces.services import Principal

@@ -13,7 +13,7 @@ from beanie import PydanticObjectId
 from app.db import utcnow
 from app.domains.conversations.models import Conversation
 from app.domains.messages.models import Message, Reaction
-from app.domains.messages.outbox import Draft
+from app.domains.outbox.service import Draft
 from app.errors import ValidationFailed
 from app.runtime import Runtime
 

@@ -8,7 +8,7 @@ time, so a conversation's messages reach Meta in the order they were queued, acr
 and hand-overs. Each send leaves at its slot's absolute time once the number's 1-s window, as
 this process knows Meta may have stamped its sends, has room (ratelimit.SendWindow): a stall
 on either side never turns into 130429s, and sends that woke late catch up. Acceptances are
-written in bulk every 200 ms (acceptance.py); refusals are handled in send_failures.py.
+written in bulk every 200 ms (acceptance.py); refusals are handled in failures.py.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import heapq
 import math
 import time
 import uuid
-from collections import deque
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from beanie import PydanticObjectId
@@ -29,22 +27,20 @@ from bson import ObjectId
 from redis.exceptions import RedisError
 
 from app.domains.accounts.models import WhatsAppAccount
-from app.domains.messages.acceptance import AcceptanceBatch
-from app.domains.messages.media_out import OutboundMedia
 from app.domains.messages.models import Message, MessageStatus
-from app.domains.messages.outbox_queue import LEASE_TTL_MS, Entry
-from app.domains.messages.send_failures import (
-    CircuitBreaker,
-    SendFailures,
-    fail_all_for_missing_account,
-)
+from app.domains.outbox.acceptance import AcceptanceBatch
+from app.domains.outbox.failures import Failures, GiveUp, Retry, fail_all_for_missing_account
+from app.domains.outbox.items import OUTGOING_FIELDS, Conv, Item, Outgoing
+from app.domains.outbox.lanes import LEASE_TTL_MS, RetryState
+from app.domains.outbox.media import OutboundMedia
+from app.domains.outbox.number import NumberState
+from app.domains.outbox.sender import OutboxSender
 from app.logging import get_logger
 from app.metrics import GRAPH_LATENCY, LIMITER_WAIT, MISSED_SLOTS, SENDS
-from app.ratelimit import SendWindow
 from app.whatsapp.errors import GraphError
 
 if TYPE_CHECKING:
-    from app.domains.messages.sender import OutboxSender
+    from app.runtime import Runtime
 
 log = get_logger(__name__)
 
@@ -58,56 +54,12 @@ ACCOUNT_RELOAD_SECONDS = 2.0  # notice a disabled number or a new token while dr
 MAX_IN_MEMORY = 5000
 
 
-@dataclass(slots=True)
-class Outgoing:
-    """What a drainer needs of a queued Message (read raw: no document is built per send; the few
-    paths that need the document, a failure or an early status, load it)."""
-
-    id: ObjectId
-    workspace_id: ObjectId
-    conversation_id: ObjectId
-    type: str
-    content: Any
-    recipient: str | None
-    reply_to_wamid: str | None
-    stored_file_id: ObjectId | None
-
-    @classmethod
-    def from_raw(cls, raw: dict[str, Any]) -> Outgoing:
-        """From a document read with OUTGOING_FIELDS."""
-        media = raw.get("media") or {}
-        return cls(raw["_id"], raw["workspace_id"], raw["conversation_id"], raw["type"], raw.get("content"),
-                   raw.get("recipient"), raw.get("reply_to_wamid"), media.get("stored_file_id"))
+async def drain(runtime: Runtime, account_id: str) -> str:
+    """The ``drain_outbox`` job: one activation of the number's drainer in this process."""
+    return await Drainer(OutboxSender.of(runtime), account_id).run()
 
 
-OUTGOING_FIELDS = {"workspace_id": 1, "conversation_id": 1, "type": 1, "content": 1, "recipient": 1,
-                   "reply_to_wamid": 1, "media.stored_file_id": 1}
-"""The fields of a queued Message a send reads (Outgoing.from_raw)."""
-
-
-@dataclass(eq=False)
-class Item:
-    entry: Entry
-    message: Outgoing
-    body: dict[str, Any]
-    seq: int
-    attempts: int = 0
-    first_at: float = 0.0
-    media: OutboundMedia | None = None
-
-
-@dataclass(eq=False)
-class Conv:
-    items: deque[Item] = field(default_factory=deque)
-    busy: bool = False
-    blocked_until: float = 0.0
-
-    def rank(self) -> tuple[int, int]:
-        head = self.items[0]
-        return (0 if head.entry.lane == "a" else 1, head.seq)
-
-
-class Drainer(SendFailures):
+class Drainer:
     """One activation of a number's drain job (see the module docstring)."""
 
     def __init__(self, sender: OutboxSender, account_id: str) -> None:
@@ -125,13 +77,12 @@ class Drainer(SendFailures):
         self._waiter: asyncio.Future[None] | None = None
         self.seq = 0
         self.in_memory = 0
-        self.hold: str | None = None       # "token" | "disabled" | "lost" | "redis"
-        self.breaker = CircuitBreaker(sender.settings.circuit_failures, sender.settings.circuit_open_seconds)
+        self.number = NumberState(sender, account_id)  # account, hold, breaker, graph, window
+        self.failures = Failures(sender, self.number)
         self.number_free_at = 0.0
         self.awaiting_slot = 0     # sends holding a slot that has not come yet
         self.last_pop = 0.0
         self.lanes_empty = False
-        self.window = SendWindow(1)          # Meta's 1-s window as this process sees it (_depart)
         self.departures = asyncio.Lock()     # sends pass the window check one at a time, in slot order
         self.answer = asyncio.Event()        # set by every answer (a send in flight may free the window)
 
@@ -143,12 +94,7 @@ class Drainer(SendFailures):
         account = await WhatsAppAccount.get(PydanticObjectId(self.account_id))
         if account is None:
             return await fail_all_for_missing_account(self.queue, self.account_id, self.token)
-        self.account = account
-        self.window = self.s.window_for(account)
-        self.window.limit = max(1, account.mps)
-        self.http = self.s.http_for(account)
-        self.graph = self.s.graph(account, self.http)
-        self._load_account_state(account)
+        self.number.load(account)
         refresher = asyncio.create_task(self._keep_lease())
         outcome = "drained"
         try:
@@ -156,7 +102,7 @@ class Drainer(SendFailures):
         except RedisError as exc:
             log.warning("drainer lost Redis; the sweeper requeues from Mongo", account_id=self.account_id,
                         error=type(exc).__name__)
-            self.hold = outcome = "redis"
+            self.number.hold = outcome = "redis"
         except Exception:
             # A bug: hand the entries back and release; the sweeper tries again in a few seconds.
             log.exception("drainer failed", account_id=self.account_id)
@@ -195,7 +141,7 @@ class Drainer(SendFailures):
             except RedisError:
                 ok = False
             if not ok:
-                self.hold = "lost"
+                self.number.hold = "lost"
                 self._wake()
                 return
 
@@ -212,10 +158,10 @@ class Drainer(SendFailures):
         while True:
             now = time.monotonic()
             self.woken = False  # from here on, a wake-up means there is something new to look at
-            if self.hold:
-                return "lost" if self.hold in ("lost", "redis") else "hold"
+            if self.number.hold:
+                return "lost" if self.number.hold in ("lost", "redis") else "hold"
             if now >= next_reload:
-                await self._reload_account()
+                await self.number.reload()
                 next_reload = now + ACCOUNT_RELOAD_SECONDS
                 continue
             if now >= deadline:
@@ -236,7 +182,7 @@ class Drainer(SendFailures):
                 timeout = POLL_SECONDS
                 if self.timers:
                     timeout = min(timeout, max(0.0, self.timers[0][0] - now))
-                await self._idle(self.breaker.wait_hint(now, timeout))
+                await self._idle(self.number.breaker.wait_hint(now, timeout))
 
     def _wake(self) -> None:
         self.woken = True
@@ -322,7 +268,7 @@ class Drainer(SendFailures):
 
     @property
     def rate(self) -> float:
-        return max(0.1, self.account.mps * self.s.settings.send_rate_margin)
+        return max(0.1, self.number.account.mps * self.s.settings.send_rate_margin)
 
     def _maybe_ready(self, conv_id: str, conv: Conv, now: float) -> None:
         if conv.items and not conv.busy and conv.blocked_until <= now:
@@ -340,7 +286,7 @@ class Drainer(SendFailures):
     async def _schedule(self, now: float) -> int:
         if not self.ready or now < self.number_free_at:
             return 0
-        if self.breaker.holds(now, bool(self.inflight)):
+        if self.number.breaker.holds(now, bool(self.inflight)):
             return 0
         # Ask only for the slots the horizon still has room for: the sends already holding one
         # fill it (this drainer alone sends for the number), so a full schedule costs no round trip.
@@ -351,7 +297,7 @@ class Drainer(SendFailures):
             # slots booked ahead are what a stall here (GC, CPU taken by others) is caught up
             # from; a stall longer than them loses the number's time for good.
             return 0
-        budget = 1 if self.breaker.probing else room
+        budget = 1 if self.number.breaker.probing else room
         picked: list[tuple[str, Conv]] = []
         seen: set[str] = set()
         while self.ready and len(picked) < budget:
@@ -365,7 +311,7 @@ class Drainer(SendFailures):
         if not picked:
             return 0
         items = [conv.items[0] for _, conv in picked]
-        slots = await self.s.limiter.reserve(self.account.phone_number_id, self.rate,
+        slots = await self.s.limiter.reserve(self.number.account.phone_number_id, self.rate,
                                              [i.message.recipient or "" for i in items])
         # Slots are offsets from Redis's clock when the script ran; counting them from its answer
         # (a fraction of a millisecond later) keeps each send at or after its slot, and each send's
@@ -409,7 +355,7 @@ class Drainer(SendFailures):
                 started = time.perf_counter()
                 body = {**body, item.message.type: {**body[item.message.type], "id": meta_id}}
             try:
-                result = await self.graph.send(self.account.phone_number_id, body)
+                result = await self.number.graph.send(self.number.account.phone_number_id, body)
             finally:
                 self._answered(record)
         except GraphError as error:
@@ -423,7 +369,7 @@ class Drainer(SendFailures):
         else:
             GRAPH_LATENCY.labels(endpoint="messages").observe(time.perf_counter() - started)
             if self._on_accepted(conv, item, result.wamid):
-                await self._circuit_closed()
+                await self.number.circuit_closed()
         finally:
             if record[1] == math.inf:  # the media upload failed: nothing was sent
                 self._answered(record)
@@ -431,8 +377,24 @@ class Drainer(SendFailures):
             self._maybe_ready(conv_id, conv, time.monotonic())
             self._wake()
 
+    async def _on_error(self, conv_id: str, conv: Conv, item: Item, error: GraphError) -> None:
+        """Apply what the refusal means (failures.Failures.decide) to this drainer's conversation."""
+        outcome = await self.failures.decide(item, error)
+        if isinstance(outcome, Retry):
+            conv.blocked_until = time.monotonic() + outcome.delay
+            heapq.heappush(self.timers, (conv.blocked_until, conv_id))
+            await self.queue.save_retry_state(self.account_id, item.entry.message_id,
+                                              RetryState(item.attempts, item.first_at, time.time() + outcome.delay))
+        elif isinstance(outcome, GiveUp):
+            conv.items.popleft()
+            self.in_memory -= 1
+            await self.failures.record_failed(item, error, gave_up=outcome.gave_up)
+            self.batch.finished.append(item.entry)
+            self.known.discard(item.entry.message_id)  # stored as failed: a retry of it is a new send
+        # Hold: the message stays at the head of its conversation; the loop sees number.hold and stops.
+
     def _answered(self, record: list[float]) -> None:
-        self.window.answered(record, time.monotonic())
+        self.number.window.answered(record, time.monotonic())
         self.answer.set()
 
     async def _depart(self) -> list[float]:
@@ -444,9 +406,9 @@ class Drainer(SendFailures):
         """
         async with self.departures:  # FIFO: sends pass in the order their slots came
             now = time.monotonic()
-            wait = self.window.wait(now)
+            wait = self.number.window.wait(now)
             if wait == 0.0:
-                return self.window.depart(now)
+                return self.number.window.depart(now)
             MISSED_SLOTS.inc()
             held = now
             while wait != 0.0:
@@ -457,25 +419,25 @@ class Drainer(SendFailures):
                 else:
                     await asyncio.sleep(wait)
                 now = time.monotonic()
-                wait = self.window.wait(now)
+                wait = self.number.window.wait(now)
             LIMITER_WAIT.labels(limit="window").observe(now - held)
-            return self.window.depart(now)
+            return self.number.window.depart(now)
 
     async def _meta_media_id(self, media: OutboundMedia) -> str:
         """Our file's media id on this number: uploaded once, then reused until it expires."""
         fresh = await OutboundMedia.get(media.id)
         media = fresh or media
-        known = media.meta_id_for(self.account.id)
+        known = media.meta_id_for(self.number.account.id)
         if known:
             return known
         data = await self.s.runtime.outbox.media.read(media)
         started = time.perf_counter()
         try:
-            meta_id = await self.graph.upload_media(self.account.phone_number_id, data, media.mime_type,
+            meta_id = await self.number.graph.upload_media(self.number.account.phone_number_id, data, media.mime_type,
                                                     media.filename or f"file.{media.mime_type.split('/')[-1]}")
         finally:
             GRAPH_LATENCY.labels(endpoint="media").observe(time.perf_counter() - started)
-        await self.s.runtime.outbox.media.remember_meta_id(media, self.account.id, meta_id)
+        await self.s.runtime.outbox.media.remember_meta_id(media, self.number.account.id, meta_id)
         return meta_id
 
     def _on_accepted(self, conv: Conv, item: Item, wamid: str) -> bool:
@@ -484,7 +446,7 @@ class Drainer(SendFailures):
         self.in_memory -= 1
         self.batch.accepted.append((item, wamid))
         SENDS.labels(type=item.message.type, result="accepted").inc()
-        return self.breaker.succeeded()
+        return self.number.breaker.succeeded()
 
 
 def _settle(waiter: asyncio.Future[None]) -> None:

@@ -13,11 +13,11 @@ from pymongo import UpdateOne
 
 from app.db import utcnow
 from app.domains.messages.models import Message, MessageStatus
-from app.domains.messages.outbox_queue import Entry, OutboxQueue
+from app.domains.outbox.lanes import Entry, OutboxQueue
 from app.logging import get_logger
 
 if TYPE_CHECKING:
-    from app.domains.messages.drainer import Item
+    from app.domains.outbox.items import Item
     from app.realtime import LiveEvents
 
 log = get_logger(__name__)

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from app.db import utcnow
 from app.domains.messages.models import Message, MessageStatus
-from app.domains.messages.outbox_queue import OutboxQueue
+from app.domains.outbox.lanes import OutboxQueue
 from app.logging import get_logger
 from app.queue import enqueue_drain
 

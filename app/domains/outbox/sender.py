@@ -3,7 +3,7 @@
 :class:`OutboxSender` lives once per worker process (``OutboxSender.of(runtime)``): it holds the
 shared limiter, one small HTTP pool per number and the retry policy, and runs drain jobs
 (drainer.py: the loop that sends a number's queue in order at its rate; acceptance.py: bulk
-recording of what WhatsApp accepted; send_failures.py: refusals, the circuit breaker, the
+recording of what WhatsApp accepted; failures.py: refusals, the circuit breaker, the
 number's token) and read receipts.
 """
 
@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING, Any
 from beanie import PydanticObjectId
 
 from app.domains.accounts.models import WhatsAppAccount
-from app.domains.messages.drainer import Drainer
-from app.domains.messages.outbox_queue import OutboxQueue
+from app.domains.outbox.lanes import OutboxQueue
 from app.logging import get_logger
 from app.metrics import GRAPH_LATENCY
-from app.ratelimit import SendLimiter, SendWindow
+from app.domains.outbox.pacing import SendLimiter, SendWindow
 from app.whatsapp.client import GraphClient
 from app.whatsapp.errors import MAX_BACKOFF_SECONDS, GraphError
 from app.whatsapp.lean_http import LeanHTTP
@@ -90,9 +89,6 @@ class OutboxSender:
         base = min(base, MAX_BACKOFF_SECONDS)
         base *= self.settings.send_backoff_scale
         return base * random.uniform(0.5, 1.0)
-
-    async def drain(self, account_id: str) -> str:
-        return await Drainer(self, account_id).run()
 
     async def send_read_receipt(self, account_id: str, wamid: str) -> bool:
         account = await WhatsAppAccount.get(PydanticObjectId(account_id))

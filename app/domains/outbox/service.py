@@ -29,9 +29,9 @@ from app.domains.contacts.models import Contact
 from app.domains.contacts.services import ContactService
 from app.domains.conversations.models import Conversation, MessagePreview
 from app.domains.conversations.services import ConversationService
-from app.domains.messages.media_out import OutboundMediaService
+from app.domains.outbox.media import OutboundMediaService
 from app.domains.messages.models import MediaRef, Message, MessageStatus
-from app.domains.messages.outbox_queue import OutboxQueue
+from app.domains.outbox.lanes import OutboxQueue
 from app.domains.templates.models import MessageTemplate
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.logging import get_logger

@@ -1,6 +1,6 @@
 """JSON API v1 for sending: send to a number or a conversation, read one message, retry, upload media.
 
-Thin handlers over :class:`~app.domains.messages.outbox.OutboxService` (the one send path).
+Thin handlers over :class:`~app.domains.outbox.service.OutboxService` (the one send path).
 Sends answer ``202 Accepted`` with the message as stored (status ``queued``): delivery goes on
 in the background and shows in ``GET /api/v1/messages/{id}`` and the live events.
 An ``Idempotency-Key`` header makes a repeated POST return the first message instead of a second.
@@ -22,9 +22,9 @@ from app.domains.messages.api_shapes import (
     UploadedMedia,
     documented,
 )
-from app.domains.messages.media_out import MAX_UPLOAD_BYTES, OutboundMedia
+from app.domains.outbox.media import MAX_UPLOAD_BYTES, OutboundMedia
 from app.domains.messages.models import Message
-from app.domains.messages.outbox import Draft
+from app.domains.outbox.service import Draft
 from app.domains.workspaces.services import Principal
 from app.errors import ValidationFailed
 from app.runtime import Runtime

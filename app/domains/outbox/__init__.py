@@ -1,0 +1,1 @@
+"""The outbox: everything between "send this" and WhatsApp's answer (see README.md here)."""

@@ -1,0 +1,61 @@
+"""What a drainer holds: the queued message as read for sending, an entry in flight, a conversation's FIFO."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from bson import ObjectId
+
+from app.domains.outbox.lanes import Entry
+from app.domains.outbox.media import OutboundMedia
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """What a drainer needs of a queued Message (read raw: no document is built per send; the few
+    paths that need the document, a failure or an early status, load it)."""
+
+    id: ObjectId
+    workspace_id: ObjectId
+    conversation_id: ObjectId
+    type: str
+    content: Any
+    recipient: str | None
+    reply_to_wamid: str | None
+    stored_file_id: ObjectId | None
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any]) -> Outgoing:
+        """From a document read with OUTGOING_FIELDS."""
+        media = raw.get("media") or {}
+        return cls(raw["_id"], raw["workspace_id"], raw["conversation_id"], raw["type"], raw.get("content"),
+                   raw.get("recipient"), raw.get("reply_to_wamid"), media.get("stored_file_id"))
+
+
+OUTGOING_FIELDS = {"workspace_id": 1, "conversation_id": 1, "type": 1, "content": 1, "recipient": 1,
+                   "reply_to_wamid": 1, "media.stored_file_id": 1}
+"""The fields of a queued Message a send reads (Outgoing.from_raw)."""
+
+
+@dataclass(eq=False)
+class Item:
+    entry: Entry
+    message: Outgoing
+    body: dict[str, Any]
+    seq: int
+    attempts: int = 0
+    first_at: float = 0.0
+    media: OutboundMedia | None = None
+
+
+@dataclass(eq=False)
+class Conv:
+    items: deque[Item] = field(default_factory=deque)
+    busy: bool = False
+    blocked_until: float = 0.0
+
+    def rank(self) -> tuple[int, int]:
+        head = self.items[0]
+        return (0 if head.entry.lane == "a" else 1, head.seq)

@@ -1,0 +1,150 @@
+"""A number's state as its drainer sees it: the account, its token and circuit, its connections and window.
+
+Reloaded every ``ACCOUNT_RELOAD_SECONDS`` by the drainer so a disabled number or a new token is
+noticed while draining; the token and circuit outcomes are written to the account's health, which
+the admin screens show.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from app.db import as_utc, utcnow
+from app.domains.accounts.models import SendError, WhatsAppAccount
+from app.domains.outbox.pacing import SendWindow
+from app.logging import get_logger
+from app.metrics import CIRCUIT_OPENED
+from app.whatsapp.client import GraphClient
+from app.whatsapp.errors import GraphError
+from app.whatsapp.lean_http import LeanHTTP
+
+if TYPE_CHECKING:
+    from app.domains.outbox.sender import OutboxSender
+
+log = get_logger(__name__)
+
+CIRCUIT_MAX_SECONDS = 600.0
+
+
+class CircuitBreaker:
+    """Per number: opens after ``threshold`` transient failures in a row and holds the sends for a
+    span (doubled after a failed probe, up to CIRCUIT_MAX_SECONDS); then one probe is let through,
+    and its success closes it."""
+
+    def __init__(self, threshold: int, span: float) -> None:
+        self.threshold = threshold
+        self.base_span = span
+        self.span = span
+        self.failures = 0        # consecutive transient failures
+        self.until = 0.0         # monotonic; 0 = closed
+        self.probing = False
+
+    def load(self, open_until: datetime | None) -> None:
+        """Continue a breaker another drainer opened (stored on the account)."""
+        if open_until is not None:
+            left = (as_utc(open_until) - utcnow()).total_seconds()
+            self.until = time.monotonic() + max(0.0, left)
+
+    def holds(self, now: float, busy: bool) -> bool:
+        """True while sends must wait; once the span is over (and nothing is in flight) it lets one probe go."""
+        if not self.until:
+            return False
+        if now < self.until or busy:
+            return True
+        self.probing = True
+        return False
+
+    def wait_hint(self, now: float, timeout: float) -> float:
+        """How long an idle loop may sleep: past the end of the open span, but at least once a second."""
+        if self.until > now:
+            return min(max(timeout, self.until - now), 1.0)
+        return timeout
+
+    def succeeded(self) -> bool:
+        """A send was accepted; True when that closed the breaker (the probe worked)."""
+        self.failures = 0
+        if not self.probing:
+            return False
+        self.probing = False
+        self.until = 0.0
+        self.span = self.base_span
+        return True
+
+    def failed(self, now: float) -> bool:
+        """A transient failure; True when that opened the breaker (a run of them, or the probe failed)."""
+        self.failures += 1
+        if not (self.probing or self.failures >= self.threshold):
+            return False
+        if self.probing:
+            self.span = min(self.span * 2, CIRCUIT_MAX_SECONDS)
+        self.probing = False
+        self.failures = 0
+        self.until = now + self.span
+        return True
+
+
+
+class NumberState:
+    def __init__(self, sender: OutboxSender, account_id: str) -> None:
+        self.s = sender
+        self.account_id = account_id
+        self.hold: str | None = None       # "token" | "disabled" | "lost" | "redis"
+        self.breaker = CircuitBreaker(sender.settings.circuit_failures, sender.settings.circuit_open_seconds)
+        self.window = SendWindow(1)          # Meta's 1-s window as this process sees it
+        self.account: WhatsAppAccount
+        self.http: LeanHTTP
+        self.graph: GraphClient
+
+    def load(self, account: WhatsAppAccount) -> None:
+        self.account = account
+        self.window = self.s.window_for(account)
+        self.window.limit = max(1, account.mps)
+        self.http = self.s.http_for(account)
+        self.graph = self.s.graph(account, self.http)
+        if not account.enabled:
+            self.hold = "disabled"
+        elif account.health.token_state == "invalid":
+            self.hold = "token"
+        self.breaker.load(account.health.circuit_open_until)
+
+    async def reload(self) -> None:
+        """Notice a disabled number or a new token while draining."""
+        account = await WhatsAppAccount.get(self.account.id)
+        if account is None or not account.enabled:
+            self.hold = "disabled"
+            return
+        if account.access_token_encrypted != self.account.access_token_encrypted:
+            self.graph = self.s.graph(account, self.http)
+        self.account = account
+        self.window.limit = max(1, account.mps)
+        if account.health.token_state == "invalid":
+            self.hold = "token"
+
+    async def circuit_opened(self) -> None:
+        CIRCUIT_OPENED.inc()
+        log.warning("circuit open: sends held", account_id=self.account_id, seconds=self.breaker.span)
+        await self._store_circuit(utcnow() + timedelta(seconds=self.breaker.span))
+
+    async def circuit_closed(self) -> None:
+        log.info("circuit closed: probe accepted", account_id=self.account_id)
+        await self._store_circuit(None)
+
+    async def _store_circuit(self, until: Any) -> None:
+        await WhatsAppAccount.get_motor_collection().update_one(
+            {"_id": self.account.id}, {"$set": {"health.circuit_open_until": until}})
+
+    async def mark_token_invalid(self, error: GraphError) -> None:
+        log.warning("token refused by WhatsApp: sends held until it is replaced", account_id=self.account_id)
+        await WhatsAppAccount.get_motor_collection().update_one(
+            {"_id": self.account.id, "access_token_encrypted": self.account.access_token_encrypted},
+            {"$set": {"health.token_state": "invalid", "health.last_send_error": _send_error(error).model_dump()}})
+
+    async def record_account_error(self, error: GraphError) -> None:
+        await WhatsAppAccount.get_motor_collection().update_one(
+            {"_id": self.account.id}, {"$set": {"health.last_send_error": _send_error(error).model_dump()}})
+
+
+def _send_error(error: GraphError) -> SendError:
+    return SendError(code=error.code, title=error.title or type(error).__name__, detail=error.agent_message)
