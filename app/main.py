@@ -50,6 +50,8 @@ from app.error_handlers import handle_exception
 from app.idempotency import idempotency_middleware
 from app.openapi import api_docs, openapi_config
 from app.logging import get_logger
+from app.domains.live.feed import LiveFeed
+from app.domains.live.hub import LiveHub
 from app.realtime import channels_plugin
 from app.runtime import Runtime
 
@@ -168,7 +170,8 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
     def template_globals(engine: JinjaTemplateEngine) -> None:
         engine.engine.globals.update(settings=settings, embedded_notice=size_watch.notice)
 
-    plugins: list[Any] = [HTMXPlugin(), channels_plugin(runtime.redis)]
+    channels = channels_plugin(runtime.redis)
+    plugins: list[Any] = [HTMXPlugin(), channels]
     sandbox_state = None
     if sandbox or demo:
         from app.sandbox import SandboxPlugin, SandboxState
@@ -176,7 +179,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
         sandbox_state = SandboxState()
         plugins.append(SandboxPlugin(sandbox_state))
 
-    return InboxApp(
+    app = InboxApp(
         route_handlers=[
             AuthController,
             ShellController,
@@ -215,3 +218,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
         logging_config=None,  # structlog (app.logging) owns the handlers
         state=State({"runtime": runtime, "demo": demo, "sandbox": sandbox_state}),
     )
+    # The live tabs of this process: one room per workspace, each event rendered once (hub.py).
+    app.state.live_hub = LiveHub(channels, LiveFeed(
+        lambda name, **context: app.template_engine.get_template(name).render(**context)))
+    return app

@@ -37,10 +37,17 @@
 
   function view() { return { conversation: openId(), filters: filterValues() }; }
 
+  // The sequence of the last live event this tab has seen: after a reconnect the server sends
+  // what came after it (or asks for a reload when those events are gone).
   function clock() {
     var el = document.getElementById("live-clock");
-    return el ? el.getAttribute("data-at") : null;
+    return el ? el.getAttribute("data-seq") : null;
   }
+
+  document.addEventListener("htmx:oobAfterSwap", function () {
+    var el = document.getElementById("live-clock");
+    if (el && el.getAttribute("data-reload") === "1") window.location.reload();
+  });
 
   function sendView() {
     if (socket) socket.send(JSON.stringify({ type: "view", view: view() }));

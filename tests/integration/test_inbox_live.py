@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -57,7 +56,7 @@ def conversation_id(client: httpx.Client, name: str) -> str:
 def open_socket(base: str, client: httpx.Client, conversation: str | None, since: str | None = None):
     cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
     ws = connect(base.replace("http", "ws") + "/live", additional_headers={"Cookie": cookie}, open_timeout=5, legacy=True)  # closed by the caller
-    ws.send(json.dumps({"type": "hello", "since": since or datetime.now(UTC).isoformat(),
+    ws.send(json.dumps({"type": "hello", "since": since,
                         "view": {"conversation": conversation, "filters": {"status": "open"}}}))
     return ws
 
@@ -126,12 +125,12 @@ def test_reconnect_catches_up_on_what_was_missed(live_app):
     headers = csrf(client)
     omar = conversation_id(client, "Omar Haddad")
     ws = open_socket(live_app, client, omar)
-    clock = re.search(r'data-at="([^"]+)"', wait_for(ws, lambda f: "live-clock" in f)).group(1)
+    seq = re.search(r'data-seq="([^"]+)"', client.get("/inbox").text).group(1)  # as the page rendered it
     ws.close()
     client.post("/inbox/simulate", data={"customer": omar, "kind": "text", "text": "Sent while you were away"},
                 headers=headers)
     time.sleep(0.5)  # let the webhook be ingested while nobody listens (not a timing assertion)
-    ws = open_socket(live_app, client, omar, since=clock)
+    ws = open_socket(live_app, client, omar, since=seq)
     try:
         wait_for(ws, lambda f: "Sent while you were away" in f)
     finally:
@@ -148,3 +147,41 @@ def test_socket_refuses_strangers_and_other_sites(live_app):
         with connect(live_app.replace("http", "ws") + "/live", open_timeout=5,
                      additional_headers={"Cookie": cookie, "Origin": "https://evil.example"}) as ws:
             ws.recv(timeout=5)
+
+
+def test_an_event_costs_the_same_reads_with_one_tab_or_six(live_app, settings):
+    """A web process reads and renders each event once and fans it out: six open tabs cost what one does."""
+    from tests.support.command_capture import capture
+
+    client = signed_in(live_app)
+    headers = csrf(client)
+    omar = conversation_id(client, "Omar Haddad")
+
+    def reads_for_one_message(tabs: int, text: str) -> int:
+        sockets = [open_socket(live_app, client, omar) for _ in range(tabs)]
+        try:
+            time.sleep(0.3)  # every tab has joined its room
+            with capture(settings.mongodb_database) as seen:
+                client.post("/inbox/simulate", data={"customer": omar, "kind": "text", "text": text}, headers=headers)
+                for ws in sockets:
+                    wait_for(ws, lambda f: text in f)
+                    wait_for(ws, lambda f: "unread-total" in f)
+            # What the live feed reads (the webhook's own writes and upserts are the same either way).
+            return sum(1 for c in seen if c.name in ("find", "aggregate", "count"))
+        finally:
+            for ws in sockets:
+                ws.close()
+
+    one = reads_for_one_message(1, "Probe for one tab")
+    six = reads_for_one_message(6, "Probe for six tabs")
+    assert six <= one + 2, (one, six)  # a cron job may read meanwhile; per-tab reads would be +5 per read
+
+
+def test_a_tab_whose_missed_events_are_gone_is_asked_to_reload(live_app):
+    client = signed_in(live_app)
+    omar = conversation_id(client, "Omar Haddad")
+    ws = open_socket(live_app, client, omar, since="1-0")  # older than anything the stream still holds
+    try:
+        wait_for(ws, lambda f: 'data-reload="1"' in f)
+    finally:
+        ws.close()

@@ -8,10 +8,9 @@ from beanie import PydanticObjectId
 from litestar import Request, Response
 from litestar.response import Template
 
-from app.db import utcnow
 from app.domains.conversations.models import Conversation
 from app.domains.inbox.queries import InboxQueries, ListFilters
-from app.domains.inbox.views import ConversationRow, iso
+from app.domains.inbox.views import ConversationRow
 from app.domains.inbox.vocab import labels_of, teams_of
 from app.domains.workspaces.models import User
 from app.domains.workspaces.services import Principal
@@ -72,7 +71,6 @@ async def panel_context(request: Request, conversation: Conversation, **extra: A
 
 
 def page_template(context: dict[str, Any]) -> Template:
-    context.setdefault("now_iso", iso(utcnow()))
     return Template("inbox/index.html", context=context)
 
 

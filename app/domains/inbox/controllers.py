@@ -101,6 +101,8 @@ class InboxController(Controller):
     async def _full_page(self, request: Request, runtime: Runtime, filters: ListFilters,
                          conversation: Conversation | None) -> Template:
         principal = me(request)
+        # Read before the page's data: the tab's catch-up starts here, so no event falls in between.
+        live_seq = await runtime.live.latest_seq(principal.workspace_id)
         if conversation is not None:
             await self._mark_read(runtime, conversation)
         page: Page = await queries.list_page(principal.workspace_id, filters, principal.user_id)
@@ -109,7 +111,7 @@ class InboxController(Controller):
             "active": "inbox", "me": principal, "filters": filters, "page": page, "accounts": accounts,
             "show_account": len(accounts) > 1, "label_options": await label_options(principal.workspace_id),
             "unread_total": await queries.unread_total(principal.workspace_id),
-            "demo": bool(getattr(request.app.state, "demo", False)), "row": None,
+            "demo": bool(getattr(request.app.state, "demo", False)), "row": None, "live_seq": live_seq,
         }
         if conversation is not None:
             context.update(await self._thread_context(request, conversation))

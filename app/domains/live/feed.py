@@ -1,24 +1,24 @@
-"""Turns workspace events into HTML frames for one tab: the page's own partials, out of band.
+"""Turns workspace events into HTML frames: read and rendered once per event, chosen per tab in memory.
 
 A frame is a few top-level elements, each with ``hx-swap-oob``: the message bubble (only for
-the tab that has its thread open), the list row (or a removal marker when it no longer matches
-the tab's filters), the open thread's status line, the unread total and the server clock the
-tab sends back after a reconnect. Nothing here ever targets the composer.
+tabs that have its thread open), the list row (or a removal marker when it no longer matches
+a tab's filters), the open thread's status line; after a burst, the unread total and the
+sequence of the last event (``#live-clock``), which the tab sends back after a reconnect.
+Nothing here ever targets the composer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from beanie import PydanticObjectId
 
-from app.db import parse_object_id, utcnow
+from app.db import parse_object_id
 from app.domains.conversations.models import Conversation
 from app.domains.inbox.queries import InboxQueries, ListFilters
-from app.domains.inbox.views import ConversationRow, iso
+from app.domains.inbox.views import ConversationRow
 from app.domains.messages.models import Message
 
 Render = Callable[..., str]
@@ -41,10 +41,40 @@ class TabState:
         self.open_id = parse_object_id(str(view.get("conversation") or "")) if view.get("conversation") else None
 
 
-async def _read(model: Any, oid: PydanticObjectId, workspace_id: PydanticObjectId) -> Any:
-    """One document by id in the tab's workspace, read raw and validated once (on every event's path)."""
-    doc = await model.get_motor_collection().find_one({"_id": oid, "workspace_id": workspace_id})
-    return model.model_validate(doc) if doc is not None else None
+@dataclass
+class Rendered:
+    """One event's conversation (and message) as any tab of this process may show them."""
+
+    row: ConversationRow
+    row_html: str
+    meta_html: str
+    bubbles_html: str = ""
+    """The event's messages, for tabs with the conversation open."""
+
+    @property
+    def conversation(self) -> Conversation:
+        return self.row.c
+
+
+class Hits:
+    """Whether a conversation matches a search, asked once per search text however many tabs use it."""
+
+    def __init__(self, queries: InboxQueries) -> None:
+        self.queries = queries
+        self._seen: dict[tuple[Any, str], bool] = {}
+
+    async def __call__(self, conversation: Conversation, q: str) -> bool:
+        key = (conversation.id, q)
+        if key not in self._seen:
+            self._seen[key] = await self.queries.search_hit(conversation, q)
+        return self._seen[key]
+
+
+def _ids(event: dict[str, Any]) -> tuple[PydanticObjectId | None, PydanticObjectId | None]:
+    message_id = parse_object_id(str(event.get("message_id") or "")) if event.get("message_id") else None
+    conversation_id = (parse_object_id(str(event.get("conversation_id") or ""))
+                       if event.get("conversation_id") else None)
+    return message_id, conversation_id
 
 
 class LiveFeed:
@@ -52,63 +82,90 @@ class LiveFeed:
         self.render = render
         self.queries = queries or InboxQueries()
 
-    async def frame(self, event: dict[str, Any], tab: TabState) -> str | None:
-        """The frame for one event, or None when it concerns nothing this tab shows."""
+    async def prepare(self, workspace_id: PydanticObjectId, event: dict[str, Any]) -> Rendered | None:
+        """Read and render what ``event`` changed, once (None: nothing any tab shows)."""
+        message_id, conversation_id = _ids(event)
         message = None
-        message_id = parse_object_id(str(event.get("message_id") or "")) if event.get("message_id") else None
-        conversation_id = parse_object_id(str(event.get("conversation_id") or "")) if event.get("conversation_id") else None
         if message_id is not None:
-            message = await _read(Message, message_id, tab.workspace_id)
+            message = await _read(Message, message_id, workspace_id)
             if message is not None:
                 conversation_id = message.conversation_id
         if conversation_id is None:
             return None
-        conversation = await _read(Conversation, conversation_id, tab.workspace_id)
+        conversation = await _read(Conversation, conversation_id, workspace_id)
         if conversation is None:
             return None
+        [rendered] = await self._render(workspace_id, [conversation], [message] if message is not None else [])
+        return rendered
+
+    async def _render(self, workspace_id: PydanticObjectId, conversations: list[Conversation],
+                      messages: list[Message]) -> list[Rendered]:
+        rows = await self.queries.rows(workspace_id, conversations)
+        views = await self.queries.views(workspace_id, messages) if messages else []
+        bubbles: dict[Any, list[str]] = {}
+        for view in views:
+            bubbles.setdefault(view.m.conversation_id, []).append(self.render("inbox/_message.html", m=view))
+        return [Rendered(row, self.render("inbox/_conversation_row.html", row=row), self._meta(row),
+                         "".join(bubbles.get(row.c.id, ()))) for row in rows]
+
+    async def frame(self, rendered: Rendered, tab: TabState, hits: Hits) -> str:
+        """What ``tab`` shows of a rendered event (no database read unless the tab searches)."""
+        conversation = rendered.conversation
+        is_open = tab.open_id == conversation.id
         parts = []
-        if message is not None and tab.open_id == conversation.id:
-            parts.append(self._messages([await self.queries.view(message)]))
-        row = await self.queries.row(conversation)
-        parts.append(await self._row(row, tab))
-        if tab.open_id == conversation.id:
-            parts.append(self._meta(row))
-        return "".join(parts)
-
-    async def catch_up(self, tab: TabState, since: datetime) -> str:
-        """Everything changed since ``since`` that this tab shows: rows, and its open thread's messages."""
-        conversations, messages = await self.queries.changed_since(tab.workspace_id, since, tab.filters, tab.user_id,
-                                                                   tab.open_id)
-        parts = []
-        if messages:
-            parts.append(self._messages(await self.queries.views(tab.workspace_id, messages)))
-        rows = await self.queries.rows(tab.workspace_id, conversations)
-        for row in rows:
-            parts.append(await self._row(row, tab))
-            if tab.open_id == row.c.id:
-                parts.append(self._meta(row))
-        parts.append(await self.totals(tab))
-        return "".join(parts)
-
-    # --- fragments -------------------------------------------------------------------------------
-    def _messages(self, views: list) -> str:
-        body = "".join(self.render("inbox/_message.html", m=m) for m in views)
-        return f'<div hx-swap-oob="beforeend:#thread-items">{body}</div>'
-
-    async def _row(self, row: ConversationRow, tab: TabState) -> str:
-        hit = await self.queries.search_hit(row.c, tab.filters.q) if tab.filters.q else None
-        if tab.filters.matches(row.c, tab.user_id, hit):
-            inner = self.render("inbox/_conversation_row.html", row=row)
+        if is_open and rendered.bubbles_html:
+            parts.append(f'<div hx-swap-oob="beforeend:#thread-items">{rendered.bubbles_html}</div>')
+        hit = await hits(conversation, tab.filters.q) if tab.filters.q else None
+        if tab.filters.matches(conversation, tab.user_id, hit):
+            inner = rendered.row_html
         else:  # it left this tab's list (resolved, reassigned ...): inbox.js removes it
-            inner = f'<li id="conv-{row.id}" data-remove="1" hidden></li>'
-        return f'<div hx-swap-oob="afterbegin:#conv-items">{inner}</div>'
+            inner = f'<li id="conv-{rendered.row.id}" data-remove="1" hidden></li>'
+        parts.append(f'<div hx-swap-oob="afterbegin:#conv-items">{inner}</div>')
+        if is_open:
+            parts.append(rendered.meta_html)
+        return "".join(parts)
+
+    async def catch_up(self, tab: TabState, events: list[dict[str, Any]]) -> list[Rendered]:
+        """What a reconnecting tab missed, from the events after its sequence: each conversation they
+        touched once (as it is now), and the messages of its open thread."""
+        conversation_ids: dict[PydanticObjectId, None] = {}
+        message_ids: dict[PydanticObjectId, None] = {}
+        for event in events:
+            message_id, conversation_id = _ids(event)
+            if conversation_id is not None:
+                conversation_ids[conversation_id] = None
+            if message_id is not None and conversation_id == tab.open_id:
+                message_ids[message_id] = None
+        if not conversation_ids:
+            return []
+        docs = await Conversation.get_motor_collection().find(
+            {"_id": {"$in": list(conversation_ids)}, "workspace_id": tab.workspace_id}).to_list(None)
+        conversations = sorted((Conversation.model_validate(d) for d in docs),
+                               key=lambda c: list(conversation_ids).index(c.id))
+        messages = []
+        if message_ids:
+            mdocs = await Message.get_motor_collection().find(
+                {"_id": {"$in": list(message_ids)}, "workspace_id": tab.workspace_id}).sort([("_id", 1)]).to_list(None)
+            messages = [Message.model_validate(d) for d in mdocs]
+        return await self._render(tab.workspace_id, conversations, messages)
 
     def _meta(self, row: ConversationRow) -> str:
         return self.render("inbox/_thread_meta.html", row=row).replace(
             '<p id="thread-meta"', '<p hx-swap-oob="true" id="thread-meta"', 1)
 
-    async def totals(self, tab: TabState) -> str:
-        """The unread total (tab title) and the clock; sent after the frame it follows."""
-        total = await self.queries.unread_total(tab.workspace_id)
-        return (f'<span id="unread-total" data-count="{int(total)}" hidden hx-swap-oob="true"></span>'
-                f'<span id="live-clock" data-at="{iso(utcnow())}" hidden hx-swap-oob="true"></span>')
+    @staticmethod
+    def totals(unread: int, seq: str | None) -> str:
+        """The unread total (tab title) and the last event's sequence; sent after the frames it follows."""
+        clock = f'<span id="live-clock" data-seq="{seq}" hidden hx-swap-oob="true"></span>' if seq else ""
+        return f'<span id="unread-total" data-count="{int(unread)}" hidden hx-swap-oob="true"></span>{clock}'
+
+    @staticmethod
+    def reload() -> str:
+        """The tab was away too long to catch up event by event: inbox.js reloads the page."""
+        return '<span id="live-clock" data-reload="1" hidden hx-swap-oob="true"></span>'
+
+
+async def _read(model: Any, oid: PydanticObjectId, workspace_id: PydanticObjectId) -> Any:
+    """One document by id in the workspace, read raw and validated once."""
+    doc = await model.get_motor_collection().find_one({"_id": oid, "workspace_id": workspace_id})
+    return model.model_validate(doc) if doc is not None else None
