@@ -218,8 +218,11 @@ def line(name: str, values: list[float], target: float, db: counting.BenchDataba
 
 
 async def latency(base: str, path: str, http, cookie: str, samples: int, tag: str,
-                  meter: Meter) -> tuple[list[float], counting.Usage]:
-    """Per-sample latencies (ms) and the usage of the sampled messages (after 10 unmeasured ones)."""
+                  meter: Meter, tabs: int = 1) -> tuple[list[float], counting.Usage]:
+    """Per-sample latencies (ms) and the usage of the sampled messages (after 10 unmeasured ones).
+
+    ``tabs``: that many of the agent's tabs are open on the thread (each a WebSocket, read all along);
+    the first one times the frames."""
     import websockets
 
     from app.whatsapp.signature import sign
@@ -241,9 +244,19 @@ async def latency(base: str, path: str, http, cookie: str, samples: int, tag: st
         await asyncio.sleep(0.05)
     assert conversation, "the first message was never ingested"
     results: list[float] = []
+    hello = json.dumps({"type": "hello", "since": None,
+                        "view": {"conversation": conversation, "filters": {"status": "all"}}})
+    others = [await websockets.connect(base.replace("http", "ws") + "/live", additional_headers={"Cookie": cookie})
+              for _ in range(tabs - 1)]
+
+    async def drain(socket) -> None:  # a browser reads every frame it is sent
+        await socket.send(hello)
+        async for _ in socket:
+            pass
+
+    readers = [asyncio.create_task(drain(o)) for o in others]
     async with websockets.connect(base.replace("http", "ws") + "/live", additional_headers={"Cookie": cookie}) as ws:
-        await ws.send(json.dumps({"type": "hello", "since": None,
-                                  "view": {"conversation": conversation, "filters": {"status": "all"}}}))
+        await ws.send(hello)
         before = None
         for i in range(samples + 10):  # the first 10 warm up
             if i == 10:
@@ -261,6 +274,9 @@ async def latency(base: str, path: str, http, cookie: str, samples: int, tag: st
             await asyncio.sleep(0.02)
         await meter.settle()
         usage = meter.since(before)
+    for other in others:
+        await other.close()
+    await asyncio.gather(*readers, return_exceptions=True)
     return results, usage
 
 
@@ -305,6 +321,16 @@ async def client(port: int, path: str, args: argparse.Namespace, proc: subproces
         figures["message"] = counting.report(usage, args.samples, "message", ["server"], idle)
         print(line("latency, inbound message -> frame", small, 25, db))
         print(gc_report(proc))
+        reads: dict[int, float] = {}
+        for tabs in args.tabs:
+            print(f"per inbound message with {tabs} tabs open on the thread (one web process):")
+            times, usage = await latency(base, path, http, cookie, args.samples, f"tabs{tabs}", meter, tabs=tabs)
+            figures[f"message_{tabs}_tabs"] = counting.report(usage, args.samples, "message", ["server"], idle)
+            reads[tabs] = usage.operations() / args.samples
+            print(line(f"latency with {tabs} tabs, inbound message -> frame", times, 25, db))
+        first = min(reads)
+        print("MongoDB operations per inbound message by open tabs (target: flat): " + ", ".join(
+            f"{tabs} tabs {value:.1f} ({value / reads[first]:.2f}x)" for tabs, value in sorted(reads.items())))
 
         print(f"Seeding {args.conversations} conversations and a {args.thread}-message thread ...", flush=True)
         proc.stdin.write(f"seed {args.conversations} {args.thread}\n")
@@ -358,6 +384,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=20, help="inbound messages per latency phase")
     parser.add_argument("--conversations", type=int, default=1_000)
+    parser.add_argument("--tabs", type=int, nargs="+", default=[1, 10, 50], help="open tabs per tabs phase")
     parser.add_argument("--thread", type=int, default=300, help="messages in the long thread")
     parser.add_argument("--renders", type=int, default=10, help="GETs per render kind")
     parser.add_argument("--idle", type=float, default=3.0, help="seconds of the idle phase")
