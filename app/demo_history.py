@@ -17,6 +17,7 @@ from app.domains.conversations.actions import ConversationActions
 from app.domains.conversations.models import SERVICE_WINDOW, Conversation, ConversationStatus, MessagePreview
 from app.domains.conversations.services import ConversationService
 from app.domains.messages.models import Edit, Message, MessageError, MessageStatus, Reaction
+from app.domains.messages.preview import preview_text
 from app.domains.workspaces.models import User
 from app.runtime import Runtime
 
@@ -121,11 +122,10 @@ async def seed_history(runtime: Runtime, sandbox_state, workspace_id, accounts: 
                 if sandbox_state is not None and message.wamid:
                     sandbox_state.inbound_ids[message.wamid] = account.phone_number_id
         last = docs[-1]
-        preview_text = (last.content.get("body") or "") if isinstance(last.content, dict) else ""
         changes: dict[str, Any] = {
             "last_message_at": last.timestamp, "last_inbound_at": last_inbound, "unread_count": spec["unread"],
             "window_expires_at": last_inbound + SERVICE_WINDOW if last_inbound else None, "updated_at": now,
-            "last_message": MessagePreview(text=preview_text[:200], direction=last.direction, type=last.type,
+            "last_message": MessagePreview(text=preview_text(last.type, last.content), direction=last.direction, type=last.type,
                                            status=last.status.value, message_id=last.id).model_dump(),
         }
         await Conversation.get_motor_collection().update_one({"_id": conversation.id}, {"$set": changes})

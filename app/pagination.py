@@ -1,4 +1,5 @@
-"""Keyset (cursor) pagination shared by every JSON list: ``{"data": [...], "next_cursor": ...}``.
+"""Keyset (cursor) pagination shared by every JSON list (``{"data": [...], "next_cursor": ...}``) and the
+inbox's pages: one cursor codec (:func:`encode_cursor` / :func:`decode_cursor`), one error (``INVALID_CURSOR``, 400).
 
 A cursor is an opaque base64url token holding the last item's (sort key, _id) and the listing it
 belongs to. The next page is "everything strictly after that pair" in the sort order, so items
@@ -57,17 +58,24 @@ def _decode_value(value: Any) -> Any:
 
 
 def encode_cursor(listing: str, key: Any, item_id: ObjectId) -> str:
+    """The cursor after the item (``key``, ``item_id``) of ``listing``: the one codec for every paged
+    list, JSON API and inbox pages alike. ``listing`` names the order (e.g. ``conversations``,
+    ``messages:<conversation id>``): lists in the same order share it, and so accept each other's cursors."""
     raw = json.dumps({"l": listing, "k": _encode_value(key), "i": str(item_id)}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(listing: str, cursor: str) -> tuple[Any, PydanticObjectId]:
-    """(sort key, _id) from a cursor of ``listing``; InvalidCursor (400) for anything else."""
+def decode_cursor(listing: str, cursor: str, *, key_type: type | None = None) -> tuple[Any, PydanticObjectId]:
+    """(sort key, _id) from a cursor of ``listing`` (whose key is a ``key_type`` when one is given);
+    InvalidCursor (400, ``INVALID_CURSOR``) for anything else."""
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(raw, dict) or raw.get("l") != listing:
             raise ValueError("cursor of another listing")
-        return _decode_value(raw.get("k")), PydanticObjectId(raw["i"])
+        key = _decode_value(raw.get("k"))
+        if key_type is not None and not isinstance(key, key_type):
+            raise TypeError("cursor key of another type")
+        return key, PydanticObjectId(raw["i"])
     except (ValueError, TypeError, KeyError, InvalidId, binascii.Error, UnicodeDecodeError):
         raise InvalidCursor("This cursor is not valid for this list; start again without it.",
                             details={"cursor": cursor[:100]}) from None

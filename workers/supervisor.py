@@ -22,6 +22,7 @@ from arq.worker import Worker
 
 from app.logging import get_logger
 from app.metrics import WORKER_RESTARTS
+from app.retry import backoff
 
 log = get_logger(__name__)
 
@@ -50,7 +51,7 @@ class WorkerSupervisor:
         return build_worker(self.runtime, handle_signals=False, owns_runtime=False)
 
     async def run(self) -> None:
-        backoff = self.first_backoff
+        failures = 0  # in a row, without a worker that ran a minute
         while not self._stopping:
             worker = self.worker = self._build()
             started = time.monotonic()
@@ -66,13 +67,12 @@ class WorkerSupervisor:
             if self._stopping:
                 return
             self._retire(worker)
-            if time.monotonic() - started >= STABLE_AFTER_SECONDS:
-                backoff = self.first_backoff
+            failures = 1 if time.monotonic() - started >= STABLE_AFTER_SECONDS else failures + 1
+            delay = backoff(failures, base=self.first_backoff, cap=self.max_backoff)
             self.restarts += 1
             WORKER_RESTARTS.inc()
-            log.warning("background worker stopped; starting a new one", reason=reason, restart_in_s=backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.max_backoff)
+            log.warning("background worker stopped; starting a new one", reason=reason, restart_in_s=delay)
+            await asyncio.sleep(delay)
 
     def _retire(self, worker: Worker) -> None:
         self._retired = [w for w in self._retired if any(not t.done() for t in w.tasks.values())]

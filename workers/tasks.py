@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from app.queue import HEARTBEAT_KEY, HEARTBEAT_TTL_SECONDS
+from app.retry import backoff
 from app.runtime import Runtime
 
 
@@ -35,7 +36,7 @@ async def ingest_webhook_event(ctx: dict[str, Any], event_id: str) -> str:
         tries = ctx.get("job_try", 1)
         if tries >= 5:  # arq's max_tries: from here on the sweeper takes over (up to MAX_INGEST_ATTEMPTS)
             raise
-        raise Retry(defer=2 ** tries) from exc
+        raise Retry(defer=backoff(tries, base=2.0)) from exc
 
 
 async def sweep_webhook_events(ctx: dict[str, Any]) -> int:
@@ -82,7 +83,7 @@ async def send_read_receipt(ctx: dict[str, Any], account_id: str, wamid: str) ->
         tries = ctx.get("job_try", 1)
         if tries >= 5:
             return False
-        raise Retry(defer=2 ** tries) from None
+        raise Retry(defer=backoff(tries, base=2.0)) from None
 
 
 async def sweep_outbox(ctx: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import msgspec
 
+from app.retry import backoff
 from app.whatsapp.signature import HEADER, sign
 
 if TYPE_CHECKING:
@@ -238,6 +239,6 @@ class WebhookDispatcher:
             if status == 200:
                 return
             if attempt < self.max_attempts:
-                await asyncio.sleep(min(self.retry_base_s * 2 ** (attempt - 1), self.max_delay_s))
+                await asyncio.sleep(backoff(attempt, base=self.retry_base_s, cap=self.max_delay_s))
         log.warning("sandbox gave up on %d webhook events for %s after %d attempts",
                     len(batch), phone_number_id, self.max_attempts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from beanie import PydanticObjectId
 
 from app.domains.conversations.models import Conversation
 from tests.support.inbound import envelope, ingest_pending, make_setup, store_event, text_message
@@ -94,3 +95,39 @@ async def test_messages_newest_first_with_cursor_and_scoping(env):
     assert (await client.get("/api/v1/conversations/not-an-id/messages", headers=setup.auth)).status_code == 404
     assert (await client.get(url)).status_code == 401
     assert (await client.get(url, headers={"Authorization": "Bearer wai_wrong"})).status_code == 401
+
+
+async def test_the_inbox_and_the_api_page_with_one_cursor(env):
+    """One cursor codec (app/pagination.py): the inbox list and the API's conversation list walk the same
+    order, so each pages on from the other's cursor; the inbox thread and the API's messages likewise.
+    A cursor of another order, or garbage, is INVALID_CURSOR (400) on the API and on the inbox pages."""
+    from app.domains.inbox.queries import InboxQueries, ListFilters
+    from app.pagination import InvalidCursor
+
+    client, setup = env
+    inbox, everything = InboxQueries(), ListFilters.parse({"status": "all"})
+    first = await inbox.list_page(setup.workspace_id, everything, None, limit=3)
+    seen = [str(row.c.id) for row in first.rows]
+    api = (await client.get("/api/v1/conversations", params={"limit": 10, "cursor": first.next_cursor},
+                            headers=setup.auth)).json()
+    seen += [c["id"] for c in api["data"]]
+    assert len(seen) == len(set(seen)) == 7
+    api_first = (await client.get("/api/v1/conversations", params={"limit": 3}, headers=setup.auth)).json()
+    rest = await inbox.list_page(setup.workspace_id, everything, None, cursor=api_first["next_cursor"], limit=10)
+    assert [str(row.c.id) for row in rest.rows] == seen[3:]
+
+    conversation = await Conversation.get(PydanticObjectId(api_first["data"][0]["id"]))
+    url = f"/api/v1/conversations/{conversation.id}/messages"
+    older = (await inbox.thread_page(conversation, limit=4)).older_cursor
+    api_messages = (await client.get(url, params={"limit": 4, "cursor": older}, headers=setup.auth)).json()
+    assert [m["content"]["body"] for m in api_messages["data"]] == ["c6 m6", "c6 m5", "c6 m4", "c6 m3"]
+    thread = await inbox.thread_page(conversation, before=api_messages["next_cursor"], limit=4)
+    assert [m.m.content["body"] for m in thread.messages] == ["c6 m0", "c6 m1", "c6 m2"]
+
+    for bad in ("!!!", older):  # garbage; a thread's cursor on the conversation list
+        with pytest.raises(InvalidCursor):
+            await inbox.list_page(setup.workspace_id, everything, None, cursor=bad)
+        answer = await client.get("/api/v1/conversations", params={"cursor": bad}, headers=setup.auth)
+        assert answer.status_code == 400 and answer.json()["error_code"] == "INVALID_CURSOR"
+    with pytest.raises(InvalidCursor):
+        await inbox.thread_page(conversation, before=first.next_cursor)

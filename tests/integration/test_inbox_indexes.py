@@ -21,7 +21,8 @@ from beanie import PydanticObjectId
 from app.db import document_models, utcnow
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation
-from app.domains.inbox.queries import SEARCH_CAP, InboxQueries, ListFilters, encode_cursor
+from app.domains.conversations.services import CONVERSATION_LISTING
+from app.domains.inbox.queries import SEARCH_CAP, InboxQueries, ListFilters
 from app.domains.messages.models import Message, MessageStatus, PendingStatus
 from app.domains.outbox.lanes import EPOCH_KEY
 from app.domains.outbox.drainer import drain
@@ -30,6 +31,7 @@ from app.domains.messages.status import apply_waiting_statuses
 from app.domains.webhooks.models import WebhookEvent
 from app.domains.webhooks.services import prune_ingested_events, sweep_stale_events
 from app.domains.workspaces.models import User
+from app.pagination import encode_cursor
 from tests.integration.outbound_env import outbound, sandbox_server  # noqa: F401
 from tests.support.inbound import (
     envelope,
@@ -154,7 +156,7 @@ async def test_inbox_reads_are_served_by_declared_indexes(client_factory, settin
                   direction="outbound", type="text", content={"body": "see above"}, status=MessageStatus.SENT,
                   reply_to_wamid="wamid.0.1", sent_by=agent.id).insert()
     queries = InboxQueries()
-    cursor = encode_cursor(conversations[10].last_message_at, conversations[10].id)
+    cursor = encode_cursor(CONVERSATION_LISTING, conversations[10].last_message_at, conversations[10].id)
 
     with capture(settings.mongodb_database) as seen:
         for params in LIST_FILTERS:

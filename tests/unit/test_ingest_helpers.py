@@ -12,9 +12,10 @@ from beanie import PydanticObjectId
 
 from app.domains.media.controllers import content_disposition, served_content_type
 from app.domains.media.models import CHUNK_SIZE, MediaMetadata, StoredMedia
-from app.domains.media.services import MAX_DELAY_SECONDS, backoff
+from app.domains.media.services import MAX_DELAY_SECONDS, retry_delay
 from app.domains.media.store import MediaStore, skip_index_check
-from app.domains.messages.ingest import message_error, preview_text
+from app.domains.messages.ingest import message_error
+from app.domains.messages.preview import preview_text
 from app.domains.webhooks.services import MAX_BODY_BYTES, body_too_large
 from app.errors import NotFound
 from app.pagination import InvalidCursor, after_filter, decode_cursor, encode_cursor
@@ -86,9 +87,9 @@ def test_documents_download_as_attachments_with_a_safe_name():
     assert content_disposition(_stored("image", "text/html"), "application/octet-stream").startswith("attachment")
 
 
-def test_backoff_grows_and_is_capped():
-    assert 4.0 <= backoff(1) <= 6.0 and 8.0 <= backoff(2) <= 12.0
-    assert backoff(30) <= MAX_DELAY_SECONDS * 1.2
+def test_media_retry_delay_grows_and_is_capped():
+    assert 4.0 <= retry_delay(1) <= 6.0 and 8.0 <= retry_delay(2) <= 12.0
+    assert retry_delay(30) <= MAX_DELAY_SECONDS * 1.2
 
 
 def test_content_length_check():

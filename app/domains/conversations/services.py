@@ -15,6 +15,10 @@ from app.domains.contacts.models import Contact
 from app.domains.conversations.models import SERVICE_WINDOW, Conversation, ConversationStatus, MessagePreview
 from app.pagination import DEFAULT_LIMIT, Page, paginate
 
+CONVERSATION_LISTING = "conversations"
+"""The cursor listing of conversations by latest activity (last_message_at, _id), newest first:
+the API's list and the inbox's list page the same order, so their cursors are interchangeable."""
+
 
 class ConversationService:
     async def open_for(self, workspace_id: PydanticObjectId, account_id: PydanticObjectId,
@@ -102,7 +106,7 @@ class ConversationService:
             filters.append({"labels": label})
         if updated_since is not None:
             filters.append(Conversation.updated_at >= updated_since)
-        return await paginate(Conversation.scoped(workspace_id, *filters), "conversations",
+        return await paginate(Conversation.scoped(workspace_id, *filters), CONVERSATION_LISTING,
                               field="last_message_at", limit=limit, cursor=cursor)
 
     async def contacts_of(self, workspace_id: PydanticObjectId,

@@ -6,23 +6,24 @@ compound indexes declared on Conversation and Message, so page N costs what page
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from beanie import PydanticObjectId
 
-from app.db import as_utc, parse_object_id
+from app.db import parse_object_id
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation, ConversationStatus
 from app.domains.conversations.search import SearchQuery
+from app.domains.conversations.services import CONVERSATION_LISTING
 from app.domains.inbox.views import ConversationRow, MessageView
 from app.domains.inbox.vocab import labels_of
 from app.domains.messages.models import Message
+from app.domains.messages.queries import thread_listing
 from app.domains.workspaces.models import User
-from app.errors import ValidationFailed
+from app.pagination import decode_cursor, encode_cursor
 
 PAGE_SIZE = 40
 THREAD_PAGE = 40
@@ -94,27 +95,6 @@ class ThreadPage:
     older_cursor: str | None = None
 
 
-def encode_cursor(at: datetime, oid: PydanticObjectId) -> str:
-    raw = f"{int(as_utc(at).timestamp() * 1000)}:{oid}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, PydanticObjectId]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        millis, oid = raw.split(":", 1)
-        from datetime import UTC
-
-        at = datetime.fromtimestamp(int(millis) / 1000, UTC)
-        parsed = parse_object_id(oid)
-        if parsed is None:
-            raise ValueError(oid)
-        return at, parsed
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationFailed("This page link is invalid; reload the list.", error_code="BAD_CURSOR",
-                               details={"cursor": cursor[:40]}) from None
-
-
 class InboxQueries:
     """Lists and threads, joined with contacts, numbers and agents for display."""
 
@@ -132,7 +112,7 @@ class InboxQueries:
         if filters.label:
             query["labels"] = filters.label
         if cursor:
-            at, oid = decode_cursor(cursor)
+            at, oid = decode_cursor(CONVERSATION_LISTING, cursor, key_type=datetime)
             # The top-level $lte bounds the index read at the cursor (MongoDB walks the index from there);
             # the $or keeps the (last_message_at, _id) order exact for ties.
             query["last_message_at"] = {"$ne": None, "$lte": at}
@@ -154,7 +134,7 @@ class InboxQueries:
         page = Page(rows=await self.rows(workspace_id, conversations))
         if len(docs) > limit and conversations:
             last = conversations[-1]
-            page.next_cursor = encode_cursor(last.last_message_at, last.id)
+            page.next_cursor = encode_cursor(CONVERSATION_LISTING, last.last_message_at, last.id)
         return page
 
     async def _search(self, workspace_id: PydanticObjectId, q: str) -> tuple[list, list]:
@@ -210,20 +190,17 @@ class InboxQueries:
 
     async def thread_page(self, conversation: Conversation, before: str | None = None,
                           limit: int = THREAD_PAGE) -> ThreadPage:
-        """The newest ``limit`` messages (or those before the ``before`` message id), oldest first."""
+        """The newest ``limit`` messages (or those older than the ``before`` cursor), oldest first."""
         query: dict[str, Any] = {"workspace_id": conversation.workspace_id, "conversation_id": conversation.id}
         if before:
-            oid = parse_object_id(before)
-            if oid is None:
-                raise ValidationFailed("This page link is invalid; reload the conversation.",
-                                       error_code="BAD_CURSOR", details={"before": before[:40]})
+            _, oid = decode_cursor(thread_listing(conversation.id), before)
             query["_id"] = {"$lt": oid}
         docs = await Message.get_motor_collection().find(query).sort([("_id", -1)]).limit(limit + 1).to_list(None)
         messages = [Message.model_validate(d) for d in docs[:limit]]
         messages.reverse()
         page = ThreadPage(messages=await self.views(conversation.workspace_id, messages))
         if len(docs) > limit and messages:
-            page.older_cursor = str(messages[0].id)
+            page.older_cursor = encode_cursor(thread_listing(conversation.id), messages[0].id, messages[0].id)
         return page
 
     async def views(self, workspace_id: PydanticObjectId, messages: list[Message]) -> list[MessageView]:

@@ -8,7 +8,6 @@ permanent ones (too large, media id unknown to Meta, token refused) fail at once
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -19,6 +18,7 @@ from app.domains.media.store import MediaStore
 from app.domains.messages.models import Message
 from app.logging import get_logger
 from app.realtime import LiveEvents
+from app.retry import backoff
 from app.whatsapp.errors import GraphError, MediaTooLarge, MediaUrlExpired
 from app.whatsapp.media import MediaKind, max_bytes
 
@@ -45,10 +45,9 @@ class FetchResult:
     detail: str = ""
 
 
-def backoff(attempt: int, hint: float | None = None) -> float:
-    """Exponential from Meta's hint (or 5 s), capped, with ±20 % jitter so retries do not stampede."""
-    base = max(hint or BASE_DELAY_SECONDS, 1.0) * 2 ** max(attempt - 1, 0)
-    return min(base, MAX_DELAY_SECONDS) * random.uniform(0.8, 1.2)
+def retry_delay(attempt: int, hint: float | None = None) -> float:
+    """Doubling from Meta's hint (or 5 s), capped, with ±20 % jitter so retries do not stampede."""
+    return backoff(attempt, base=max(hint or BASE_DELAY_SECONDS, 1.0), cap=MAX_DELAY_SECONDS, jitter=(0.8, 1.2))
 
 
 class MediaFetcher:
@@ -112,7 +111,7 @@ class MediaFetcher:
         if not exc.retryable or attempt >= MAX_ATTEMPTS:
             log.info("media download failed", message_id=str(message.id), attempt=attempt, error=str(exc)[:200])
             return await self._fail(message, reason, attempts=attempt)
-        delay = backoff(attempt, exc.retry_after)
+        delay = retry_delay(attempt, exc.retry_after)
         await Message.get_motor_collection().update_one({"_id": message.id}, {"$set": {
             "media.state": "pending", "media.attempts": attempt, "media.error": reason,
             "media.next_attempt_at": utcnow() + timedelta(seconds=delay), "updated_at": utcnow()}})

@@ -30,17 +30,18 @@ from app.domains.conversations.models import Conversation, MessagePreview
 from app.domains.conversations.search import message_tokens
 from app.domains.conversations.services import ConversationService
 from app.domains.messages.models import Edit, MediaRef, Message, MessageError, MessageStatus, Reaction
+from app.domains.messages.preview import preview_text
 from app.domains.messages.status import (
     advance_by_wamid, apply_pending_statuses, apply_waiting_statuses, keep_for_later,
 )
 from app.logging import get_logger
 from app.realtime import LiveEvents
 from app.whatsapp.errors import error_from_code
+from app.whatsapp.payloads import MEDIA_TYPES
 from app.whatsapp.webhooks import InboundMessage, InboundStatus, WebhookError
 
 log = get_logger(__name__)
 
-MEDIA_TYPES = frozenset({"image", "video", "document", "audio", "sticker"})
 # Statuses Meta sends for our messages; anything else is kept in the raw event and noted.
 WEBHOOK_STATUSES = {s.value: s for s in (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ,
                                          MessageStatus.PLAYED, MessageStatus.FAILED)}
@@ -60,25 +61,6 @@ def message_error(errors: list[WebhookError]) -> MessageError | None:
     graph_error = error_from_code(first.code, first.title or first.message, first.details)
     return MessageError(code=first.code, title=first.title or first.message or "", detail=first.details or "",
                         agent_message=graph_error.agent_message)
-
-
-def preview_text(message_type: str, content: Any) -> str:
-    """One line for the conversation list."""
-    body = content if isinstance(content, dict) else {}
-    if message_type == "text":
-        return str(body.get("body") or "")[:200]
-    if message_type in MEDIA_TYPES:
-        return str(body.get("caption") or body.get("filename") or f"[{message_type}]")[:200]
-    if message_type == "interactive":
-        reply = body.get("button_reply") or body.get("list_reply") or body.get("nfm_reply") or {}
-        return str(reply.get("title") or reply.get("body") or "[interactive]")[:200]
-    if message_type == "button":
-        return str(body.get("text") or "[button]")[:200]
-    if message_type == "location":
-        return str(body.get("name") or body.get("address") or "[location]")[:200]
-    if message_type == "system":
-        return str(body.get("body") or "[system]")[:200]
-    return f"[{message_type}]"
 
 
 def _media_ref(message_type: str, content: Any) -> MediaRef | None:

@@ -10,13 +10,18 @@ from app.domains.messages.models import Message
 from app.pagination import DEFAULT_LIMIT, Page, paginate
 
 
+def thread_listing(conversation_id: PydanticObjectId) -> str:
+    """The cursor listing of a conversation's messages, newest first by _id (the API's and the inbox's)."""
+    return f"messages:{conversation_id}"
+
+
 class MessageQueries:
     async def thread(self, workspace_id: PydanticObjectId, conversation_id: str, *, limit: int = DEFAULT_LIMIT,
                      cursor: str | None = None) -> Page[Message]:
         """Newest first, by insertion order (_id): new messages never shift pages a client already has."""
         conversation = await Conversation.get_scoped(workspace_id, conversation_id)
         return await paginate(Message.scoped(workspace_id, Message.conversation_id == conversation.id),
-                              f"messages:{conversation.id}", field="_id", limit=limit, cursor=cursor)
+                              thread_listing(conversation.id), field="_id", limit=limit, cursor=cursor)
 
     async def quoted_ids(self, workspace_id: PydanticObjectId, messages: list[Message]) -> dict[str, PydanticObjectId]:
         """wamid -> message id for the quoted messages that were stored after the reply was."""

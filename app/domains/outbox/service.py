@@ -31,6 +31,7 @@ from app.domains.conversations.models import Conversation, MessagePreview
 from app.domains.conversations.services import ConversationService
 from app.domains.outbox.media import OutboundMediaService
 from app.domains.messages.models import MediaRef, Message, MessageStatus
+from app.domains.messages.preview import preview_text
 from app.domains.outbox.lanes import OutboxQueue
 from app.domains.templates.models import MessageTemplate
 from app.errors import Conflict, NotFound, ValidationFailed
@@ -53,22 +54,6 @@ class Draft:
     content: Any
     reply_to: str | None = None
     """Our message id or a wamid of the same conversation."""
-
-
-def preview_text(type_: str, content: Any) -> str:
-    """One line for the conversation list."""
-    if isinstance(content, dict):
-        if type_ == "text":
-            return str(content.get("body", ""))[:200]
-        if content.get("caption"):
-            return str(content["caption"])[:200]
-        if type_ == "template":
-            return f"[template {content.get('name', '')}]"
-        if type_ == "reaction":
-            return str(content.get("emoji", ""))
-        if type_ == "interactive":
-            return str((content.get("body") or {}).get("text", "[interactive]"))[:200]
-    return f"[{type_}]"
 
 
 class OutboxService:

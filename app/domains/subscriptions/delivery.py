@@ -8,7 +8,6 @@ cancelled and can be redelivered by hand once it works again.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -22,22 +21,18 @@ from app.domains.subscriptions.models import Attempt, Delivery, DeliveryState, I
 from app.domains.subscriptions.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from app.errors import Conflict
 from app.logging import get_logger
+from app.retry import backoff
 from app.security import SecretBox
 
 log = get_logger(__name__)
 
-BACKOFF_SECONDS = [10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 21600]
+BACKOFF_SECONDS = (10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 21600)
+"""Delay before the retry after the n-th failure (the last repeats), ±10 % jitter: README's schedule."""
 DISABLE_AFTER = timedelta(hours=24)
 MAX_ATTEMPTS_KEPT = 50
 USER_AGENT = "wa-inbox-webhooks/1"
 
 Enqueue = Callable[..., Awaitable[Any]]
-
-
-def backoff(attempt_number: int, scale: float) -> float:
-    """Seconds before the next try after ``attempt_number`` failures (with ±10 % jitter)."""
-    base = BACKOFF_SECONDS[min(attempt_number - 1, len(BACKOFF_SECONDS) - 1)]
-    return base * scale * random.uniform(0.9, 1.1)
 
 
 def _describe(response: httpx.Response | None, error: Exception | None) -> str:
@@ -99,7 +94,7 @@ class Deliverer:
             delivery.next_attempt_at = None
         else:
             failures = sum(1 for a in delivery.attempts if a.status_code is None or a.status_code >= 300)
-            delay = backoff(failures, self.backoff_scale)
+            delay = backoff(failures, schedule=BACKOFF_SECONDS, scale=self.backoff_scale, jitter=(0.9, 1.1))
             delivery.next_attempt_at = now + timedelta(seconds=delay)
         await delivery.save()
         if delivery.state is DeliveryState.PENDING:
