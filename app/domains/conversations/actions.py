@@ -14,8 +14,10 @@ from typing import Any
 from beanie import PydanticObjectId
 
 from app.db import as_utc, utcnow
+from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation, ConversationStatus
 from app.domains.messages.models import Message, MessageStatus
+from app.domains.team.models import Team
 from app.domains.workspaces.models import User
 from app.errors import NotFound, ValidationFailed
 from app.realtime import LiveEvents
@@ -61,6 +63,15 @@ class ConversationActions:
 
     async def get(self, workspace_id: PydanticObjectId, conversation_id: str | PydanticObjectId) -> Conversation:
         return await Conversation.get_scoped(workspace_id, conversation_id)
+
+    async def with_contact(self, conversation: Conversation) -> tuple[Conversation, Contact | None]:
+        """The conversation as stored now, and its contact (what the API answers with)."""
+        fresh = await Conversation.get(conversation.id) or conversation
+        return fresh, await Contact.get(fresh.contact_id)
+
+    async def team(self, workspace_id: PydanticObjectId, team_id: str | PydanticObjectId) -> Team:
+        """A team of this workspace (404 otherwise), for assigning a conversation to it."""
+        return await Team.get_scoped(workspace_id, team_id)
 
     # --- assignment, status, snooze, labels ------------------------------------------------------
     async def assign(self, conversation: Conversation, *, assignee_id: str | PydanticObjectId | None,

@@ -12,14 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.auth import requires_login
 from app.db import utcnow
 from app.domains.catalog.services import Catalog
-from app.domains.contacts.models import Contact
 from app.domains.conversations.actions import ConversationActions
 from app.domains.conversations.models import Conversation, ConversationStatus
 from app.domains.conversations.schemas import ConversationOut, ConversationPatch, NoteIn, conversation_out
-from app.domains.messages.models import Message
-from app.domains.outbox.service import Draft
 from app.domains.messages.schemas import MessageOut, message_out
-from app.domains.team.models import Team
 from app.domains.workspaces.services import Principal
 from app.errors import ValidationFailed
 from app.runtime import Runtime
@@ -31,9 +27,9 @@ class ReactionIn(BaseModel):
                        examples=["👍"])
 
 
-async def _out(conversation: Conversation) -> ConversationOut:
-    fresh = await Conversation.get(conversation.id) or conversation
-    return conversation_out(fresh, await Contact.get(fresh.contact_id))
+async def _out(actions: ConversationActions, conversation: Conversation) -> ConversationOut:
+    fresh, contact = await actions.with_contact(conversation)
+    return conversation_out(fresh, contact)
 
 
 class ConversationActionsApi(Controller):
@@ -43,7 +39,8 @@ class ConversationActionsApi(Controller):
 
     @get("/{conversation_id:str}", summary="One conversation")
     async def get_conversation(self, conversation_id: str, runtime: Runtime, principal: Principal) -> ConversationOut:
-        return await _out(await ConversationActions(runtime.live).get(principal.workspace_id, conversation_id))
+        actions = ConversationActions(runtime.live)
+        return await _out(actions, await actions.get(principal.workspace_id, conversation_id))
 
     @patch("/{conversation_id:str}", summary="Change status, assignee, team, labels or snooze")
     async def update_conversation(self, conversation_id: str, data: ConversationPatch, runtime: Runtime,
@@ -61,7 +58,7 @@ class ConversationActionsApi(Controller):
             raise ValidationFailed("labels cannot be null: send [] to remove every label.",
                                    details={"labels": "cannot be null"})
         # Check everything before changing anything, so a 4xx leaves the conversation as it was.
-        team = await Team.get_scoped(ws, data.team_id) if data.team_id else None
+        team = await actions.team(ws, data.team_id) if data.team_id else None
         known = {str(label.id): label.name for label in await Catalog().labels(ws)} if data.labels is not None else {}
         if data.labels is not None:
             unknown = [x for x in data.labels if x not in known]
@@ -90,7 +87,7 @@ class ConversationActionsApi(Controller):
             conversation = await actions.snooze(conversation, data.snoozed_until, by=by)
         elif data.status is not None:
             conversation = await actions.set_status(conversation, data.status.value, by=by)
-        return await _out(conversation)
+        return await _out(actions, conversation)
 
     @post("/{conversation_id:str}/notes", summary="Add an internal note (agents see it; never sent)",
           status_code=201)
@@ -109,12 +106,7 @@ class MessageReactionsApi(Controller):
     @post("/{message_id:str}/reactions", summary="React to a message with an emoji (sent on WhatsApp)",
           status_code=202)
     async def react(self, message_id: str, data: ReactionIn, runtime: Runtime, principal: Principal) -> MessageOut:
-        target = await Message.get_scoped(principal.workspace_id, message_id)
-        if target.direction == "internal":
-            raise ValidationFailed("Notes and events cannot get reactions.", error_code="NOT_REACTABLE")
-        conversation = await Conversation.get_scoped(principal.workspace_id, target.conversation_id)
-        reaction = await runtime.outbox.send(
-            principal.workspace_id, conversation,
-            Draft(type="reaction", content={"message_id": str(target.id), "emoji": data.emoji}),
-            via="api", sent_by=principal.user_id)
+        target = await runtime.outbox.get(principal.workspace_id, message_id)
+        reaction, _ = await runtime.outbox.react(principal.workspace_id, target, data.emoji, by=principal.user_id,
+                                                 via="api")
         return message_out(reaction)

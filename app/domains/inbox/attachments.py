@@ -7,7 +7,7 @@ from typing import Any
 from beanie import PydanticObjectId
 
 from app.domains.conversations.models import Conversation
-from app.domains.inbox.sending import InboxSender
+from app.domains.inbox.service import InboxService
 from app.domains.messages.models import Message
 from app.errors import PayloadTooLarge, ValidationFailed
 from app.runtime import Runtime
@@ -32,5 +32,5 @@ async def send_attachment(runtime: Runtime, conversation: Conversation, data: by
         content["caption"] = caption[:1024]
     if kind == "document":
         content["filename"] = filename[:240] or "document"
-    return await InboxSender(runtime).send(conversation, kind, content, sent_by=sent_by)
+    return await InboxService(runtime).send(conversation, kind, content, sent_by=sent_by)
 

@@ -12,13 +12,12 @@ from litestar import Controller, Request, Response, get, post
 from litestar.response import Template
 
 from app.auth import requires_login
-from app.domains.accounts.models import WhatsAppAccount
 from app.domains.conversations.models import Conversation
 from app.domains.inbox.context import (
     filters_from, html, me, oob_row, page_template, panel_context, queries, render,
 )
 from app.domains.inbox.queries import ListFilters, Page
-from app.domains.inbox.sending import InboxSender
+from app.domains.inbox.service import InboxService
 from app.domains.inbox.vocab import labels_of
 from app.runtime import Runtime
 
@@ -34,7 +33,7 @@ class InboxController(Controller):
         conversation_id = request.query_params.get("c")
         conversation = None
         if conversation_id:
-            conversation = await Conversation.get_scoped(me(request).workspace_id, conversation_id)
+            conversation = await InboxService(runtime).conversation(me(request).workspace_id, conversation_id)
         return await self._full_page(request, runtime, filters_from(request), conversation)
 
     @get("/conversations")
@@ -47,15 +46,14 @@ class InboxController(Controller):
         cursor = request.query_params.get("cursor")
         page = await queries.list_page(principal.workspace_id, filters, principal.user_id, cursor)
         body = render(request, "inbox/_conversation_items.html", page=page, filters=filters, first_page=not cursor,
-                      show_account=await self._several_numbers(principal.workspace_id))
+                      show_account=await InboxService(runtime).several_numbers(principal.workspace_id))
         # The live feed filters what it pushes by the same filters: tell inbox.js the new view.
         url = "/inbox" + (("?" + filters.query_string()) if filters.query_string() else "")
         return html(body, headers={"HX-Push-Url": url} if not cursor else None)
 
     @get("/c/{conversation_id:str}")
     async def open_conversation(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str] | Template:
-        principal = me(request)
-        conversation = await Conversation.get_scoped(principal.workspace_id, conversation_id)
+        conversation = await InboxService(runtime).conversation(me(request).workspace_id, conversation_id)
         if not request.htmx or request.headers.get("hx-history-restore-request"):
             return await self._full_page(request, runtime, filters_from(request), conversation)
         await self._mark_read(runtime, conversation)
@@ -65,29 +63,27 @@ class InboxController(Controller):
         return html(body + oob_row(request, context["row"]))
 
     @get("/c/{conversation_id:str}/older")
-    async def older_messages(self, request: Request, conversation_id: str) -> Response[str]:
-        principal = me(request)
-        conversation = await Conversation.get_scoped(principal.workspace_id, conversation_id)
+    async def older_messages(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+        conversation = await InboxService(runtime).conversation(me(request).workspace_id, conversation_id)
         thread = await queries.thread_page(conversation, before=request.query_params.get("before"))
         return html(render(request, "inbox/_messages.html", thread=thread, conversation_id=str(conversation.id)))
 
     @get("/c/{conversation_id:str}/others")
-    async def other_conversations(self, request: Request, conversation_id: str) -> Response[str]:
+    async def other_conversations(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
         """The contact's conversations on other numbers (loaded after the panel, off the thread's path)."""
-        conversation = await Conversation.get_scoped(me(request).workspace_id, conversation_id)
+        conversation = await InboxService(runtime).conversation(me(request).workspace_id, conversation_id)
         return html(render(request, "inbox/_earlier.html", earlier=await queries.earlier_conversations(conversation)))
 
     @post("/c/{conversation_id:str}/read", status_code=200)
     async def read(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
         """The agent is looking at the thread while a message arrives: it is read."""
-        principal = me(request)
-        conversation = await Conversation.get_scoped(principal.workspace_id, conversation_id)
+        conversation = await InboxService(runtime).conversation(me(request).workspace_id, conversation_id)
         await self._mark_read(runtime, conversation)
         return html("")
 
     # --- helpers -------------------------------------------------------------------------------------
     async def _mark_read(self, runtime: Runtime, conversation: Conversation) -> None:
-        await InboxSender(runtime).mark_read(conversation)
+        await InboxService(runtime).mark_read(conversation)
 
     async def _thread_context(self, request: Request, conversation: Conversation) -> dict[str, Any]:
         context = await panel_context(request, conversation)
@@ -95,8 +91,6 @@ class InboxController(Controller):
         context["conversation_id"] = str(conversation.id)
         return context
 
-    async def _several_numbers(self, workspace_id) -> bool:
-        return await WhatsAppAccount.find(WhatsAppAccount.workspace_id == workspace_id).count() > 1
 
     async def _full_page(self, request: Request, runtime: Runtime, filters: ListFilters,
                          conversation: Conversation | None) -> Template:
@@ -106,7 +100,8 @@ class InboxController(Controller):
         if conversation is not None:
             await self._mark_read(runtime, conversation)
         page: Page = await queries.list_page(principal.workspace_id, filters, principal.user_id)
-        accounts = await WhatsAppAccount.find(WhatsAppAccount.workspace_id == principal.workspace_id).to_list()
+        inbox = InboxService(runtime)
+        accounts = await inbox.accounts(principal.workspace_id)
         context: dict[str, Any] = {
             "active": "inbox", "me": principal, "filters": filters, "page": page, "accounts": accounts,
             "show_account": len(accounts) > 1, "label_options": await label_options(principal.workspace_id),
@@ -116,9 +111,7 @@ class InboxController(Controller):
         if conversation is not None:
             context.update(await self._thread_context(request, conversation))
         if context["demo"]:
-            from app.domains.inbox.simulate import simulate_context
-
-            context.update(await simulate_context(principal.workspace_id))
+            context["sim_customers"] = await inbox.simulated_customers(principal.workspace_id)
         return page_template(context)
 
 

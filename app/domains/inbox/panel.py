@@ -12,10 +12,9 @@ from litestar import Controller, Request, Response, post
 
 from app.auth import requires_login
 from app.domains.contacts.editing import ContactEditing
-from app.domains.contacts.models import Contact
 from app.domains.conversations.actions import ConversationActions
-from app.domains.conversations.models import Conversation
 from app.domains.inbox.context import html, me, oob_meta, oob_row, panel_context, render
+from app.domains.inbox.service import InboxService
 from app.domains.inbox.vocab import labels_of, teams_of
 from app.errors import ClientError, ValidationFailed
 from app.runtime import Runtime
@@ -50,7 +49,7 @@ class PanelController(Controller):
         team_id = str(form.get("team_id") or "")
         teams = {str(t.id): t.name for t in await teams_of(me(request).workspace_id)}
         if team_id and team_id not in teams:
-            return await self._panel(request, conversation_id, error="That team does not exist any more.", status=422)
+            return await self._panel(request, runtime, conversation_id, error="That team does not exist any more.", status=422)
         return await self._apply(request, runtime, conversation_id, lambda actions, c, by: actions.assign_team(
             c, team_id=team_id or None, team_name=teams.get(team_id), by=by))
 
@@ -66,7 +65,7 @@ class PanelController(Controller):
         try:
             until = parse_local_time(str(form.get("until") or ""), str(form.get("tz_offset") or "0"))
         except ClientError as error:
-            return await self._panel(request, conversation_id, error=error.message, status=error.status_code)
+            return await self._panel(request, runtime, conversation_id, error=error.message, status=error.status_code)
         return await self._apply(request, runtime, conversation_id,
                                  lambda actions, c, by: actions.snooze(c, until, by=by))
 
@@ -106,26 +105,25 @@ class PanelController(Controller):
     # --- helpers -------------------------------------------------------------------------------------
     async def _apply(self, request: Request, runtime: Runtime, conversation_id: str, change) -> Response[str]:
         principal = me(request)
-        conversation = await Conversation.get_scoped(principal.workspace_id, conversation_id)
+        conversation = await InboxService(runtime).conversation(principal.workspace_id, conversation_id)
         try:
             await change(ConversationActions(runtime.live), conversation, principal.user)
         except ClientError as error:
-            return await self._panel(request, conversation_id, error=error.message, status=error.status_code)
-        return await self._panel(request, conversation_id)
+            return await self._panel(request, runtime, conversation_id, error=error.message, status=error.status_code)
+        return await self._panel(request, runtime, conversation_id)
 
     async def _contact(self, request: Request, runtime: Runtime, conversation_id: str, change) -> Response[str]:
-        principal = me(request)
-        conversation = await Conversation.get_scoped(principal.workspace_id, conversation_id)
-        contact = await Contact.get_scoped(principal.workspace_id, conversation.contact_id)
+        inbox = InboxService(runtime)
+        contact = await inbox.contact_of(await inbox.conversation(me(request).workspace_id, conversation_id))
         try:
             await change(ContactEditing(runtime.live), contact)
         except ClientError as error:
-            return await self._panel(request, conversation_id, error=error.message, status=error.status_code)
-        return await self._panel(request, conversation_id)
+            return await self._panel(request, runtime, conversation_id, error=error.message, status=error.status_code)
+        return await self._panel(request, runtime, conversation_id)
 
-    async def _panel(self, request: Request, conversation_id: str, error: str | None = None,
+    async def _panel(self, request: Request, runtime: Runtime, conversation_id: str, error: str | None = None,
                      status: int = 200) -> Response[str]:
-        conversation = await Conversation.get_scoped(me(request).workspace_id, conversation_id)
+        conversation = await InboxService(runtime).conversation(me(request).workspace_id, conversation_id)
         context = await panel_context(request, conversation, panel_error=error)
         body = render(request, "inbox/_side_panel.html", **context)
         if error is None:

@@ -15,7 +15,6 @@ from litestar.datastructures import UploadFile
 from litestar.params import Body
 
 from app.auth import requires_login
-from app.domains.conversations.models import Conversation
 from app.domains.messages.api_shapes import (
     SEND_BODY,
     SentMessage,
@@ -138,9 +137,8 @@ class SendApi(Controller):
             if name in data:
                 raise ValidationFailed(f"{name} is set by the conversation.", details={name: "not allowed here"})
         draft = _draft(data)
-        conversation = await Conversation.get_scoped(principal.workspace_id, conversation_id)
-        message = await runtime.outbox.send(principal.workspace_id, conversation, draft,
-                                            **_options(request, principal, data))
+        message = await runtime.outbox.send_in(principal.workspace_id, conversation_id, draft,
+                                               **_options(request, principal, data))
         return message_view(message)
 
     @get("/messages/{message_id:str}", summary="One message with its delivery status",

@@ -30,7 +30,7 @@ from app.domains.contacts.services import ContactService
 from app.domains.conversations.models import Conversation, MessagePreview
 from app.domains.conversations.services import ConversationService
 from app.domains.outbox.media import OutboundMediaService
-from app.domains.messages.models import MediaRef, Message, MessageStatus
+from app.domains.messages.models import MediaRef, Message, MessageStatus, Reaction
 from app.domains.messages.preview import preview_text
 from app.domains.outbox.lanes import OutboxQueue
 from app.domains.templates.models import MessageTemplate
@@ -138,6 +138,39 @@ class OutboxService:
                                 conversation_id=str(conversation.id))
         await self.live.publish(workspace_id, "conversation.updated", conversation_id=str(conversation.id))
         return message
+
+    async def send_in(self, workspace_id: PydanticObjectId, conversation_id: str, draft: Draft, **options: Any
+                      ) -> Message:
+        """``send`` to a conversation named by its id (404 when it is not this workspace's)."""
+        conversation = await Conversation.get_scoped(workspace_id, conversation_id)
+        return await self.send(workspace_id, conversation, draft, **options)
+
+    async def react(self, workspace_id: PydanticObjectId, target: Message, emoji: str, *,
+                    by: PydanticObjectId | None = None, via: str = "api") -> tuple[Message, Message]:
+        """An agent's reaction to ``target``: the same rules from the inbox and the API.
+
+        WhatsApp delivers a reaction like any free-form message: only to a message it knows (one
+        with a wamid) and within the 24-hour window; outside it this refuses with WINDOW_CLOSED
+        rather than show the agent a reaction the customer never gets. ``emoji`` "" removes ours.
+        The agent's chip shows on the message at once. Returns (the queued reaction, the target).
+        """
+        if target.direction == "internal":
+            raise ValidationFailed("Notes and events cannot get reactions.", error_code="NOT_REACTABLE")
+        if len(emoji) > 16:
+            raise ValidationFailed("Pick one emoji.", error_code="BAD_EMOJI", details={"emoji": emoji[:20]})
+        conversation = await Conversation.get_scoped(workspace_id, target.conversation_id)
+        reaction = await self.send(workspace_id, conversation,
+                                   Draft(type="reaction", content={"message_id": str(target.id), "emoji": emoji}),
+                                   via=via, sent_by=by)
+        reactions = [r for r in target.reactions if not (r.by == "agent" and r.user_id == by)]
+        if emoji:
+            reactions.append(Reaction(by="agent", emoji=emoji, user_id=by))
+        await Message.get_motor_collection().update_one(
+            {"_id": target.id}, {"$set": {"reactions": [r.model_dump() for r in reactions], "updated_at": utcnow()}})
+        target.reactions = reactions
+        await self.live.publish(workspace_id, "message.updated", conversation_id=str(conversation.id),
+                                message_id=str(target.id))
+        return reaction, target
 
     async def retry(self, workspace_id: PydanticObjectId, message_id: str) -> Message:
         """A new attempt for a failed outbound message (it is really sent again)."""

@@ -7,8 +7,8 @@ from litestar import Controller, get
 from app.api_shapes import documented
 from app.auth import requires_login
 from app.domains.workspaces.api_shapes import MeShape
-from app.domains.workspaces.models import Workspace
 from app.domains.workspaces.services import Principal
+from app.runtime import Runtime
 
 
 class MeApi(Controller):
@@ -17,8 +17,8 @@ class MeApi(Controller):
     tags = ["workspace"]
 
     @get("/me", summary="The API key's workspace and role", responses=documented(200, MeShape, "Who is calling"))
-    async def me(self, principal: Principal) -> dict:
-        workspace = await Workspace.get(principal.workspace_id)
+    async def me(self, principal: Principal, runtime: Runtime) -> dict:
+        workspace = await runtime.people.workspace(principal.workspace_id)
         return {
             "workspace": {"id": str(principal.workspace_id), "name": workspace.name if workspace else ""},
             "role": principal.role.value,

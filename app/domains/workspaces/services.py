@@ -68,6 +68,9 @@ class AccountsOfPeople:
         self.session_max_age = session_max_age
         self.principals = PrincipalCache(redis)
 
+    async def workspace(self, workspace_id: PydanticObjectId) -> Workspace | None:
+        return await Workspace.get(workspace_id)
+
     async def credentials_changed(self) -> None:
         """A key, a user's role, activity or password, or a session changed: stop trusting cached copies."""
         await self.principals.forget_everywhere()

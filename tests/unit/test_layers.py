@@ -1,0 +1,113 @@
+"""The layers, read from the source (ast): handlers stay thin, services know nothing of the web.
+
+- A handler module (a Litestar controller or route: it defines routes) never queries or writes
+  MongoDB itself: no ``get_motor_collection()``, and no query or write method called on a Document
+  class or instance (``Conversation.get_scoped(...)``, ``message.save()``...). It parses, authorises,
+  makes one service call and renders; the service is what the inbox, the API and the workers share.
+- A service module never imports Litestar (services run in workers, where there is no request).
+- ``app/whatsapp/`` imports nothing of ours: tests/unit/test_wa_isolation.py.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DOMAINS = ROOT / "app" / "domains"
+
+ROUTE_DECORATORS = {"get", "post", "put", "patch", "delete", "route", "websocket"}
+QUERY_METHODS = {"get_motor_collection", "find", "find_one", "find_all", "find_many", "get", "get_scoped", "scoped",
+                 "find_one_scoped", "insert", "insert_one", "insert_many", "save", "replace", "delete", "delete_all",
+                 "update", "update_many", "set", "count", "aggregate", "sync", "upsert"}
+SERVICE_NAMES = ("services.py", "service.py")
+
+
+def _documents() -> set[str]:
+    """Names of our Beanie Document classes (anything deriving from Document or WorkspaceDocument)."""
+    names = {"Document", "WorkspaceDocument"}
+    trees = [ast.parse(path.read_text()) for path in (ROOT / "app").rglob("*.py")]
+    changed = True
+    while changed:
+        changed = False
+        for tree in trees:
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ClassDef) and node.name not in names and any(
+                        isinstance(b, ast.Name) and b.id in names for b in node.bases):
+                    names.add(node.name)
+                    changed = True
+    return names - {"Document", "WorkspaceDocument"}
+
+
+def _is_handler_module(tree: ast.Module) -> bool:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for decorator in node.decorator_list:
+                target = decorator.func if isinstance(decorator, ast.Call) else decorator
+                name = target.id if isinstance(target, ast.Name) else getattr(target, "attr", "")
+                if name in ROUTE_DECORATORS:
+                    return True
+    return False
+
+
+def _annotated_documents(tree: ast.Module, documents: set[str]) -> set[str]:
+    """Local names bound to documents by an annotation (``conversation: Conversation``) in this module."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg) and isinstance(node.annotation, ast.Name) and node.annotation.id in documents:
+            names.add(node.arg)
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(
+                node.annotation, ast.Name) and node.annotation.id in documents:
+            names.add(node.target.id)
+    return names
+
+
+def _database_calls(path: Path, documents: set[str]) -> list[str]:
+    tree = ast.parse(path.read_text())
+    if not _is_handler_module(tree):
+        return []
+    instances = _annotated_documents(tree, documents)
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        method, owner = node.func.attr, node.func.value
+        if method == "get_motor_collection":
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno} get_motor_collection()")
+        elif method in QUERY_METHODS and isinstance(owner, ast.Name) and (owner.id in documents or owner.id in instances):
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno} {owner.id}.{method}()")
+    return found
+
+
+def test_handlers_never_query_or_write_the_database_themselves():
+    documents = _documents()
+    assert {"Conversation", "Message", "WhatsAppAccount", "Contact", "User"} <= documents
+    found = [call for path in sorted(DOMAINS.rglob("*.py")) for call in _database_calls(path, documents)]
+    assert found == [], "handlers must call a service:\n" + "\n".join(found)
+
+
+def test_services_never_import_litestar():
+    found = []
+    for path in sorted(DOMAINS.rglob("*.py")):
+        if path.name not in SERVICE_NAMES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                       else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(m == "litestar" or m.startswith("litestar.") for m in modules):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == [], "services must not depend on the web framework:\n" + "\n".join(found)
+
+
+def test_the_rule_sees_a_handler_that_queries():
+    """The checker itself: a route that reads a Document directly is reported."""
+    source = ("from litestar import get\n"
+              "@get('/x')\n"
+              "async def x(conversation_id: str) -> None:\n"
+              "    await Conversation.get_scoped(1, conversation_id)\n")
+    probe = ROOT / "tests" / "unit" / "_layers_probe.py"
+    probe.write_text(source)
+    try:
+        assert _database_calls(probe, {"Conversation"}) == ["tests/unit/_layers_probe.py:4 Conversation.get_scoped()"]
+    finally:
+        probe.unlink()
