@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import uuid
-import weakref
-from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.constants import job_key_prefix, result_key_prefix
-from arq.jobs import serialize_job
-from arq.utils import timestamp_ms
-from redis.exceptions import NoScriptError
 
 # Agent replies and inbound work must not wait behind bulk sends, so they get their own queue.
 DEFAULT_QUEUE = "inbox:queue"
@@ -38,78 +32,12 @@ FETCH_MEDIA_JOB = "fetch_media"
 SWEEP_JOB = "sweep_webhook_events"
 
 
-# arq's enqueue_job in one round trip: WATCH / EXISTS / MULTI / PSETEX / ZADD / EXEC cost five on
-# the webhook's hot path. Same keys and job format, so arq workers run these jobs unchanged.
-_ENQUEUE_ONCE = """
-if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
-redis.call('PSETEX', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
-return 1
-"""
-_enqueue_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-async def enqueue_once(pool: ArqRedis, function: str, job_id: str, *args: Any, queue_name: str = DEFAULT_QUEUE) -> bool:
-    """Enqueue ``function(*args)`` unless a job (or kept result) with ``job_id`` exists; True if enqueued."""
-    script = _enqueue_scripts.get(pool)
-    if script is None:
-        script = _enqueue_scripts[pool] = pool.register_script(_ENQUEUE_ONCE)
-    now = timestamp_ms()
-    job = serialize_job(function, args, {}, None, now, serializer=pool.job_serializer)
-    keys = [job_key_prefix + job_id, result_key_prefix + job_id, queue_name]
-    return bool(await script(keys=keys, args=[pool.expires_extra_ms, job, now, job_id]))
-
-
-# The same for many jobs in one script call: one command for a batch instead of one per job, since
-# redis-py's per-command packing and parsing was most of an enqueue's CPU on the webhook path.
-# KEYS[1] = queue; ARGV = expiry ms, score, job key prefix, result key prefix, then id / job pairs.
-_ENQUEUE_MANY = """
-local added = 0
-for i = 5, #ARGV, 2 do
-  local id = ARGV[i]
-  if redis.call('EXISTS', ARGV[3] .. id, ARGV[4] .. id) == 0 then
-    redis.call('PSETEX', ARGV[3] .. id, ARGV[1], ARGV[i + 1])
-    redis.call('ZADD', KEYS[1], ARGV[2], id)
-    added = added + 1
-  end
-end
-return added
-"""
-_enqueue_many_shas: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_SPLICE = "f" * 64  # an event id's shape (64 hex characters), to find where ids go in a job
-
-
-async def enqueue_ingest_many(pool: ArqRedis, event_ids: list[str]) -> int:
-    """Enqueue several ingestions (job id = event id) in one round trip; returns how many were new jobs."""
-    now = timestamp_ms()
-    args: list[Any] = [pool.expires_extra_ms, now, job_key_prefix, result_key_prefix]
-    # Event ids are SHA-256 hex digests, all 64 characters: their pickled jobs differ only in those
-    # characters, so one job is serialized per batch and the others are spliced from it.
-    prefix = suffix = b""
-    if pool.job_serializer is None:
-        prefix, found, suffix = serialize_job(INGEST_JOB, (_SPLICE,), {}, None, now).partition(_SPLICE.encode())
-        if not found:
-            prefix = suffix = b""
-    for event_id in event_ids:
-        if prefix and len(event_id) == len(_SPLICE) and event_id.isascii():
-            job = prefix + event_id.encode() + suffix
-        else:
-            job = serialize_job(INGEST_JOB, (event_id,), {}, None, now, serializer=pool.job_serializer)
-        args += (event_id, job)
-    for attempt in range(2):
-        sha = _enqueue_many_shas.get(pool)
-        if sha is None or attempt:  # loaded once, not SCRIPT EXISTS per call; again after a Redis restart
-            sha = _enqueue_many_shas[pool] = await pool.script_load(_ENQUEUE_MANY)
-        try:
-            return int(await pool.evalsha(sha, 1, DEFAULT_QUEUE, *args))
-        except NoScriptError:
-            continue
-    return 0
-
-
 async def enqueue_ingest(pool: ArqRedis, event_id: str) -> bool:
-    """Ingest one stored webhook event. Job id = event id, so redeliveries share one job."""
-    return await enqueue_once(pool, INGEST_JOB, event_id, event_id)
+    """Ingest one stored webhook event. Job id = event id, so redeliveries share one job.
+
+    arq's own enqueue (a few round trips): webhooks are applied by the endpoint itself, so this is
+    only for bodies kept for a worker (too big to apply while Meta waits, or failed), not per message."""
+    return await pool.enqueue_job(INGEST_JOB, event_id, _job_id=event_id) is not None
 
 
 async def enqueue_fetch_media(pool: ArqRedis, message_id: str, *, generation: int = 0) -> bool:

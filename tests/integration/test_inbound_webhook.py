@@ -319,33 +319,19 @@ async def test_redis_down_still_200_applied_or_kept_then_swept_after_redis_retur
         redis.stop()
 
 
-async def test_batched_enqueue_survives_redis_forgetting_its_scripts(env):
-    """After a Redis restart the enqueue script is gone: the batch reloads it and goes through."""
-    from app.queue import enqueue_ingest_many
-
-    client, _ = env
-    async with on_test_loop(client.app.state.runtime) as local:
-        assert await enqueue_ingest_many(local.arq, ["a" * 64, "b" * 64]) == 2
-        await local.arq.script_flush()
-        assert await enqueue_ingest_many(local.arq, ["b" * 64, "c" * 64]) == 1  # b's job exists already
-        assert await local.arq.zcard("inbox:queue") == 3
-
-
-async def test_batched_jobs_are_the_jobs_arq_would_have_made(env):
-    """Ids of any shape: each job in the batch reads back as ingest_webhook_event(<its id>)."""
-    import hashlib
-
+async def test_a_kept_body_is_enqueued_once_however_often_meta_delivers_it(env):
+    """The job id is the event id: a redelivery of a body waiting for a worker adds no second job."""
     from arq.jobs import Job
 
-    from app.queue import INGEST_JOB, enqueue_ingest_many
+    from app.queue import INGEST_JOB, enqueue_ingest
 
     client, _ = env
-    ids = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(3)] + ["short-id", "é" * 64]
     async with on_test_loop(client.app.state.runtime) as local:
-        assert await enqueue_ingest_many(local.arq, ids) == len(ids)
-        for event_id in ids:
-            info = await Job(event_id, local.arq, _queue_name="inbox:queue").info()
-            assert (info.function, info.args, info.kwargs, info.job_try) == (INGEST_JOB, (event_id,), {}, None)
+        assert await enqueue_ingest(local.arq, "a" * 64) is True
+        assert await enqueue_ingest(local.arq, "a" * 64) is False
+        info = await Job("a" * 64, local.arq, _queue_name="inbox:queue").info()
+        assert (info.function, info.args) == (INGEST_JOB, ("a" * 64,))
+        assert await local.arq.zcard("inbox:queue") == 1
 
 
 async def test_old_ingested_events_are_pruned_recent_and_pending_kept(env):

@@ -38,7 +38,7 @@ from app.domains.webhooks.ingest import WebhookIngestor
 from app.domains.webhooks.models import MAX_INGEST_ATTEMPTS, WebhookEvent
 from app.errors import ClientError, Forbidden, Unauthorized
 from app.logging import get_logger
-from app.queue import enqueue_ingest, enqueue_ingest_many
+from app.queue import enqueue_ingest
 from app.whatsapp import signature
 
 log = get_logger(__name__)
@@ -50,7 +50,7 @@ ENQUEUE_TIMEOUT_SECONDS = 1.0
 ENDPOINT_CACHE_SECONDS = 10.0
 MAX_PENDING_ENQUEUES = 20_000
 ENQUEUE_COALESCE_SECONDS = 0.002
-"""How long an enqueue waits for company: one Redis round trip per 2 ms at most, not per request."""
+"""How long an enqueue waits for company before its batch goes to Redis."""
 SWEEP_GRACE = timedelta(seconds=30)
 """Events younger than this are left to their own job; the sweeper only rescues older ones."""
 EVENT_RETENTION = timedelta(days=30)
@@ -97,11 +97,11 @@ class Receipt:
 
 
 class IngestEnqueuer:
-    """Enqueues ingestion jobs right after the answer, many per Redis round trip.
+    """Enqueues the ingestion of kept bodies right after the answer, off Meta's request.
 
-    The event is already stored when a request submits it, so nothing waits on Redis: Meta gets
-    its 200 sooner, and under load one pipelined round trip carries every id submitted meanwhile.
-    If Redis is down the batch is logged and left to the sweeper.
+    The event is already stored when a request submits it, so nothing waits on Redis. Rare since
+    the endpoint applies bodies itself (only big or failed ones come here). If Redis is down the
+    batch is logged and left to the sweeper.
     """
 
     def __init__(self, pool: Callable[[], ArqRedis | None], max_batch: int = 500) -> None:
@@ -124,7 +124,7 @@ class IngestEnqueuer:
             await asyncio.shield(self._task)
 
     async def _drain(self) -> None:
-        await asyncio.sleep(ENQUEUE_COALESCE_SECONDS)  # requests arriving meanwhile join this round trip
+        await asyncio.sleep(ENQUEUE_COALESCE_SECONDS)  # requests arriving meanwhile join this batch
         while self._pending:
             batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
             pool = self._pool()
@@ -132,7 +132,8 @@ class IngestEnqueuer:
                 if pool is None:
                     raise RuntimeError("the queue pool is not open")
                 async with asyncio.timeout(ENQUEUE_TIMEOUT_SECONDS):
-                    await enqueue_ingest_many(pool, batch)
+                    for event_id in batch:
+                        await enqueue_ingest(pool, event_id)
             except Exception as exc:  # Redis down or slow: the events are stored, the sweeper enqueues them
                 log.warning("ingestion not enqueued; the sweeper will", events=len(batch), error=type(exc).__name__)
 
