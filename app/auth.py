@@ -14,6 +14,8 @@ from app.errors import Forbidden, Unauthorized
 
 SESSION_COOKIE = "inbox_session"
 API_PREFIX = "/api/"
+MEDIA_PREFIX = "/media/"
+KEYED_PREFIXES = (API_PREFIX, MEDIA_PREFIX)
 
 
 def _cookie(scope: Scope, name: str) -> str | None:
@@ -41,8 +43,10 @@ def auth_middleware(app: ASGIApp) -> ASGIApp:
             scope["user"] = None
             scope["auth"] = None
             runtime = scope["litestar_app"].state.runtime
-            if scope["path"].startswith(API_PREFIX):
-                header = _header(scope, b"authorization")
+            path = scope["path"]
+            header = _header(scope, b"authorization") if path.startswith(KEYED_PREFIXES) else None
+            if path.startswith(API_PREFIX) or header is not None:
+                # /api/ takes only keys; /media/ takes a key (integrators download what the API lists) or the cookie.
                 if header is not None:
                     scheme, _, key = header.partition(" ")
                     if scheme.lower() != "bearer" or not key.strip() or " " in key.strip():

@@ -130,6 +130,15 @@ async def test_customer_message_reaches_the_api_and_media_is_served(live):
     async with httpx.AsyncClient(base_url=base, headers=other.auth) as other_api:
         assert (await other_api.get(url)).status_code == 404
         assert (await other_api.get("/api/v1/conversations")).json()["data"] == []
+        assert (await other_api.get(image["media"]["url"])).status_code == 404  # another workspace's key
+    # An integrator downloads what the API lists with the same API key, no browser session.
+    async with httpx.AsyncClient(base_url=base, headers=setup.auth) as api:
+        for item, kind in ((image, "image/"), (document, "application/pdf")):
+            download = await api.get(item["media"]["url"])
+            assert download.status_code == 200 and download.headers["content-type"].startswith(kind)
+            assert len(download.content) == item["media"]["size"]
+        refused = await api.get(image["media"]["url"], headers={"Authorization": "Bearer wai_not-a-key"})
+        assert refused.status_code == 401 and refused.json()["error_code"] == "INVALID_API_KEY"
 
 
 async def test_media_download_failures_are_retried_with_backoff_and_visible(live):

@@ -141,6 +141,17 @@ async def test_signed_but_not_an_envelope_is_400_with_code(env, body):
     assert await WebhookEvent.find_all().count() == 0
 
 
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+async def test_a_signed_body_nested_thousands_deep_is_a_400_not_a_500(env, depth):
+    client, setup = env
+    body = ('{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":'
+            + "[" * depth + "]" * depth + "}]}]}").encode()
+    _, headers = signed(body)
+    response = await client.post(setup.webhook_path, content=body, headers=headers)
+    assert response.status_code == 400 and response.json()["error_code"] == "PAYLOAD_TOO_DEEP"
+    assert "Traceback" not in response.text and await WebhookEvent.find_all().count() == 0
+
+
 async def test_envelope_of_the_wrong_inner_shape_is_kept_and_marked(env):
     """Valid JSON, envelope-like, but entries/changes are not Meta's: kept (200) with the reason, not retried."""
     client, setup = env

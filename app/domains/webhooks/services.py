@@ -183,6 +183,12 @@ class WebhookReceiver:
                 raise Unauthorized("Missing or wrong X-Hub-Signature-256.", error_code="INVALID_SIGNATURE")
         try:
             envelope = _decode_envelope(body)
+        except RecursionError:
+            # Meta's payloads nest about ten levels; a body nested past the parser's limit is nobody's
+            # webhook. 400 with the reason (not a 500 and its stack trace); nothing is stored.
+            log.warning("signed webhook body nested too deep", account_id=str(endpoint.account_id), size=len(body))
+            raise ClientError("The body is nested too deeply to be a WhatsApp webhook.",
+                              error_code="PAYLOAD_TOO_DEEP") from None
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning("signed webhook body is not a webhook envelope", account_id=str(endpoint.account_id),
                         error=str(exc)[:200])
