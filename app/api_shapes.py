@@ -8,10 +8,10 @@ extra keys are allowed, so a real answer always conforms (schemathesis checks it
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar.openapi.datastructures import ResponseSpec
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class ApiShape(BaseModel):
@@ -29,3 +29,14 @@ def page_of(item: type[BaseModel], name: str) -> type[ApiShape]:
 
     return create_model(name, __base__=ApiShape, data=(list[item], ...),  # type: ignore[valid-type]
                         next_cursor=(str | None, Field(None, description="Next page's cursor; null on the last")))
+
+
+def _only_a_boolean(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+Flag = Annotated[bool, BeforeValidator(_only_a_boolean)]
+"""A boolean the API takes only as JSON true / false: 0, 1, "false" or "no" are refused, not guessed.
+(Field-level ``StrictBool`` is not enough: Litestar validates request bodies with ``strict=False``.)"""

@@ -124,6 +124,10 @@ async def test_edit_rotate_disable_enable_and_delete(admin_client, sandbox):
     assert (await admin_client.post(f"{url}/test", headers=AUTH)).json()["ok"] is True
     assert (await admin_client.patch(url, json={"enabled": False}, headers=AUTH)).json()["enabled"] is False
     assert (await admin_client.patch(url, json={"enabled": True}, headers=AUTH)).json()["enabled"] is True
+    for loose in (0, 1, "false", "no"):  # booleans are booleans: 0 is not false
+        refused = await admin_client.patch(url, json={"enabled": loose}, headers=AUTH)
+        assert refused.status_code == 422 and "enabled" in refused.text, (loose, refused.text)
+    assert (await admin_client.get(url, headers=AUTH)).json()["enabled"] is True
     second = await _connect(admin_client, phone_number_id="106540352242999", name="Second")
     assert len((await admin_client.get("/api/v1/accounts", headers=AUTH)).json()["data"]) == 2
     assert (await admin_client.delete(f"/api/v1/accounts/{second['id']}", headers=AUTH)).status_code == 204

@@ -10,7 +10,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from pydantic import BaseModel, ConfigDict
 
-from app.api_shapes import documented
+from app.api_shapes import Flag, documented
 from app.auth import requires_admin
 from app.domains.accounts.api_shapes import (
     AccountPage,
@@ -50,7 +50,7 @@ class AccountPatch(BaseModel):
     mps: int | None = None
     access_token: str | None = None
     app_secret: str | None = None
-    enabled: bool | None = None
+    enabled: Flag | None = None
 
 
 class ProfilePatch(BaseModel):

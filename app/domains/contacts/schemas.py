@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api_shapes import Flag
 from app.db import as_utc
 from app.domains.contacts.models import Contact
 
@@ -31,7 +32,7 @@ class ContactIn(BaseModel):
     name: str = Field("", max_length=120)
     attributes: dict[str, str] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
-    opted_out_marketing: bool = False
+    opted_out_marketing: Flag = False
 
 
 class ContactPatch(BaseModel):
@@ -41,7 +42,7 @@ class ContactPatch(BaseModel):
     name: str | None = Field(None, max_length=120)
     attributes: dict[str, str | None] | None = None
     tags: list[str] | None = None
-    opted_out_marketing: bool | None = None
+    opted_out_marketing: Flag | None = None
 
 
 def contact_out(contact: Contact) -> ContactOut:

@@ -10,6 +10,7 @@ from litestar import Controller, delete, get, patch, post
 from litestar.params import Parameter, QueryParameter
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api_shapes import Flag
 from app.auth import requires_admin
 from app.db import as_utc
 from app.domains.subscriptions.models import Delivery, DeliveryState, EventType, Subscription
@@ -62,7 +63,7 @@ class SubscriptionPatch(BaseModel):
     url: str | None = Field(None, max_length=2000)
     events: list[EventType] | None = Field(None, min_length=1)
     description: str | None = Field(None, max_length=200)
-    active: bool | None = None
+    active: Flag | None = None
 
 
 class SecretOut(BaseModel):

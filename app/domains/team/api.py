@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Controller, delete, get, patch, post
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api_shapes import documented
+from app.api_shapes import Flag, documented
 from app.auth import requires_admin
 from app.domains.team.api_shapes import (
     ApiKeyPage,
@@ -45,7 +45,7 @@ class UserPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = None
     role: str | None = None
-    active: bool | None = None
+    active: Flag | None = None
     password: str | None = None
 
 
