@@ -19,6 +19,7 @@ from typing import Any
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.errors import error_body
 from app.logging import get_logger
 from app.security import token_digest
 
@@ -94,9 +95,9 @@ async def check(scope: Scope) -> Verdict | None:
 
 
 def too_many(verdict: Verdict) -> tuple[dict[str, Any], dict[str, str]]:
-    body = {"error": f"Too many requests: at most {verdict.limit} per minute for this API key. "
-                     f"Try again in {verdict.reset} s.",
-            "error_code": "RATE_LIMITED", "details": {"limit": verdict.limit, "retry_after": verdict.reset}}
+    body = error_body(f"Too many requests: at most {verdict.limit} per minute for this API key. "
+                      f"Try again in {verdict.reset} s.", "RATE_LIMITED",
+                      {"limit": verdict.limit, "retry_after": verdict.reset})
     return body, {**verdict.headers(), "Retry-After": str(verdict.reset)}
 
 

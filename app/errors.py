@@ -23,7 +23,7 @@ class AppError(Exception):
             self.status_code = status_code
 
     def to_dict(self) -> dict[str, Any]:
-        return {"error": self.message, "error_code": self.error_code, "details": self.details}
+        return error_body(self.message, self.error_code, self.details)
 
 
 class ClientError(AppError):
@@ -73,3 +73,9 @@ class IntegrationError(AppError):
 
     status_code = 502
     error_code = "UPSTREAM_ERROR"
+
+
+def error_body(message: str, error_code: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one shape of every error answer: ``success: false`` first (what integrators of the original
+    API branch on), the words, the stable code, the fields or values involved."""
+    return {"success": False, "error": message, "error_code": error_code, "details": details or {}}

@@ -19,6 +19,7 @@ from typing import Any
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.domains.workspaces.services import Principal
+from app.errors import error_body
 from app.logging import get_logger
 
 log = get_logger(__name__)
@@ -32,7 +33,7 @@ _KEPT_HEADERS = (b"content-type", b"location")
 
 
 def _json_error(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, dict]:
-    return status, json.dumps({"error": message, "error_code": code, "details": {}}).encode(), headers or {}
+    return status, json.dumps(error_body(message, code)).encode(), headers or {}
 
 
 async def _send_raw(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

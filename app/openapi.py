@@ -29,8 +29,8 @@ is scoped to the key's workspace: another workspace's ids answer 404.
 **Lists** answer `{"data": [...], "next_cursor": "..."}`; pass `cursor` to get the next page (null on the
 last). Cursors are keyset cursors: items created while you page never shift or repeat what you have.
 
-**Errors** answer `{"error": "...", "error_code": "...", "details": {...}}` with 400, 401, 403, 404, 409,
-413, 422 or 429.
+**Errors** answer `{"success": false, "error": "...", "error_code": "...", "details": {...}}` with 400,
+401, 403, 404, 409, 413, 422 or 429.
 
 **Rate limit**: per API key and minute; every answer carries `X-RateLimit-Limit`, `X-RateLimit-Remaining`
 and `X-RateLimit-Reset` (seconds); over the limit: 429 with `Retry-After`.
@@ -44,8 +44,9 @@ the first answer (header `Idempotent-Replayed: true`) instead of doing it twice.
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["error", "error_code", "details"],
+    "required": ["success", "error", "error_code", "details"],
     "properties": {
+        "success": {"type": "boolean", "const": False, "description": "Always false on an error"},
         "error": {"type": "string", "description": "What went wrong, in words", "examples": ["contact not found"]},
         "error_code": {"type": "string", "description": "Stable code to branch on", "examples": ["NOT_FOUND"]},
         "details": {"type": "object", "description": "Field names or values involved", "additionalProperties": True},

@@ -30,7 +30,7 @@ async def test_rate_limit_headers_on_every_api_answer_and_429_shared_by_processe
     refused = await two.get("/api/v1/me", headers=AUTH)
     assert refused.status_code == 429
     body = refused.json()
-    assert body["error_code"] == "RATE_LIMITED" and set(body) == {"error", "error_code", "details"}
+    assert body["error_code"] == "RATE_LIMITED" and set(body) == {"success", "error", "error_code", "details"}
     assert 0 < int(refused.headers["retry-after"]) <= 60 and refused.headers["x-ratelimit-remaining"] == "0"
     other_key = await one.get("/api/v1/me", headers={"Authorization": "Bearer wai_someone-else"})
     assert other_key.status_code == 401 and other_key.headers["x-ratelimit-remaining"] == "3"  # its own bucket
@@ -59,7 +59,7 @@ async def test_one_error_shape_for_every_status(client_factory):
         answer = await call
         assert answer.status_code == status, (status, answer.status_code, answer.text[:200])
         body = answer.json()
-        assert set(body) == {"error", "error_code", "details"} and body["error"] and body["error_code"], body
+        assert set(body) == {"success", "error", "error_code", "details"} and body["error"] and body["error_code"], body
 
 
 async def test_idempotency_key_returns_the_first_answer_for_24h(client_factory):

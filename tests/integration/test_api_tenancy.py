@@ -60,7 +60,7 @@ async def test_every_route_answers_404_for_another_workspaces_ids(worlds):
                 kwargs["json"] = BODIES.get((method.upper(), path), {})
             answer = await client.request(method.upper(), url, **kwargs)
             assert answer.status_code == 404, (method, path, answer.status_code, answer.text[:300])
-            assert set(answer.json()) == {"error", "error_code", "details"}
+            assert set(answer.json()) == {"success", "error", "error_code", "details"}
             tried.append((method, path))
     assert len(tried) >= 40
     # Nothing of mine was changed or removed by those calls.

@@ -302,7 +302,7 @@ async def test_unknown_route_is_clean_404(client, path):
     response = await client.get(path)
     assert response.status_code == 404
     if path.startswith("/api"):
-        assert response.json() == {"error": "No such page or resource.", "error_code": "NOT_FOUND", "details": {}}
+        assert response.json() == {"success": False, "error": "No such page or resource.", "error_code": "NOT_FOUND", "details": {}}
     else:
         assert "No such page" in response.text and "Traceback" not in response.text
 
