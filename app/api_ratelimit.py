@@ -21,12 +21,15 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import error_body
 from app.logging import get_logger
+from app.ratelimit import LocalWindows, _degraded
 from app.security import token_digest
 
 log = get_logger(__name__)
 
 WINDOW_SECONDS = 60
 SCOPE_KEY = "inbox_ratelimit"
+LOCAL = LocalWindows()
+"""This process's counts while Redis cannot answer."""
 # Documentation pages are not the API: no key, no limit.
 EXEMPT_PREFIXES = ("/api/docs",)
 
@@ -76,20 +79,21 @@ def applies(scope: Scope) -> bool:
 
 
 async def check(scope: Scope) -> Verdict | None:
-    """Count this request once (cached on the scope); None when Redis cannot answer (fail open)."""
+    """Count this request once (cached on the scope); in this process alone while Redis cannot answer."""
     if SCOPE_KEY in scope:
         return scope[SCOPE_KEY]
     runtime = scope["litestar_app"].state.runtime
     limit = runtime.settings.api_rate_limit_per_minute
-    verdict = None
+    key = f"inbox:api-rl:{subject_of(scope)}"
     try:
         script = getattr(runtime, "_api_rate_script", None)
         if script is None:
             script = runtime._api_rate_script = runtime.redis.register_script(_HIT)
-        used, ttl = await script(keys=[f"inbox:api-rl:{subject_of(scope)}"], args=[WINDOW_SECONDS])
-        verdict = Verdict(limit=limit, used=int(used), reset=max(1, int(ttl)))
-    except Exception as exc:  # Redis down: serve the API rather than refuse everyone
-        log.warning("rate limit unavailable", error=type(exc).__name__)
+        used, ttl = await script(keys=[key], args=[WINDOW_SECONDS])
+    except Exception as exc:  # Redis down: this process counts alone (weaker than shared, never none)
+        _degraded(exc)
+        used, ttl = LOCAL.hit(key, WINDOW_SECONDS)
+    verdict = Verdict(limit=limit, used=int(used), reset=max(1, int(ttl)))
     scope[SCOPE_KEY] = verdict
     return verdict
 

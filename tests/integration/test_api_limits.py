@@ -94,3 +94,30 @@ async def test_concurrent_repeats_create_one_thing(client_factory):
     assert {a.status_code for a in answers} <= {201, 409}
     assert len({a.json()["id"] for a in answers if a.status_code == 201}) == 1
     assert await Subscription.count() == 1
+
+
+async def test_with_redis_down_sign_in_works_and_limits_still_limit(client_factory, tmp_path):
+    """Redis unreachable: sign-in answers (no 500), wrong passwords are still throttled and the API's
+    per-key limit still refuses (counted by this process alone), with the usual headers."""
+    import re
+
+    from app.embedded_redis import EmbeddedRedis
+
+    redis = EmbeddedRedis(tmp_path / "own-redis", persist=False).start()
+    try:
+        client = await client_factory(settings={**SETTINGS, "redis_url": redis.url, "api_rate_limit_per_minute": 5})
+    finally:
+        redis.stop()
+
+    async def sign_in(password: str):
+        page = await client.get("/login")
+        token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text).group(1)
+        return await client.post("/login", data={"email": "admin@example.com", "password": password,
+                                                 "_csrf_token": token}, follow_redirects=False)
+
+    assert (await sign_in("admin password")).status_code in (302, 303)
+    answers = [await client.get("/api/v1/me", headers=AUTH) for _ in range(7)]
+    assert [a.status_code for a in answers] == [200] * 5 + [429] * 2
+    assert answers[-1].json()["error_code"] == "RATE_LIMITED" and answers[0].headers["x-ratelimit-remaining"] == "4"
+    wrong = [(await sign_in("not the password")).status_code for _ in range(6)]
+    assert wrong[:5] == [401] * 5 and wrong[5] == 429  # throttled, not a 500
