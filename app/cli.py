@@ -58,9 +58,17 @@ def database_reachable(url: str, timeout_ms: int = 5000) -> str | None:
         client.close()
 
 
-def _serve(app, host: str, port: int) -> None:
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", log_config=None,
-                                           ws="websockets-sansio", proxy_headers=True, lifespan="on"))
+def server_config(app, host: str, port: int, trusted_proxies: str = "") -> uvicorn.Config:
+    """How our servers run under uvicorn. Forwarding headers are believed only from ``trusted_proxies``
+    (INBOX_TRUSTED_PROXIES): uvicorn's default trusts any loopback peer, which let anyone on the host,
+    or a proxy that passes the header through, choose the address sign-in throttles count by."""
+    proxies = [p.strip() for p in trusted_proxies.split(",") if p.strip()]
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", log_config=None, ws="websockets-sansio",
+                          proxy_headers=bool(proxies), forwarded_allow_ips=proxies or [], lifespan="on")
+
+
+def _serve(app, host: str, port: int, trusted_proxies: str = "") -> None:
+    server = uvicorn.Server(server_config(app, host, port, trusted_proxies))
     try:
         server.run()
     except KeyboardInterrupt:
@@ -112,7 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         app = create_app(settings, sandbox=sandbox, inline_worker=True, demo=args.demo, freeze_startup_objects=True,
                          embedded=next((s for s in servers if isinstance(s, EmbeddedMongo)), None))
-        _serve(app, host, port)
+        _serve(app, host, port, settings.trusted_proxies)
     except EmbeddedServerError as error:
         return _fail("run", str(error))
     finally:
@@ -145,7 +153,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     port = args.port or settings.port
     _serve(create_app(settings.model_copy(update={"port": port}), freeze_startup_objects=True),
-           args.host or settings.host, port)
+           args.host or settings.host, port, settings.trusted_proxies)
     return 0
 
 

@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     api_rate_limit_per_minute: int = Field(default=600, ge=1)
     """Requests per minute each API key may make to /api (shared by every web process, through Redis)."""
 
+    trusted_proxies: str = ""
+    """Comma-separated addresses or networks of the reverse proxies in front of us (e.g. 10.0.0.0/8).
+    Only their X-Forwarded-For / X-Forwarded-Proto are believed; empty: nobody's (the peer's address
+    is the client's). Sign-in throttles and rate limits count by that address."""
+
     @field_validator("public_url", "graph_api_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

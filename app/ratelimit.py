@@ -57,16 +57,22 @@ class FailureThrottle:
     A fixed window that starts at the first failure and restarts with the first failure after it.
     """
 
-    def __init__(self, redis: Redis, prefix: str, limit: int = 5, window: int = 60) -> None:
+    def __init__(self, redis: Redis, prefix: str, limit: int = 5, window: int = 60,
+                 limits: dict[str, int] | None = None) -> None:
+        """``limits``: per kind of subject (the part before ":", e.g. {"ip": 30}), else ``limit``."""
         self.redis = redis
         self.prefix = prefix
         self.limit = limit
+        self.limits = limits or {}
         self.window = window
         self._count = redis.register_script(_COUNT_IN_WINDOW)
         self.local = LocalWindows()
 
     def _key(self, subject: str) -> str:
         return f"{self.prefix}:{subject.lower()}"
+
+    def _limit(self, subject: str) -> int:
+        return self.limits.get(subject.partition(":")[0], self.limit)
 
     async def retry_after(self, *subjects: str) -> int:
         """Seconds until the most-blocked subject may try again; 0 when none is blocked."""
@@ -75,23 +81,26 @@ class FailureThrottle:
             key = self._key(subject)
             try:
                 count = await self.redis.get(key)
-                if count is not None and int(count) >= self.limit:
+                if count is not None and int(count) >= self._limit(subject):
                     worst = max(worst, await self.redis.ttl(key), 1)
             except Exception as exc:  # noqa: BLE001 - Redis down: this process's own count
                 _degraded(exc)
             local, ttl = self.local.peek(key)
-            if local >= self.limit:
+            if local >= self._limit(subject):
                 worst = max(worst, ttl)
         return worst
 
-    async def record_failure(self, *subjects: str) -> None:
+    async def record_failure(self, *subjects: str) -> list[int]:
+        """Count a failure for each subject; returns each one's count in its window."""
+        counts = []
         for subject in subjects:
             key = self._key(subject)
             try:
-                await self._count(keys=[key], args=[self.window])
+                counts.append(int(await self._count(keys=[key], args=[self.window])))
             except Exception as exc:  # noqa: BLE001 - counted here instead
                 _degraded(exc)
-                self.local.hit(key, self.window)
+                counts.append(self.local.hit(key, self.window)[0])
+        return counts
 
     async def reset(self, *subjects: str) -> None:
         for subject in subjects:

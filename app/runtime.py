@@ -56,7 +56,8 @@ class Runtime:
                                        settings.graph_api_version, self.http)
         self.templates = TemplateService(self.accounts, self.live)
         self.people = AccountsOfPeople(
-            login_throttle=FailureThrottle(self.redis, "inbox:login-failures", limit=5, window=60),
+            login_throttle=FailureThrottle(self.redis, "inbox:login-failures", limit=5, window=60,
+                                           limits={"ip": 30, "account": 1_000_000}),
             session_max_age=timedelta(hours=settings.session_max_age_hours),
             redis=self.redis,
         )

@@ -116,8 +116,33 @@ async def test_sign_in_throttled_after_five_failures(client_factory):
     blocked = await sign_in(client, "boss@example.com", "correct horse")
     assert blocked.status_code == 429 and "Try again" in blocked.text
     assert int(blocked.headers["retry-after"]) > 0
-    # other emails from the same IP are blocked too (per-IP throttle)
-    assert (await sign_in(client, "other@example.com", "whatever1")).status_code == 429
+    # This address is refused for this account only: another account from here is still checked.
+    assert (await sign_in(client, "other@example.com", "whatever1")).status_code == 401
+
+
+async def test_an_attacker_cannot_lock_the_owner_out_and_a_sprayer_is_stopped(client_factory):
+    from app.errors import TooManyRequests, Unauthorized
+
+    client = await client_factory(settings=ADMIN)
+    people = client.app.state.runtime.people
+    for _ in range(5):
+        with pytest.raises(Unauthorized):
+            await people.sign_in("boss@example.com", "guess", "203.0.113.9")
+    with pytest.raises(TooManyRequests):
+        await people.sign_in("boss@example.com", "correct horse", "203.0.113.9")
+    user, _ = await people.sign_in("boss@example.com", "correct horse", "198.51.100.7")  # the owner, elsewhere
+    assert user.email == "boss@example.com"
+    # A guesser spread over many addresses is slowed on that account (a right password is not).
+    started = time.monotonic()
+    with pytest.raises(Unauthorized):
+        await people.sign_in("boss@example.com", "guess", "192.0.2.77")
+    assert time.monotonic() - started >= 0.9
+    # One address trying many accounts is stopped after 30 failures.
+    for n in range(30):
+        with pytest.raises(Unauthorized):
+            await people.sign_in(f"user{n}@example.com", "guess", "203.0.113.50")
+    with pytest.raises(TooManyRequests):
+        await people.sign_in("someone.else@example.com", "guess", "203.0.113.50")
 
 
 async def test_sign_out_ends_the_session(client_factory):
@@ -329,3 +354,28 @@ async def test_pages_carry_strict_csp_and_vendored_htmx(client):
     assert "<script>" not in page.text and "cdn" not in page.text.lower()
     for asset in ("/static/js/htmx-2.0.11.min.js", "/static/js/htmx-ext-ws-2.0.4.min.js", "/static/css/app.css"):
         assert (await client.get(asset)).status_code == 200
+
+
+@pytest.mark.parametrize("trusted,blocked_after", [("", 5), ("127.0.0.1", None)])
+async def test_x_forwarded_for_counts_only_from_a_trusted_proxy(client_factory, settings, trusted, blocked_after):
+    """Rotating X-Forwarded-For must not reset the sign-in throttle unless the peer is a configured proxy."""
+    import httpx
+
+    from app.main import create_app
+    from tests.support.servers import serve_here
+
+    app_settings = settings.model_copy(update={**ADMIN, "trusted_proxies": trusted})
+    async with serve_here(create_app(app_settings), trusted_proxies=trusted) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            answers = []
+            for n in range(7):
+                page = await http.get("/login")
+                token = page.text.split('name="_csrf_token" value="', 1)[1].split('"', 1)[0]
+                answer = await http.post("/login", data={"email": "boss@example.com", "password": "nope nope",
+                                                         "_csrf_token": token},
+                                         headers={"X-Forwarded-For": f"198.51.100.{n}"})
+                answers.append(answer.status_code)
+    if blocked_after is None:  # behind a trusted proxy each forwarded address is its own client
+        assert answers == [401] * 7
+    else:
+        assert answers == [401] * blocked_after + [429] * (7 - blocked_after)

@@ -50,11 +50,19 @@ def serve(app, port: int | None = None) -> Iterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def serve_here(app, port: int | None = None) -> AsyncIterator[str]:
+async def serve_here(app, port: int | None = None, *, trusted_proxies: str | None = None) -> AsyncIterator[str]:
     """Serve ``app`` with uvicorn on this event loop (a task), so the test can also query Documents:
-    motor binds its client to the loop that first uses it. Yields the base URL."""
+    motor binds its client to the loop that first uses it. Yields the base URL.
+
+    ``trusted_proxies``: run it with the product's own server configuration (app.cli.server_config)."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio")
+    if trusted_proxies is not None:
+        from app.cli import server_config
+
+        config = server_config(app, "127.0.0.1", port, trusted_proxies)
+    else:
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                ws="websockets-sansio")
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # Ctrl-C stays pytest's
     task = asyncio.create_task(server.serve())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +22,8 @@ from app.security import hash_password, new_api_key, new_token, token_digest, ve
 log = get_logger(__name__)
 
 MIN_PASSWORD_LENGTH = 8
+FAILURES_BEFORE_SLOWING = 5
+MAX_SLOWDOWN_SECONDS = 8.0
 # last_used_at is for humans; writing it on every request would cost a write per API call.
 _LAST_USED_GRANULARITY = timedelta(minutes=1)
 
@@ -104,22 +107,31 @@ class AccountsOfPeople:
 
     # --- sign-in --------------------------------------------------------------------------
     async def sign_in(self, email: str, password: str, client_ip: str) -> tuple[User, str]:
-        """Check the password (throttled per email and per IP); returns the user and a session token."""
+        """Check the password; returns the user and a session token.
+
+        Throttled so that guessing is slow but nobody can lock someone else out: an address is
+        refused for a minute after 5 failures on one account (the account's owner, elsewhere, still
+        signs in) or 30 failures in all (one address trying many accounts). Failures on one account
+        from everywhere are counted too, and each failed attempt past the 5th answers a little later
+        (up to 8 s): a guesser spread over many addresses is slowed; a right password never waits.
+        """
         email = normalise_email(email)
-        subjects = (f"email:{email}", f"ip:{client_ip}")
+        pair, address, account = f"pair:{email}|{client_ip}", f"ip:{client_ip}", f"account:{email}"
         if self.login_throttle:
-            wait = await self.login_throttle.retry_after(*subjects)
+            wait = await self.login_throttle.retry_after(pair, address)
             if wait:
-                raise TooManyRequests("Too many failed sign-ins. Try again in a minute.",
+                raise TooManyRequests("Too many failed sign-ins from here. Try again in a minute.",
                                       details={"retry_after": wait}, headers={"Retry-After": str(wait)})
         user = await User.find_one(User.email == email)
         if not verify_password(user.password_hash if user else None, password) or not user or not user.active:
-            if self.login_throttle:
-                await self.login_throttle.record_failure(*subjects)
             log.info("sign-in failed", email_domain=email.rpartition("@")[2], ip=client_ip)
+            if self.login_throttle:
+                *_, on_account = await self.login_throttle.record_failure(pair, address, account)
+                if on_account > FAILURES_BEFORE_SLOWING:
+                    await asyncio.sleep(min(2.0 ** (on_account - FAILURES_BEFORE_SLOWING - 1), MAX_SLOWDOWN_SECONDS))
             raise Unauthorized("Wrong email or password.", error_code="INVALID_CREDENTIALS")
         if self.login_throttle:
-            await self.login_throttle.reset(f"email:{email}")
+            await self.login_throttle.reset(pair)
         return user, await self.open_session(user)
 
     async def open_session(self, user: User) -> str:
