@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     api_rate_limit_per_minute: int = Field(default=600, ge=1)
     """Requests per minute each API key may make to /api (shared by every web process, through Redis)."""
 
+    metrics_token: SecretStr | None = None
+    """Bearer token a scrape of the web process's /metrics must send. Unset: only local peers
+    (127.0.0.1, ::1) may scrape it (a worker's metrics are on INBOX_WORKER_METRICS_PORT)."""
+
     trusted_proxies: str = ""
     """Comma-separated addresses or networks of the reverse proxies in front of us (e.g. 10.0.0.0/8).
     Only their X-Forwarded-For / X-Forwarded-Proto are believed; empty: nobody's (the peer's address

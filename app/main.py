@@ -8,15 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Request, Router
+from litestar import Litestar, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.datastructures import State
+from litestar.datastructures import CacheControlHeader, State
 from litestar.di import Provide
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
-from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app.auth import auth_middleware, provide_principal
 from app.config import ROOT, Settings
@@ -57,41 +56,8 @@ from app.runtime import Runtime
 
 log = get_logger(__name__)
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "media-src 'self' blob:; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; "
-    "base-uri 'self'; form-action 'self'"
-)
 # Endpoints that are not called by our own pages: Bearer keys, Meta's signatures, the simulator.
 CSRF_EXEMPT = ["^/api/", "^/webhooks/", "^/sandbox/", "^/health/", "^/metrics"]
-
-
-def security_headers(app: ASGIApp) -> ASGIApp:
-    """A strict CSP (no inline script) and the usual hardening headers on every HTTP answer."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                names = {k.lower() for k, _ in headers}
-                for key, value in (
-                    (b"content-security-policy", CSP.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"same-origin"),
-                    (b"x-frame-options", b"DENY"),
-                ):
-                    if key not in names:
-                        headers.append((key, value))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await app(scope, receive, send_with_headers)
-
-    return middleware
 
 
 async def _watch_embedded_database(server: Any, every: float = 1.0) -> None:
@@ -195,7 +161,8 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             AnalyticsApi,
             NumbersController, TemplatesController, TeamController, ApiKeysController, InvitationController,
             CannedPages, LabelPages, AttributePages,
-            create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False),
+            create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False,
+                                       cache_control=CacheControlHeader(no_cache=True)),  # cached, revalidated
         ],
         dependencies={
             "runtime": Provide(lambda: runtime, sync_to_thread=False),
@@ -203,7 +170,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
         },
         # Rate limit before auth (no DB work for refused requests); idempotency after (needs the workspace).
         # (Meta's webhook POSTs never reach this stack: InboxApp answers them before the router.)
-        middleware=[security_headers, rate_limit_middleware, auth_middleware, idempotency_middleware],
+        middleware=[rate_limit_middleware, auth_middleware, idempotency_middleware],
         before_send=[add_rate_limit_headers],
         csrf_config=CSRFConfig(
             secret=settings.secret_key.get_secret_value(), cookie_secure=settings.secure_cookies,

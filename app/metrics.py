@@ -8,10 +8,13 @@ reports the whole installation's outbox.
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
-from litestar import Response, get
+from litestar import Request, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+
+from app.errors import error_body
 
 OUTBOX_QUEUED = Counter("inbox_outbox_queued_total", "Messages accepted into the outbox.", ["type", "priority"])
 SENDS = Counter("inbox_sends_total", "Send attempts by message type and result (accepted, failed, retry).",
@@ -44,9 +47,25 @@ async def refresh_queue_depth(outbox_queue: Any) -> None:
         QUEUE_DEPTH.labels(lane=lane).set(value)
 
 
+LOCAL_PEERS = ("127.0.0.1", "::1")
+
+
+def may_scrape(token: str | None, authorization: str | None, peer: str | None) -> bool:
+    """With INBOX_METRICS_TOKEN: that bearer token; without: only a scraper on this host."""
+    if token:
+        scheme, _, given = (authorization or "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    return peer in LOCAL_PEERS
+
+
 @get("/metrics", include_in_schema=False)
-async def metrics_endpoint(runtime: Any) -> Response[bytes]:
-    """Prometheus text format; unauthenticated like every scrape target (keep it off the public proxy)."""
+async def metrics_endpoint(request: Request, runtime: Any) -> Response[bytes]:
+    """Prometheus text format, for the scraper only (see ``may_scrape``)."""
+    token = runtime.settings.metrics_token.get_secret_value() if runtime.settings.metrics_token else None
+    if not may_scrape(token, request.headers.get("authorization"), request.client.host if request.client else None):
+        # A scraper is no browser: a plain 401, not the sign-in redirect pages get.
+        return Response(error_body("Metrics need the bearer token set in INBOX_METRICS_TOKEN.", "METRICS_TOKEN"),
+                        status_code=401, headers={"WWW-Authenticate": "Bearer"})
     try:
         await refresh_queue_depth(runtime.outbox.queue)
     except Exception:  # noqa: BLE001 - a scrape must answer even when Redis is down

@@ -21,6 +21,7 @@ from tests.integration.outbound_env import (  # noqa: F401
     statuses,
     wait_for,
 )
+from tests.support.servers import scrape_metrics
 
 
 async def send_many(env, account, n: int, conversations: int, prefix: str = "m") -> tuple[list[str], dict]:
@@ -81,7 +82,7 @@ async def test_130429_storm_backs_off_and_nothing_fails(outbound):
     ids, order = await send_many(env, account, 40, 8)
     await wait_for(lambda: all_settled(ids), timeout=90)
     assert (await statuses(ids)).get("failed", 0) == 0
-    metrics = (await env.client.get("/metrics")).text
+    metrics = (await scrape_metrics(env.client.app)).text
     assert 'inbox_send_retries_total{reason="130429"}' in metrics
     assert_order(await env.sent(account), order)
 

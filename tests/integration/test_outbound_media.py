@@ -10,6 +10,7 @@ from app.domains.conversations.models import Conversation
 from app.domains.outbox.media import OutboundMedia
 from app.domains.messages.models import Message, MessageStatus
 from tests.integration.outbound_env import outbound, sandbox_server, wait_for  # noqa: F401
+from tests.support.servers import scrape_metrics
 
 
 def image_bytes(fmt: str, size=(64, 48), mode="RGB") -> bytes:
@@ -138,7 +139,7 @@ async def test_mark_as_read_once_for_newest_unread_inbound(outbound):
     assert results[0].args[1] == wamids[-1]
     await pool.aclose()
     await redis.aclose()
-    metrics = await env.client.get("/metrics")
+    metrics = await scrape_metrics(env.client.app)
     assert metrics.status_code == 200
     assert 'inbox_graph_request_seconds_count{endpoint="mark_read"}' in metrics.text
     assert "inbox_outbox_depth" in metrics.text

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import uvicorn
 
 
@@ -78,3 +79,10 @@ async def serve_here(app, port: int | None = None, *, trusted_proxies: str | Non
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 30)
+
+
+async def scrape_metrics(app) -> httpx.Response:
+    """GET /metrics as a scraper on this host would (the test client's peer is not local)."""
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 9090))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as scraper:
+        return await scraper.get("/metrics")

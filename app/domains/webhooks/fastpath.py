@@ -19,6 +19,7 @@ from litestar.types import Receive, Scope, Send
 from app.db import DATABASE_DOWN, database_unavailable
 from app.domains.webhooks.services import MAX_BODY_BYTES, WebhookReceiver, body_too_large
 from app.errors import AppError, ClientError, NotFound, PayloadTooLarge
+from app.http_headers import with_security_headers
 from app.logging import get_logger
 
 log = get_logger(__name__)
@@ -105,7 +106,10 @@ class InboxApp(Litestar):
     """Litestar, with Meta's webhook POSTs answered before the router (see the module docstring)."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith(PREFIX):
-            await answer_webhook(self.state.runtime.webhooks, scope, receive, send)
-            return
+        if scope["type"] == "http":
+            # Every answer, the fast path's and a 404 included (app/http_headers.py).
+            send = with_security_headers(send, https=self.state.runtime.settings.public_url.startswith("https://"))
+            if scope["method"] == "POST" and scope["path"].startswith(PREFIX):
+                await answer_webhook(self.state.runtime.webhooks, scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
