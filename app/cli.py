@@ -177,7 +177,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     settings = get_settings()
     port = args.port or settings.port
     print(f"Cloud API sandbox on http://{args.host}:{port}/sandbox/graph/{settings.graph_api_version}/", flush=True)
-    _serve(create_sandbox_app(), args.host, port)
+    from app.sandbox.state import SandboxState
+
+    _serve(create_sandbox_app(SandboxState(control_from=settings.sandbox_control_from)), args.host, port)
     return 0
 
 

@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     """Bearer token a scrape of the web process's /metrics must send. Unset: only local peers
     (127.0.0.1, ::1) may scrape it (a worker's metrics are on INBOX_WORKER_METRICS_PORT)."""
 
+    sandbox_control_from: str = "127.0.0.1,::1"
+    """Peers that may use the sandbox's /sandbox/control routes (demo and `inbox sandbox`): they make
+    customers write and inject faults. Comma-separated addresses; "*" for anyone."""
+
     trusted_proxies: str = ""
     """Comma-separated addresses or networks of the reverse proxies in front of us (e.g. 10.0.0.0/8).
     Only their X-Forwarded-For / X-Forwarded-Proto are believed; empty: nobody's (the peer's address

@@ -142,7 +142,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
     if sandbox or demo:
         from app.sandbox import SandboxPlugin, SandboxState
 
-        sandbox_state = SandboxState()
+        sandbox_state = SandboxState(control_from=settings.sandbox_control_from)
         plugins.append(SandboxPlugin(sandbox_state))
 
     app = InboxApp(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from litestar import Request, Response, delete, get, post
 from litestar.params import FromPath
 
-from app.sandbox.errors import invalid_param
+from app.sandbox.errors import GraphError, invalid_param
 from app.sandbox.http import json_body, json_response
 
 if TYPE_CHECKING:
@@ -60,8 +60,19 @@ _NUMBER_SPEC: dict[str, tuple[Any, bool]] = {
 }
 
 
+def control_guard(state: SandboxState) -> Any:
+    """Refuse /sandbox/control to peers not in ``state.control_from`` (Meta-shaped 403, code 10)."""
+    def guard(connection: Any, _: Any) -> None:
+        allowed = {p.strip() for p in state.control_from.split(",") if p.strip()}
+        peer = connection.client.host if connection.client else None
+        if "*" not in allowed and peer not in allowed:
+            raise GraphError(10, f"The sandbox's control routes answer {', '.join(sorted(allowed))} only "
+                                 "(INBOX_SANDBOX_CONTROL_FROM).", http_status=403)
+    return guard
+
+
 def control_handlers(state: SandboxState) -> list[Any]:
-    """The control route handlers, bound to ``state``."""
+    """The control route handlers, bound to ``state`` (guarded by ``control_guard``)."""
 
     @post("/control/numbers", status_code=201)
     async def register_number(request: Req) -> Response[bytes]:

@@ -59,11 +59,11 @@ class Number:
         return digits_only(self.display_phone_number)
 
     def view(self) -> dict[str, Any]:
-        """The registration as the control API echoes it (secrets included: it is a sandbox)."""
+        """The registration as the control API echoes it; secrets as their last 4 characters only."""
         return {
             "phone_number_id": self.phone_number_id, "waba_id": self.waba_id,
-            "display_phone_number": self.display_phone_number, "access_token": self.access_token,
-            "app_secret": self.app_secret, "webhook_url": self.webhook_url, "mps": self.mps,
+            "display_phone_number": self.display_phone_number, "access_token_last4": self.access_token[-4:],
+            "app_secret_last4": self.app_secret[-4:], "webhook_url": self.webhook_url, "mps": self.mps,
             "delivered_after_ms": self.delivered_after_ms, "read_after_ms": self.read_after_ms,
             "verified_name": self.verified_name, "quality_rating": self.quality_rating,
             "messaging_limit_tier": self.messaging_limit_tier, "recipient_burst": self.recipient_burst,

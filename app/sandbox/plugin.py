@@ -14,7 +14,7 @@ from litestar import Litestar, Router
 from litestar.config.app import AppConfig
 from litestar.plugins import InitPlugin
 
-from app.sandbox.control import control_handlers
+from app.sandbox.control import control_guard, control_handlers
 from app.sandbox.graph import graph_handlers
 from app.sandbox.http import exception_to_response
 from app.sandbox.state import SandboxState
@@ -26,7 +26,8 @@ def sandbox_router(state: SandboxState) -> Router:
     """``/sandbox/graph/...``, ``/sandbox/lookaside/...`` and ``/sandbox/control/...`` for ``state``."""
     return Router(
         SANDBOX_PATH,
-        route_handlers=[*graph_handlers(state), *control_handlers(state)],
+        route_handlers=[*graph_handlers(state),
+                        Router("/", route_handlers=control_handlers(state), guards=[control_guard(state)])],
         exception_handlers={Exception: exception_to_response},
         include_in_schema=False,
     )

@@ -49,7 +49,11 @@ class SandboxState:
         webhook_batch_size: int = 100,
         template_review_ms: int | None = None,
         fault_hold_s: float = 300.0,
+        control_from: str = "127.0.0.1,::1",
     ) -> None:
+        # Who may use /sandbox/control (comma-separated peer addresses, "*" for anyone): it can make
+        # customers write, inject faults and register numbers, so by default only this host.
+        self.control_from = control_from
         self.numbers: dict[str, Number] = {}
         self._token_wabas: dict[str, set[str]] = {}
         self.media = MediaStore()
