@@ -128,6 +128,9 @@ class Runtime:
         if self.arq is not None:
             await self.arq.aclose()
         await self.redis.aclose()
+        sender = getattr(self, "_outbox_sender", None)  # the worker's per-number send connections
+        if sender is not None:
+            await sender.aclose()
         await self.http.aclose()
         await self.webhook_http.aclose()
         self.db.close()

@@ -1,10 +1,11 @@
 """GraphClient: the async client for Meta's WhatsApp Cloud API (messages, media, templates, numbers).
 
 All HTTP goes through :meth:`GraphClient._request`, which adds the bearer token, applies the
-timeout, and turns every failure into a :class:`~app.whatsapp.errors.GraphError`. httpx
-exceptions are never re-raised as they are: their request objects carry our headers, so they
-become GraphTimeout / GraphConnectionError with the chain cut. The token never appears in a
-repr, a log line or an error.
+timeout, and turns every failure into a :class:`~app.whatsapp.errors.GraphError`. The HTTP client
+is an ``httpx.AsyncClient`` or, on the send path, an
+:class:`~app.whatsapp.aiohttp_client.AiohttpClient`; their exceptions are never re-raised as
+they are (httpx's request objects carry our headers): they become GraphTimeout /
+GraphConnectionError with the chain cut. The token never appears in a repr, a log line or an error.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
 
 from app.whatsapp import payloads
+from app.whatsapp.aiohttp_client import AiohttpClient
 from app.whatsapp.errors import (
     GraphConnectionError,
     GraphError,
@@ -84,7 +87,8 @@ class MediaInfo:
 
 
 class GraphClient:
-    """Async client for one access token. Share ``http`` to pool connections across clients."""
+    """Async client for one access token. Share ``http`` to pool connections across clients
+    (an :class:`AiohttpClient` carries JSON calls and uploads, not :meth:`download_media`)."""
 
     def __init__(
         self,
@@ -92,7 +96,7 @@ class GraphClient:
         *,
         base_url: str = "https://graph.facebook.com",
         api_version: str = "v23.0",
-        http: httpx.AsyncClient | None = None,
+        http: httpx.AsyncClient | AiohttpClient | None = None,
         timeout: float = 15.0,
     ) -> None:
         if not access_token:
@@ -103,7 +107,7 @@ class GraphClient:
         self.api_version = api_version.strip("/")
         self.timeout = timeout
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient()
+        self._http: Any = http if http is not None else httpx.AsyncClient()
 
     def __repr__(self) -> str:
         return f"GraphClient(base_url={self.base_url!r}, api_version={self.api_version!r})"
@@ -152,7 +156,7 @@ class GraphClient:
                 method, url, json=json, params=params, data=data, files=files,
                 headers=self._auth(), timeout=self.timeout,
             )
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, aiohttp.ClientError, TimeoutError) as exc:
             failure = _transport_error(exc, where, self.timeout)
         else:
             failure = None
@@ -398,8 +402,9 @@ def _required(answer: Mapping[str, Any], key: str, what: str) -> Any:
     return answer[key]
 
 
-def _transport_error(exc: httpx.HTTPError, what: str, timeout: float) -> GraphError:
-    """Our error for an httpx failure: only the exception's class name is kept, never its request."""
-    if isinstance(exc, httpx.TimeoutException):
+def _transport_error(exc: Exception, what: str, timeout: float) -> GraphError:
+    """Our error for an httpx or aiohttp failure: only the exception's class name is kept, never its
+    request. Timeouts (httpx's, aiohttp's ServerTimeoutError and total timeout) are GraphTimeout."""
+    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
         return GraphTimeout(f"{what} timed out after {timeout:g}s ({type(exc).__name__})")
     return GraphConnectionError(f"{what} failed: {type(exc).__name__}")

@@ -1,4 +1,5 @@
-"""GraphClient over httpx.MockTransport: the exact request of every call, errors, paging, media."""
+"""GraphClient over httpx.MockTransport: the exact request of every call, errors, paging, media
+(and how the send path's aiohttp failures are mapped; its requests: tests/integration/test_send_http.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pickle
 import traceback
 from collections.abc import Callable
 
+import aiohttp
 import httpx
 import pytest
 
@@ -296,6 +298,37 @@ async def test_transport_failures_become_our_errors_without_the_token(exc_type, 
     rendered = "".join(traceback.format_exception(error)) + repr(error) + str(error.to_dict())
     assert TOKEN not in rendered
     assert TOKEN.encode() not in pickle.dumps(error)
+
+
+class _FailingHTTP:
+    """Stands in for the send path's AiohttpClient: every request fails with aiohttp's exception."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def request(self, method, url, **kwargs):
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "ours"),
+    [
+        (aiohttp.ConnectionTimeoutError("connecting timed out"), GraphTimeout),
+        (aiohttp.SocketTimeoutError("no answer in time"), GraphTimeout),
+        (TimeoutError(), GraphTimeout),  # aiohttp's total timeout (waiting for a free connection too)
+        (aiohttp.ClientOSError(104, "Connection reset by peer"), GraphConnectionError),
+        (aiohttp.ServerDisconnectedError(), GraphConnectionError),
+        (aiohttp.ClientPayloadError("the answer is larger than expected"), GraphConnectionError),
+    ],
+)
+async def test_aiohttp_failures_become_our_retryable_errors(error, ours):
+    error.args = (*error.args, f"Bearer {TOKEN}")  # as if the exception held our headers
+    client = GraphClient(TOKEN, http=_FailingHTTP(error))
+    with pytest.raises(ours) as caught:
+        await client.send_text(PNID, TO, "x")
+    assert caught.value.retryable
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    assert TOKEN not in "".join(traceback.format_exception(caught.value)) + repr(caught.value)
 
 
 async def test_download_transport_failure_is_ours_too():

@@ -16,9 +16,9 @@ from app.domains.accounts.models import SendError, WhatsAppAccount
 from app.domains.outbox.pacing import SendWindow
 from app.logging import get_logger
 from app.metrics import CIRCUIT_OPENED
+from app.whatsapp.aiohttp_client import AiohttpClient
 from app.whatsapp.client import GraphClient
 from app.whatsapp.errors import GraphError
-from app.whatsapp.lean_http import LeanHTTP
 
 if TYPE_CHECKING:
     from app.domains.outbox.sender import OutboxSender
@@ -94,7 +94,7 @@ class NumberState:
         self.breaker = CircuitBreaker(sender.settings.circuit_failures, sender.settings.circuit_open_seconds)
         self.window = SendWindow(1)          # Meta's 1-s window as this process sees it
         self.account: WhatsAppAccount
-        self.http: LeanHTTP
+        self.http: AiohttpClient
         self.graph: GraphClient
 
     def load(self, account: WhatsAppAccount) -> None:

@@ -1,7 +1,8 @@
 """The worker side of the outbox: the per-process sender that runs each number's drain job.
 
 :class:`OutboxSender` lives once per worker process (``OutboxSender.of(runtime)``): it holds the
-shared limiter, one small HTTP pool per number and the retry policy, and runs drain jobs
+shared limiter, one small HTTP pool per number (an aiohttp session, closed by
+:meth:`OutboxSender.aclose` when the runtime stops) and the retry policy, and runs drain jobs
 (drainer.py: the loop that sends a number's queue in order at its rate; acceptance.py: bulk
 recording of what WhatsApp accepted; failures.py: refusals, the circuit breaker, the
 number's token) and read receipts.
@@ -21,9 +22,9 @@ from app.domains.outbox.lanes import OutboxQueue
 from app.logging import get_logger
 from app.metrics import GRAPH_LATENCY
 from app.domains.outbox.pacing import SendLimiter, SendWindow
+from app.whatsapp.aiohttp_client import AiohttpClient
 from app.whatsapp.client import GraphClient
 from app.whatsapp.errors import MAX_BACKOFF_SECONDS, GraphError
-from app.whatsapp.lean_http import LeanHTTP
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -39,7 +40,7 @@ class OutboxSender:
         self.runtime = runtime
         self.settings = settings
         self.queue = OutboxQueue(runtime.redis)
-        self._http: dict[str, LeanHTTP] = {}
+        self._http: dict[str, AiohttpClient] = {}
         self._windows: dict[str, SendWindow] = {}
         self.limiter = SendLimiter(runtime.redis, recipient_burst=settings.recipient_burst,
                                    recipient_interval=settings.recipient_interval_seconds)
@@ -58,20 +59,26 @@ class OutboxSender:
                            api_version=accounts.graph_api_version, http=http or self.runtime.http,
                            timeout=self.settings.send_timeout_seconds)
 
-    def http_for(self, account: WhatsAppAccount) -> LeanHTTP:
-        """The number's own keep-alive connections, kept for the process's life.
+    def http_for(self, account: WhatsAppAccount) -> AiohttpClient:
+        """The number's own keep-alive connections, kept for the process's life (closed by :meth:`aclose`).
 
-        Sends go through LeanHTTP (httpx cost ~1.4 ms of CPU per send here, most of a worker's
-        time; see app/whatsapp/lean_http.py); media uploads fall back to the shared httpx client.
+        Sends, media uploads and read receipts go through aiohttp (httpx costs 0.8-2.3 ms of CPU
+        per request, more than the rest of a send; see app/whatsapp/aiohttp_client.py).
         One pool per number, so a number with a backlog never takes another's connections:
         enough for its mps at ~300 ms of Meta latency, at least 4.
         """
         client = self._http.get(str(account.id))
         if client is None:
             size = max(4, min(256, math.ceil(account.mps * 0.3)))
-            client = LeanHTTP(self.runtime.http, size=size, timeout=self.settings.send_timeout_seconds)
+            client = AiohttpClient(size=size, timeout=self.settings.send_timeout_seconds)
             self._http[str(account.id)] = client
         return client
+
+    async def aclose(self) -> None:
+        """Close every number's connections (the runtime's stop)."""
+        clients, self._http = list(self._http.values()), {}
+        for client in clients:
+            await client.aclose()
 
     def window_for(self, account: WhatsAppAccount) -> SendWindow:
         """The number's recent sends from this process, kept across drain jobs: the next slice's
@@ -96,7 +103,7 @@ class OutboxSender:
             return False
         started = time.perf_counter()
         try:
-            return await self.graph(account).mark_read(account.phone_number_id, wamid)
+            return await self.graph(account, self.http_for(account)).mark_read(account.phone_number_id, wamid)
         except GraphError as error:
             log.info("read receipt not sent", account_id=account_id, code=error.code)
             if error.retryable:
