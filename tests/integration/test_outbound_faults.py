@@ -8,6 +8,7 @@ import threading
 from collections import defaultdict
 
 import pytest
+from beanie import PydanticObjectId
 
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.outbox import drainer, lanes as outbox_queue
@@ -102,6 +103,24 @@ async def test_circuit_breaker_holds_sends_then_closes_after_a_probe(outbound):
     await env.clear_faults()
     await wait_for(lambda: all_settled(ids), timeout=60)
     assert (await WhatsAppAccount.get(account.id)).health.circuit_open_until is None
+
+
+async def test_sends_held_by_an_open_circuit_fail_after_the_retry_window(outbound):
+    """Meta failing for good: the held messages do not stay queued for ever; each ends failed, with a
+    sentence an agent understands, once it has waited longer than the retry window."""
+    env = await outbound(circuit_failures=3, circuit_open_seconds=30, send_retry_window_seconds=3)
+    account = await env.add_number()
+    await env.faults(phone_number_id=account.phone_number_id, error_rate=1.0, http_status=503)
+    ids, _ = await send_many(env, account, 12, 6)
+    await wait_for(lambda: all_settled(ids, "failed"), timeout=60)
+    failed = await Message.find({"_id": {"$in": [PydanticObjectId(i) for i in ids]}}).to_list()
+    assert all(m.error and "WhatsApp kept failing" in m.error.agent_message for m in failed), [
+        m.error.agent_message if m.error else None for m in failed]
+    # WhatsApp works again: an admin sends them all again in one call, in their order.
+    await env.clear_faults()
+    answer = await env.client.post(f"/api/v1/accounts/{account.id}/retry-failed", headers=env.headers)
+    assert answer.status_code == 202 and answer.json() == {"retried": len(ids), "skipped": {}, "more": False}
+    await wait_for(lambda: all_settled(ids), timeout=60)
 
 
 async def test_revoked_token_holds_sends_until_the_token_is_replaced(outbound):

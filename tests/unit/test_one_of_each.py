@@ -120,8 +120,7 @@ def test_one_retry_formula():
     """Exponential growth and jitter live in app/retry.py only. app/whatsapp/errors.py is the standalone
     WhatsApp library (it may import nothing of ours): Meta's suggested delay, fed to backoff(suggested=)."""
     growth = r"\*\* \(?(attempt|tries|min\(|max\()|\b2 \*\* |random\.uniform\("
-    allowed = {"app/retry.py", "app/whatsapp/errors.py",
-               "app/domains/outbox/sender.py"}  # TODO: gone once OutboxSender.backoff calls app.retry.backoff
+    allowed = {"app/retry.py", "app/whatsapp/errors.py"}
     assert _files_matching(growth) <= allowed
 
 

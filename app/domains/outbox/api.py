@@ -8,19 +8,21 @@ An ``Idempotency-Key`` header makes a repeated POST return the first message ins
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.params import Body
 
-from app.auth import requires_login
+from app.auth import requires_admin, requires_login
 from app.domains.messages.api_shapes import (
     SEND_BODY,
     SentMessage,
     UploadedMedia,
     documented,
 )
+from app.db import as_utc, utcnow
 from app.domains.outbox.media import MAX_UPLOAD_BYTES, OutboundMedia
 from app.domains.messages.models import Message
 from app.domains.outbox.service import Draft
@@ -150,6 +152,15 @@ class SendApi(Controller):
           responses=documented(202, SentMessage, "The message, queued again"))
     async def retry_message(self, runtime: Runtime, principal: Principal, message_id: str) -> dict[str, Any]:
         return message_view(await runtime.outbox.retry(principal.workspace_id, message_id))
+
+    @post("/accounts/{account_id:str}/retry-failed", status_code=202, guards=[requires_admin],
+          summary="Send again the number's messages that failed since a time (default: the last 24 h)")
+    async def retry_failed(self, runtime: Runtime, principal: Principal, account_id: str,
+                           since: datetime | None = None) -> dict[str, Any]:
+        """For after WhatsApp was down for a number: ``{"retried", "skipped": {error_code: n}, "more"}``;
+        call again while ``more`` is true. Admins only."""
+        since = as_utc(since) if since is not None else utcnow() - timedelta(hours=24)
+        return await runtime.outbox.retry_failed(principal.workspace_id, account_id, since)
 
     @post("/media", status_code=201, summary="Upload a file to send (multipart: file, type?)",
           request_max_body_size=MAX_UPLOAD_BYTES + 1024 * 1024,

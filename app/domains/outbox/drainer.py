@@ -155,6 +155,7 @@ class Drainer:
         deadline = time.monotonic() + DRAIN_SLICE_SECONDS
         next_reload = time.monotonic() + ACCOUNT_RELOAD_SECONDS
         next_flush = 0.0
+        next_expiry = 0.0
         while True:
             now = time.monotonic()
             self.woken = False  # from here on, a wake-up means there is something new to look at
@@ -171,6 +172,9 @@ class Drainer:
                 next_flush = now + FLUSH_SECONDS
             await self._refill(now)
             self._release_timers(now)
+            if now >= next_expiry and self.number.breaker.holds(now, bool(self.inflight)):
+                await self._expire_held()
+                next_expiry = now + 1.0
             scheduled = await self._schedule(now)
             if not self.in_memory and not self.inflight and self.lanes_empty:
                 await self._flush()
@@ -376,6 +380,23 @@ class Drainer:
             conv.busy = False
             self._maybe_ready(conv_id, conv, time.monotonic())
             self._wake()
+
+    async def _expire_held(self) -> None:
+        """The circuit is open (WhatsApp keeps failing for this number): a message that has waited
+        longer than the retry window since it was queued fails, with a sentence an agent understands,
+        instead of staying queued for ever; an admin can retry it (in bulk) once the number works."""
+        window = self.s.settings.send_retry_window_seconds
+        cutoff = time.time() - window
+        error = GraphError("circuit open", code=None, retryable=True)
+        sentence = (f"WhatsApp kept failing for this number; not sent after waiting {int(window)} s. "
+                    "Retry it once the number works again.")
+        for conv in self.convs.values():
+            while conv.items and not conv.busy and conv.items[0].message.queued_at < cutoff:
+                item = conv.items.popleft()
+                self.in_memory -= 1
+                await self.failures.record_failed(item, error, gave_up=True, sentence=sentence)
+                self.batch.finished.append(item.entry)
+                self.known.discard(item.entry.message_id)
 
     async def _on_error(self, conv_id: str, conv: Conv, item: Item, error: GraphError) -> None:
         """Apply what the refusal means (failures.Failures.decide) to this drainer's conversation."""

@@ -95,10 +95,11 @@ class Failures:
         SENDS.labels(type=item.message.type, result="retry").inc()
         return Retry(delay)
 
-    async def record_failed(self, item: Item, error: GraphError, *, gave_up: bool) -> None:
+    async def record_failed(self, item: Item, error: GraphError, *, gave_up: bool, sentence: str | None = None) -> None:
         """Store the message as failed, with Meta's code and the sentence agents see, and say so live."""
-        sentence = error.agent_message
-        if gave_up:
+        if sentence is None:
+            sentence = error.agent_message
+        if gave_up and sentence == error.agent_message:
             sentence = f"WhatsApp kept failing ({error.title or error.code}); gave up after {item.attempts} attempts."
         message_error = MessageError(code=error.code, title=error.title or type(error).__name__,
                                      detail=error.details or "", agent_message=sentence)

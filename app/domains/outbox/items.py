@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 from bson import ObjectId
@@ -25,17 +26,23 @@ class Outgoing:
     recipient: str | None
     reply_to_wamid: str | None
     stored_file_id: ObjectId | None
+    queued_at: float
+    """When it was queued (or queued again by a retry), epoch seconds: a message held while the
+    number's circuit is open fails once it has waited longer than the retry window."""
 
     @classmethod
     def from_raw(cls, raw: dict[str, Any]) -> Outgoing:
         """From a document read with OUTGOING_FIELDS."""
         media = raw.get("media") or {}
+        queued = (raw.get("status_at") or {}).get("queued") or raw["_id"].generation_time
+        if queued.tzinfo is None:
+            queued = queued.replace(tzinfo=UTC)
         return cls(raw["_id"], raw["workspace_id"], raw["conversation_id"], raw["type"], raw.get("content"),
-                   raw.get("recipient"), raw.get("reply_to_wamid"), media.get("stored_file_id"))
+                   raw.get("recipient"), raw.get("reply_to_wamid"), media.get("stored_file_id"), queued.timestamp())
 
 
 OUTGOING_FIELDS = {"workspace_id": 1, "conversation_id": 1, "type": 1, "content": 1, "recipient": 1,
-                   "reply_to_wamid": 1, "media.stored_file_id": 1}
+                   "reply_to_wamid": 1, "media.stored_file_id": 1, "status_at.queued": 1}
 """The fields of a queued Message a send reads (Outgoing.from_raw)."""
 
 

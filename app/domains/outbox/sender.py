@@ -11,7 +11,6 @@ number's token) and read receipts.
 from __future__ import annotations
 
 import math
-import random
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ from beanie import PydanticObjectId
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.outbox.lanes import OutboxQueue
 from app.logging import get_logger
+from app.retry import backoff as retry_delay  # the method is also called backoff
 from app.metrics import GRAPH_LATENCY
 from app.domains.outbox.pacing import SendLimiter, SendWindow
 from app.whatsapp.aiohttp_client import AiohttpClient
@@ -89,13 +89,9 @@ class OutboxSender:
         return window
 
     def backoff(self, error: GraphError, attempt: int) -> float:
-        """Meta's suggested delay for this attempt, scaled, with jitter (half to all of it)."""
-        base = error.backoff(attempt)
-        if base is None:
-            base = 2.0 * 2 ** min(max(attempt - 1, 0), 20)
-        base = min(base, MAX_BACKOFF_SECONDS)
-        base *= self.settings.send_backoff_scale
-        return base * random.uniform(0.5, 1.0)
+        """Meta's suggested delay for this attempt (else 2 s doubling), capped, scaled, with jitter (half to all of it)."""
+        return retry_delay(attempt, base=2.0, cap=MAX_BACKOFF_SECONDS, suggested=error.backoff(attempt),
+                           scale=self.settings.send_backoff_scale, jitter=(0.5, 1.0))
 
     async def send_read_receipt(self, account_id: str, wamid: str) -> bool:
         account = await WhatsAppAccount.get(PydanticObjectId(account_id))

@@ -13,16 +13,19 @@ The worker side (``sender.py``) drains each number's lanes at its rate.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from arq.connections import ArqRedis
 from beanie import PydanticObjectId
+from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 from redis.exceptions import RedisError
 
-from app.db import parse_object_id, utcnow
+from app.db import as_utc, parse_object_id, utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.accounts.services import AccountService
 from app.domains.contacts.models import Contact
@@ -34,7 +37,7 @@ from app.domains.messages.models import MediaRef, Message, MessageStatus, Reacti
 from app.domains.messages.preview import preview_text
 from app.domains.outbox.lanes import OutboxQueue
 from app.domains.templates.models import MessageTemplate
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import AppError, Conflict, NotFound, ValidationFailed
 from app.logging import get_logger
 from app.metrics import OUTBOX_QUEUED
 from app.queue import enqueue_drain, enqueue_mark_read
@@ -44,6 +47,8 @@ from app.whatsapp.media import MediaKind
 from app.whatsapp.validation import PayloadError
 
 log = get_logger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -201,6 +206,33 @@ class OutboxService:
             await self.live.publish(workspace_id, "message.updated", message_id=str(fresh.id),
                                     conversation_id=str(fresh.conversation_id), status=fresh.status.value)
         return fresh
+
+    async def retry_failed(self, workspace_id: PydanticObjectId, account_id: str, since: datetime,
+                           limit: int = 500) -> dict[str, Any]:
+        """Retry, oldest first, the number's outbound messages that failed since ``since`` (e.g. after
+        the circuit was open while WhatsApp was down). Each goes through ``retry`` and its rules;
+        the ones it refuses are counted by error code, not retried."""
+        account = await WhatsAppAccount.get_scoped(workspace_id, account_id)
+        self._check_account(account)
+        # An admin retrying says the number works again: the next drainer starts with a closed
+        # circuit (if WhatsApp still fails, a few failures open it again).
+        await WhatsAppAccount.get_motor_collection().update_one(
+            {"_id": account.id}, {"$set": {"health.circuit_open_until": None}})
+        # Served by the (account_id, status, _id) index: an equality pair, then the _id range
+        # (ids hold their creation time in seconds since 1970, so ``since`` is kept inside that).
+        since = min(max(as_utc(since), EPOCH), utcnow())
+        docs = await Message.get_motor_collection().find(
+            {"account_id": account.id, "status": MessageStatus.FAILED.value, "_id": {"$gte": ObjectId.from_datetime(since)},
+             "direction": "outbound", "workspace_id": workspace_id},
+            projection={"_id": 1}).sort([("_id", 1)]).limit(limit).to_list(None)
+        retried, skipped = 0, Counter()
+        for doc in docs:
+            try:
+                await self.retry(workspace_id, str(doc["_id"]))
+                retried += 1
+            except AppError as error:
+                skipped[error.error_code] += 1
+        return {"retried": retried, "skipped": dict(skipped), "more": len(docs) == limit}
 
     async def get(self, workspace_id: PydanticObjectId, message_id: str) -> Message:
         return await Message.get_scoped(workspace_id, message_id)
