@@ -33,6 +33,14 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+def stored_id(document: Any) -> PydanticObjectId:
+    """The id of a document read from (or written to) the database, for the type checker: Beanie
+    types ``id`` as optional because a document built in memory has none until it is inserted."""
+    if document.id is None:
+        raise RuntimeError(f"{type(document).__name__} has no id: it was never stored")
+    return document.id
+
+
 def as_utc(value: datetime) -> datetime:
     """Mongo drivers may hand back naive datetimes (always UTC); make them aware."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -113,7 +113,7 @@ class EmbeddedServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def start(self, timeout: float = 30.0) -> "EmbeddedServer":
+    def start(self, timeout: float = 30.0) -> EmbeddedServer:
         self.spawn()
         self.wait_until_answers(timeout)
         return self
@@ -201,7 +201,7 @@ class EmbeddedServer:
             return ""
         return " | ".join(line.strip() for line in text[-lines:])
 
-    def __enter__(self) -> "EmbeddedServer":
+    def __enter__(self) -> EmbeddedServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -10,47 +10,47 @@ from typing import Any
 
 from litestar import Litestar, Router
 from litestar.config.csrf import CSRFConfig
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.datastructures import CacheControlHeader, State
 from litestar.di import Provide
 from litestar.plugins.htmx import HTMXPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from app.api_ratelimit import add_rate_limit_headers, rate_limit_middleware
 from app.auth import auth_middleware, provide_principal
 from app.config import ROOT, Settings
-from app.domains.system.controllers import HealthController, ShellController
-from app.domains.system.embedded_size import CHECK_EVERY_SECONDS, EmbeddedSizeWatch
-from app.domains.workspaces.api import MeApi
+from app.domains.accounts.api import AccountsApi
+from app.domains.accounts.controllers import NumbersController
+from app.domains.analytics.api import AnalyticsApi
+from app.domains.catalog.api import AttributesApi, CannedResponsesApi, LabelsApi
+from app.domains.catalog.controllers import AttributePages, CannedPages, LabelPages
+from app.domains.contacts.api import ContactsApi
+from app.domains.conversations.actions_api import ConversationActionsApi, MessageReactionsApi
 from app.domains.conversations.api import ConversationsApi
+from app.domains.inbox import INBOX_HANDLERS
+from app.domains.live.feed import LiveFeed
+from app.domains.live.hub import LiveHub
 from app.domains.media.controllers import MediaController
 from app.domains.messages.api import MessagesReadApi
 from app.domains.outbox.api import SendApi
-from app.metrics import metrics_endpoint
-from app.domains.webhooks.controllers import WhatsAppWebhookController
-from app.domains.webhooks.fastpath import InboxApp
-from app.domains.accounts.api import AccountsApi
-from app.domains.catalog.api import AttributesApi, CannedResponsesApi, LabelsApi
-from app.domains.team.api import ApiKeysApi, TeamsApi, UsersApi
-from app.domains.templates.api import TemplatesApi
 from app.domains.subscriptions.api import SubscriptionsApi
 from app.domains.subscriptions.controllers import SubscriptionPages
-from app.domains.contacts.api import ContactsApi
-from app.domains.conversations.actions_api import ConversationActionsApi, MessageReactionsApi
-from app.domains.analytics.api import AnalyticsApi
-from app.domains.accounts.controllers import NumbersController
-from app.domains.catalog.controllers import AttributePages, CannedPages, LabelPages
+from app.domains.system.controllers import HealthController, ShellController
+from app.domains.system.embedded_size import CHECK_EVERY_SECONDS, EmbeddedSizeWatch
+from app.domains.team.api import ApiKeysApi, TeamsApi, UsersApi
 from app.domains.team.controllers import ApiKeysController, InvitationController, TeamController
+from app.domains.templates.api import TemplatesApi
 from app.domains.templates.controllers import TemplatesController
+from app.domains.webhooks.controllers import WhatsAppWebhookController
+from app.domains.webhooks.fastpath import InboxApp
+from app.domains.workspaces.api import MeApi
 from app.domains.workspaces.controllers import AuthController
-from app.domains.inbox import INBOX_HANDLERS
-from app.api_ratelimit import add_rate_limit_headers, rate_limit_middleware
 from app.error_handlers import handle_exception
 from app.idempotency import idempotency_middleware
-from app.openapi import api_docs, openapi_config
 from app.logging import get_logger
-from app.domains.live.feed import LiveFeed
-from app.domains.live.hub import LiveHub
+from app.metrics import metrics_endpoint
+from app.openapi import api_docs, openapi_config
 from app.realtime import channels_plugin
 from app.runtime import Runtime
 

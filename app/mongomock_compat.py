@@ -127,10 +127,10 @@ class _AsyncBucket:
     def __init__(self, bucket: Any) -> None:
         self._bucket = bucket
 
-    def open_upload_stream_with_id(self, *args: Any, **kwargs: Any) -> "_AsyncGridIn":
+    def open_upload_stream_with_id(self, *args: Any, **kwargs: Any) -> _AsyncGridIn:
         return _AsyncGridIn(self._bucket.open_upload_stream_with_id(*args, **kwargs))
 
-    async def open_download_stream(self, file_id: Any) -> "_AsyncGridOut":
+    async def open_download_stream(self, file_id: Any) -> _AsyncGridOut:
         return _AsyncGridOut(self._bucket.open_download_stream(file_id))
 
     async def delete(self, file_id: Any) -> None:
@@ -144,7 +144,7 @@ class _AsyncGridIn:
     async def write(self, data: Any) -> None:
         self.delegate.write(data)
 
-    async def __aenter__(self) -> "_AsyncGridIn":
+    async def __aenter__(self) -> _AsyncGridIn:
         return self
 
     async def __aexit__(self, *exc: Any) -> Any:

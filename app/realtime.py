@@ -12,9 +12,11 @@ the clocks of the processes that published them.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from beanie import PydanticObjectId
+from bson import ObjectId
 from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from redis.asyncio import Redis
@@ -78,7 +80,7 @@ class LiveEvents:
             log.warning("live event not published", event_name=event, error=type(exc).__name__)
         await self._tell_listeners(workspace_id, event, data)
 
-    async def publish_many(self, events: list[tuple[PydanticObjectId | str, str, dict[str, Any]]]) -> None:
+    async def publish_many(self, events: Sequence[tuple[ObjectId | str, str, dict[str, Any]]]) -> None:
         """Several ``(workspace_id, event, data)`` in one Redis round trip (the same script each, so
         subscribers see no difference): a worker recording a batch of sends publishes them this way."""
         if not events:

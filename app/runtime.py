@@ -25,9 +25,9 @@ from app.domains.subscriptions.events import IntegrationEvents
 from app.domains.subscriptions.services import SubscriptionService
 from app.domains.subscriptions.ssrf import guarded_client
 from app.domains.templates.services import TemplateService
-from app.domains.workspaces.services import AccountsOfPeople
 from app.domains.webhooks.ingest import WebhookIngestor
 from app.domains.webhooks.services import WebhookReceiver
+from app.domains.workspaces.services import AccountsOfPeople
 from app.logging import get_logger
 from app.queue import open_pool
 from app.ratelimit import FailureThrottle

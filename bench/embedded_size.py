@@ -35,7 +35,9 @@ async def measure(url: str, sizes: list[int], samples: int) -> list[tuple[int, d
     from beanie import PydanticObjectId
 
     from app.db import Database
-    from app.domains.inbox.queries import InboxQueries, ListFilters, encode_cursor
+    from app.domains.conversations.services import CONVERSATION_LISTING
+    from app.domains.inbox.queries import InboxQueries, ListFilters
+    from app.pagination import encode_cursor
     from bench.live import seed
 
     database = Database(url, "embedded_size")
@@ -55,14 +57,14 @@ async def measure(url: str, sizes: list[int], samples: int) -> list[tuple[int, d
             if deep.next_cursor:
                 deep = await queries.list_page(workspace, ListFilters.parse({"status": "open"}), agent,
                                                cursor=deep.next_cursor)
-        cursor = deep.next_cursor or encode_cursor(first.rows[-1].conversation.last_message_at,
-                                                   first.rows[-1].conversation.id)
+        cursor = deep.next_cursor or encode_cursor(CONVERSATION_LISTING, first.rows[-1].c.last_message_at,
+                                                   first.rows[-1].c.id)
         timings: dict[str, list[float]] = {"list": [], "list, page 5": [], "search": []}
         for _ in range(samples):
             for name, call in (
                 ("list", lambda: queries.list_page(workspace, ListFilters.parse({"status": "open"}), agent)),
-                ("list, page 5", lambda: queries.list_page(workspace, ListFilters.parse({"status": "open"}), agent,
-                                                           cursor=cursor)),
+                ("list, page 5", lambda cursor=cursor: queries.list_page(
+                    workspace, ListFilters.parse({"status": "open"}), agent, cursor=cursor)),
                 ("search", lambda: queries.list_page(workspace, ListFilters.parse({"status": "all", "q": "refund"}),
                                                      agent)),
             ):

@@ -54,7 +54,7 @@ from bench import counting  # noqa: E402
 from bench.counting import Counted, LiveFeed, Meter, percentile  # noqa: E402
 from bench.pyspy import recording, summarize  # noqa: E402
 from bench.sandbox import _SANDBOX, _free_port, _process  # noqa: E402
-from bench.webhooks import Connection, closed_loop  # noqa: E402
+from bench.webhooks import closed_loop  # noqa: E402
 
 API_KEY = "bench-api-key-0123456789abcdefghijklmnopqrstuvwxyz"
 SECRET_KEY = "b" * 48

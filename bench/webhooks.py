@@ -325,7 +325,7 @@ async def acknowledgement(args: argparse.Namespace, redis_url: str, db: counting
             await closed_loop(port, warm, 8, 1.0)
         usage, delivered = None, 0
         for _ in range(args.rounds):
-            for kind, (port, proc, _) in servers.items():
+            for kind, (port, _proc, _) in servers.items():
                 cpu_before = cpu_seconds(proc.pid)
                 before = meter.sample() if kind == "ours" else None
                 done, elapsed, failed = await closed_loop(port, raws[kind][cursor[kind]:-300], args.connections,
@@ -336,7 +336,7 @@ async def acknowledgement(args: argparse.Namespace, redis_url: str, db: counting
                     usage, delivered = meter.since(before), done
                 rates[kind].append(done / elapsed)
                 errors[kind] += failed
-            for kind, (port, proc, _) in servers.items():
+            for kind, (port, _proc, _) in servers.items():
                 window_start = time.time()
                 sample, failed = await open_loop(port, raws[kind][cursor[kind]:-300], args.rate, args.duration)
                 windows[kind].append((window_start, time.time()))
@@ -394,8 +394,8 @@ async def end_to_end(args: argparse.Namespace, redis_url: str, db: counting.Benc
     figures: dict = {}
     try:
         await asyncio.sleep(1.0)  # the worker's startup sweeps
-        print(f"\nend to end (worker inline, `inbox run`'s shape; one text per webhook, customers with an open "
-              f"conversation unless said):")
+        print("\nend to end (worker inline, `inbox run`'s shape; one text per webhook, customers with an open "
+              "conversation unless said):")
         print(f"idle for {args.idle:g} s:")
         idle = await meter.idle(args.idle)
         counting.idle_report(idle)

@@ -103,7 +103,7 @@ class AppClient(httpx.AsyncClient):
         self.app = app
         self._lifespan = LifespanManager(app, startup_timeout=60, shutdown_timeout=60)
 
-    async def __aenter__(self) -> "AppClient":
+    async def __aenter__(self) -> AppClient:
         await self._lifespan.__aenter__()
         await super().__aenter__()
         return self

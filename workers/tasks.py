@@ -88,9 +88,8 @@ async def send_read_receipt(ctx: dict[str, Any], account_id: str, wamid: str) ->
 
 async def sweep_outbox(ctx: dict[str, Any]) -> str:
     """Cron: queue again what a dead worker or a Redis restart left behind (see app/domains/outbox/sweeper.py)."""
-    from app.domains.outbox.sweeper import sweep_outbox as sweep
-
     from app.domains.messages.status import apply_waiting_statuses
+    from app.domains.outbox.sweeper import sweep_outbox as sweep
 
     runtime = runtime_of(ctx)
     report = await sweep(runtime.outbox.queue, runtime.arq)

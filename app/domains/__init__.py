@@ -8,17 +8,17 @@ from beanie import Document
 def all_documents() -> list[type[Document]]:
     """Every Document, for init_beanie."""
     from app.domains.accounts.models import WhatsAppAccount
+    from app.domains.catalog.models import CannedResponse, ContactAttribute, Label
     from app.domains.contacts.models import Contact
     from app.domains.conversations.models import Conversation
+    from app.domains.media.models import MediaChunk, StoredMedia
     from app.domains.messages.models import Message, PendingStatus
     from app.domains.outbox.media import OutboundMedia
-    from app.domains.workspaces.models import ApiKey, User, WebSession, Workspace
-    from app.domains.webhooks.models import TemplateStatusEvent, WebhookEvent
-    from app.domains.media.models import MediaChunk, StoredMedia
-    from app.domains.templates.models import MessageTemplate
-    from app.domains.team.models import Invitation, Team
-    from app.domains.catalog.models import CannedResponse, ContactAttribute, Label
     from app.domains.subscriptions.models import Delivery, IntegrationEvent, Subscription
+    from app.domains.team.models import Invitation, Team
+    from app.domains.templates.models import MessageTemplate
+    from app.domains.webhooks.models import TemplateStatusEvent, WebhookEvent
+    from app.domains.workspaces.models import ApiKey, User, WebSession, Workspace
 
     # Each area adds its Documents here (one line per area keeps merges trivial).
     return [

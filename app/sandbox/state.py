@@ -21,8 +21,12 @@ from app.sandbox import media_assets
 from app.sandbox.errors import GraphError, invalid_param, webhook_error
 from app.sandbox.media_store import MediaStore
 from app.sandbox.models import (
-    LIMIT_TIERS, QUALITY_RATINGS, SERVICE_WINDOW_S,
-    Faults, Number, SentRecord,
+    LIMIT_TIERS,
+    QUALITY_RATINGS,
+    SERVICE_WINDOW_S,
+    Faults,
+    Number,
+    SentRecord,
 )
 from app.sandbox.template_store import TemplateStore
 from app.sandbox.validation import ParsedSend, normalise_to

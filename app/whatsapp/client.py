@@ -157,7 +157,7 @@ class GraphClient:
                 headers=self._auth(), timeout=self.timeout,
             )
         except (httpx.HTTPError, aiohttp.ClientError, TimeoutError) as exc:
-            failure = _transport_error(exc, where, self.timeout)
+            failure: GraphError | None = _transport_error(exc, where, self.timeout)
         else:
             failure = None
         if failure is not None:

@@ -352,7 +352,8 @@ def error_from_response(http_status: int, body: dict[str, Any] | bytes | str | N
         # Proxies and load balancers answer with HTML or nothing: keep a short excerpt to show.
         excerpt = _excerpt(body)
         return error_for(None, f"HTTP {http_status}", excerpt, http_status=http_status)
-    error_data = error.get("error_data") if isinstance(error.get("error_data"), dict) else {}
+    raw_data = error.get("error_data")
+    error_data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
     details = error_data.get("details") or error.get("error_user_msg")
     return error_for(
         _as_int(error.get("code")),

@@ -87,7 +87,7 @@ class Change(WebhookModel):
         """The value exactly as Meta sent it."""
         if isinstance(self.value, BaseModel):
             return self.value.model_dump(by_alias=True, exclude_unset=True)
-        return self.value
+        return dict(self.value)
 
 
 class Entry(WebhookModel):

@@ -9,7 +9,15 @@ from PIL import Image
 
 from app.domains.accounts.models import WhatsAppAccount
 from tests.support.admin import (  # noqa: F401 (fixtures)
-    APP_SECRET, AUTH, NUMBER, TOKEN, add_agent, admin_client, register_in_sandbox, sandbox, sandbox_server,
+    APP_SECRET,
+    AUTH,
+    NUMBER,
+    TOKEN,
+    add_agent,
+    admin_client,
+    register_in_sandbox,
+    sandbox,
+    sandbox_server,
 )
 
 

@@ -12,7 +12,15 @@ from PIL import Image
 from app.domains.accounts.models import WhatsAppAccount
 from tests.conftest import csrf_from, sign_in
 from tests.support.admin import (  # noqa: F401 (fixtures)
-    AGENT_EMAIL, AGENT_PASSWORD, APP_SECRET, NUMBER, TOKEN, add_agent, admin_client, register_in_sandbox, sandbox,
+    AGENT_EMAIL,
+    AGENT_PASSWORD,
+    APP_SECRET,
+    NUMBER,
+    TOKEN,
+    add_agent,
+    admin_client,
+    register_in_sandbox,
+    sandbox,
     sandbox_server,
 )
 

@@ -10,7 +10,14 @@ from app.domains.conversations.models import Conversation
 from app.domains.workspaces.models import ApiKey, User
 from tests.conftest import csrf_from, sign_in
 from tests.support.admin import (  # noqa: F401 (fixtures)
-    ADMIN_KEY, AGENT_EMAIL, AGENT_PASSWORD, AUTH, add_agent, admin_client, sandbox, sandbox_server,
+    ADMIN_KEY,
+    AGENT_EMAIL,
+    AGENT_PASSWORD,
+    AUTH,
+    add_agent,
+    admin_client,
+    sandbox,
+    sandbox_server,
 )
 
 

@@ -12,7 +12,13 @@ from app.domains.templates.models import MessageTemplate
 from app.errors import ValidationFailed
 from app.whatsapp.webhook_values import TemplateCategoryUpdate, TemplateQualityUpdate, TemplateStatusUpdate
 from tests.support.admin import (  # noqa: F401 (fixtures)
-    AUTH, NUMBER, add_agent, admin_client, register_in_sandbox, sandbox, sandbox_server,
+    AUTH,
+    NUMBER,
+    add_agent,
+    admin_client,
+    register_in_sandbox,
+    sandbox,
+    sandbox_server,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"

@@ -19,7 +19,14 @@ from app.domains.subscriptions.models import Delivery, Subscription
 from app.domains.subscriptions.signing import verify
 from app.domains.workspaces.models import User
 from tests.support.inbound import (
-    APP_SECRET, PHONE_NUMBER_ID, WABA_ID, envelope, signed, status, text_message, wait_for,
+    APP_SECRET,
+    PHONE_NUMBER_ID,
+    WABA_ID,
+    envelope,
+    signed,
+    status,
+    text_message,
+    wait_for,
 )
 from tests.support.receiver import Receiver
 from tests.support.servers import serve
@@ -218,8 +225,8 @@ async def test_status_changes_failures_and_conversation_updates_are_delivered(en
         body, headers = signed(envelope(statuses=[status(message.wamid, state, now, **extra)]))
         answer = await client.post(f"/webhooks/whatsapp/{account.webhook_key}", content=body, headers=headers)
         assert answer.status_code == 200
-        await wait_for(lambda: _async(any(r.json["data"]["status"] == state
-                                          for r in receiver.of_type("message.status_changed"))))
+        await wait_for(lambda state=state: _async(any(r.json["data"]["status"] == state
+                                                      for r in receiver.of_type("message.status_changed"))))
     failed = (await wait_for(lambda: _async(receiver.of_type("message.failed"))))[0].json
     assert failed["data"]["error"]["code"] == 131026 and failed["data"]["message"]["id"] == str(message.id)
     statuses = [r.json["data"]["status"] for r in receiver.of_type("message.status_changed")]

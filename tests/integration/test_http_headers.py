@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from pydantic import SecretStr
 
-from tests.support.inbound import make_setup, signed, envelope, text_message
+from tests.support.inbound import envelope, make_setup, signed, text_message
 from tests.support.servers import scrape_metrics
 
 HARDENING = ("content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options")

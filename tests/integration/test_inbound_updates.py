@@ -12,7 +12,16 @@ from app.domains.contacts.models import Contact
 from app.domains.messages.models import Message, MessageStatus, PendingStatus
 from app.domains.webhooks.models import WebhookEvent
 from tests.support.inbound import (
-    deliver, envelope, ingest_pending, make_setup, new_wamid, outbound, signed, status, text_message, wait_for,
+    deliver,
+    envelope,
+    ingest_pending,
+    make_setup,
+    new_wamid,
+    outbound,
+    signed,
+    status,
+    text_message,
+    wait_for,
 )
 
 NOW = int(time.time())

@@ -16,7 +16,15 @@ from app.domains.webhooks.services import INLINE_MAX_ITEMS, MAX_BODY_BYTES, swee
 from app.embedded_redis import EmbeddedRedis
 from app.whatsapp.signature import HEADER, sign
 from tests.support.inbound import (
-    APP_SECRET, envelope, ingest_pending, make_setup, on_test_loop, signed, status, text_message, wait_for,
+    APP_SECRET,
+    envelope,
+    ingest_pending,
+    make_setup,
+    on_test_loop,
+    signed,
+    status,
+    text_message,
+    wait_for,
 )
 
 

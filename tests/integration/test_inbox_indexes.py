@@ -24,15 +24,25 @@ from app.domains.conversations.models import Conversation
 from app.domains.conversations.services import CONVERSATION_LISTING
 from app.domains.inbox.queries import SEARCH_CAP, InboxQueries, ListFilters
 from app.domains.messages.models import Message, MessageStatus, PendingStatus
-from app.domains.outbox.lanes import EPOCH_KEY
-from app.domains.outbox.drainer import drain
-from app.domains.outbox.sweeper import sweep_outbox
 from app.domains.messages.status import apply_waiting_statuses
+from app.domains.outbox.drainer import drain
+from app.domains.outbox.lanes import EPOCH_KEY
+from app.domains.outbox.sweeper import sweep_outbox
 from app.domains.webhooks.models import WebhookEvent
 from app.domains.webhooks.services import prune_ingested_events, sweep_stale_events
 from app.domains.workspaces.models import User
 from app.pagination import encode_cursor
 from tests.integration.outbound_env import outbound, sandbox_server  # noqa: F401
+from tests.support.command_capture import (
+    Captured,
+    capture,
+    explain_reads,
+    phase,
+    reads,
+    server_indexes,
+    verdicts,
+    write_artifact,
+)
 from tests.support.inbound import (
     envelope,
     ingest_pending,
@@ -43,16 +53,6 @@ from tests.support.inbound import (
     status,
     store_event,
     text_message,
-)
-from tests.support.command_capture import (
-    Captured,
-    capture,
-    explain_reads,
-    phase,
-    reads,
-    server_indexes,
-    verdicts,
-    write_artifact,
 )
 from tests.support.inbound import outbound as stored_outbound
 from tests.support.index_rule import Index, Query, Verdict, conjunction, plain

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-
 from app.demo import DEMO_ADMIN
 from app.domains.conversations.models import Conversation
 from app.domains.workspaces.models import User

@@ -11,8 +11,9 @@ import pytest
 from beanie import PydanticObjectId
 
 from app.domains.accounts.models import WhatsAppAccount
-from app.domains.outbox import drainer, lanes as outbox_queue
 from app.domains.messages.models import Message
+from app.domains.outbox import drainer
+from app.domains.outbox import lanes as outbox_queue
 from app.metrics import WORKER_RESTARTS
 from tests.integration.outbound_env import (  # noqa: F401
     ThreadWorker,

@@ -7,8 +7,8 @@ import io
 from PIL import Image
 
 from app.domains.conversations.models import Conversation
-from app.domains.outbox.media import OutboundMedia
 from app.domains.messages.models import Message, MessageStatus
+from app.domains.outbox.media import OutboundMedia
 from tests.integration.outbound_env import outbound, sandbox_server, wait_for  # noqa: F401
 from tests.support.servers import scrape_metrics
 

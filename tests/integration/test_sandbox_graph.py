@@ -15,8 +15,16 @@ import httpx
 import pytest
 
 from tests.integration.test_sandbox_fixtures import (  # noqa: F401 - fixtures
-    CUSTOMER, PHONE_ID, WABA_ID, Sandbox, assert_graph_error, auth, receiver_server, sandbox,
-    sandbox_server, text,
+    CUSTOMER,
+    PHONE_ID,
+    WABA_ID,
+    Sandbox,
+    assert_graph_error,
+    auth,
+    receiver_server,
+    sandbox,
+    sandbox_server,
+    text,
 )
 
 

@@ -15,7 +15,15 @@ import pytest
 from PIL import Image
 
 from tests.integration.test_sandbox_fixtures import (  # noqa: F401 - fixtures
-    PHONE_ID, WABA_ID, Sandbox, assert_graph_error, auth, receiver_server, sandbox, sandbox_server, wait_for,
+    PHONE_ID,
+    WABA_ID,
+    Sandbox,
+    assert_graph_error,
+    auth,
+    receiver_server,
+    sandbox,
+    sandbox_server,
+    wait_for,
 )
 
 

@@ -15,8 +15,19 @@ from litestar import Litestar, get
 from app.sandbox import SandboxPlugin, SandboxState
 from app.whatsapp.signature import verify
 from tests.integration.test_sandbox_fixtures import (  # noqa: F401 - fixtures
-    CUSTOMER, PHONE_ID, SECRET, TOKEN, WABA_ID, Receiver, Sandbox, auth, receiver_server, sandbox, sandbox_server,
-    text, wait_for,
+    CUSTOMER,
+    PHONE_ID,
+    SECRET,
+    TOKEN,
+    WABA_ID,
+    Receiver,
+    Sandbox,
+    auth,
+    receiver_server,
+    sandbox,
+    sandbox_server,
+    text,
+    wait_for,
 )
 from tests.support.servers import serve
 

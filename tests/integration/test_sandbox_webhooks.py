@@ -18,8 +18,17 @@ import pytest
 from PIL import Image
 
 from tests.integration.test_sandbox_fixtures import (  # noqa: F401 - fixtures
-    CUSTOMER, PHONE_ID, WABA_ID, Sandbox, assert_graph_error, auth, receiver_server, sandbox, sandbox_server,
-    text, wait_for,
+    CUSTOMER,
+    PHONE_ID,
+    WABA_ID,
+    Sandbox,
+    assert_graph_error,
+    auth,
+    receiver_server,
+    sandbox,
+    sandbox_server,
+    text,
+    wait_for,
 )
 
 

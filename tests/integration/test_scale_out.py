@@ -382,7 +382,7 @@ def test_live_updates_reach_sockets_on_both_web_processes(cluster, number):
                 assert sent.status_code == 202, sent.text
                 message = sent.json()
                 assert message["status"] == "queued"
-                for name, ws in sockets.items():
+                for ws in sockets.values():
                     frame_with(ws, reply)
                 status = wait_until("the reply accepted by the sandbox and sent",
                                     lambda: (m := api.get(f"/api/v1/messages/{message['id']}").json())["status"]
@@ -596,7 +596,7 @@ async def test_database_outage_answers_503_fast_loses_nothing_and_recovers(clust
                             return
                     await asyncio.sleep(0.02)
 
-            senders = [asyncio.create_task(keep_sending(api, name)) for api, name in zip(apis, "AB")]
+            senders = [asyncio.create_task(keep_sending(api, name)) for api, name in zip(apis, "AB", strict=True)]
             await asyncio.sleep(1.5)
             assert acked, "no send acknowledged before the outage"
             cluster.mongo.kill()
@@ -644,7 +644,7 @@ async def test_database_outage_answers_503_fast_loses_nothing_and_recovers(clust
             restarted_at = time.monotonic()
 
             # Every process recovers by itself: the API of both, readiness, a new send goes out.
-            for api, name in zip(apis, "AB"):
+            for api, name in zip(apis, "AB", strict=True):
                 await until(f"web {name}'s API answers again", lambda api=api: _ok(api.get("/api/v1/conversations")),
                             timeout=15)
                 note(f"web {name} API answers 200 again {time.monotonic() - restarted_at:.1f} s after the restart")

@@ -8,18 +8,18 @@ import copy
 import itertools
 import json
 import time
-from dataclasses import dataclass
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from redis.asyncio import Redis
 
 from app.domains.accounts.models import WhatsAppAccount
+from app.domains.accounts.services import NewAccount
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation
 from app.domains.messages.models import Message, MessageStatus
-from app.domains.accounts.services import NewAccount
 from app.domains.templates.services import TemplateService
 from app.domains.webhooks.ingest import WebhookIngestor
 from app.domains.webhooks.models import WebhookEvent

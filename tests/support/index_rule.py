@@ -440,14 +440,14 @@ def _order_matches(index_keys: list[tuple[str, Any]], sort: list[tuple[str, int]
         return False
     if any(not isinstance(d, int) for _, d in head):
         return False
-    same = [d == s for (_, d), (_, s) in zip(head, sort)]
+    same = [d == s for (_, d), (_, s) in zip(head, sort, strict=False)]
     return all(same) or not any(same)
 
 
 def _sort_reason(remaining: list[tuple[str, Any]], required: list[tuple[str, int]], kinds: list[str | None]) -> str:
     wanted = ", ".join(f"{k} {d}" for k, d in required)
     sort_fields = {k for k, _ in required}
-    for (name, _), kind in zip(remaining, kinds):
+    for (name, _), kind in zip(remaining, kinds, strict=False):
         if name in sort_fields:
             break
         if kind == RANGE:

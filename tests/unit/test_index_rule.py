@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pymongo
 import pytest
-from bson import ObjectId, SON
+from bson import SON, ObjectId
 
 from tests.support.index_rule import ID_INDEX, Index, Query, assert_served, check, declared_indexes, queries_of
 

@@ -8,7 +8,6 @@ import pytest
 
 from app.logging import configure_logging, get_logger
 
-
 TOKEN = "-".join(("EAAG", "access", "token", "in", "a", "local"))  # built, so no source line shows it
 SECRET = "-".join(("app", "secret", "in", "a", "local"))
 

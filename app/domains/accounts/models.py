@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Literal
 
 import pymongo
-from beanie import PydanticObjectId
 from pydantic import BaseModel, Field
 
 from app.db import WorkspaceDocument, utcnow

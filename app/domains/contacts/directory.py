@@ -26,8 +26,8 @@ from app.domains.webhooks.models import WebhookEvent
 from app.errors import Conflict, ValidationFailed
 from app.pagination import Page, paginate
 from app.realtime import LiveEvents
-from app.whatsapp.validation import PayloadError
 from app.whatsapp.payloads import normalize_recipient
+from app.whatsapp.validation import PayloadError
 
 MAX_SEARCH = 100
 

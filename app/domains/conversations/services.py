@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from beanie import PydanticObjectId
-from bson import ObjectId
 from beanie.operators import In
+from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 

@@ -16,8 +16,8 @@ from app.domains.conversations.models import Conversation
 from app.domains.inbox.attachments import send_attachment
 from app.domains.inbox.context import error_fragment, html, me, oob_messages, oob_row, queries, render
 from app.domains.inbox.service import InboxService
-from app.domains.inbox.vocab import canned_responses
 from app.domains.inbox.templates_source import approved_templates, build_template_content, find_template, preview
+from app.domains.inbox.vocab import canned_responses
 from app.domains.messages.models import Message
 from app.errors import ClientError, ValidationFailed
 from app.runtime import Runtime

@@ -14,7 +14,14 @@ from litestar.response import Template
 from app.auth import requires_login
 from app.domains.conversations.models import Conversation
 from app.domains.inbox.context import (
-    filters_from, html, me, oob_row, page_template, panel_context, queries, render,
+    filters_from,
+    html,
+    me,
+    oob_row,
+    page_template,
+    panel_context,
+    queries,
+    render,
 )
 from app.domains.inbox.queries import ListFilters, Page
 from app.domains.inbox.service import InboxService

@@ -32,7 +32,10 @@ from app.domains.conversations.services import ConversationService
 from app.domains.messages.models import Edit, MediaRef, Message, MessageError, MessageStatus, Reaction
 from app.domains.messages.preview import preview_text
 from app.domains.messages.status import (
-    advance_by_wamid, apply_pending_statuses, apply_waiting_statuses, keep_for_later,
+    advance_by_wamid,
+    apply_pending_statuses,
+    apply_waiting_statuses,
+    keep_for_later,
 )
 from app.logging import get_logger
 from app.realtime import LiveEvents

@@ -16,15 +16,15 @@ from litestar.datastructures import UploadFile
 from litestar.params import Body
 
 from app.auth import requires_admin, requires_login
+from app.db import as_utc, utcnow
 from app.domains.messages.api_shapes import (
     SEND_BODY,
     SentMessage,
     UploadedMedia,
     documented,
 )
-from app.db import as_utc, utcnow
-from app.domains.outbox.media import MAX_UPLOAD_BYTES, OutboundMedia
 from app.domains.messages.models import Message
+from app.domains.outbox.media import MAX_UPLOAD_BYTES, OutboundMedia
 from app.domains.outbox.service import Draft
 from app.domains.workspaces.services import Principal
 from app.errors import ValidationFailed

@@ -26,6 +26,7 @@ from beanie.operators import In
 from bson import ObjectId
 from redis.exceptions import RedisError
 
+from app.db import stored_id
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.messages.models import Message, MessageStatus
 from app.domains.outbox.acceptance import AcceptanceBatch
@@ -258,7 +259,7 @@ class Drainer:
             self.seq += 1
             item = Item(entry, message, _graph_body(message), self.seq, first_at=wall)
             if message.stored_file_id is not None:
-                item.media = media.get(message.stored_file_id)
+                item.media = media.get(PydanticObjectId(message.stored_file_id))
             conv = self.convs.setdefault(entry.conversation_id, Conv())
             if state is not None:
                 item.attempts, item.first_at = state.attempts, state.first_at
@@ -322,7 +323,7 @@ class Drainer:
         # due time absolute, so a late wake-up never pushes the later ones back.
         answered_at = time.monotonic()
         started = 0
-        for (conv_id, conv), item, slot in zip(picked, items, slots):
+        for (conv_id, conv), item, slot in zip(picked, items, slots, strict=True):
             if slot.kind == "send":
                 conv.busy = True
                 self.awaiting_slot += 1
@@ -448,7 +449,7 @@ class Drainer:
         """Our file's media id on this number: uploaded once, then reused until it expires."""
         fresh = await OutboundMedia.get(media.id)
         media = fresh or media
-        known = media.meta_id_for(self.number.account.id)
+        known = media.meta_id_for(stored_id(self.number.account))
         if known:
             return known
         data = await self.s.runtime.outbox.media.read(media)
@@ -458,7 +459,7 @@ class Drainer:
                                                     media.filename or f"file.{media.mime_type.split('/')[-1]}")
         finally:
             GRAPH_LATENCY.labels(endpoint="media").observe(time.perf_counter() - started)
-        await self.s.runtime.outbox.media.remember_meta_id(media, self.number.account.id, meta_id)
+        await self.s.runtime.outbox.media.remember_meta_id(media, stored_id(self.number.account), meta_id)
         return meta_id
 
     def _on_accepted(self, conv: Conv, item: Item, wamid: str) -> bool:

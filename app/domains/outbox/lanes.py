@@ -20,6 +20,7 @@ them. Per number (account id):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -180,7 +181,9 @@ class OutboxQueue:
     """Typed wrappers over the scripts above."""
 
     def __init__(self, redis: Redis) -> None:
-        self.redis = redis
+        # redis-py types its async client's answers as "Awaitable[T] | T" (shared with the sync client);
+        # Any here rather than a cast at every call.
+        self.redis: Any = redis
         self._push = redis.register_script(_PUSH)
         self._wake = redis.register_script(_WAKE)
         self._pop = redis.register_script(_POP)

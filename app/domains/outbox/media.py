@@ -22,6 +22,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import filetype
 import pymongo
@@ -33,6 +34,9 @@ from app.db import WorkspaceDocument, as_utc, utcnow
 from app.domains.media.store import MediaStore
 from app.errors import PayloadTooLarge, ValidationFailed
 from app.whatsapp.media import KB, MB, RULES, STATIC_STICKER_MAX_BYTES, MediaKind, kind_for_mime
+
+if TYPE_CHECKING:
+    from PIL import Image  # imported where used: Pillow loads only for images
 
 META_ID_LIFETIME = timedelta(days=29)  # Meta keeps uploads 30 days; a day of margin
 MAX_UPLOAD_BYTES = 100 * MB
@@ -86,7 +90,7 @@ def sniff(data: bytes) -> str | None:
     """The MIME type the bytes really are; plain text when they decode as UTF-8 without controls."""
     kind = filetype.guess(data)
     if kind is not None:
-        return kind.mime
+        return str(kind.mime)
     probe = data[:_TEXT_PROBE]
     try:
         text = probe.decode("utf-8")
@@ -144,7 +148,7 @@ def _natural_kind(mime: str) -> MediaKind | None:
     return kind
 
 
-def _open_image(data: bytes, mime: str):  # -> PIL.Image.Image
+def _open_image(data: bytes, mime: str) -> Image.Image:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
@@ -156,7 +160,7 @@ def _open_image(data: bytes, mime: str):  # -> PIL.Image.Image
     return ImageOps.exif_transpose(image)
 
 
-def _has_alpha(image) -> bool:
+def _has_alpha(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
 
 
@@ -179,7 +183,7 @@ def _image(data: bytes, mime: str) -> PreparedFile:
     raise _refuse("This image could not be brought under 5 MB.", "MEDIA_TOO_LARGE")
 
 
-def _encode(image, fmt: str, scale: float) -> bytes:
+def _encode(image: Image.Image, fmt: str, scale: float) -> bytes:
     from PIL import Image
 
     frame = image

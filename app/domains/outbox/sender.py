@@ -18,10 +18,10 @@ from beanie import PydanticObjectId
 
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.outbox.lanes import OutboxQueue
-from app.logging import get_logger
-from app.retry import backoff as retry_delay  # the method is also called backoff
-from app.metrics import GRAPH_LATENCY
 from app.domains.outbox.pacing import SendLimiter, SendWindow
+from app.logging import get_logger
+from app.metrics import GRAPH_LATENCY
+from app.retry import backoff as retry_delay  # the method is also called backoff
 from app.whatsapp.aiohttp_client import AiohttpClient
 from app.whatsapp.client import GraphClient
 from app.whatsapp.errors import MAX_BACKOFF_SECONDS, GraphError

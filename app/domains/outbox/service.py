@@ -25,17 +25,17 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 from redis.exceptions import RedisError
 
-from app.db import as_utc, parse_object_id, utcnow
+from app.db import as_utc, parse_object_id, stored_id, utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.accounts.services import AccountService
 from app.domains.contacts.models import Contact
 from app.domains.contacts.services import ContactService
 from app.domains.conversations.models import Conversation, MessagePreview
 from app.domains.conversations.services import ConversationService
-from app.domains.outbox.media import OutboundMediaService
 from app.domains.messages.models import MediaRef, Message, MessageStatus, Reaction
 from app.domains.messages.preview import preview_text
 from app.domains.outbox.lanes import OutboxQueue
+from app.domains.outbox.media import OutboundMediaService
 from app.domains.templates.models import MessageTemplate
 from app.errors import AppError, Conflict, NotFound, ValidationFailed
 from app.logging import get_logger
@@ -89,7 +89,8 @@ class OutboxService:
             return existing
         self._check_account(account)
         contact, _ = await self.contacts.upsert(workspace_id, wa_id=recipient[1:])
-        conversation, created = await self.conversations.open_for(workspace_id, account.id, contact.id, reopen=False)
+        conversation, created = await self.conversations.open_for(workspace_id, stored_id(account), stored_id(contact),
+                                                                  reopen=False)
         if created:
             await self.live.publish(workspace_id, "conversation.created", conversation_id=str(conversation.id))
         return await self.send(workspace_id, conversation, draft, account=account, contact=contact, **options)
@@ -225,7 +226,7 @@ class OutboxService:
             {"account_id": account.id, "status": MessageStatus.FAILED.value, "_id": {"$gte": ObjectId.from_datetime(since)},
              "direction": "outbound", "workspace_id": workspace_id},
             projection={"_id": 1}).sort([("_id", 1)]).limit(limit).to_list(None)
-        retried, skipped = 0, Counter()
+        retried, skipped = 0, Counter[str]()
         for doc in docs:
             try:
                 await self.retry(workspace_id, str(doc["_id"]))
@@ -244,7 +245,7 @@ class OutboxService:
 
     async def resume_account(self, account: WhatsAppAccount) -> None:
         """AccountService credentials listener: a new token releases the sends held on the old one."""
-        await self.wake(account.id)
+        await self.wake(stored_id(account))
 
     # -- mark as read -------------------------------------------------------------------------
 
@@ -259,7 +260,7 @@ class OutboxService:
         newest = await Message.find(
             Message.workspace_id == conversation.workspace_id, Message.conversation_id == conversation.id,
             Message.direction == "inbound",
-        ).sort(-Message.id).limit(1).to_list()
+        ).sort(-Message.id).limit(1).to_list()  # type: ignore[operator]  # Beanie: -field sorts descending
         await self.conversations.mark_read(conversation)
         if not newest or not newest[0].wamid:
             return False

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from bson import ObjectId
 from redis.exceptions import RedisError
@@ -43,12 +44,12 @@ class SweepReport:
 _FIELDS = {"account_id": 1, "conversation_id": 1, "priority": 1}
 
 
-async def _push(queue: OutboxQueue, raw: dict) -> bool:
+async def _push(queue: OutboxQueue, raw: dict[str, Any]) -> bool:
     lane = "b" if raw.get("priority") == "bulk" else "a"
     return await queue.push(str(raw["account_id"]), str(raw["_id"]), str(raw["conversation_id"]), lane)
 
 
-async def _queued(query: dict, limit: int) -> list[dict]:
+async def _queued(query: dict[str, Any], limit: int) -> list[dict[str, Any]]:
     cursor = Message.get_motor_collection().find(
         {"status": MessageStatus.QUEUED.value, "direction": "outbound", **query}, _FIELDS)
     return await cursor.sort("_id", 1).limit(limit).to_list(None)
@@ -83,7 +84,7 @@ async def sweep_outbox(queue: OutboxQueue, arq: object) -> SweepReport:
                 woken.add(account_id)
         # Numbers with entries or a drainer hold their messages already: only the others are searched.
         busy = [ObjectId(a) for a in await queue.accounts() if a not in idle and ObjectId.is_valid(a)]
-        query: dict = {"updated_at": {"$lt": utcnow() - STALE_AFTER}}
+        query: dict[str, Any] = {"updated_at": {"$lt": utcnow() - STALE_AFTER}}
         if busy:
             query["account_id"] = {"$nin": busy}
         drained: dict[str, bool] = {}  # number -> a drainer holds it (asked once: our own pushes wake it)
