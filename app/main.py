@@ -51,6 +51,7 @@ from app.idempotency import idempotency_middleware
 from app.logging import get_logger
 from app.metrics import metrics_endpoint
 from app.openapi import api_docs, openapi_config
+from app.query_params import refuse_unknown_query_parameters
 from app.realtime import channels_plugin
 from app.runtime import Runtime
 
@@ -172,6 +173,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
         # (Meta's webhook POSTs never reach this stack: InboxApp answers them before the router.)
         middleware=[rate_limit_middleware, auth_middleware, idempotency_middleware],
         before_send=[add_rate_limit_headers],
+        before_request=refuse_unknown_query_parameters,
         csrf_config=CSRFConfig(
             secret=settings.secret_key.get_secret_value(), cookie_secure=settings.secure_cookies,
             cookie_samesite="lax", exclude=CSRF_EXEMPT,

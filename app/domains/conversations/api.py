@@ -63,6 +63,11 @@ class ConversationsApi(Controller):
                                  label: str | None = Parameter(default=None, description="A label id"),
                                  updated_since: datetime | None = Parameter(
                                      default=None, description="Changed at or after this time (ISO 8601)"),
+                                 contact_id: str | None = Parameter(
+                                     default=None, description="The customer's conversations: our contact id"),
+                                 wa_id: str | None = Parameter(
+                                     default=None, max_length=40,
+                                     description="The customer's conversations: their WhatsApp id or phone number"),
                                  ) -> ConversationList:
         problems = {}
         wanted_status = None
@@ -81,6 +86,14 @@ class ConversationsApi(Controller):
             extra[name] = value if value in (None, "none") else parse_object_id(value)
         if extra["team_id"] == "none":
             problems["team_id"] = "Not an id."
+        extra["contact_id"] = parse_object_id(contact_id) if contact_id is not None else None
+        if contact_id is not None and extra["contact_id"] is None:
+            problems["contact_id"] = "Not an id."
+        if wa_id is not None:
+            digits = "".join(ch for ch in wa_id if ch.isdigit())
+            if not 6 <= len(digits) <= 20 or any(not (ch.isdigit() or ch in "+ -()") for ch in wa_id):
+                problems["wa_id"] = "A WhatsApp id: the phone number's digits, country code first."
+            extra["wa_id"] = digits
         if problems:
             raise ValidationFailed("Check the query parameters.", details=problems, status_code=400)
         service = ConversationService()

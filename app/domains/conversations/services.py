@@ -11,7 +11,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from app.db import utcnow
-from app.domains.contacts.models import Contact
+from app.domains.contacts.models import Contact, contact_key
 from app.domains.conversations.models import SERVICE_WINDOW, Conversation, ConversationStatus, MessagePreview
 from app.pagination import DEFAULT_LIMIT, Page, paginate
 
@@ -90,10 +90,21 @@ class ConversationService:
                    account_id: PydanticObjectId | None = None, limit: int = DEFAULT_LIMIT,
                    cursor: str | None = None, assignee_id: PydanticObjectId | str | None = None,
                    team_id: PydanticObjectId | None = None, label: str | None = None,
-                   updated_since: datetime | None = None) -> Page[Conversation]:
+                   updated_since: datetime | None = None, contact_id: PydanticObjectId | None = None,
+                   wa_id: str | None = None) -> Page[Conversation]:
         """The workspace's conversations, latest activity first, filtered by status and number
-        (and, for the API, by assignee ("none": unassigned), team, label id and last change)."""
+        (and, for the API, by assignee ("none": unassigned), team, label id, last change, and the
+        customer: our contact id or their WhatsApp id)."""
         filters: list = []
+        if wa_id is not None:
+            contact = await Contact.find_one({"workspace_id": workspace_id, "key": contact_key(wa_id, None)})
+            if contact is None:
+                return Page(items=[], next_cursor=None)
+            if contact_id is not None and contact_id != contact.id:
+                return Page(items=[], next_cursor=None)
+            contact_id = contact.id
+        if contact_id is not None:
+            filters.append(Conversation.contact_id == contact_id)
         if status is not None:
             filters.append(Conversation.status == status)
         if account_id is not None:

@@ -1,0 +1,40 @@
+"""Unknown query parameters on /api answer 400 naming them, instead of being ignored.
+
+An integrator who sends ``?offset=20`` or ``?start_date=...`` to an endpoint that does not take
+them would otherwise get 200 with unfiltered data and believe it filtered. Each handler's query
+parameters are read from its signature (``Parameter(query=...)`` / ``QueryParameter(name=...)``
+aliases included), once per handler.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+
+from app.errors import ClientError
+
+_allowed: dict[int, frozenset[str]] = {}
+
+
+def _query_names(handler: Any) -> frozenset[str]:
+    names = _allowed.get(id(handler))
+    if names is None:
+        found = set()
+        for name, parameter in handler.parsed_fn_signature.parameters.items():
+            definition = parameter.kwarg_definition
+            found.add(getattr(definition, "query", None) or getattr(definition, "name", None) or name)
+        names = _allowed[id(handler)] = frozenset(found)
+    return names
+
+
+async def refuse_unknown_query_parameters(request: Request[Any, Any, Any]) -> None:
+    """``before_request``: /api only (pages take what HTMX and forms send)."""
+    if not request.url.path.startswith("/api/") or not request.query_params:
+        return
+    unknown = sorted(set(request.query_params) - _query_names(request.route_handler))
+    if unknown:
+        raise ClientError(f"Unknown query parameter{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}.",
+                          error_code="UNKNOWN_PARAMETER",
+                          details={name: "not a parameter of this endpoint" for name in unknown})
+
