@@ -88,7 +88,7 @@ async def test_a_status_that_beats_the_send_answer_is_applied_a_moment_later(cli
     async def delivered():
         return (await Message.get(message.id)).status == MessageStatus.DELIVERED
 
-    await wait_for(delivered, timeout=5)
+    await wait_for(delivered, timeout=10)
     assert await PendingStatus.find_all().count() == 0
 
 
@@ -192,6 +192,8 @@ async def test_live_events_for_messages_statuses_and_conversations(env):
             item = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
             if item is not None:
                 events.append(_json.loads(item["data"]))
+                # Every event carries its place in the workspace's sequence (tabs resume from it).
+                assert isinstance(events[-1].pop("seq"), str)
     finally:
         await pubsub.aclose()
         await redis.aclose()

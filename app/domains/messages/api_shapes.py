@@ -142,3 +142,12 @@ SEND_BODY: dict[str, Any] = {
         "priority": Schema(description="Send order hint"),
     },
 }
+
+
+class RetryReport(_Shape):
+    """What a bulk retry of a number's failed sends did."""
+
+    retried: int = Field(description="Messages queued again", examples=[12])
+    skipped: dict[str, int] = Field(description="Messages not retried, by error code (e.g. WINDOW_CLOSED)",
+                                    examples=[{"WINDOW_CLOSED": 2}])
+    more: bool = Field(description="More failed messages remain: call again")

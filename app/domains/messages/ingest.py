@@ -49,8 +49,9 @@ log = get_logger(__name__)
 WEBHOOK_STATUSES = {s.value: s for s in (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ,
                                          MessageStatus.PLAYED, MessageStatus.FAILED)}
 
-LOOK_AGAIN_AFTER_SECONDS = 1.0
-"""A status that beat its message is looked for again this long after (the send's answer is being recorded)."""
+LOOK_AGAIN_AFTER_SECONDS = (1.0, 4.0)
+"""A status that beat its message is looked for again after 1 s, then 4 s more (the send's answer is
+being recorded); later than that, the outbox sweeper applies it."""
 
 EnqueueMedia = Callable[[str, int], Awaitable[Any]]
 """(message id, generation): a new generation per media change, since job ids are kept a while."""
@@ -334,13 +335,18 @@ class MessageIngest:
         """A status beat its send's answer: apply it once the sender has stored the wamid (a moment
         later). If this process ends first, the outbox sweeper does it (status.apply_waiting_statuses)."""
         async def later() -> None:
-            await asyncio.sleep(LOOK_AGAIN_AFTER_SECONDS)
-            try:
-                for message, _ in await apply_waiting_statuses([wamid]):
+            for delay in LOOK_AGAIN_AFTER_SECONDS:
+                await asyncio.sleep(delay)
+                try:
+                    changed = await apply_waiting_statuses([wamid])
+                except Exception as exc:  # noqa: BLE001 - the sweeper tries again
+                    log.info("early status not applied yet", wamid=wamid, error=type(exc).__name__)
+                    return
+                for message, _ in changed:
                     await self.status_changed(message.workspace_id, message.id, message.conversation_id,
                                                message.status.value)
-            except Exception as exc:  # noqa: BLE001 - the sweeper tries again
-                log.info("early status not applied yet", wamid=wamid, error=type(exc).__name__)
+                if changed:
+                    return
 
         task = asyncio.get_running_loop().create_task(later())
         self._later.add(task)

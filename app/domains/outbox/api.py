@@ -19,6 +19,7 @@ from app.auth import requires_admin, requires_login
 from app.db import as_utc, utcnow
 from app.domains.messages.api_shapes import (
     SEND_BODY,
+    RetryReport,
     SentMessage,
     UploadedMedia,
     documented,
@@ -154,7 +155,8 @@ class SendApi(Controller):
         return message_view(await runtime.outbox.retry(principal.workspace_id, message_id))
 
     @post("/accounts/{account_id:str}/retry-failed", status_code=202, guards=[requires_admin],
-          summary="Send again the number's messages that failed since a time (default: the last 24 h)")
+          summary="Send again the number's messages that failed since a time (default: the last 24 h)",
+          responses=documented(202, RetryReport, "What was queued again, and what was not (by error code)"))
     async def retry_failed(self, runtime: Runtime, principal: Principal, account_id: str,
                            since: datetime | None = None) -> dict[str, Any]:
         """For after WhatsApp was down for a number: ``{"retried", "skipped": {error_code: n}, "more"}``;

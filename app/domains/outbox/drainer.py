@@ -26,7 +26,7 @@ from beanie.operators import In
 from bson import ObjectId
 from redis.exceptions import RedisError
 
-from app.db import stored_id
+from app.db import DATABASE_DOWN, stored_id
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.messages.models import Message, MessageStatus
 from app.domains.outbox.acceptance import AcceptanceBatch
@@ -53,6 +53,7 @@ FLUSH_SECONDS = 0.2          # acceptances are written in bulk at most this late
                              # write, a query, two Redis calls: every 50 ms per number was ~10 % of the CPU)
 ACCOUNT_RELOAD_SECONDS = 2.0  # notice a disabled number or a new token while draining
 MAX_IN_MEMORY = 5000
+DATABASE_RETRY_SECONDS = 2.0  # a drainer that lost MongoDB hands over to a new one this much later
 
 
 async def drain(runtime: Runtime, account_id: str) -> str:
@@ -104,6 +105,12 @@ class Drainer:
             log.warning("drainer lost Redis; the sweeper requeues from Mongo", account_id=self.account_id,
                         error=type(exc).__name__)
             self.number.hold = outcome = "redis"
+        except DATABASE_DOWN as exc:
+            # Hand the entries back and come back in a moment (not only at the sweeper's next pass):
+            # sends made while the database was away go out as soon as it is back.
+            log.warning("drainer lost MongoDB; trying again shortly", account_id=self.account_id,
+                        error=type(exc).__name__)
+            outcome = "database"
         except Exception:
             # A bug: hand the entries back and release; the sweeper tries again in a few seconds.
             log.exception("drainer failed", account_id=self.account_id)
@@ -126,10 +133,11 @@ class Drainer:
             if outcome in ("drained", "lost", "redis"):
                 return  # "lost": the next drainer put our entries back; "redis": the sweeper rebuilds
             left = sorted((item for conv in self.convs.values() for item in conv.items), key=lambda i: i.seq)
-            handed = await self.queue.hand_back(self.account_id, self.token, [i.entry for i in left],
-                                                wake=outcome == "slice")
-            if handed and outcome == "slice":
-                await _enqueue_drain(self.s.runtime, self.account_id)
+            again = outcome in ("slice", "database")
+            handed = await self.queue.hand_back(self.account_id, self.token, [i.entry for i in left], wake=again)
+            if handed and again:
+                await _enqueue_drain(self.s.runtime, self.account_id,
+                                     defer_seconds=DATABASE_RETRY_SECONDS if outcome == "database" else None)
         except RedisError:
             log.warning("drainer could not hand back (Redis); the sweeper requeues from Mongo",
                         account_id=self.account_id)
@@ -485,8 +493,8 @@ def _graph_body(message: Outgoing) -> dict[str, Any]:
     return body
 
 
-async def _enqueue_drain(runtime: Any, account_id: str) -> None:
+async def _enqueue_drain(runtime: Any, account_id: str, defer_seconds: float | None = None) -> None:
     from app.queue import enqueue_drain
 
     if runtime.arq is not None:
-        await enqueue_drain(runtime.arq, account_id)
+        await enqueue_drain(runtime.arq, account_id, defer_seconds=defer_seconds)
