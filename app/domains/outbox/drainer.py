@@ -93,7 +93,15 @@ class Drainer:
     async def run(self) -> str:
         if not await self.queue.claim(self.account_id, self.token):
             return "busy"
-        account = await WhatsAppAccount.get(PydanticObjectId(self.account_id))
+        try:
+            account = await WhatsAppAccount.get(PydanticObjectId(self.account_id))
+        except DATABASE_DOWN as exc:
+            # The lease is ours: give it back (with a wake-up 2 s later), or the number's sends would
+            # wait for the lease to expire.
+            log.warning("drainer lost MongoDB; trying again shortly", account_id=self.account_id,
+                        error=type(exc).__name__)
+            await self._finish("database")
+            return "database"
         if account is None:
             return await fail_all_for_missing_account(self.queue, self.account_id, self.token)
         self.number.load(account)
