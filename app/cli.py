@@ -106,12 +106,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             if problem:
                 return _fail("run", problem)
         else:
-            database = EmbeddedMongo(base.data_dir / "db").start()
+            database = EmbeddedMongo(base.data_dir / "db", avoid={port}).start()
             servers.append(database)
             overrides["mongodb_url"] = database.url
             log.info("embedded database started", port=database.port, data=str(database.directory))
         if not base.redis_url:
-            redis_server = EmbeddedRedis(base.data_dir / "redis").start()
+            redis_server = EmbeddedRedis(base.data_dir / "redis", avoid={port}).start()
             servers.append(redis_server)
             overrides["redis_url"] = redis_server.url
             log.info("embedded redis started", port=redis_server.port)

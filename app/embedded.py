@@ -21,6 +21,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 
@@ -28,10 +29,15 @@ class EmbeddedServerError(RuntimeError):
     """The server could not be started: the message says why, in one line for the operator."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(avoid: Collection[int] = ()) -> int:
+    """A port nobody listens on now, other than ``avoid`` (ports the caller is about to listen on:
+    the kernel may hand out a port that is free only because its owner has not bound it yet)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in avoid:
+            return port
 
 
 def port_taken(port: int) -> bool:
@@ -80,9 +86,9 @@ class EmbeddedServer:
     kind = "server"
     stop_timeout = 10.0
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, *, avoid: Collection[int] = ()) -> None:
         self.directory = Path(directory)
-        self.port = port or free_port()
+        self.port = port or free_port(avoid)
         self._process: subprocess.Popen | None = None
 
     # -- what each kind says -------------------------------------------------------------------

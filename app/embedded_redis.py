@@ -7,6 +7,7 @@ a Redis someone else started. The process lifecycle (port, pid file, no orphans)
 from __future__ import annotations
 
 import shutil
+from collections.abc import Collection
 from pathlib import Path
 
 import redis
@@ -33,8 +34,9 @@ class EmbeddedRedis(EmbeddedServer):
 
     kind = "redis"
 
-    def __init__(self, directory: Path, port: int | None = None, persist: bool = True) -> None:
-        super().__init__(directory, port)
+    def __init__(self, directory: Path, port: int | None = None, persist: bool = True, *,
+                 avoid: Collection[int] = ()) -> None:
+        super().__init__(directory, port, avoid=avoid)
         self.persist = persist
 
     @property
