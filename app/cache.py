@@ -53,6 +53,9 @@ class TtlCache(Generic[V]):
     def forget(self, key: Hashable) -> None:
         self._entries.pop(key, None)
 
+    def clear(self) -> None:
+        self._entries.clear()
+
     def _forget_if(self, key: Hashable, future: asyncio.Future[V]) -> None:
         cached = self._entries.get(key)
         if cached is not None and cached[1] is future:

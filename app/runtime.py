@@ -14,6 +14,7 @@ import httpx
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
+from app.changes import Changes
 from app.config import Settings
 from app.db import Database
 from app.domains.accounts.services import AccountService
@@ -49,17 +50,19 @@ class Runtime:
         self.arq: ArqRedis | None = None
         self.secrets = SecretBox(settings.secret_key.get_secret_value())
         self.live = LiveEvents(self.redis)
+        # Cached credentials and numbers are dropped in every process when they change.
+        self.changes = Changes(self.redis)
         # One pool for every outbound call (Graph API, media, event webhooks).
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0),
                                       limits=httpx.Limits(max_connections=200, max_keepalive_connections=100))
         self.accounts = AccountService(self.secrets, settings.public_url, settings.graph_api_url,
-                                       settings.graph_api_version, self.http)
+                                       settings.graph_api_version, self.http, changes=self.changes)
         self.templates = TemplateService(self.accounts, self.live)
         self.people = AccountsOfPeople(
             login_throttle=FailureThrottle(self.redis, "inbox:login-failures", limit=5, window=60,
                                            limits={"ip": 30, "account": 1_000_000}),
             session_max_age=timedelta(hours=settings.session_max_age_hours),
-            redis=self.redis,
+            changes=self.changes,
         )
         # One ingestor per process: the webhook endpoint applies bodies with it, the worker stored ones.
         self.ingestor = WebhookIngestor(self.live, self._enqueue_media, self.templates)
@@ -87,8 +90,8 @@ class Runtime:
         await self.db.connect()
         self.arq = await open_pool(self.settings.redis_url)
         await self.bootstrap()
-        # Other processes' credential changes (a key revoked, a user deactivated) reach this one's cache.
-        self._credential_listener = asyncio.create_task(self.people.principals.listen())
+        # Other processes' changes (a key revoked, a user deactivated, a number disabled) reach this one's caches.
+        self._changes_listener = asyncio.create_task(self.changes.listen())
         self._started = True
 
     async def bootstrap(self) -> None:
@@ -120,9 +123,9 @@ class Runtime:
             await enqueue_event_delivery(self.arq, delivery_id, attempt, **options)
 
     async def stop(self) -> None:
-        listener = getattr(self, "_credential_listener", None)
+        listener = getattr(self, "_changes_listener", None)
         if listener is not None:
-            self.people.principals.close()
+            self.changes.close()
             listener.cancel()
             await asyncio.wait([listener], timeout=3.0)
         if self.arq is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.domains.accounts.models import WhatsAppAccount
 from app.domains.contacts.models import Contact
 from app.domains.messages.models import Message
 from app.domains.templates.models import MessageTemplate
@@ -72,13 +73,15 @@ async def test_disabled_or_token_invalid_number_refuses_with_a_reason(outbound):
     env = await outbound()
     account = await env.add_number()
     conversation = await env.conversation(account, "15550002101")
-    account.enabled = False
-    await account.save()
+    assert (await env.send(conversation)).status_code == 202  # the number is known (and kept for a while)
+    await env.runtime.accounts.set_enabled(account, False)  # an admin disables it: refused at once
     answer = await env.send(conversation)
     assert (answer.status_code, answer.json()["error_code"]) == (409, "ACCOUNT_DISABLED")
-    account.enabled = True
-    account.health.token_state = "invalid"
-    await account.save()
+    await env.runtime.accounts.set_enabled(account, True)
+    # WhatsApp refused the token (what the drainer records, and says to every process)
+    await WhatsAppAccount.get_motor_collection().update_one({"_id": account.id},
+                                                            {"$set": {"health.token_state": "invalid"}})
+    await env.runtime.accounts.changed(account.id)
     answer = await env.send(conversation)
     assert (answer.status_code, answer.json()["error_code"]) == (409, "ACCOUNT_TOKEN_INVALID")
     assert "new one" in answer.json()["error"]

@@ -14,9 +14,11 @@ import httpx
 from beanie import PydanticObjectId
 from pymongo.errors import DuplicateKeyError
 
-from app.db import utcnow
+from app.cache import TtlCache
+from app.changes import Changes
+from app.db import parse_object_id, utcnow
 from app.domains.accounts.models import WhatsAppAccount
-from app.errors import Conflict, ValidationFailed
+from app.errors import Conflict, NotFound, ValidationFailed
 from app.logging import get_logger
 from app.security import SecretBox, last4, new_token
 from app.whatsapp.client import GraphClient
@@ -24,6 +26,10 @@ from app.whatsapp.errors import AuthError, GraphError, TransientError
 
 log = get_logger(__name__)
 CredentialsListener = Callable[[WhatsAppAccount], Awaitable[None]]
+
+CACHE_SECONDS = 30.0
+"""How long a process trusts its copy of a number when a change was not heard (Redis down)."""
+TOPIC = "account"
 
 
 @dataclass(frozen=True)
@@ -117,7 +123,7 @@ class AccountService:
     """The numbers of a workspace and their secrets (never returned in clear outside this class)."""
 
     def __init__(self, secrets: SecretBox, public_url: str, graph_api_url: str, graph_api_version: str,
-                 http: httpx.AsyncClient) -> None:
+                 http: httpx.AsyncClient, *, changes: Changes | None = None) -> None:
         self.secrets = secrets
         self.public_url = public_url
         self.graph_api_url = graph_api_url
@@ -125,6 +131,41 @@ class AccountService:
         self.http = http
         # Called after a token or app secret changes (the outbox resumes sends held on a bad token).
         self.credentials_listeners: list[CredentialsListener] = []
+        # Numbers as the send path reads them (every send checks its number; the drainer loads it):
+        # dropped in every process by ``changed``.
+        self.changes = changes
+        self._cache: TtlCache[WhatsAppAccount | None] = TtlCache(CACHE_SECONDS)
+        if changes is not None:
+            changes.on(TOPIC, self._forget)
+
+    def _forget(self, account_id: str | None) -> None:
+        if account_id is None:
+            self._cache.clear()
+        else:
+            self._cache.forget(account_id)
+
+    async def changed(self, account_id: PydanticObjectId | str | None) -> None:
+        """A number's settings, token or health changed: no process sends from its old copy."""
+        if self.changes is None:
+            self._forget(str(account_id))
+        else:
+            await self.changes.publish(TOPIC, str(account_id))
+
+    async def cached(self, account_id: PydanticObjectId | str) -> WhatsAppAccount | None:
+        """The number by id from this process's copy (read again after ``CACHE_SECONDS`` or a change).
+        Shared by its callers: read it, never change it."""
+        oid = parse_object_id(account_id)
+        if oid is None:
+            return None
+        return await self._cache.get(str(oid), lambda: WhatsAppAccount.get(oid))
+
+    async def cached_scoped(self, workspace_id: PydanticObjectId, account_id: PydanticObjectId | str | None
+                            ) -> WhatsAppAccount:
+        """``cached`` for a workspace: NotFound for another workspace's number, as ``get``."""
+        account = await self.cached(account_id) if account_id is not None else None
+        if account is None or account.workspace_id != workspace_id:
+            raise NotFound("whatsappaccount not found", details={"id": str(account_id)})
+        return account
 
     @property
     def uses_sandbox(self) -> bool:
@@ -185,6 +226,7 @@ class AccountService:
             rotated = True
         account.updated_at = utcnow()
         await account.save()
+        await self.changed(account.id)
         if rotated:
             log.info("account credentials rotated", account_id=str(account.id))
             for listener in self.credentials_listeners:
@@ -210,6 +252,7 @@ class AccountService:
         from app.domains.templates.models import MessageTemplate  # templates build on accounts, not back
 
         await account.delete()
+        await self.changed(account.id)
         if await WhatsAppAccount.find_one_scoped(account.workspace_id, {"waba_id": account.waba_id}) is None:
             await MessageTemplate.scoped(account.workspace_id, {"waba_id": account.waba_id}).delete()
         log.info("account deleted", account_id=str(account.id))
@@ -225,6 +268,7 @@ class AccountService:
             health.last_check_error = ("The saved access token cannot be decrypted with this server's "
                                        "INBOX_SECRET_KEY; enter the token again.")
             await account.save()
+            await self.changed(account.id)
             return ConnectionCheck(False, message=health.last_check_error,
                                    error={"message": health.last_check_error, "code": None})
         except GraphError as error:
@@ -233,6 +277,7 @@ class AccountService:
                 health.token_state = "invalid"
             health.last_check_error = described["message"]
             await account.save()
+            await self.changed(account.id)
             log.info("connection test failed", account_id=str(account.id), code=error.code)
             return ConnectionCheck(False, message=described["message"], error=described)
         health.token_state = "ok"
@@ -246,6 +291,7 @@ class AccountService:
         if isinstance(throughput, dict) and throughput.get("level"):
             health.throughput_level = str(throughput["level"])
         await account.save()
+        await self.changed(account.id)
         shown = {key: number.get(key) for key in ("verified_name", "display_phone_number", "quality_rating",
                                                   "messaging_limit_tier", "status", "name_status")}
         shown["throughput"] = health.throughput_level

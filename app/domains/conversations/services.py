@@ -10,9 +10,10 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from app.db import utcnow
+from app.db import parse_object_id, utcnow
 from app.domains.contacts.models import Contact, contact_key
 from app.domains.conversations.models import SERVICE_WINDOW, Conversation, ConversationStatus, MessagePreview
+from app.errors import NotFound
 from app.pagination import DEFAULT_LIMIT, Page, paginate
 
 CONVERSATION_LISTING = "conversations"
@@ -21,6 +22,28 @@ the API's list and the inbox's list page the same order, so their cursors are in
 
 
 class ConversationService:
+    async def with_contact(self, workspace_id: PydanticObjectId, conversation_id: str | PydanticObjectId | None
+                           ) -> tuple[Conversation, Contact | None]:
+        """A conversation of this workspace (NotFound otherwise) and its contact, in one database operation
+        (every send needs both: the window and the recipient)."""
+        oid = parse_object_id(conversation_id)
+        raw = None
+        if oid is not None:
+            found = await Conversation.get_motor_collection().aggregate([
+                {"$match": {"_id": oid, "workspace_id": workspace_id}},
+                {"$limit": 1},
+                {"$lookup": {"from": Contact.get_collection_name(), "localField": "contact_id",
+                             "foreignField": "_id", "as": "_contact"}},
+            ]).to_list(1)
+            raw = found[0] if found else None
+        if raw is None:
+            raise NotFound("conversation not found", details={"id": str(conversation_id)})
+        contacts = raw.pop("_contact", [])
+        contact = Contact.model_validate(contacts[0]) if contacts else None
+        if contact is not None and contact.workspace_id != workspace_id:
+            contact = None
+        return Conversation.model_validate(raw), contact
+
     async def open_for(self, workspace_id: PydanticObjectId, account_id: PydanticObjectId,
                        contact_id: PydanticObjectId, *, reopen: bool = True) -> tuple[Conversation, bool]:
         """The conversation of (number, contact), created if new, reopened if resolved or snoozed.

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 from beanie import PydanticObjectId
 from beanie.operators import In
 from bson import ObjectId
+from bson.errors import InvalidId
 from redis.exceptions import RedisError
 
 from app.db import DATABASE_DOWN, stored_id
-from app.domains.accounts.models import WhatsAppAccount
 from app.domains.messages.models import Message, MessageStatus
 from app.domains.outbox.acceptance import AcceptanceBatch
 from app.domains.outbox.failures import Failures, GiveUp, Retry, fail_all_for_missing_account
@@ -94,7 +94,7 @@ class Drainer:
         if not await self.queue.claim(self.account_id, self.token):
             return "busy"
         try:
-            account = await WhatsAppAccount.get(PydanticObjectId(self.account_id))
+            account = await self.s.runtime.accounts.cached(self.account_id)
         except DATABASE_DOWN as exc:
             # The lease is ours: give it back (with a wake-up 2 s later), or the number's sends would
             # wait for the lease to expire.
@@ -252,26 +252,32 @@ class Drainer:
                 fresh.append(entry)
         if not fresh:
             return
-        ids = [ObjectId(e.message_id) for e in fresh]
-        # Only what a send needs (Outgoing.from_raw), and only messages still queued: a message sent,
-        # failed or deleted meanwhile is not read at all.
-        raw = await Message.get_motor_collection().find(
-            {"_id": {"$in": ids}, "status": MessageStatus.QUEUED.value, "direction": "outbound"},
-            projection=OUTGOING_FIELDS).to_list(None)
-        docs = {str(r["_id"]): r for r in raw}
+        # A message the API has just queued comes with what its send needs (lanes.py, ``body``);
+        # the others are read: only what a send needs, and only if still queued (a message sent,
+        # failed or deleted meanwhile is not read at all).
+        docs: dict[str, Outgoing] = {}
+        for entry in fresh:
+            if entry.body is not None:
+                with contextlib.suppress(ValueError, TypeError, InvalidId):
+                    docs[entry.message_id] = Outgoing.decode(entry.body)
+        ids = [ObjectId(e.message_id) for e in fresh if e.message_id not in docs]
+        if ids:
+            raw = await Message.get_motor_collection().find(
+                {"_id": {"$in": ids}, "status": MessageStatus.QUEUED.value, "direction": "outbound"},
+                projection=OUTGOING_FIELDS).to_list(None)
+            docs.update((str(r["_id"]), Outgoing.from_raw(r)) for r in raw)
         states = await self.queue.retry_states(self.account_id, [e.message_id for e in fresh])
-        media_ids = {(r.get("media") or {}).get("stored_file_id") for r in docs.values()} - {None}
+        media_ids = {m.stored_file_id for m in docs.values()} - {None}
         media = {}
         if media_ids:
             media = {m.id: m for m in await OutboundMedia.find(In(OutboundMedia.id, list(media_ids))).to_list()}
         wall = time.time()
         for entry, state in zip(fresh, states, strict=True):
-            found = docs.get(entry.message_id)
-            if found is None:  # gone, or no longer queued (sent, failed, or a copy of one)
+            message = docs.get(entry.message_id)
+            if message is None:  # gone, or no longer queued (sent, failed, or a copy of one)
                 self.batch.finished.append(entry)
                 self.known.discard(entry.message_id)
                 continue
-            message = Outgoing.from_raw(found)
             self.seq += 1
             item = Item(entry, message, _graph_body(message), self.seq, first_at=wall)
             if message.stored_file_id is not None:

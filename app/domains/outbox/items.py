@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -9,6 +10,8 @@ from typing import Any
 
 from bson import ObjectId
 
+from app.db import as_utc
+from app.domains.messages.models import Message
 from app.domains.outbox.lanes import Entry
 from app.domains.outbox.media import OutboundMedia
 
@@ -31,6 +34,15 @@ class Outgoing:
     number's circuit is open fails once it has waited longer than the retry window."""
 
     @classmethod
+    def of(cls, message: Message) -> Outgoing:
+        """From the message the outbox just stored."""
+        queued = message.status_at.get("queued") or message.created_at
+        assert message.id is not None, "stored first"
+        return cls(message.id, message.workspace_id, message.conversation_id, message.type, message.content,
+                   message.recipient, message.reply_to_wamid,
+                   message.media.stored_file_id if message.media else None, as_utc(queued).timestamp())
+
+    @classmethod
     def from_raw(cls, raw: dict[str, Any]) -> Outgoing:
         """From a document read with OUTGOING_FIELDS."""
         media = raw.get("media") or {}
@@ -39,6 +51,21 @@ class Outgoing:
             queued = queued.replace(tzinfo=UTC)
         return cls(raw["_id"], raw["workspace_id"], raw["conversation_id"], raw["type"], raw.get("content"),
                    raw.get("recipient"), raw.get("reply_to_wamid"), media.get("stored_file_id"), queued.timestamp())
+
+
+    def encode(self) -> str:
+        """What the lane keeps beside the entry, so a drainer sends without reading the message again."""
+        return json.dumps([str(self.id), str(self.workspace_id), str(self.conversation_id), self.type, self.content,
+                           self.recipient, self.reply_to_wamid,
+                           str(self.stored_file_id) if self.stored_file_id is not None else None, self.queued_at],
+                          separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Outgoing:
+        (id_, workspace_id, conversation_id, type_, content, recipient, reply_to_wamid, stored_file_id,
+         queued_at) = json.loads(raw)
+        return cls(ObjectId(id_), ObjectId(workspace_id), ObjectId(conversation_id), type_, content, recipient,
+                   reply_to_wamid, ObjectId(stored_file_id) if stored_file_id else None, float(queued_at))
 
 
 OUTGOING_FIELDS = {"workspace_id": 1, "conversation_id": 1, "type": 1, "content": 1, "recipient": 1,

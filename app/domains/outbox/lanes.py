@@ -15,11 +15,15 @@ them. Per number (account id):
 - ``bulkconv`` hash: bulk messages still queued per conversation. An agent reply to a
   conversation with bulk messages ahead joins the bulk lane, so one conversation keeps its order.
 - ``meta`` hash: attempts / first attempt / next attempt of messages being retried.
+- ``body`` hash: what a send needs of a message (items.Outgoing), written by the push that stored
+  it, read and removed by the pop that takes it: a drainer sends without reading the message
+  again. Entries put back (a hand-over, a dead drainer's, a sweep) have none and are read from
+  Mongo, where a message that was sent meanwhile shows as no longer queued.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
@@ -29,8 +33,10 @@ ACCOUNTS_KEY = f"{PREFIX}:accounts"
 EPOCH_KEY = f"{PREFIX}:epoch"
 LEASE_TTL_MS = 30_000
 
-# KEYS: qa, qb, lease, accounts, bulkconv, seq ; ARGV: message, conversation, lane, account, ttl, front|back
+# KEYS: qa, qb, lease, accounts, bulkconv, seq, body ; ARGV: message, conversation, lane, account, ttl,
+# front|back, body ('' for none)
 _PUSH = """
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[7], ARGV[1], ARGV[7]) end
 local lane = ARGV[3]
 if lane == 'a' and tonumber(redis.call('HGET', KEYS[5], ARGV[2]) or '0') > 0 then lane = 'b' end
 if lane == 'b' then redis.call('HINCRBY', KEYS[5], ARGV[2], 1) end
@@ -50,7 +56,8 @@ if redis.call('SET', KEYS[1], 'wake', 'NX', 'PX', ARGV[1]) then return 1 end
 return 0
 """
 
-# KEYS: qa, qb, taken, seq ; ARGV: max from agent lane, max from bulk lane
+# KEYS: qa, qb, taken, seq, body ; ARGV: max from agent lane, max from bulk lane
+# Returns entry, body (false when none), entry, body ...
 _POP = """
 local out = {}
 local limits = {tonumber(ARGV[1]), tonumber(ARGV[2])}
@@ -72,7 +79,15 @@ if #out > 0 then
   end
   redis.call('ZADD', KEYS[3], unpack(args))
 end
-return out
+local pairs_out = {}
+for i, e in ipairs(out) do
+  local msg = string.match(e, '^([^|]+)|')
+  local body = redis.call('HGET', KEYS[5], msg)
+  if body then redis.call('HDEL', KEYS[5], msg) end
+  pairs_out[#pairs_out + 1] = e
+  pairs_out[#pairs_out + 1] = body
+end
+return pairs_out
 """
 
 # KEYS: lease, taken, qa, qb ; ARGV: token, ttl
@@ -150,12 +165,14 @@ class Entry:
     message_id: str
     conversation_id: str
     lane: str  # "a" agent, "b" bulk
+    body: bytes | None = field(default=None, compare=False, repr=False)
+    """What the push stored for a send (items.Outgoing.encode), on the pop that took the entry first."""
 
     @classmethod
-    def parse(cls, raw: bytes | str) -> Entry:
+    def parse(cls, raw: bytes | str, body: bytes | None = None) -> Entry:
         text = raw.decode() if isinstance(raw, bytes) else raw
         parts = text.split("|")
-        return cls(text, parts[0], parts[1], parts[-1])
+        return cls(text, parts[0], parts[1], parts[-1], body or None)
 
 
 @dataclass(frozen=True)
@@ -197,15 +214,16 @@ class OutboxQueue:
     @staticmethod
     def keys(account_id: str) -> dict[str, str]:
         base = f"{PREFIX}:{{{account_id}}}"
-        return {name: f"{base}:{name}" for name in ("qa", "qb", "taken", "seq", "lease", "bulkconv", "meta")}
+        return {name: f"{base}:{name}" for name in ("qa", "qb", "taken", "seq", "lease", "bulkconv", "meta", "body")}
 
     async def push(self, account_id: str, message_id: str, conversation_id: str, lane: str,
-                   *, front: bool = False) -> bool:
-        """Queue one message; True when the caller must enqueue a drain job (no drainer is active)."""
+                   *, front: bool = False, body: str = "") -> bool:
+        """Queue one message (``body``: what its send needs, see the module docstring); True when the
+        caller must enqueue a drain job (no drainer is active)."""
         k = self.keys(account_id)
         woke = await self._push(
-            keys=[k["qa"], k["qb"], k["lease"], ACCOUNTS_KEY, k["bulkconv"], k["seq"]],
-            args=[message_id, conversation_id, lane, account_id, LEASE_TTL_MS, "front" if front else "back"],
+            keys=[k["qa"], k["qb"], k["lease"], ACCOUNTS_KEY, k["bulkconv"], k["seq"], k["body"]],
+            args=[message_id, conversation_id, lane, account_id, LEASE_TTL_MS, "front" if front else "back", body],
         )
         return bool(woke)
 
@@ -225,8 +243,8 @@ class OutboxQueue:
 
     async def pop(self, account_id: str, agent: int, bulk: int) -> list[Entry]:
         k = self.keys(account_id)
-        raw = await self._pop(keys=[k["qa"], k["qb"], k["taken"], k["seq"]], args=[agent, bulk])
-        return [Entry.parse(item) for item in raw]
+        raw = await self._pop(keys=[k["qa"], k["qb"], k["taken"], k["seq"], k["body"]], args=[agent, bulk])
+        return [Entry.parse(raw[i], raw[i + 1]) for i in range(0, len(raw), 2)]
 
     async def release(self, account_id: str, token: str) -> bool:
         """Stop draining if both lanes are empty (atomically); False means more work arrived."""

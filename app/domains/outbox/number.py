@@ -134,12 +134,14 @@ class NumberState:
     async def _store_circuit(self, until: Any) -> None:
         await WhatsAppAccount.get_motor_collection().update_one(
             {"_id": self.account.id}, {"$set": {"health.circuit_open_until": until}})
+        await self.s.runtime.accounts.changed(self.account.id)
 
     async def mark_token_invalid(self, error: GraphError) -> None:
         log.warning("token refused by WhatsApp: sends held until it is replaced", account_id=self.account_id)
         await WhatsAppAccount.get_motor_collection().update_one(
             {"_id": self.account.id, "access_token_encrypted": self.account.access_token_encrypted},
             {"$set": {"health.token_state": "invalid", "health.last_send_error": _send_error(error).model_dump()}})
+        await self.s.runtime.accounts.changed(self.account.id)  # the API refuses new sends at once
 
     async def record_account_error(self, error: GraphError) -> None:
         await WhatsAppAccount.get_motor_collection().update_one(

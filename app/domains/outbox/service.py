@@ -34,6 +34,7 @@ from app.domains.conversations.models import Conversation, MessagePreview
 from app.domains.conversations.services import ConversationService
 from app.domains.messages.models import MediaRef, Message, MessageStatus, Reaction
 from app.domains.messages.preview import preview_text
+from app.domains.outbox.items import Outgoing
 from app.domains.outbox.lanes import OutboxQueue
 from app.domains.outbox.media import OutboundMediaService
 from app.domains.templates.models import MessageTemplate
@@ -103,7 +104,7 @@ class OutboxService:
         existing = await self._idempotent(workspace_id, idempotency_key)
         if existing is not None:
             return existing
-        account = account or await WhatsAppAccount.get_scoped(workspace_id, conversation.account_id)
+        account = account or await self.accounts.cached_scoped(workspace_id, conversation.account_id)
         contact = contact or await Contact.get_scoped(workspace_id, conversation.contact_id)
         self._check_account(account)
         recipient = self._recipient(contact)
@@ -148,8 +149,8 @@ class OutboxService:
     async def send_in(self, workspace_id: PydanticObjectId, conversation_id: str, draft: Draft, **options: Any
                       ) -> Message:
         """``send`` to a conversation named by its id (404 when it is not this workspace's)."""
-        conversation = await Conversation.get_scoped(workspace_id, conversation_id)
-        return await self.send(workspace_id, conversation, draft, **options)
+        conversation, contact = await self.conversations.with_contact(workspace_id, conversation_id)
+        return await self.send(workspace_id, conversation, draft, contact=contact, **options)
 
     async def react(self, workspace_id: PydanticObjectId, target: Message, emoji: str, *,
                     by: PydanticObjectId | None = None, via: str = "api") -> tuple[Message, Message]:
@@ -186,7 +187,7 @@ class OutboxService:
         if message.status is not MessageStatus.FAILED:
             raise Conflict(f"Only failed messages can be retried; this one is {message.status.value}.",
                            error_code="NOT_FAILED", details={"status": message.status.value})
-        account = await WhatsAppAccount.get_scoped(workspace_id, message.account_id)
+        account = await self.accounts.cached_scoped(workspace_id, message.account_id)
         self._check_account(account)
         conversation = await Conversation.get_scoped(workspace_id, message.conversation_id)
         if message.type == "template":
@@ -219,6 +220,7 @@ class OutboxService:
         # circuit (if WhatsApp still fails, a few failures open it again).
         await WhatsAppAccount.get_motor_collection().update_one(
             {"_id": account.id}, {"$set": {"health.circuit_open_until": None}})
+        await self.accounts.changed(account.id)
         # Served by the (account_id, status, _id) index: an equality pair, then the _id range
         # (ids hold their creation time in seconds since 1970, so ``since`` is kept inside that).
         since = min(max(as_utc(since), EPOCH), utcnow())
@@ -280,7 +282,7 @@ class OutboxService:
 
     async def _account_for(self, workspace_id: PydanticObjectId, account_id: str | None) -> WhatsAppAccount:
         if account_id:
-            return await WhatsAppAccount.get_scoped(workspace_id, account_id)
+            return await self.accounts.cached_scoped(workspace_id, account_id)
         accounts = await WhatsAppAccount.scoped(workspace_id, WhatsAppAccount.enabled == True).to_list()  # noqa: E712
         if len(accounts) == 1:
             return accounts[0]
@@ -393,7 +395,11 @@ class OutboxService:
         lane = "b" if message.priority == "bulk" else "a"
         account_id = str(message.account_id)
         try:
-            if await self.queue.push(account_id, str(message.id), str(message.conversation_id), lane):
+            try:
+                body = Outgoing.of(message).encode()
+            except (TypeError, ValueError):  # content JSON cannot hold: the drainer reads the message
+                body = ""
+            if await self.queue.push(account_id, str(message.id), str(message.conversation_id), lane, body=body):
                 await self._enqueue_drain(account_id)
         except (RedisError, OSError) as exc:
             # Stored as queued: the outbox sweeper queues it once Redis is back.

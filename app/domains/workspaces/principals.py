@@ -6,36 +6,32 @@ A web process now keeps each resolved Principal for ``TTL_SECONDS``.
 
 A change that must stop a credential at once (a key revoked, a user deactivated or demoted, a
 password set, a sign-out) empties the cache of this process and, through one Redis PUBLISH, of
-every other process (``listen``); should that message be lost (Redis down), no process trusts
+every other process (app.changes); should that message be lost (Redis down), no process trusts
 its copy longer than the TTL. Only credentials that resolved are kept: an unknown key is read
 every time, as before.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from typing import TYPE_CHECKING, Any
-
-from app.logging import get_logger
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from app.changes import Changes
     from app.domains.workspaces.services import Principal
 
-log = get_logger(__name__)
-
 TTL_SECONDS = 5.0
-CHANNEL = "inbox:credentials-changed"
+TOPIC = "credentials"
 MAX_ENTRIES = 10_000
 
 
 class PrincipalCache:
-    def __init__(self, redis: Any = None, ttl: float = TTL_SECONDS) -> None:
-        self.redis = redis
+    def __init__(self, changes: Changes | None = None, ttl: float = TTL_SECONDS) -> None:
+        self.changes = changes
         self.ttl = ttl
         self._entries: dict[str, tuple[float, Principal]] = {}
-        self._closing = False
+        if changes is not None:
+            changes.on(TOPIC, self.forget_here)
 
     def get(self, digest: str) -> Principal | None:
         entry = self._entries.get(digest)
@@ -53,40 +49,12 @@ class PrincipalCache:
         expires = time.monotonic() + self.ttl
         self._entries[digest] = (expires if until is None else min(expires, until), principal)
 
-    def forget_here(self) -> None:
+    def forget_here(self, _key: str | None = None) -> None:
         self._entries.clear()
 
     async def forget_everywhere(self) -> None:
         """Credentials changed: no process may answer from its copy any more."""
-        self.forget_here()
-        if self.redis is None:
-            return
-        try:
-            await self.redis.publish(CHANNEL, b"1")
-        except Exception as exc:  # noqa: BLE001 - the other processes' copies end with the TTL
-            log.warning("credential change not broadcast; other processes follow within seconds",
-                        error=type(exc).__name__)
-
-    async def listen(self) -> None:
-        """Empty this process's cache whenever any process changes credentials (runs for the process's life)."""
-        while not self._closing:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(CHANNEL)
-                self.forget_here()  # whatever was missed while (re)connecting
-                while not self._closing:
-                    # Waits on the socket (no command sent): a timeout, not the client's socket_timeout.
-                    if await pubsub.get_message(timeout=1.0) is not None:
-                        self.forget_here()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - Redis went away: the TTL bounds staleness meanwhile
-                log.info("credential change listener reconnecting", error=type(exc).__name__)
-                await asyncio.sleep(1.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(pubsub.aclose(), 1.0)
-
-    def close(self) -> None:
-        """Ends ``listen`` (with the task's cancellation: redis-py can swallow a cancellation while connecting)."""
-        self._closing = True
+        if self.changes is None:
+            self.forget_here()
+        else:
+            await self.changes.publish(TOPIC)

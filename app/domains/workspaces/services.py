@@ -6,11 +6,11 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from beanie import PydanticObjectId
 from pymongo.errors import DuplicateKeyError
 
+from app.changes import Changes
 from app.db import as_utc, utcnow
 from app.domains.workspaces.models import ApiKey, Role, User, WebSession, Workspace
 from app.domains.workspaces.principals import PrincipalCache
@@ -66,10 +66,10 @@ class AccountsOfPeople:
     """Workspaces, users and their credentials."""
 
     def __init__(self, login_throttle: FailureThrottle | None = None, session_max_age: timedelta = timedelta(days=14),
-                 redis: Any = None) -> None:
+                 changes: Changes | None = None) -> None:
         self.login_throttle = login_throttle
         self.session_max_age = session_max_age
-        self.principals = PrincipalCache(redis)
+        self.principals = PrincipalCache(changes)
 
     async def workspace(self, workspace_id: PydanticObjectId) -> Workspace | None:
         return await Workspace.get(workspace_id)
