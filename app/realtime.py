@@ -22,6 +22,7 @@ from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from app import redis_scripts
 from app.logging import get_logger
 
 log = get_logger(__name__)
@@ -86,13 +87,25 @@ class LiveEvents:
         if not events:
             return
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for workspace_id, event, data in events:
-                    await self._publish(keys=[workspace_stream(workspace_id), workspace_channel(workspace_id)],
-                                        args=[_payload(event, data), STREAM_LENGTH, STREAM_TTL_MS], client=pipe)
-                await pipe.execute()
+            results = await redis_scripts.run(self._redis, self.calls(events))
         except Exception as exc:  # best effort, as above
             log.warning("live events not published", count=len(events), error=type(exc).__name__)
+            results = []
+        await self.published(events, results)
+
+    def calls(self, events: Sequence[tuple[ObjectId | str, str, dict[str, Any]]]) -> list[redis_scripts.Call]:
+        """The script calls that publish ``events``, to send with other calls in one round trip
+        (``redis_scripts.run``); then call ``published`` with their answers."""
+        return [redis_scripts.Call(self._publish, [workspace_stream(workspace_id), workspace_channel(workspace_id)],
+                                   [_payload(event, data), STREAM_LENGTH, STREAM_TTL_MS])
+                for workspace_id, event, data in events]
+
+    async def published(self, events: Sequence[tuple[ObjectId | str, str, dict[str, Any]]],
+                        results: Sequence[Any]) -> None:
+        """After ``calls`` ran (``results``: their answers, [] when the round trip failed)."""
+        failed = len(events) if not results else sum(isinstance(r, Exception) for r in results)
+        if failed:
+            log.warning("live events not published", count=failed)
         for workspace_id, event, data in events:
             await self._tell_listeners(workspace_id, event, data)
 

@@ -2,15 +2,16 @@
 
 One bulk write moves the accepted messages from ``queued`` to ``accepted`` (with their wamid),
 statuses that raced ahead of the acceptance are applied, the live events go out in one Redis
-round trip, and the finished entries leave the number's ``taken`` set in one script call.
+round trip with the finished entries leaving the number's ``taken`` set.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pymongo import UpdateOne
 
+from app import redis_scripts
 from app.db import utcnow
 from app.domains.messages.models import Message, MessageStatus
 from app.domains.outbox.lanes import Entry, OutboxQueue
@@ -38,20 +39,27 @@ class AcceptanceBatch:
         return bool(self.accepted or self.finished or self.spares)
 
     async def flush(self) -> list[str]:
-        """Record everything pending; returns the ids of the messages now stored as accepted."""
+        """Record everything pending; returns the ids of the messages now stored as accepted.
+        One bulk write, then one Redis round trip (finished entries, spare copies, live events)."""
         accepted, self.accepted = self.accepted, []
         finished, self.finished = self.finished, []
         spares, self.spares = self.spares, []
-        stored: list[str] = []
+        events: list[tuple[Any, str, dict[str, Any]]] = []
         if accepted:
             await self._store(accepted)
             finished.extend(item.entry for item, _ in accepted)
-            stored = [item.entry.message_id for item, _ in accepted]
-        if finished:
-            await self.queue.done(self.account_id, finished)
-        if spares:
-            await self.queue.done(self.account_id, spares, spare=True)
-        return stored
+            events = [(item.message.workspace_id, "message.updated",
+                       {"message_id": str(item.message.id), "conversation_id": str(item.message.conversation_id),
+                        "status": MessageStatus.ACCEPTED.value}) for item, _ in accepted]
+        calls = [self.queue.done_call(self.account_id, entries, spare=spare)
+                 for entries, spare in ((finished, False), (spares, True)) if entries]
+        if calls or events:
+            results = await redis_scripts.run(self.queue.redis, [*calls, *self.live.calls(events)])
+            await self.live.published(events, results[len(calls):])
+            for result in results[:len(calls)]:
+                if isinstance(result, Exception):
+                    raise result
+        return [item.entry.message_id for item, _ in accepted]
 
     async def _store(self, accepted: list[tuple[Item, str]]) -> None:
         now = utcnow()
@@ -67,7 +75,3 @@ class AcceptanceBatch:
         # Statuses that beat the send's own answer (rare) wait in PendingStatus: the status side
         # looks again a moment later, and the outbox sweeper after that (status.apply_waiting_statuses),
         # so acceptance costs no read per send for them.
-        events = [(item.message.workspace_id, "message.updated",
-                   {"message_id": str(item.message.id), "conversation_id": str(item.message.conversation_id),
-                    "status": MessageStatus.ACCEPTED.value}) for item, _ in accepted]
-        await self.live.publish_many(events)  # one round trip for the batch

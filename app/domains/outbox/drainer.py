@@ -266,7 +266,7 @@ class Drainer:
                 {"_id": {"$in": ids}, "status": MessageStatus.QUEUED.value, "direction": "outbound"},
                 projection=OUTGOING_FIELDS).to_list(None)
             docs.update((str(r["_id"]), Outgoing.from_raw(r)) for r in raw)
-        states = await self.queue.retry_states(self.account_id, [e.message_id for e in fresh])
+        states = [e.retry for e in fresh]  # read by the pop
         media_ids = {m.stored_file_id for m in docs.values()} - {None}
         media = {}
         if media_ids:

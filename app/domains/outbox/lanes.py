@@ -28,6 +28,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from app.redis_scripts import Call
+
 PREFIX = "inbox:ob"
 ACCOUNTS_KEY = f"{PREFIX}:accounts"
 EPOCH_KEY = f"{PREFIX}:epoch"
@@ -56,8 +58,8 @@ if redis.call('SET', KEYS[1], 'wake', 'NX', 'PX', ARGV[1]) then return 1 end
 return 0
 """
 
-# KEYS: qa, qb, taken, seq, body ; ARGV: max from agent lane, max from bulk lane
-# Returns entry, body (false when none), entry, body ...
+# KEYS: qa, qb, taken, seq, body, meta ; ARGV: max from agent lane, max from bulk lane
+# Returns entry, body, retry state (false when none), entry, body, retry state ...
 _POP = """
 local out = {}
 local limits = {tonumber(ARGV[1]), tonumber(ARGV[2])}
@@ -86,6 +88,7 @@ for i, e in ipairs(out) do
   if body then redis.call('HDEL', KEYS[5], msg) end
   pairs_out[#pairs_out + 1] = e
   pairs_out[#pairs_out + 1] = body
+  pairs_out[#pairs_out + 1] = redis.call('HGET', KEYS[6], msg)
 end
 return pairs_out
 """
@@ -158,24 +161,6 @@ return 1
 
 
 @dataclass(frozen=True)
-class Entry:
-    """One queued message as the lanes hold it."""
-
-    raw: str
-    message_id: str
-    conversation_id: str
-    lane: str  # "a" agent, "b" bulk
-    body: bytes | None = field(default=None, compare=False, repr=False)
-    """What the push stored for a send (items.Outgoing.encode), on the pop that took the entry first."""
-
-    @classmethod
-    def parse(cls, raw: bytes | str, body: bytes | None = None) -> Entry:
-        text = raw.decode() if isinstance(raw, bytes) else raw
-        parts = text.split("|")
-        return cls(text, parts[0], parts[1], parts[-1], body or None)
-
-
-@dataclass(frozen=True)
 class RetryState:
     """What a drainer must remember about a message between attempts (kept across hand-overs)."""
 
@@ -192,6 +177,26 @@ class RetryState:
             return None
         attempts, first, due = (raw.decode() if isinstance(raw, bytes) else raw).split(":")
         return cls(int(attempts), float(first), float(due))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One queued message as the lanes hold it."""
+
+    raw: str
+    message_id: str
+    conversation_id: str
+    lane: str  # "a" agent, "b" bulk
+    body: bytes | None = field(default=None, compare=False, repr=False)
+    """What the push stored for a send (items.Outgoing.encode), on the pop that took the entry first."""
+    retry: RetryState | None = field(default=None, compare=False, repr=False)
+    """The message's retry state when it is being retried (read by the same pop)."""
+
+    @classmethod
+    def parse(cls, raw: bytes | str, body: bytes | None = None, retry: bytes | None = None) -> Entry:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        parts = text.split("|")
+        return cls(text, parts[0], parts[1], parts[-1], body or None, RetryState.decode(retry))
 
 
 class OutboxQueue:
@@ -220,12 +225,15 @@ class OutboxQueue:
                    *, front: bool = False, body: str = "") -> bool:
         """Queue one message (``body``: what its send needs, see the module docstring); True when the
         caller must enqueue a drain job (no drainer is active)."""
+        call = self.push_call(account_id, message_id, conversation_id, lane, front=front, body=body)
+        return bool(await call.script(keys=call.keys, args=call.args))
+
+    def push_call(self, account_id: str, message_id: str, conversation_id: str, lane: str,
+                  *, front: bool = False, body: str = "") -> Call:
+        """``push`` as a call to send with others in one round trip (app.redis_scripts.run)."""
         k = self.keys(account_id)
-        woke = await self._push(
-            keys=[k["qa"], k["qb"], k["lease"], ACCOUNTS_KEY, k["bulkconv"], k["seq"], k["body"]],
-            args=[message_id, conversation_id, lane, account_id, LEASE_TTL_MS, "front" if front else "back", body],
-        )
-        return bool(woke)
+        return Call(self._push, [k["qa"], k["qb"], k["lease"], ACCOUNTS_KEY, k["bulkconv"], k["seq"], k["body"]],
+                    [message_id, conversation_id, lane, account_id, LEASE_TTL_MS, "front" if front else "back", body])
 
     async def wake(self, account_id: str) -> bool:
         """True when there was no drainer and the caller must enqueue one."""
@@ -243,8 +251,8 @@ class OutboxQueue:
 
     async def pop(self, account_id: str, agent: int, bulk: int) -> list[Entry]:
         k = self.keys(account_id)
-        raw = await self._pop(keys=[k["qa"], k["qb"], k["taken"], k["seq"], k["body"]], args=[agent, bulk])
-        return [Entry.parse(raw[i], raw[i + 1]) for i in range(0, len(raw), 2)]
+        raw = await self._pop(keys=[k["qa"], k["qb"], k["taken"], k["seq"], k["body"], k["meta"]], args=[agent, bulk])
+        return [Entry.parse(raw[i], raw[i + 1], raw[i + 2]) for i in range(0, len(raw), 3)]
 
     async def release(self, account_id: str, token: str) -> bool:
         """Stop draining if both lanes are empty (atomically); False means more work arrived."""
@@ -262,9 +270,13 @@ class OutboxQueue:
         """Entries finished (sent, failed, or no longer queued). ``spare``: second copies of messages a
         drainer still holds, so the messages' retry state is kept."""
         if entries:
-            k = self.keys(account_id)
-            await self._done(keys=[k["taken"], k["bulkconv"], k["meta"]],
-                             args=["0" if spare else "1", *(e.raw for e in entries)])
+            call = self.done_call(account_id, entries, spare=spare)
+            await call.script(keys=call.keys, args=call.args)
+
+    def done_call(self, account_id: str, entries: list[Entry], *, spare: bool = False) -> Call:
+        """``done`` as a call to send with others in one round trip (app.redis_scripts.run)."""
+        k = self.keys(account_id)
+        return Call(self._done, [k["taken"], k["bulkconv"], k["meta"]], ["0" if spare else "1", *(e.raw for e in entries)])
 
     async def retry_states(self, account_id: str, message_ids: list[str]) -> list[RetryState | None]:
         if not message_ids:

@@ -14,7 +14,7 @@ The worker side (``sender.py``) drains each number's lanes at its rate.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +25,7 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 from redis.exceptions import RedisError
 
+from app import redis_scripts
 from app.db import as_utc, parse_object_id, stored_id, utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.accounts.services import AccountService
@@ -140,10 +141,9 @@ class OutboxService:
         await self.conversations.record_outbound(
             conversation, now, MessagePreview(text=preview_text(draft.type, checked), direction="outbound",
                                               type=draft.type, status=message.status.value, message_id=message.id))
-        await self._enqueue(message)
-        await self.live.publish(workspace_id, "message.created", message_id=str(message.id),
-                                conversation_id=str(conversation.id))
-        await self.live.publish(workspace_id, "conversation.updated", conversation_id=str(conversation.id))
+        await self._enqueue(message, [
+            (workspace_id, "message.created", {"message_id": str(message.id), "conversation_id": str(conversation.id)}),
+            (workspace_id, "conversation.updated", {"conversation_id": str(conversation.id)})])
         return message
 
     async def send_in(self, workspace_id: PydanticObjectId, conversation_id: str, draft: Draft, **options: Any
@@ -204,9 +204,9 @@ class OutboxService:
         fresh = await Message.get(message.id)
         assert fresh is not None
         if result.modified_count:
-            await self._enqueue(fresh)
-            await self.live.publish(workspace_id, "message.updated", message_id=str(fresh.id),
-                                    conversation_id=str(fresh.conversation_id), status=fresh.status.value)
+            await self._enqueue(fresh, [(workspace_id, "message.updated", {
+                "message_id": str(fresh.id), "conversation_id": str(fresh.conversation_id),
+                "status": fresh.status.value})])
         return fresh
 
     async def retry_failed(self, workspace_id: PydanticObjectId, account_id: str, since: datetime,
@@ -391,19 +391,31 @@ class OutboxService:
 
     # -- queueing -----------------------------------------------------------------------------
 
-    async def _enqueue(self, message: Message) -> None:
+    async def _enqueue(self, message: Message, events: Sequence[tuple[PydanticObjectId, str, dict[str, Any]]] = ()
+                       ) -> None:
+        """Push the stored message to its number's lane and publish ``events``, in one Redis round trip."""
         lane = "b" if message.priority == "bulk" else "a"
         account_id = str(message.account_id)
         try:
-            try:
-                body = Outgoing.of(message).encode()
-            except (TypeError, ValueError):  # content JSON cannot hold: the drainer reads the message
-                body = ""
-            if await self.queue.push(account_id, str(message.id), str(message.conversation_id), lane, body=body):
-                await self._enqueue_drain(account_id)
+            body = Outgoing.of(message).encode()
+        except (TypeError, ValueError):  # content JSON cannot hold: the drainer reads the message
+            body = ""
+        push = self.queue.push_call(account_id, str(message.id), str(message.conversation_id), lane, body=body)
+        try:
+            results = await redis_scripts.run(self.queue.redis, [push, *self.live.calls(events)])
         except (RedisError, OSError) as exc:
+            results = [exc]
+        await self.live.published(events, results[1:])
+        if isinstance(results[0], Exception):
             # Stored as queued: the outbox sweeper queues it once Redis is back.
-            log.warning("outbox: message stored but not queued", message_id=str(message.id), error=type(exc).__name__)
+            log.warning("outbox: message stored but not queued", message_id=str(message.id),
+                        error=type(results[0]).__name__)
+        elif results[0]:
+            try:
+                await self._enqueue_drain(account_id)
+            except (RedisError, OSError) as exc:  # the sweeper wakes the number once Redis is back
+                log.warning("outbox: message queued, drainer not started", message_id=str(message.id),
+                            error=type(exc).__name__)
 
     async def _enqueue_drain(self, account_id: str) -> None:
         pool = self._arq()
