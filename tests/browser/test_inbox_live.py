@@ -11,7 +11,6 @@ import time
 
 from tests.browser.inbox_support import DEMO_ADMIN, TcpProxy, csp_violations, demo, sign_in, watch_console  # noqa: F401
 
-
 RECORD_STATUSES = """() => {
   window.__statuses = {};
   const note = (el) => {

@@ -32,7 +32,7 @@ from app.domains.messages.models import Message, MessageStatus
 from app.domains.outbox.acceptance import AcceptanceBatch
 from app.domains.outbox.failures import Failures, GiveUp, Retry, fail_all_for_missing_account
 from app.domains.outbox.items import OUTGOING_FIELDS, Conv, Item, Outgoing
-from app.domains.outbox.lanes import LEASE_TTL_MS, RetryState
+from app.domains.outbox.lanes import LEASE_TTL_MS, Entry, RetryState
 from app.domains.outbox.media import OutboundMedia
 from app.domains.outbox.number import NumberState
 from app.domains.outbox.sender import OutboxSender
@@ -53,19 +53,28 @@ FLUSH_SECONDS = 0.2          # acceptances are written in bulk at most this late
                              # write, a query, two Redis calls: every 50 ms per number was ~10 % of the CPU)
 ACCOUNT_RELOAD_SECONDS = 2.0  # notice a disabled number or a new token while draining
 MAX_IN_MEMORY = 5000
+LINGER_SECONDS = 5.0         # a drainer whose lanes are empty waits this long for more before it releases
+                             # the number: an agent's next reply is sent without a new job, lease and read
+BELL_SECONDS = 1.0           # how long one wait on the bell lasts (then it pops anyway, and waits again)
 DATABASE_RETRY_SECONDS = 2.0  # a drainer that lost MongoDB hands over to a new one this much later
 
 
-async def drain(runtime: Runtime, account_id: str) -> str:
+async def drain(runtime: Runtime, account_id: str, *, linger: float = LINGER_SECONDS) -> str:
     """The ``drain_outbox`` job: one activation of the number's drainer in this process."""
-    return await Drainer(OutboxSender.of(runtime), account_id).run()
+    return await Drainer(OutboxSender.of(runtime), account_id, linger=linger).run()
 
 
 class Drainer:
     """One activation of a number's drain job (see the module docstring)."""
 
-    def __init__(self, sender: OutboxSender, account_id: str) -> None:
+    def __init__(self, sender: OutboxSender, account_id: str, *, linger: float = LINGER_SECONDS) -> None:
         self.s = sender
+        self.linger = linger
+        self.idle_since: float | None = None  # when the lanes were last seen empty with nothing to send
+        self.incoming: list[Entry] = []       # popped by the bell task, not yet taken in
+        self._bell_task: asyncio.Task[None] | None = None
+        self._bell_stop = False
+        self.pop_lock = asyncio.Lock()
         self.account_id = account_id
         self.token = uuid.uuid4().hex
         self.queue = sender.queue
@@ -106,9 +115,13 @@ class Drainer:
             return await fail_all_for_missing_account(self.queue, self.account_id, self.token)
         self.number.load(account)
         refresher = asyncio.create_task(self._keep_lease())
+        self._bell_task = asyncio.create_task(self._bell())
         outcome = "drained"
         try:
             outcome = await self._loop()
+        except asyncio.CancelledError:
+            outcome = "hold"  # the worker is stopping: hand everything back and release the number
+            raise
         except RedisError as exc:
             log.warning("drainer lost Redis; the sweeper requeues from Mongo", account_id=self.account_id,
                         error=type(exc).__name__)
@@ -125,6 +138,7 @@ class Drainer:
             outcome = "hold"
         finally:
             refresher.cancel()
+            await self._stop_bell()
             await self._finish(outcome)
         return outcome
 
@@ -142,7 +156,9 @@ class Drainer:
                 return  # "lost": the next drainer put our entries back; "redis": the sweeper rebuilds
             left = sorted((item for conv in self.convs.values() for item in conv.items), key=lambda i: i.seq)
             again = outcome in ("slice", "database")
-            handed = await self.queue.hand_back(self.account_id, self.token, [i.entry for i in left], wake=again)
+            entries = [i.entry for i in left] + self.incoming  # the bell's last pop comes after what we hold
+            self.incoming = []
+            handed = await self.queue.hand_back(self.account_id, self.token, entries, wake=again)
             if handed and again:
                 await _enqueue_drain(self.s.runtime, self.account_id,
                                      defer_seconds=DATABASE_RETRY_SECONDS if outcome == "database" else None)
@@ -161,6 +177,40 @@ class Drainer:
                 self.number.hold = "lost"
                 self._wake()
                 return
+
+    async def _bell(self) -> None:
+        """Wait on the number's bell and pop in the same round trip (lanes.py): what is pushed while
+        this drainer runs reaches it at once, without polling."""
+        while not self._bell_stop:
+            if not self.lanes_empty:
+                await asyncio.sleep(POLL_SECONDS)  # the loop pops by itself while the lanes have more
+                continue
+            try:
+                async with self.pop_lock:  # pops are taken in in the order Redis made them
+                    if not self.lanes_empty:
+                        continue
+                    agent, bulk = self._pop_limits()
+                    entries = await self.queue.wait_and_pop(self.account_id, agent, bulk, BELL_SECONDS)
+                    if entries:
+                        self.incoming.extend(entries)
+                        self.lanes_empty = _emptied(entries, agent, bulk)
+                        self._wake()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the loop's own calls notice a lost Redis
+                log.info("outbox bell: trying again", account_id=self.account_id, error=type(exc).__name__)
+                await asyncio.sleep(BELL_SECONDS)
+
+    async def _stop_bell(self) -> None:
+        """End the bell task after its current wait (at most BELL_SECONDS): cancelled mid-way, a
+        pop it made would be left in ``taken`` unseen."""
+        task = self._bell_task
+        if task is None or task.done():
+            return
+        self._bell_stop = True
+        done, _ = await asyncio.wait([task], timeout=BELL_SECONDS + 2.0)
+        if not done:
+            task.cancel()
 
     async def _flush(self) -> None:
         stored = await self.batch.flush()
@@ -193,16 +243,34 @@ class Drainer:
                 await self._expire_held()
                 next_expiry = now + 1.0
             scheduled = await self._schedule(now)
-            if not self.in_memory and not self.inflight and self.lanes_empty:
+            if not self.in_memory and not self.inflight and self.lanes_empty and not self.incoming:
+                if self.idle_since is None:
+                    self.idle_since = now
+                    await self._flush()  # what was accepted is recorded now, not after the linger
+                if now - self.idle_since < self.linger and now < deadline:
+                    await self._idle(min(BELL_SECONDS, self.linger - (now - self.idle_since)))
+                    continue
                 await self._flush()
+                await self._stop_bell()
+                if self.incoming:  # pushed while the bell was stopping
+                    self.idle_since = None
+                    self._bell_stop = False
+                    self._bell_task = asyncio.create_task(self._bell())
+                    continue
                 if await self.queue.release(self.account_id, self.token):
                     return "drained"
                 self.lanes_empty = False
+                self._bell_stop = False
+                self._bell_task = asyncio.create_task(self._bell())
                 continue
+            self.idle_since = None
             if not scheduled:
-                timeout = POLL_SECONDS
+                # New entries come with the bell: with the lanes seen empty, nothing to poll for.
+                timeout = BELL_SECONDS if self.lanes_empty else POLL_SECONDS
                 if self.timers:
                     timeout = min(timeout, max(0.0, self.timers[0][0] - now))
+                if self.batch:  # acceptances are recorded on time
+                    timeout = min(timeout, max(0.0, next_flush - now))
                 await self._idle(self.number.breaker.wait_hint(now, timeout))
 
     def _wake(self) -> None:
@@ -230,19 +298,28 @@ class Drainer:
 
     # -- filling memory from the lanes ---------------------------------------------------------
 
-    async def _refill(self, now: float) -> None:
-        if self.in_memory and now - self.last_pop < BUSY_POLL_SECONDS:
-            return
+    def _pop_limits(self) -> tuple[int, int]:
+        """How many entries to take from the agent and the bulk lane."""
         rate = self.rate
-        agent = 100
         bulk = 0
         if self.in_memory < max(50, int(rate * 2)):
             bulk = min(MAX_IN_MEMORY - self.in_memory, max(50, int(rate * 2)))
-        self.last_pop = now
-        entries = await self.queue.pop(self.account_id, agent, bulk)
-        self.lanes_empty = not entries
+        return 100, bulk
+
+    async def _refill(self, now: float) -> None:
+        entries, self.incoming = self.incoming, []
         if not entries:
-            return
+            if self.lanes_empty:
+                return  # what is pushed from now on rings the bell (_bell pops it)
+            if self.in_memory and now - self.last_pop < BUSY_POLL_SECONDS:
+                return
+            agent, bulk = self._pop_limits()
+            self.last_pop = now
+            async with self.pop_lock:
+                entries = await self.queue.pop(self.account_id, agent, bulk)
+                self.lanes_empty = _emptied(entries, agent, bulk)
+            if not entries:
+                return
         fresh = []
         for entry in entries:
             if entry.message_id in self.known:
@@ -496,6 +573,13 @@ class Drainer:
 def _settle(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+def _emptied(entries: list[Entry], agent: int, bulk: int) -> bool:
+    """Whether a pop that asked for (agent, bulk) and got ``entries`` saw both lanes empty: fewer than
+    asked from a lane means it is empty now; a lane not asked (0) is unknown."""
+    return (sum(e.lane == "a" for e in entries) < agent
+            and bulk > 0 and sum(e.lane == "b" for e in entries) < bulk)
 
 
 def _graph_body(message: Outgoing) -> dict[str, Any]:

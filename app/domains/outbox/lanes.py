@@ -12,6 +12,9 @@ them. Per number (account id):
 - ``lease``: at most one drainer per number. An enqueuer that finds no lease sets ``wake``
   and enqueues a drain job; a drainer replaces it with its own token; the drainer deletes it
   only in the same script that saw both lanes empty, so no push is ever left without a drainer.
+- ``bell`` list: rung (one element at most) by a push while a drainer holds the lease. The
+  drainer waits on it and pops in the same round trip (``wait_and_pop``), so a drainer that has
+  emptied its lanes asks Redis nothing until something is pushed (or once a second).
 - ``bulkconv`` hash: bulk messages still queued per conversation. An agent reply to a
   conversation with bulk messages ahead joins the bulk lane, so one conversation keeps its order.
 - ``meta`` hash: attempts / first attempt / next attempt of messages being retried.
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from app.redis_scripts import Call
 
@@ -35,7 +39,7 @@ ACCOUNTS_KEY = f"{PREFIX}:accounts"
 EPOCH_KEY = f"{PREFIX}:epoch"
 LEASE_TTL_MS = 30_000
 
-# KEYS: qa, qb, lease, accounts, bulkconv, seq, body ; ARGV: message, conversation, lane, account, ttl,
+# KEYS: qa, qb, lease, accounts, bulkconv, seq, body, bell ; ARGV: message, conversation, lane, account, ttl,
 # front|back, body ('' for none)
 _PUSH = """
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[7], ARGV[1], ARGV[7]) end
@@ -50,11 +54,22 @@ else
 end
 redis.call('SADD', KEYS[4], ARGV[4])
 if redis.call('SET', KEYS[3], 'wake', 'NX', 'PX', ARGV[5]) then return 1 end
+if redis.call('GET', KEYS[3]) ~= 'wake' then
+  redis.call('LPUSH', KEYS[8], '1')
+  redis.call('LTRIM', KEYS[8], 0, 0)
+  redis.call('PEXPIRE', KEYS[8], ARGV[5])
+end
 return 0
 """
 
+# KEYS: lease, bell ; ARGV: ttl
 _WAKE = """
 if redis.call('SET', KEYS[1], 'wake', 'NX', 'PX', ARGV[1]) then return 1 end
+if redis.call('GET', KEYS[1]) ~= 'wake' then
+  redis.call('LPUSH', KEYS[2], '1')
+  redis.call('LTRIM', KEYS[2], 0, 0)
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+end
 return 0
 """
 
@@ -112,11 +127,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 """
 
-# KEYS: lease, qa, qb, taken ; ARGV: token
+# KEYS: lease, qa, qb, taken, bell ; ARGV: token
 _RELEASE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 if redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3]) > 0 then return 0 end
-redis.call('DEL', KEYS[1], KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[4], KEYS[5])
 return 1
 """
 
@@ -199,6 +214,10 @@ class Entry:
         return cls(text, parts[0], parts[1], parts[-1], body or None, RetryState.decode(retry))
 
 
+def _entries(raw: list[Any]) -> list[Entry]:
+    return [Entry.parse(raw[i], raw[i + 1], raw[i + 2]) for i in range(0, len(raw), 3)]
+
+
 class OutboxQueue:
     """Typed wrappers over the scripts above."""
 
@@ -219,7 +238,8 @@ class OutboxQueue:
     @staticmethod
     def keys(account_id: str) -> dict[str, str]:
         base = f"{PREFIX}:{{{account_id}}}"
-        return {name: f"{base}:{name}" for name in ("qa", "qb", "taken", "seq", "lease", "bulkconv", "meta", "body")}
+        return {name: f"{base}:{name}" for name in ("qa", "qb", "taken", "seq", "lease", "bulkconv", "meta", "body",
+                                                        "bell")}
 
     async def push(self, account_id: str, message_id: str, conversation_id: str, lane: str,
                    *, front: bool = False, body: str = "") -> bool:
@@ -232,12 +252,14 @@ class OutboxQueue:
                   *, front: bool = False, body: str = "") -> Call:
         """``push`` as a call to send with others in one round trip (app.redis_scripts.run)."""
         k = self.keys(account_id)
-        return Call(self._push, [k["qa"], k["qb"], k["lease"], ACCOUNTS_KEY, k["bulkconv"], k["seq"], k["body"]],
+        return Call(self._push, [k["qa"], k["qb"], k["lease"], ACCOUNTS_KEY, k["bulkconv"], k["seq"], k["body"],
+                                 k["bell"]],
                     [message_id, conversation_id, lane, account_id, LEASE_TTL_MS, "front" if front else "back", body])
 
     async def wake(self, account_id: str) -> bool:
         """True when there was no drainer and the caller must enqueue one."""
-        return bool(await self._wake(keys=[self.keys(account_id)["lease"]], args=[LEASE_TTL_MS]))
+        k = self.keys(account_id)
+        return bool(await self._wake(keys=[k["lease"], k["bell"]], args=[LEASE_TTL_MS]))
 
     async def claim(self, account_id: str, token: str) -> bool:
         """Become this number's drainer; entries a dead drainer left are put back in front."""
@@ -251,13 +273,35 @@ class OutboxQueue:
 
     async def pop(self, account_id: str, agent: int, bulk: int) -> list[Entry]:
         k = self.keys(account_id)
-        raw = await self._pop(keys=[k["qa"], k["qb"], k["taken"], k["seq"], k["body"], k["meta"]], args=[agent, bulk])
-        return [Entry.parse(raw[i], raw[i + 1], raw[i + 2]) for i in range(0, len(raw), 3)]
+        raw = await self._pop(keys=self._pop_keys(k), args=[agent, bulk])
+        return _entries(raw)
+
+    async def wait_and_pop(self, account_id: str, agent: int, bulk: int, timeout: float) -> list[Entry]:
+        """Wait up to ``timeout`` s for the bell, then pop: one round trip (Redis runs a client's
+        pipelined commands after its blocking one returns)."""
+        k = self.keys(account_id)
+        for attempt in range(2):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.blpop([k["bell"]], timeout=timeout)
+                pipe.evalsha(self._pop.sha, 6, *self._pop_keys(k), agent, bulk)
+                _, raw = await pipe.execute(raise_on_error=False)
+            if isinstance(raw, NoScriptError) and not attempt:  # Redis restarted: load it, pop at once
+                self._pop.sha = await self.redis.script_load(self._pop.script)
+                timeout = 0.01
+                continue
+            if isinstance(raw, Exception):
+                raise raw
+            return _entries(raw)
+        return []
+
+    @staticmethod
+    def _pop_keys(k: dict[str, str]) -> list[str]:
+        return [k["qa"], k["qb"], k["taken"], k["seq"], k["body"], k["meta"]]
 
     async def release(self, account_id: str, token: str) -> bool:
         """Stop draining if both lanes are empty (atomically); False means more work arrived."""
         k = self.keys(account_id)
-        return int(await self._release(keys=[k["lease"], k["qa"], k["qb"], k["taken"]], args=[token])) != 0
+        return int(await self._release(keys=[k["lease"], k["qa"], k["qb"], k["taken"], k["bell"]], args=[token])) != 0
 
     async def hand_back(self, account_id: str, token: str, entries: list[Entry], *, wake: bool) -> bool:
         """Put unfinished entries back in front, in their order; keep the number woken or release it."""

@@ -47,6 +47,13 @@ class CircuitBreaker:
             left = (as_utc(open_until) - utcnow()).total_seconds()
             self.until = time.monotonic() + max(0.0, left)
 
+    def close(self) -> None:
+        """Closed from outside (an admin retried the number's failed messages: it works again)."""
+        self.until = 0.0
+        self.probing = False
+        self.failures = 0
+        self.span = self.base_span
+
     def holds(self, now: float, busy: bool) -> bool:
         """True while sends must wait; once the span is over (and nothing is in flight) it lets one probe go."""
         if not self.until:
@@ -94,6 +101,7 @@ class NumberState:
         self.breaker = CircuitBreaker(sender.settings.circuit_failures, sender.settings.circuit_open_seconds)
         self.window = SendWindow(1)          # Meta's 1-s window as this process sees it
         self.account: WhatsAppAccount
+        self._circuit_writes = 0             # reloads do not mistake our own write in flight for an admin's
         self.http: AiohttpClient
         self.graph: GraphClient
 
@@ -110,8 +118,11 @@ class NumberState:
         self.breaker.load(account.health.circuit_open_until)
 
     async def reload(self) -> None:
-        """Notice a disabled number or a new token while draining."""
-        account = await WhatsAppAccount.get(self.account.id)
+        """Notice a disabled number, a new token, or a circuit an admin closed, while draining."""
+        writes = self._circuit_writes
+        # Through the process's copy: every change of a number (an admin's, the circuit, the token)
+        # drops it in every process (AccountService.changed), so this costs no read while nothing changes.
+        account = await self.s.runtime.accounts.cached(self.account_id)
         if account is None or not account.enabled:
             self.hold = "disabled"
             return
@@ -121,6 +132,10 @@ class NumberState:
         self.window.limit = max(1, account.mps)
         if account.health.token_state == "invalid":
             self.hold = "token"
+        if (account.health.circuit_open_until is None and self.breaker.until and writes % 2 == 0
+                and writes == self._circuit_writes):
+            log.info("circuit closed from outside (failed messages retried)", account_id=self.account_id)
+            self.breaker.close()
 
     async def circuit_opened(self) -> None:
         CIRCUIT_OPENED.inc()
@@ -132,8 +147,12 @@ class NumberState:
         await self._store_circuit(None)
 
     async def _store_circuit(self, until: Any) -> None:
-        await WhatsAppAccount.get_motor_collection().update_one(
-            {"_id": self.account.id}, {"$set": {"health.circuit_open_until": until}})
+        self._circuit_writes += 1  # odd while the write is in flight
+        try:
+            await WhatsAppAccount.get_motor_collection().update_one(
+                {"_id": self.account.id}, {"$set": {"health.circuit_open_until": until}})
+        finally:
+            self._circuit_writes += 1
         await self.s.runtime.accounts.changed(self.account.id)
 
     async def mark_token_invalid(self, error: GraphError) -> None:
