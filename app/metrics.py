@@ -16,6 +16,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, His
 
 from app.errors import error_body
 
+WEBHOOK_ITEMS_REJECTED = Counter("inbox_webhook_items_rejected_total",
+                                 "Webhook items left out because they could not be read (the rest of the body "
+                                 "was applied; the raw body keeps them).", ["field"])
 OUTBOX_QUEUED = Counter("inbox_outbox_queued_total", "Messages accepted into the outbox.", ["type", "priority"])
 SENDS = Counter("inbox_sends_total", "Send attempts by message type and result (accepted, failed, retry).",
                 ["type", "result"])

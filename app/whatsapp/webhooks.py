@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ValidationError, model_validator
+from pydantic import BaseModel, PrivateAttr, ValidationError, model_validator
 
 from app.whatsapp.webhook_messages import (
     Contact,
@@ -45,7 +45,7 @@ __all__ = [
     "WebhookParseError", "WebhookEnvelope", "Entry", "Change", "MessagesValue", "Metadata", "Contact",
     "Message", "MessageContent", "MessageEcho", "MediaBody", "EditBody", "Status", "WebhookError",
     "InboundMessage", "InboundStatus",
-    "EntryChange", "parse_envelope", "iter_messages", "iter_statuses", "iter_echoes", "iter_changes",
+    "EntryChange", "Rejected", "parse_envelope", "iter_rejected", "iter_messages", "iter_statuses", "iter_echoes", "iter_changes",
     "epoch_to_datetime", "TemplateStatusUpdate", "TemplateQualityUpdate", "TemplateCategoryUpdate",
     "PhoneNumberQualityUpdate", "PhoneNumberNameUpdate", "AccountUpdate",
 ]
@@ -67,11 +67,65 @@ _VALUE_MODELS: dict[str, type[WebhookModel]] = {
 }
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """An item of a change we could not read (a location whose latitude is "n/a"): the rest of the
+    body is applied without it; the raw body keeps it, and this says where and why."""
+
+    field: str
+    where: str
+    """e.g. ``messages[2]``, or ``value`` when the change as a whole could not be read."""
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field} {self.where} not usable: {self.reason}"
+
+
+def _reason(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(part) for part in err['loc']) or '<root>'}: {err['msg']}"
+                     for err in error.errors()[:3])
+
+
+_ITEM_MODELS: dict[str, type[WebhookModel]] = {"messages": Message, "statuses": Status, "message_echoes": MessageEcho,
+                                                "contacts": Contact, "errors": WebhookError}
+
+
+def _type_leniently(field_name: str, model: type[WebhookModel], raw: dict[str, Any]) -> tuple[Any, list[Rejected]]:
+    """``raw`` typed with ``model``; an item that does not fit (one message of several) is left out
+    and reported, so one bad item never costs the others. A value whose own fields do not fit stays
+    raw (kept, not applied)."""
+    try:
+        return model.model_validate(raw), []
+    except ValidationError as error:
+        if model is not MessagesValue:
+            return dict(raw), [Rejected(field_name, "value", _reason(error))]
+    kept = dict(raw)
+    rejected = []
+    for key, item_model in _ITEM_MODELS.items():
+        items = raw.get(key)
+        if not isinstance(items, list):
+            continue
+        good = []
+        for index, item in enumerate(items):
+            try:
+                item_model.model_validate(item)
+                good.append(item)
+            except ValidationError as item_error:
+                rejected.append(Rejected(field_name, f"{key}[{index}]", _reason(item_error)))
+        kept[key] = good
+    try:
+        return model.model_validate(kept), rejected
+    except ValidationError as error:
+        return dict(raw), [Rejected(field_name, "value", _reason(error))]
+
+
 class Change(WebhookModel):
-    """One change: ``value`` is typed for the fields above, and the raw dict for every other."""
+    """One change: ``value`` is typed for the fields above, and the raw dict for every other (or for
+    a typed field whose value could not be read: see ``rejected``)."""
 
     field: str
     value: Any
+    _rejected: list[Rejected] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
     def _type_the_value(self) -> Change:
@@ -79,8 +133,13 @@ class Change(WebhookModel):
             raise ValueError("change value must be an object")
         model = _VALUE_MODELS.get(self.field)
         if model is not None and isinstance(self.value, dict):
-            self.value = model.model_validate(self.value)
+            self.value, self._rejected = _type_leniently(self.field, model, self.value)
         return self
+
+    @property
+    def rejected(self) -> list[Rejected]:
+        """The items of this change left out because they could not be read."""
+        return self._rejected
 
     @property
     def raw_value(self) -> dict[str, Any]:
@@ -168,6 +227,13 @@ def iter_changes(envelope: WebhookEnvelope) -> Iterator[EntryChange]:
     for entry in envelope.entry:
         for change in entry.changes:
             yield EntryChange(entry.id, entry.time, change)
+
+
+def iter_rejected(envelope: WebhookEnvelope) -> Iterator[Rejected]:
+    """Every item left out of the typed envelope because it could not be read."""
+    for entry in envelope.entry:
+        for change in entry.changes:
+            yield from change.rejected
 
 
 def _messages_values(envelope: WebhookEnvelope, field_name: str) -> Iterator[tuple[str, MessagesValue]]:

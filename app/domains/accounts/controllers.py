@@ -34,7 +34,9 @@ class NumbersController(Controller):
 
     async def _page(self, runtime: Runtime, principal: Principal, account_id: str, **extra: Any) -> dict[str, Any]:
         account = await runtime.accounts.get(principal.workspace_id, account_id)
-        return {"active": "numbers", "n": runtime.accounts.view(account), "graph_api_url": runtime.accounts.graph_api_url,
+        problems = await runtime.webhooks.problems(principal.workspace_id, account.id)
+        return {"active": "numbers", "n": runtime.accounts.view(account), "webhook_problems": problems,
+                "graph_api_url": runtime.accounts.graph_api_url,
                 "api_version": runtime.accounts.graph_api_version, "test": None, "saved": None, **extra}
 
     @get("/")

@@ -31,6 +31,7 @@ from app.domains.templates.services import TemplateService
 from app.domains.webhooks.models import WebhookEvent
 from app.domains.webhooks.updates import ACCOUNT_FIELDS, TEMPLATE_FIELDS, record_account_update, record_template_update
 from app.logging import get_logger
+from app.metrics import WEBHOOK_ITEMS_REJECTED
 from app.realtime import LiveEvents
 from app.whatsapp.webhooks import (
     EntryChange,
@@ -43,6 +44,7 @@ from app.whatsapp.webhooks import (
     iter_changes,
     iter_echoes,
     iter_messages,
+    iter_rejected,
     iter_statuses,
     parse_envelope,
 )
@@ -158,12 +160,20 @@ class WebhookIngestor:
             # Signed by Meta but unusable: keep it with the reason; retrying cannot help.
             log.warning("webhook body kept but not usable", event_id=event_id, error=str(exc)[:300])
             return IngestResult("unusable", notes=(str(exc),), error=str(exc)[:1000])
+        # Items that could not be read (one bad message among good ones) are left out, not the body:
+        # the rest is applied; they stay in the raw body, in the event's notes and in a metric.
+        rejected = [str(r) for r in iter_rejected(envelope)]
+        for problem in rejected:
+            log.warning("webhook item not usable; the rest of the body is applied", event_id=event_id,
+                        problem=problem[:300])
+            WEBHOOK_ITEMS_REJECTED.labels(field=problem.split(" ", 1)[0][:40]).inc()
         changes = list(iter_changes(envelope))
         messages, echoes, statuses = (list(iter_messages(envelope)), list(iter_echoes(envelope)),
                                       list(iter_statuses(envelope)))
         if max_items is not None and len(changes) + len(messages) + len(echoes) + len(statuses) > max_items:
             return IngestResult("deferred")
         batch = BatchContext(workspace_id)
+        batch.notes.extend(rejected)
         routes = _Routes(workspace_id, self.numbers)
         fields: list[str] = []
         for index, change in enumerate(changes):
@@ -190,7 +200,7 @@ class WebhookIngestor:
             await WhatsAppAccount.get_motor_collection().update_one(
                 {"_id": account.id}, {"$set": {"health.last_webhook_at": now}})
         statuses_only = (bool(statuses) and not messages and not echoes and set(fields) == {"messages"}
-                         and all(not change.value.errors for change in changes))
+                         and not rejected and all(not change.value.errors for change in changes))
         return IngestResult("ingested", batch.stored, tuple(batch.notes), tuple(fields), statuses_only)
 
     async def _apply_change(self, event_id: str, batch: BatchContext, routes: _Routes, index: int,

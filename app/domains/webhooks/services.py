@@ -150,6 +150,19 @@ class WebhookReceiver:
         self.writer = EventWriter(WebhookEvent.get_motor_collection)
         self._endpoints: TtlCache[WebhookEndpoint | None] = TtlCache(ENDPOINT_CACHE_SECONDS)
 
+    async def problems(self, workspace_id: PydanticObjectId, account_id: PydanticObjectId, limit: int = 20
+                       ) -> list[dict[str, Any]]:
+        """The number's latest webhook bodies with something left out or not usable (newest first), for
+        the admin's number page: when, what, and whether it was applied."""
+        raw = await WebhookEvent.get_motor_collection().find(
+            {"workspace_id": workspace_id, "account_id": account_id,
+             "$or": [{"error": {"$ne": None}}, {"notes.0": {"$exists": True}}]},
+            projection={"received_at": 1, "ingested_at": 1, "error": 1, "notes": 1, "fields": 1, "attempts": 1},
+        ).sort([("received_at", -1)]).limit(limit).to_list(None)
+        return [{"id": r["_id"], "received_at": r.get("received_at"), "applied": r.get("ingested_at") is not None,
+                 "error": r.get("error"), "notes": r.get("notes") or [], "fields": r.get("fields") or [],
+                 "attempts": r.get("attempts", 0)} for r in raw]
+
     async def endpoint(self, webhook_key: str, *, fresh: bool = False) -> WebhookEndpoint | None:
         """The account behind a webhook URL key, or None (the route answers 404)."""
         async def load() -> WebhookEndpoint | None:
