@@ -107,6 +107,7 @@ async def seed_history(runtime: Runtime, sandbox_state, workspace_id, accounts: 
                 wamid=_wamid() if direction != "internal" else None, timestamp=at, created_at=at, updated_at=at,
                 error=extras.get("error"), edits=extras.get("edits", []), via="inbox" if direction != "inbound" else None,
                 sent_by=agent.id if direction != "inbound" else None,
+                recipient="+" + contact.wa_id if direction == "outbound" and contact.wa_id else None,
                 deleted_at=at + timedelta(minutes=1) if extras.get("deleted") else None)
             if "quote" in extras:
                 quoted = docs[extras["quote"]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.contacts.models import Contact
-from app.domains.messages.models import Message
+from app.domains.messages.models import Message, MessageError, MessageStatus
 from app.domains.templates.models import MessageTemplate
 from tests.integration.outbound_env import outbound, sandbox_server, wait_for  # noqa: F401
 
@@ -139,3 +139,21 @@ async def test_permanent_error_fails_at_once_and_retry_really_sends_again(outbou
     assert [s["wamid"] for s in await env.sent(account)] == [final["wamid"]]
     again = await env.client.post(f"/api/v1/messages/{message_id}/retry", headers=env.headers)
     assert again.json()["error_code"] == "NOT_FAILED"
+
+
+async def test_a_failed_message_stored_without_a_recipient_is_retried_to_the_contacts_number(outbound):
+    """The demo's pre-failed message (and any stored before messages kept their recipient) could not be
+    retried: WhatsApp answered "(#100) Param to must be a string". It goes to the contact's number."""
+    env = await outbound()
+    account = await env.add_number()
+    conversation = await env.conversation(account, "15550003301")
+    failed = await Message(workspace_id=env.workspace_id, conversation_id=conversation.id, account_id=account.id,
+                           contact_id=conversation.contact_id, direction="outbound", type="text",
+                           content={"body": "We refunded the second charge."}, status=MessageStatus.FAILED,
+                           error=MessageError(code=131026, title="Message undeliverable")).insert()
+    answer = await env.client.post(f"/api/v1/messages/{failed.id}/retry", headers=env.headers)
+    assert answer.status_code == 202, answer.text
+    await wait_for(lambda: env.sent(account))
+    [sent] = await env.sent(account)
+    assert sent["body"]["to"] == "+15550003301" and sent["body"]["text"] == {"body": "We refunded the second charge."}
+    assert (await Message.get(failed.id)).status != MessageStatus.FAILED

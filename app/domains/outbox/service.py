@@ -189,16 +189,20 @@ class OutboxService:
                            error_code="NOT_FAILED", details={"status": message.status.value})
         account = await self.accounts.cached_scoped(workspace_id, message.account_id)
         self._check_account(account)
-        conversation = await Conversation.get_scoped(workspace_id, message.conversation_id)
+        conversation, contact = await self.conversations.with_contact(workspace_id, message.conversation_id)
+        if contact is None:
+            raise NotFound("This message's contact no longer exists.", error_code="CONTACT_NOT_FOUND")
         if message.type == "template":
-            contact = await Contact.get_scoped(workspace_id, message.contact_id)
             await self._check_template(workspace_id, account, contact, message.content)
         elif not conversation.window_open():
             raise ValidationFailed("The 24-hour window is closed: send a template instead.", error_code="WINDOW_CLOSED")
         now = utcnow()
+        # Sent again to the contact's number as it is now (a message stored without one, e.g. by an
+        # older version, gets it here).
         result = await Message.get_motor_collection().update_one(
             {"_id": message.id, "status": MessageStatus.FAILED.value},
             {"$set": {"status": MessageStatus.QUEUED.value, "error": None, "wamid": None, "attempts": 0,
+                      "recipient": message.recipient or self._recipient(contact),
                       f"status_at.{MessageStatus.QUEUED.value}": now, "updated_at": now}},
         )
         fresh = await Message.get(message.id)
