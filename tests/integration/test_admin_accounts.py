@@ -75,6 +75,21 @@ async def test_bad_input_gives_field_errors(admin_client):
     assert bad_type.status_code in (400, 422)
 
 
+async def test_the_display_number_must_be_a_phone_number(admin_client):
+    for typed in ("call me maybe", "12", "+1 555 010 2000 ext. 7"):
+        answer = await admin_client.post("/api/v1/accounts", json={**NUMBER, "display_phone_number": typed},
+                                         headers=AUTH)
+        assert answer.status_code == 422, typed
+        assert "country code" in answer.json()["details"]["display_phone_number"]
+    created = await _connect(admin_client)
+    edit = await admin_client.patch(f"/api/v1/accounts/{created['id']}", json={"display_phone_number": "call me"},
+                                    headers=AUTH)
+    assert edit.status_code == 422 and set(edit.json()["details"]) == {"display_phone_number"}
+    ok = await admin_client.patch(f"/api/v1/accounts/{created['id']}", json={"display_phone_number": "+44 20 7946 0958"},
+                                  headers=AUTH)
+    assert ok.status_code == 200 and ok.json()["display_phone_number"] == "+44 20 7946 0958"
+
+
 async def test_test_connection_reports_meta_view_and_updates_health(admin_client, sandbox):
     state, _ = sandbox
     register_in_sandbox(state, verified_name="Lucky Shrub", quality_rating="YELLOW", messaging_limit_tier="TIER_2K")

@@ -116,10 +116,10 @@ async def test_test_connection_shows_result_or_metas_words(admin_client, sandbox
 async def test_edit_rotate_enable_disable_delete_pages(admin_client):
     account_id = await _add_number(admin_client)
     base = f"/admin/numbers/{account_id}"
-    edited = await _htmx(admin_client, base, {"name": "Sales", "display_phone_number": "+1 555", "waba_id": "12",
+    edited = await _htmx(admin_client, base, {"name": "Sales", "display_phone_number": "+1 555 010 2000", "waba_id": "12",
                                               "mps": "0"})
     assert edited.status_code == 422 and "between 1 and 1000" in edited.text
-    edited = await _htmx(admin_client, base, {"name": "Sales", "display_phone_number": "+1 555", "waba_id": "12",
+    edited = await _htmx(admin_client, base, {"name": "Sales", "display_phone_number": "+1 555 010 2000", "waba_id": "12",
                                               "mps": "40"})
     assert edited.status_code == 200 and "Saved." in edited.text
     empty = await _htmx(admin_client, f"{base}/secrets", {"access_token": "", "app_secret": ""})

@@ -210,7 +210,7 @@ async def test_batch_with_several_entries_changes_and_100_messages(env):
     runtime, setup = env
     second = await runtime.accounts.create(setup.workspace_id, __import__(
         "app.domains.accounts.services", fromlist=["NewAccount"]).NewAccount(
-        name="Second", phone_number_id="5550001", waba_id="777", display_phone_number="15550001",
+        name="Second", phone_number_id="5550001", waba_id="777", display_phone_number="15550001234",
         access_token="EAAG-second", app_secret="second-secret-0002"))
     first_changes = [envelope(messages=[text_message(f"a{i}-{j}", from_=f"97250000{i:04d}") for j in range(10)])
                      ["entry"][0]["changes"][0] for i in range(5)]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import httpx
+import phonenumbers
 from beanie import PydanticObjectId
 from pymongo.errors import DuplicateKeyError
 
@@ -53,9 +54,26 @@ class NewAccount:
             value = str(getattr(self, field) or "").strip()
             if value and not value.isdigit():
                 errors[field] = "Meta's ids are digits only."
+        _check_display_number(self.display_phone_number, errors)
         _check_mps(self.mps, errors)
         if errors:
             raise ValidationFailed("Check the highlighted fields.", details=errors)
+
+
+def _check_display_number(value: str | None, errors: dict[str, str]) -> None:
+    """The number as customers see it, with its country code (checked with phonenumbers)."""
+    text = str(value or "").strip()
+    if not text or "display_phone_number" in errors:
+        return
+    digits = "".join(ch for ch in text if ch.isdigit())
+    ok = bool(digits) and all(ch.isdigit() or ch in "+ -().\u00a0" for ch in text)
+    if ok:
+        try:
+            ok = phonenumbers.is_possible_number(phonenumbers.parse("+" + digits, None))
+        except phonenumbers.NumberParseException:
+            ok = False
+    if not ok:
+        errors["display_phone_number"] = "A phone number with its country code, e.g. +1 555 010 2000."
 
 
 def _check_mps(value: Any, errors: dict[str, str]) -> None:
@@ -87,6 +105,8 @@ class AccountChanges:
                 errors[field] = "Cannot be empty (leave it out to keep the current value)."
         if self.waba_id is not None and self.waba_id.strip() and not self.waba_id.strip().isdigit():
             errors["waba_id"] = "Meta's ids are digits only."
+        if self.display_phone_number is not None:
+            _check_display_number(self.display_phone_number, errors)
         if self.mps is not None:
             _check_mps(self.mps, errors)
         if errors:
