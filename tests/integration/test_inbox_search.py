@@ -130,3 +130,18 @@ async def test_reindex_gives_tokens_to_documents_stored_before(client_factory) -
     assert await backfill_search_tokens(batch=1) == {"contacts": 1, "messages": 1}
     assert await names("legacy") == [conversation_id] and await names("timer") == [conversation_id]
     assert await backfill_search_tokens() == {"contacts": 0, "messages": 0}
+
+
+async def test_a_search_that_finds_nothing_in_this_status_says_where_it_did(client_factory) -> None:
+    await client_factory()
+    c = await seed()
+    await Conversation.get_motor_collection().update_one({"_id": c["Carla"].id}, {"$set": {"status": "resolved"}})
+    queries = InboxQueries()
+    page = await queries.list_page(WS, ListFilters.parse({"status": "open", "q": "carla"}), None)
+    assert page.rows == [] and page.elsewhere == {"resolved": 1}
+    filters = ListFilters.parse({"status": "open", "q": "carla"})
+    assert "status=resolved" in filters.with_status("resolved") and "q=carla" in filters.with_status("resolved")
+    nothing = await queries.list_page(WS, ListFilters.parse({"status": "open", "q": "nobody"}), None)
+    assert nothing.rows == [] and nothing.elsewhere == {}
+    found = await queries.list_page(WS, ListFilters.parse({"status": "open", "q": "zoe"}), None)
+    assert len(found.rows) == 1 and found.elsewhere == {}

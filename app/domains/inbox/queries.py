@@ -6,7 +6,8 @@ compound indexes declared on Conversation and Message, so page N costs what page
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -61,6 +62,12 @@ class ListFilters:
 
         return urlencode({k: v for k, v in self.as_dict().items() if v})
 
+    def with_status(self, status: str) -> str:
+        """This view's query string with another status (the search's "found in resolved" link)."""
+        from urllib.parse import urlencode
+
+        return urlencode({k: v for k, v in {**self.as_dict(), "status": status}.items() if v})
+
     def as_dict(self) -> dict[str, str]:
         return {"status": self.status, "assignee": self.assignee, "account": self.account, "label": self.label,
                 "q": self.q}
@@ -87,6 +94,12 @@ class ListFilters:
 class Page:
     rows: list[ConversationRow] = field(default_factory=list)
     next_cursor: str | None = None
+    elsewhere: dict[str, int] = field(default_factory=dict)
+    """A search that found nothing in the chosen status: where it did find conversations (status ->
+    how many, up to ELSEWHERE_CAP in all), so the agent is not told "nothing" when something is."""
+
+
+ELSEWHERE_CAP = 50
 
 
 @dataclass
@@ -132,6 +145,9 @@ class InboxQueries:
             docs = await collection.find(query).sort(order).limit(limit + 1).to_list(None)
         conversations = [Conversation.model_validate(d) for d in docs[:limit]]
         page = Page(rows=await self.rows(workspace_id, conversations))
+        if filters.q and not conversations and not cursor and filters.status != "all":
+            found = await self.list_page(workspace_id, replace(filters, status="all"), user_id, limit=ELSEWHERE_CAP)
+            page.elsewhere = dict(Counter(row.c.status.value for row in found.rows).most_common())
         if len(docs) > limit and conversations:
             last = conversations[-1]
             page.next_cursor = encode_cursor(CONVERSATION_LISTING, last.last_message_at, last.id)
