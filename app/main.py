@@ -39,7 +39,7 @@ from app.domains.subscriptions.controllers import SubscriptionPages
 from app.domains.system.controllers import HealthController, ShellController
 from app.domains.system.embedded_size import CHECK_EVERY_SECONDS, EmbeddedSizeWatch
 from app.domains.team.api import ApiKeysApi, TeamsApi, UsersApi
-from app.domains.team.controllers import ApiKeysController, InvitationController, TeamController
+from app.domains.team.controllers import ApiKeysController, InvitationController, ProfileController, TeamController
 from app.domains.templates.api import TemplatesApi
 from app.domains.templates.controllers import TemplatesController
 from app.domains.webhooks.controllers import WhatsAppWebhookController
@@ -161,6 +161,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             api_docs, SubscriptionsApi, SubscriptionPages, ContactsApi, ConversationActionsApi, MessageReactionsApi,
             AnalyticsApi,
             NumbersController, TemplatesController, TeamController, ApiKeysController, InvitationController,
+            ProfileController,
             CannedPages, LabelPages, AttributePages,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False,
                                        cache_control=CacheControlHeader(no_cache=True)),  # cached, revalidated

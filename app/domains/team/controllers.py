@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.response import Redirect, Template
 
-from app.auth import SESSION_COOKIE, requires_admin
+from app.auth import SESSION_COOKIE, requires_admin, requires_login
 from app.domains.team.services import TeamAdmin, api_key_view, team_view, user_view
 from app.domains.workspaces.services import Principal
 from app.errors import AppError, ValidationFailed
@@ -199,4 +199,41 @@ class InvitationController(Controller):
         response.set_cookie(SESSION_COOKIE, await runtime.people.open_session(user), httponly=True, samesite="lax",
                             secure=runtime.settings.secure_cookies,
                             max_age=runtime.settings.session_max_age_hours * 3600, path="/")
+        return response
+
+
+class ProfileController(Controller):
+    """Every user's own page: their name and password."""
+
+    path = "/profile"
+    guards = [requires_login]
+    include_in_schema = False
+
+    @get("/")
+    async def show(self, runtime: Runtime, principal: Principal) -> Template:
+        user = await _admin(runtime).get_user(principal.workspace_id, str(principal.user_id))
+        return Template("team/profile.html", context={"active": "profile", "user": user_view(user), "form": {},
+                                                      "notice": None, "error": None, "field_errors": {}})
+
+    @post("/", status_code=200)
+    async def save(self, request: Request, runtime: Runtime, principal: Principal) -> Template:
+        form, _ = await read_form(request)
+        admin = _admin(runtime)
+        user = await admin.get_user(principal.workspace_id, str(principal.user_id))
+        context: dict[str, Any] = {"active": "profile", "form": {"name": form.get("name", "")}, "notice": None,
+                                   "error": None, "field_errors": {}}
+        try:
+            changed = await admin.update_own_profile(
+                user, name=form.get("name"), current_password=form.get("current_password", ""),
+                new_password=form.get("password", ""), again=form.get("password_again", ""))
+        except AppError as error:
+            return Template("team/profile.html", status_code=error.status_code, context={
+                **context, "user": user_view(user), "error": error, "field_errors": error.details or {}})
+        notice = "Saved. Your other devices are signed out." if changed else "Saved."
+        response = Template("team/profile.html", context={**context, "user": user_view(user), "form": {},
+                                                          "notice": notice})
+        if changed:  # this device stays signed in, with a new session
+            response.set_cookie(SESSION_COOKIE, await runtime.people.open_session(user), httponly=True, samesite="lax",
+                                secure=runtime.settings.secure_cookies,
+                                max_age=runtime.settings.session_max_age_hours * 3600, path="/")
         return response

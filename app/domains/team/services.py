@@ -23,7 +23,7 @@ from app.domains.workspaces.models import ApiKey, Role, User, WebSession
 from app.domains.workspaces.services import MIN_PASSWORD_LENGTH, AccountsOfPeople, Principal
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.logging import get_logger
-from app.security import hash_password, new_token, token_digest
+from app.security import hash_password, new_token, token_digest, verify_password
 
 log = get_logger(__name__)
 INVITE_TTL = timedelta(days=7)
@@ -121,6 +121,34 @@ class TeamAdmin:
             await user.save()
         await self.people.credentials_changed()  # role, name or password: cached principals carry the old ones
         return user
+
+    async def update_own_profile(self, user: User, *, name: str | None = None, current_password: str = "",
+                                 new_password: str = "", again: str = "") -> bool:
+        """A user's own name and password (the profile page). A new password needs the current one and
+        signs the user out everywhere else. Returns True when the password changed."""
+        errors: dict[str, str] = {}
+        if name is not None and not name.strip():
+            errors["name"] = "Cannot be empty."
+        if new_password or current_password or again:
+            if not verify_password(user.password_hash, current_password):
+                errors["current_password"] = "This is not your current password."
+            elif len(new_password) < MIN_PASSWORD_LENGTH:
+                errors["password"] = f"Use at least {MIN_PASSWORD_LENGTH} characters."
+            elif new_password != again:
+                errors["password_again"] = "Type the same password twice."
+        if errors:
+            raise ValidationFailed("Check the highlighted fields.", details=errors)
+        if name is not None:
+            user.name = name.strip()[:120]
+        changed = bool(new_password)
+        if changed:
+            user.password_hash = hash_password(new_password)
+        await user.save()
+        if changed:
+            await WebSession.find(WebSession.user_id == user.id).delete()
+            log.info("password changed by its user", user_id=str(user.id))
+        await self.people.credentials_changed()  # cached principals carry the old name (and sessions)
+        return changed
 
     async def reset_link(self, user: User) -> str:
         """A one-time link (24 h) to choose a new password; the current one works until it is used."""
