@@ -340,6 +340,8 @@
       if (menuOpen && evt.key === "Escape") { evt.preventDefault(); menu.hidden = true; return; }
       if (evt.key === "Enter" && !evt.shiftKey && !evt.isComposing) {
         evt.preventDefault();
+        // "/name" is a canned reply being picked: Enter inserts it (once the list is there), never sends it.
+        if (CANNED.test(t.value)) { cannedOnEnter = true; showCanned(t.value, 0); return; }
         if (t.value.trim()) document.getElementById("composer").requestSubmit();
       }
       return;
@@ -347,19 +349,40 @@
     keyboardNavigation(evt);
   });
 
+  // Canned replies: "/" then a name. Each keystroke asks for the matching list (debounced); only
+  // the answer to what is typed now is shown, at any typing speed. The request is the menu's own,
+  // not the composer form's, so nothing the composer does on a send (emptying it) happens.
+  var CANNED = /^\/(\S*)$/;
   var cannedTimer = null;
+  var cannedAsked = null;    // the text the newest request was for
+  var cannedOnEnter = false; // Enter came before the list: insert its first reply when it arrives
+  function showCanned(value, delay) {
+    var menu = document.getElementById("canned-menu");
+    if (!menu) return;
+    clearTimeout(cannedTimer);
+    cannedTimer = setTimeout(function () {
+      cannedAsked = value;
+      htmx.ajax("GET", "/inbox/c/" + openId() + "/canned?q=" + encodeURIComponent(CANNED.exec(value)[1]),
+        { source: "#canned-menu", target: "#canned-menu", swap: "innerHTML" }).then(function () {
+          var text = document.getElementById("composer-text");
+          if (!text || text.value !== value || cannedAsked !== value) return;  // typed on meanwhile
+          menu.hidden = false;
+          if (cannedOnEnter) {
+            cannedOnEnter = false;
+            var first = $(".canned-item", menu);
+            if (first) chooseCanned(first);
+          }
+        });
+    }, delay);
+  }
   document.addEventListener("input", function (evt) {
     var t = evt.target;
     if (t.id === "composer-text") {
-      var match = /^\/(\S*)$/.exec(t.value);
       var menu = document.getElementById("canned-menu");
       if (!menu) return;
-      if (!match) { menu.hidden = true; return; }
-      clearTimeout(cannedTimer);
-      cannedTimer = setTimeout(function () {
-        htmx.ajax("GET", "/inbox/c/" + openId() + "/canned?q=" + encodeURIComponent(match[1]),
-          { source: "#composer", target: "#canned-menu", swap: "innerHTML" }).then(function () { menu.hidden = false; });
-      }, 120);
+      cannedOnEnter = false;
+      if (!CANNED.test(t.value)) { clearTimeout(cannedTimer); cannedAsked = null; menu.hidden = true; return; }
+      showCanned(t.value, 120);
       return;
     }
     if (t.hasAttribute && t.hasAttribute("data-param")) refreshPreview(t.form);
@@ -396,7 +419,7 @@
   // Sending never blocks: the composer empties at once; a refused send puts the text back.
   var stashed = null;
   document.addEventListener("htmx:beforeRequest", function (evt) {
-    if (evt.detail.elt.id !== "composer") return;
+    if (evt.detail.elt.id !== "composer" || evt.detail.requestConfig.verb !== "post") return;
     var text = document.getElementById("composer-text");
     stashed = text.value;
     setTimeout(function () { if (text.value === stashed) text.value = ""; }, 0);  // after htmx read the form

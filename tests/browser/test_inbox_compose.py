@@ -176,3 +176,24 @@ def test_older_messages_load_when_scrolling_up(browser, demo):
     # The agent keeps reading where they were: the view did not jump to the very top.
     assert page.evaluate("document.getElementById('thread-scroll').scrollTop") > 0
     page.close()
+
+
+def test_canned_reply_picker_works_at_any_typing_speed_and_enter_never_sends_it(browser, demo):
+    """Typing "/thanks" slowly (200 ms a key) once wiped the "/" and Enter sent the bare word."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, demo.base, demo.password)
+    open_conversation(page, "Maria Silva")
+    before = page.locator("#thread-items .msg-outbound").count()
+    expected = "Thanks Maria Silva! Anything else I can help you with?"
+    for delay in (200, 0):  # slowly, then as fast as keys go (Enter before the list has arrived)
+        page.fill("#composer-text", "")
+        page.locator("#composer-text").click()
+        page.keyboard.type("/thanks", delay=delay)
+        if delay:
+            page.locator("#canned-menu .canned-item", has_text="/thanks").wait_for()
+            assert page.input_value("#composer-text") == "/thanks"
+        page.keyboard.press("Enter")
+        page.wait_for_function("(want) => document.getElementById('composer-text').value === want", arg=expected)
+        page.wait_for_timeout(300)  # nothing is sent meanwhile (not a timing assertion: the count below is)
+        assert page.locator("#thread-items .msg-outbound").count() == before
+    page.close()
