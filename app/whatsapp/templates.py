@@ -235,3 +235,49 @@ def _check_slots(
         if name in seen:
             raise PayloadError(f"{path}[{p_index}].parameter_name", f"{name!r} is given twice")
         seen.add(name)
+
+
+def _parameter_text(parameter: Mapping[str, Any]) -> str:
+    kind = parameter.get("type")
+    if kind == "text":
+        return str(parameter.get("text") or "")
+    if kind in ("currency", "date_time"):
+        value = parameter.get(kind)
+        return str(value.get("fallback_value") or "") if isinstance(value, Mapping) else ""
+    return ""
+
+
+def render_template(template: Mapping[str, Any], definition: Mapping[str, Any]) -> dict[str, Any]:
+    """What the customer reads: the definition's header, body, footer and buttons with ``template``'s
+    parameters filled in (positional ``{{1}}`` by order, named ``{{name}}`` by ``parameter_name``).
+    A media header shows as its kind in brackets. Placeholders without a value stay as written."""
+    given: dict[str, dict[str, str]] = {}
+    for component in template.get("components") or ():
+        if not isinstance(component, Mapping):
+            continue
+        kind = str(component.get("type", "")).lower()
+        values: dict[str, str] = {}
+        for position, parameter in enumerate(component.get("parameters") or (), start=1):
+            if isinstance(parameter, Mapping):
+                values[str(parameter.get("parameter_name") or position)] = _parameter_text(parameter)
+        given[kind] = values
+
+    def fill(text: Any, kind: str) -> str:
+        values = given.get(kind, {})
+        return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), str(text or ""))
+
+    rendered: dict[str, Any] = {"header": None, "body": "", "footer": None, "buttons": []}
+    for component in definition.get("components") or ():
+        kind = str(component.get("type", "")).upper()
+        if kind == "HEADER":
+            header_format = str(component.get("format", "TEXT")).upper()
+            rendered["header"] = (fill(component.get("text"), "header") if header_format == "TEXT"
+                                  else f"[{header_format.lower()}]")
+        elif kind == "BODY":
+            rendered["body"] = fill(component.get("text"), "body")
+        elif kind == "FOOTER":
+            rendered["footer"] = str(component.get("text") or "") or None
+        elif kind == "BUTTONS":
+            rendered["buttons"] = [str(b.get("text") or "") for b in component.get("buttons") or ()
+                                   if isinstance(b, Mapping) and b.get("text")]
+    return rendered

@@ -157,3 +157,29 @@ async def test_a_failed_message_stored_without_a_recipient_is_retried_to_the_con
     [sent] = await env.sent(account)
     assert sent["body"]["to"] == "+15550003301" and sent["body"]["text"] == {"body": "We refunded the second charge."}
     assert (await Message.get(failed.id)).status != MessageStatus.FAILED
+
+
+async def test_a_sent_template_shows_the_text_the_customer_read(outbound):
+    """The thread, the list, the API and quotes show the template with its parameters filled in, not
+    only its name (issue 14, item 17)."""
+    env = await outbound()
+    account = await env.add_number()
+    await seed_template(env, account)
+    conversation = await env.conversation(account, "15550002301", window=False)
+    answer = await post(env, conversation, "template", template())
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["rendered"]["body"] == "Hi Ana, your order A-17 is ready."
+    listed = await env.client.get(f"/api/v1/conversations/{conversation.id}", headers=env.headers)
+    assert "Hi Ana, your order A-17 is ready." in listed.text  # the list's last-message line
+    sent = await Message.get(answer.json()["id"])
+    from app.domains.inbox.views import MessageView
+
+    quoting = Message(workspace_id=env.workspace_id, conversation_id=conversation.id, account_id=account.id,
+                      contact_id=conversation.contact_id, direction="inbound", type="text", content={"body": "ok"},
+                      status=MessageStatus.RECEIVED, reply_to_id=sent.id)
+    assert MessageView(quoting, quoted=sent).quote == "Hi Ana, your order A-17 is ready."
+    interactive = Message(workspace_id=env.workspace_id, conversation_id=conversation.id, account_id=account.id,
+                          contact_id=conversation.contact_id, direction="outbound", type="interactive",
+                          content={"type": "button", "body": {"text": "Pick a size"}, "action": {"buttons": []}},
+                          status=MessageStatus.READ)
+    assert MessageView(quoting, quoted=interactive).quote == "Pick a size"

@@ -23,6 +23,7 @@ from app.whatsapp.webhooks import (
     iter_changes,
     iter_echoes,
     iter_messages,
+    iter_rejected,
     iter_statuses,
     parse_envelope,
 )
@@ -449,19 +450,6 @@ def test_malformed_json_is_refused(raw):
         {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"value": {}}]}]},
         {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages"}]}]},
         {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "x", "value": [1]}]}]},
-        {
-            "object": "whatsapp_business_account",
-            "entry": [
-                {
-                    "id": "1",
-                    "changes": [{"field": "messages", "value": {"messages": [{"type": "text", "timestamp": "1"}]}}],
-                }
-            ],
-        },
-        {
-            "object": "whatsapp_business_account",
-            "entry": [{"id": "1", "changes": [{"field": "messages", "value": {"messages": "not a list"}}]}],
-        },
     ],
 )
 def test_wrong_shape_is_refused(raw):
@@ -505,3 +493,20 @@ def test_numbers_where_text_is_expected_do_not_fail_the_envelope():
     (item,) = iter_messages(parse_envelope(raw))
     assert item.message.from_ == "972987654321"
     assert item.contact is not None and item.contact.wa_id == "972987654321"
+
+
+@pytest.mark.parametrize(
+    ("value", "where"),
+    [
+        ({"messages": [{"type": "text", "timestamp": "1"}]}, "messages[0]"),  # no id, no sender
+        ({"messages": "not a list"}, "value"),
+    ],
+)
+def test_an_unreadable_item_is_left_out_and_said_not_the_envelope(value, where):
+    """One bad message must not cost the rest of the body (issue 14, item 1): the envelope parses,
+    the item is not among the messages, and ``iter_rejected`` says where and why."""
+    envelope = parse_envelope({"object": "whatsapp_business_account",
+                               "entry": [{"id": "1", "changes": [{"field": "messages", "value": value}]}]})
+    assert list(iter_messages(envelope)) == []
+    [rejected] = list(iter_rejected(envelope))
+    assert rejected.field == "messages" and rejected.where == where and rejected.reason

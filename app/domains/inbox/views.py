@@ -18,6 +18,7 @@ from app.domains.accounts.models import WhatsAppAccount
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation
 from app.domains.messages.models import Message
+from app.domains.messages.preview import preview_text
 from app.domains.workspaces.models import User
 
 WINDOW_WARNING = timedelta(hours=2)
@@ -284,7 +285,8 @@ class MessageView:
                         params.append(str(p.get("text") or ""))
         language = c.get("language") or {}
         return {"name": str(c.get("name") or "template"), "params": params,
-                "language": str(language.get("code") or "") if isinstance(language, dict) else ""}
+                "language": str(language.get("code") or "") if isinstance(language, dict) else "",
+                "rendered": self.m.rendered}
 
     @property
     def reaction_target_emoji(self) -> str:
@@ -302,7 +304,8 @@ class MessageView:
         if self.quoted is None:
             return "an earlier message"
         view = MessageView(self.quoted)
-        return view.text or view.kind
+        # Our interactive message or template is quoted by what the customer read, not by its kind.
+        return view.text or preview_text(self.quoted.type, self.quoted.content, self.quoted.rendered)
 
     @property
     def edited(self) -> bool:

@@ -109,6 +109,8 @@ class SentMessage(_Shape):
     reply_to: str | None = Field(None, description="Our id, or the wamid, of the quoted message")
     priority: Any = None
     via: str | None = None
+    rendered: dict[str, Any] | None = Field(None, description="A template as the customer read it (header, body, "
+                                                             "footer, buttons with the parameters filled in)")
     attempts: int | None = None
     media: SentMediaShape | None = None
     created_at: str | None = None

@@ -111,6 +111,9 @@ class Message(WorkspaceDocument):
     sent_by: PydanticObjectId | None = None
     """The agent who wrote it (None for customers, API keys and automations)."""
     via: str | None = None
+    rendered: dict[str, Any] | None = None
+    """A template we sent as the customer read it (header, body, footer, buttons with the parameters
+    filled in: app.whatsapp.templates.render_template), for the thread and the list."""
     """How an outbound message was created: inbox, api, broadcast, automation."""
     priority: Literal["agent", "bulk"] = "agent"
     pricing_category: str | None = None

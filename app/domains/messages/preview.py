@@ -14,8 +14,11 @@ from app.whatsapp.payloads import MEDIA_TYPES
 MAX_PREVIEW = 200
 
 
-def preview_text(message_type: str, content: Any) -> str:
-    """One line (at most 200 characters) for the conversation list; ``[type]`` when there are no words."""
+def preview_text(message_type: str, content: Any, rendered: dict[str, Any] | None = None) -> str:
+    """One line (at most 200 characters) for the conversation list; ``[type]`` when there are no words.
+    ``rendered``: a template as the customer read it (Message.rendered): its body is the line."""
+    if rendered and rendered.get("body"):
+        return " ".join(str(rendered["body"]).split())[:MAX_PREVIEW]
     body = content if isinstance(content, dict) else {}
     return _words(message_type, body)[:MAX_PREVIEW]
 

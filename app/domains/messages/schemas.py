@@ -52,6 +52,10 @@ class MessageOut(BaseModel):
     reactions: list[ReactionOut] = Field(default_factory=list)
     media: MediaOut | None = None
     via: str | None = Field(None, description="inbox, api, ... for outbound messages")
+    rendered: dict[str, Any] | None = Field(
+        None, description="A template we sent as the customer read it: header, body, footer, buttons with the "
+                          "parameters filled in", examples=[{"header": None, "body": "Hi Ana, your order #42 is ready.",
+                                                            "footer": "Coffee Co", "buttons": ["Thanks"]}])
     sent_by: str | None = Field(None, description="The agent who wrote it")
     deleted_at: datetime | None = None
     created_at: datetime
@@ -72,7 +76,7 @@ def message_out(message: Message) -> MessageOut:
         reactions=[ReactionOut(emoji=r.emoji, by=r.by, at=as_utc(r.at)) for r in message.reactions if r.emoji],
         media=MediaOut(state=media.state, mime_type=media.mime_type, size=media.size, filename=media.filename,
                        url=f"/media/{media.stored_file_id}" if media.stored_file_id else None) if media else None,
-        via=message.via, sent_by=str(message.sent_by) if message.sent_by else None,
+        via=message.via, rendered=message.rendered, sent_by=str(message.sent_by) if message.sent_by else None,
         deleted_at=as_utc(message.deleted_at) if message.deleted_at else None,
         created_at=as_utc(message.timestamp), updated_at=as_utc(message.updated_at),
     )

@@ -55,6 +55,7 @@ def message_view(message: Message) -> dict[str, Any]:
         "reply_to": str(message.reply_to_id) if message.reply_to_id else message.reply_to_wamid,
         "priority": message.priority,
         "via": message.via,
+        "rendered": message.rendered,
         "attempts": message.attempts,
         "media": {"id": str(message.media.stored_file_id) if message.media.stored_file_id else None,
                   "mime_type": message.media.mime_type, "size": message.media.size,

@@ -46,6 +46,7 @@ from app.queue import enqueue_drain, enqueue_mark_read
 from app.realtime import LiveEvents
 from app.whatsapp import payloads
 from app.whatsapp.media import MediaKind
+from app.whatsapp.templates import render_template
 from app.whatsapp.validation import PayloadError
 
 log = get_logger(__name__)
@@ -113,8 +114,9 @@ class OutboxService:
         content, media = await self._resolve_media(workspace_id, draft)
         content = await self._resolve_reaction(workspace_id, conversation, draft.type, content)
         checked = self._validate_payload(recipient, draft.type, content, reply_wamid)
+        rendered = None
         if draft.type == "template":
-            await self._check_template(workspace_id, account, contact, checked)
+            rendered = render_template(checked, await self._check_template(workspace_id, account, contact, checked))
         elif not conversation.window_open():
             raise ValidationFailed(
                 "More than 24 hours have passed since the customer last wrote: only a template can be sent now.",
@@ -128,7 +130,7 @@ class OutboxService:
             status=MessageStatus.QUEUED, status_at={MessageStatus.QUEUED.value: now}, reply_to_id=reply_id,
             reply_to_wamid=reply_wamid, media=media, sent_by=sent_by, via=via,
             priority="bulk" if priority == "bulk" else "agent", idempotency_key=idempotency_key,
-            recipient=recipient, timestamp=now, created_at=now, updated_at=now,
+            recipient=recipient, rendered=rendered, timestamp=now, created_at=now, updated_at=now,
         )
         try:
             await message.insert()
@@ -139,7 +141,7 @@ class OutboxService:
             return found
         OUTBOX_QUEUED.labels(type=draft.type, priority=message.priority).inc()
         await self.conversations.record_outbound(
-            conversation, now, MessagePreview(text=preview_text(draft.type, checked), direction="outbound",
+            conversation, now, MessagePreview(text=preview_text(draft.type, checked, rendered), direction="outbound",
                                               type=draft.type, status=message.status.value, message_id=message.id))
         await self._enqueue(message, [
             (workspace_id, "message.created", {"message_id": str(message.id), "conversation_id": str(conversation.id)}),
@@ -371,7 +373,8 @@ class OutboxService:
         return body[type_]
 
     async def _check_template(self, workspace_id: PydanticObjectId, account: WhatsAppAccount, contact: Contact,
-                              template: Any) -> None:
+                              template: Any) -> dict[str, Any]:
+        """The approved definition ``template`` is sent with (refusing what WhatsApp would refuse)."""
         name = template.get("name")
         language = (template.get("language") or {}).get("code")
         found = await MessageTemplate.find_one_scoped(
@@ -392,6 +395,7 @@ class OutboxService:
                                    details={exc.field: exc.message}) from None
         if found.category == "MARKETING" and contact.opted_out_marketing:
             raise ValidationFailed("This customer opted out of marketing messages.", error_code="CONTACT_OPTED_OUT")
+        return definition
 
     # -- queueing -----------------------------------------------------------------------------
 
