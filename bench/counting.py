@@ -414,6 +414,7 @@ def report(usage: Usage, n: int, unit: str, ours: list[str], idle: Usage | None 
     trips = usage.round_trips() / n
     print(f"  Redis commands       {num(commands)} per {unit} (as Redis counts them: a script's own commands "
           f"included): {listing(own, n)}")
+    print(f"    sent by ours       {listing(usage.sent['work'], n)} (commands our processes sent, a pipeline's each)")
     polls, cron = usage.round_trips("poll"), usage.round_trips("cron")
     print(f"  Redis round trips    {num(trips)} per {unit} ("
           + ", ".join(f"{k} {num(v['work'] / n)}" for k, v in usage.trips.items())

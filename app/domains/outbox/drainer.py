@@ -55,7 +55,9 @@ ACCOUNT_RELOAD_SECONDS = 2.0  # notice a disabled number or a new token while dr
 MAX_IN_MEMORY = 5000
 LINGER_SECONDS = 5.0         # a drainer whose lanes are empty waits this long for more before it releases
                              # the number: an agent's next reply is sent without a new job, lease and read
-BELL_SECONDS = 1.0           # how long one wait on the bell lasts (then it pops anyway, and waits again)
+BELL_SECONDS = 1.0           # how long one wait on the bell lasts while sending (then it pops anyway, and waits again)
+MAX_BELL_SECONDS = 4.0       # the longest wait (while lingering: one wait for the rest of the linger), under
+                             # the Redis client's 5-s socket timeout
 DATABASE_RETRY_SECONDS = 2.0  # a drainer that lost MongoDB hands over to a new one this much later
 
 
@@ -190,7 +192,7 @@ class Drainer:
                     if not self.lanes_empty:
                         continue
                     agent, bulk = self._pop_limits()
-                    entries = await self.queue.wait_and_pop(self.account_id, agent, bulk, BELL_SECONDS)
+                    entries = await self.queue.wait_and_pop(self.account_id, agent, bulk, self._bell_wait())
                     if entries:
                         self.incoming.extend(entries)
                         self.lanes_empty = _emptied(entries, agent, bulk)
@@ -201,14 +203,22 @@ class Drainer:
                 log.info("outbox bell: trying again", account_id=self.account_id, error=type(exc).__name__)
                 await asyncio.sleep(BELL_SECONDS)
 
+    def _bell_wait(self) -> float:
+        """One wait on the bell: a second while sending; while lingering, the rest of the linger (one
+        round trip rather than one a second)."""
+        if self.idle_since is None:
+            return BELL_SECONDS
+        left = self.linger - (time.monotonic() - self.idle_since)
+        return min(MAX_BELL_SECONDS, max(BELL_SECONDS, left))
+
     async def _stop_bell(self) -> None:
-        """End the bell task after its current wait (at most BELL_SECONDS): cancelled mid-way, a
+        """End the bell task after its current wait (at most MAX_BELL_SECONDS): cancelled mid-way, a
         pop it made would be left in ``taken`` unseen."""
         task = self._bell_task
         if task is None or task.done():
             return
         self._bell_stop = True
-        done, _ = await asyncio.wait([task], timeout=BELL_SECONDS + 2.0)
+        done, _ = await asyncio.wait([task], timeout=MAX_BELL_SECONDS + 2.0)
         if not done:
             task.cancel()
 
@@ -248,7 +258,7 @@ class Drainer:
                     self.idle_since = now
                     await self._flush()  # what was accepted is recorded now, not after the linger
                 if now - self.idle_since < self.linger and now < deadline:
-                    await self._idle(min(BELL_SECONDS, self.linger - (now - self.idle_since)))
+                    await self._idle(self.linger - (now - self.idle_since))
                     continue
                 await self._flush()
                 await self._stop_bell()
