@@ -15,7 +15,9 @@ from typing import Any
 
 from beanie import PydanticObjectId
 
+from app.cache import TtlCache
 from app.db import parse_object_id
+from app.domains.accounts.models import WhatsAppAccount
 from app.domains.conversations.models import Conversation
 from app.domains.inbox.queries import InboxQueries, ListFilters
 from app.domains.inbox.views import ConversationRow
@@ -81,6 +83,7 @@ class LiveFeed:
     def __init__(self, render: Render, queries: InboxQueries | None = None) -> None:
         self.render = render
         self.queries = queries or InboxQueries()
+        self._numbers: TtlCache[bool] = TtlCache(60.0, keep=lambda value: True)
 
     async def prepare(self, workspace_id: PydanticObjectId, event: dict[str, Any]) -> Rendered | None:
         """Read and render what ``event`` changed, once (None: nothing any tab shows)."""
@@ -105,7 +108,10 @@ class LiveFeed:
         bubbles: dict[Any, list[str]] = {}
         for view in views:
             bubbles.setdefault(view.m.conversation_id, []).append(self.render("inbox/_message.html", m=view))
-        return [Rendered(row, self.render("inbox/_conversation_row.html", row=row), self._meta(row),
+        # Rows name their number when the workspace has several, as the list page does.
+        show_account = len({row.c.account_id for row in rows}) > 1 or await self._several_numbers(workspace_id)
+        return [Rendered(row, self.render("inbox/_conversation_row.html", row=row, show_account=show_account),
+                         self._meta(row),
                          "".join(bubbles.get(row.c.id, ()))) for row in rows]
 
     async def frame(self, rendered: Rendered, tab: TabState, hits: Hits) -> str:
@@ -151,7 +157,13 @@ class LiveFeed:
 
     def _meta(self, row: ConversationRow) -> str:
         return self.render("inbox/_thread_meta.html", row=row).replace(
-            '<p id="thread-meta"', '<p hx-swap-oob="true" id="thread-meta"', 1)
+            '<p id="thread-meta"', '<p hx-swap-oob="true" id="thread-meta"', 1) + self.render(
+            "inbox/_thread_name.html", row=row, oob=True)
+
+    async def _several_numbers(self, workspace_id: PydanticObjectId) -> bool:
+        """Whether the workspace has more than one number (kept a minute per process: numbers are
+        rarely added, and a row without its number's name for a minute is harmless)."""
+        return await self._numbers.get(workspace_id, lambda: _count_numbers(workspace_id))
 
     @staticmethod
     def totals(unread: int, seq: str | None) -> str:
@@ -163,6 +175,10 @@ class LiveFeed:
     def reload() -> str:
         """The tab was away too long to catch up event by event: inbox.js reloads the page."""
         return '<span id="live-clock" data-reload="1" hidden hx-swap-oob="true"></span>'
+
+
+async def _count_numbers(workspace_id: PydanticObjectId) -> bool:
+    return await WhatsAppAccount.get_motor_collection().count_documents({"workspace_id": workspace_id}, limit=2) > 1
 
 
 async def _read(model: Any, oid: PydanticObjectId, workspace_id: PydanticObjectId) -> Any:
