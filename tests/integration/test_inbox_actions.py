@@ -145,6 +145,14 @@ async def test_side_panel_assign_status_snooze_labels_and_contact(client_factory
     assert contact.name == "Maria <Silva>" and contact.attributes == {"plan": "gold"}
     assert contact.tags == ["vip", "lisbon"] and contact.opted_out_marketing
     assert "Maria &lt;Silva&gt;" in out.text and "opted out" in out.text
+    # A refused change says why under its own field and keeps what was typed (issue 14, item 18).
+    typed = "vip, lisbon, <bad tag>"
+    refused = await client.post(base + "/contact/tags", data={"tags": typed}, headers=headers)
+    tags_form = re.search(r'<form[^>]*contact/tags.*?</form>', refused.text, re.S).group(0)
+    assert 'class="field-error"' in tags_form and "Tags are up to 40 letters" in tags_form
+    assert 'value="vip, lisbon, &lt;bad tag&gt;"' in tags_form
+    assert 'class="form-error"' not in refused.text  # not at the far end of the panel
+    assert (await Contact.get(maria.contact_id)).tags == ["vip", "lisbon"]  # nothing stored
     from redis.asyncio import Redis
 
     from app.domains.conversations.actions import ConversationActions

@@ -66,7 +66,8 @@ async def panel_context(request: Request, conversation: Conversation, **extra: A
     return {
         "row": row, "me": principal, "agents": await agents_of(principal.workspace_id),
         "teams": await teams_of(principal.workspace_id),
-        "label_choices": list((await labels_of(principal.workspace_id)).values()), **extra,
+        "label_choices": list((await labels_of(principal.workspace_id)).values()),
+        "panel_error": None, "panel_field": None, "typed": {}, **extra,
     }
 
 

@@ -65,9 +65,10 @@ class PanelController(Controller):
         try:
             until = parse_local_time(str(form.get("until") or ""), str(form.get("tz_offset") or "0"))
         except ClientError as error:
-            return await self._panel(request, runtime, conversation_id, error=error.message, status=error.status_code)
+            return await self._panel(request, runtime, conversation_id, error=error.message, status=error.status_code,
+                                     field="snooze")
         return await self._apply(request, runtime, conversation_id,
-                                 lambda actions, c, by: actions.snooze(c, until, by=by))
+                                 lambda actions, c, by: actions.snooze(c, until, by=by), field="snooze")
 
     @post("/labels", status_code=200)
     async def labels(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
@@ -75,26 +76,30 @@ class PanelController(Controller):
         known = {i.id: i.name for i in (await labels_of(me(request).workspace_id)).values()}
         values = [str(v) for v in form.getall("labels", [])] if known else str(form.get("labels") or "")
         return await self._apply(request, runtime, conversation_id, lambda actions, c, by: actions.set_labels(
-            c, values, by=by, known=known or None))
+            c, values, by=by, known=known or None), field="labels",
+            typed={"labels": values if isinstance(values, str) else ", ".join(values)})
 
     # --- the contact ---------------------------------------------------------------------------------
     @post("/contact", status_code=200)
     async def rename(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
         form = await request.form()
         return await self._contact(request, runtime, conversation_id,
-                                   lambda editing, contact: editing.rename(contact, str(form.get("name") or "")))
+                                   lambda editing, contact: editing.rename(contact, str(form.get("name") or "")),
+                                   field="name", typed={"name": str(form.get("name") or "")})
 
     @post("/contact/attributes", status_code=200)
     async def attribute(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
         form = await request.form()
         return await self._contact(request, runtime, conversation_id, lambda editing, contact: editing.set_attribute(
-            contact, str(form.get("key") or ""), str(form.get("value") or "")))
+            contact, str(form.get("key") or ""), str(form.get("value") or "")), field="attribute",
+            typed={"key": str(form.get("key") or ""), "value": str(form.get("value") or "")})
 
     @post("/contact/tags", status_code=200)
     async def contact_tags(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
         form = await request.form()
         return await self._contact(request, runtime, conversation_id,
-                                   lambda editing, contact: editing.set_tags(contact, str(form.get("tags") or "")))
+                                   lambda editing, contact: editing.set_tags(contact, str(form.get("tags") or "")),
+                                   field="tags", typed={"tags": str(form.get("tags") or "")})
 
     @post("/contact/opt-out", status_code=200)
     async def opt_out(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
@@ -103,28 +108,35 @@ class PanelController(Controller):
             contact, str(form.get("opted_out") or "") == "1"))
 
     # --- helpers -------------------------------------------------------------------------------------
-    async def _apply(self, request: Request, runtime: Runtime, conversation_id: str, change) -> Response[str]:
+    async def _apply(self, request: Request, runtime: Runtime, conversation_id: str, change, *,
+                     field: str | None = None, typed: dict[str, str] | None = None) -> Response[str]:
         principal = me(request)
         conversation = await InboxService(runtime).conversation(principal.workspace_id, conversation_id)
         try:
             await change(ConversationActions(runtime.live), conversation, principal.user)
         except ClientError as error:
-            return await self._panel(request, runtime, conversation_id, error=error.message, status=error.status_code)
+            return await self._panel(request, runtime, conversation_id, error=error.message, status=error.status_code,
+                                     field=field, typed=typed)
         return await self._panel(request, runtime, conversation_id)
 
-    async def _contact(self, request: Request, runtime: Runtime, conversation_id: str, change) -> Response[str]:
+    async def _contact(self, request: Request, runtime: Runtime, conversation_id: str, change, *,
+                       field: str | None = None, typed: dict[str, str] | None = None) -> Response[str]:
         inbox = InboxService(runtime)
         contact = await inbox.contact_of(await inbox.conversation(me(request).workspace_id, conversation_id))
         try:
             await change(ContactEditing(runtime.live), contact)
         except ClientError as error:
-            return await self._panel(request, runtime, conversation_id, error=error.message, status=error.status_code)
+            return await self._panel(request, runtime, conversation_id, error=error.message, status=error.status_code,
+                                     field=field, typed=typed)
         return await self._panel(request, runtime, conversation_id)
 
     async def _panel(self, request: Request, runtime: Runtime, conversation_id: str, error: str | None = None,
-                     status: int = 200) -> Response[str]:
+                     status: int = 200, field: str | None = None, typed: dict[str, str] | None = None) -> Response[str]:
+        """The panel again; a refused change shows its reason under its own field, with what was typed
+        still there (``field``, ``typed``), or at the end of the panel when no field is named."""
         conversation = await InboxService(runtime).conversation(me(request).workspace_id, conversation_id)
-        context = await panel_context(request, conversation, panel_error=error)
+        context = await panel_context(request, conversation, panel_error=error, panel_field=field,
+                                      typed=typed or {})
         body = render(request, "inbox/_side_panel.html", **context)
         if error is None:
             body += oob_row(request, context["row"]) + oob_meta(request, context["row"])
