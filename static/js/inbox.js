@@ -458,8 +458,21 @@
     input.dispatchEvent(new Event("change", { bubbles: true }));
   }
 
+  // What WhatsApp takes, said before anything is uploaded (the form carries the limits in MB).
+  function tooBig(file, form) {
+    var kind = (file.type || "").split("/")[0];
+    var limit = kind === "audio" || kind === "video" ? Number(form.getAttribute("data-max-" + kind))
+      : Number(form.getAttribute("data-max-other"));
+    if (!limit || file.size <= limit * 1024 * 1024) return null;
+    var what = kind === "audio" ? "voice notes and audio" : kind === "video" ? "videos" : "files";
+    return "“" + file.name + "” is " + (file.size / 1048576).toFixed(1) + " MB; WhatsApp takes " + what +
+      " up to " + limit + " MB. Send a smaller file" + (kind === "video" ? " (shorter, or lower quality)." : ".");
+  }
+
   document.addEventListener("change", function (evt) {
     if (evt.target.id === "attach-file" && evt.target.files.length) {
+      var problem = tooBig(evt.target.files[0], document.getElementById("attach-form"));
+      if (problem) { toast(problem); evt.target.value = ""; return; }
       document.getElementById("attach-caption").value = (document.getElementById("composer-text") || {}).value || "";
       document.getElementById("attach-form").requestSubmit();
     }
@@ -563,7 +576,9 @@
     // A refused form (4xx) shows its reason in the toast instead of replacing anything.
     if (evt.detail.xhr && evt.detail.xhr.status >= 400) {
       evt.detail.shouldSwap = false;
-      toast(errorText(evt.detail.xhr.responseText));
+      toast(evt.detail.xhr.status === 413 && !/error-message/.test(evt.detail.xhr.responseText || "")
+        ? "This file is too big to send: WhatsApp takes documents up to 100 MB, videos and voice notes up to 16 MB."
+        : errorText(evt.detail.xhr.responseText));
     }
   });
 

@@ -197,3 +197,21 @@ def test_canned_reply_picker_works_at_any_typing_speed_and_enter_never_sends_it(
         page.wait_for_timeout(300)  # nothing is sent meanwhile (not a timing assertion: the count below is)
         assert page.locator("#thread-items .msg-outbound").count() == before
     page.close()
+
+
+def test_a_file_over_whatsapps_limit_is_refused_in_words_before_uploading(browser, demo):
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    sign_in(page, demo.base, demo.password)
+    open_conversation(page, "Maria Silva")
+    before = page.locator("#thread-items .msg").count()
+    uploads = []
+    page.on("request", lambda r: uploads.append(r.url) if r.url.endswith("/attachments") else None)
+    page.set_input_files("#attach-file", files=[{"name": "holiday.mp4", "mimeType": "video/mp4",
+                                                 "buffer": b"\0" * (17 * 1024 * 1024)}])
+    toast = page.locator("#toast")
+    toast.wait_for(state="visible")
+    assert "holiday.mp4" in toast.inner_text() and "up to 16 MB" in toast.inner_text()
+    box = toast.bounding_box()  # the whole message is on screen, not half off it
+    assert box and box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= 1366 and box["y"] + box["height"] <= 768
+    assert uploads == [] and page.locator("#thread-items .msg").count() == before
+    page.close()

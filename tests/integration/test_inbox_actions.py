@@ -176,3 +176,19 @@ async def test_page_is_csp_clean_and_simulator_is_demo_only(client_factory):
     plain = await client_factory(inline_worker=True)
     answer = await plain.post("/inbox/simulate", data={"kind": "text"})
     assert answer.status_code in (401, 403, 404) or "login" in answer.headers.get("location", "")
+
+
+async def test_attachments_up_to_what_whatsapp_takes_and_its_limits_in_words(client_factory):
+    """Issue 14, item 14: an 11 MB PDF was refused with a raw "Request Entity Too Large" (Litestar's
+    10 MB default). The page carries WhatsApp's limits for inbox.js to say before uploading (the
+    browser test picks a file over them)."""
+    client, headers = await setup(client_factory)
+    lucia = await conversation_of("Lucía Hernández")
+    pdf = b"%PDF-1.4\n" + b"0" * (11 * 1024 * 1024) + b"\n%%EOF\n"
+    upload = await client.post(f"/inbox/c/{lucia.id}/attachments", headers=headers,
+                               files={"file": ("catalogue.pdf", pdf, "application/pdf")})
+    assert upload.status_code == 200, upload.text[:300]
+    document = await Message.find_one(Message.conversation_id == lucia.id, Message.type == "document")
+    assert document is not None and document.content["filename"] == "catalogue.pdf"
+    page = await client.get(f"/inbox/c/{lucia.id}", headers=headers)
+    assert 'data-max-video="16"' in page.text and 'data-max-other="100"' in page.text  # what inbox.js checks first

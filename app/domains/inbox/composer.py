@@ -13,7 +13,7 @@ from litestar import Controller, Request, Response, get, post
 from app.auth import requires_login
 from app.domains.conversations.actions import ConversationActions
 from app.domains.conversations.models import Conversation
-from app.domains.inbox.attachments import send_attachment
+from app.domains.inbox.attachments import MAX_UPLOAD, send_attachment
 from app.domains.inbox.context import error_fragment, html, me, oob_messages, oob_row, queries, render
 from app.domains.inbox.service import InboxService
 from app.domains.inbox.templates_source import approved_templates, build_template_content, find_template, preview
@@ -70,7 +70,9 @@ class ComposerController(Controller):
                 {"type": "reply", "reply": {"id": f"btn-{i + 1}", "title": t}} for i, t in enumerate(titles)]}}
         return "text", {"body": body, "preview_url": "http://" in body or "https://" in body}
 
-    @post("/c/{conversation_id:str}/attachments", status_code=200)
+    # Up to the largest file WhatsApp takes (documents, 100 MB; each kind's own limit is checked on
+    # storing it); Litestar's default body limit (10 MB) refused videos and PDFs WhatsApp accepts.
+    @post("/c/{conversation_id:str}/attachments", status_code=200, request_max_body_size=MAX_UPLOAD + 1024 * 1024)
     async def attach(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
         principal = me(request)
         inbox = InboxService(runtime)
