@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException, ValidationException
@@ -62,6 +62,20 @@ def _wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "") and "text/html" not in request.headers.get("accept", "")
 
 
+def _return_to(request: Request) -> str:
+    """Where sign-in sends the user back: the page they were on (a form posted from it, or an HTMX
+    request, names it), never the URL of a POST, which a GET after sign-in would answer 405."""
+    if request.method == "GET" and not request.headers.get("hx-request"):
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    for header in ("hx-current-url", "referer"):
+        value = request.headers.get(header)
+        if value:
+            parts = urlsplit(value)
+            if parts.netloc in ("", request.headers.get("host", "")) and parts.path.startswith("/"):
+                return parts.path + (f"?{parts.query}" if parts.query else "")
+    return "/inbox"
+
+
 def handle_exception(request: Request, exc: Exception) -> Response[Any]:
     error = _as_app_error(request, exc)
     if error.status_code >= 500 and not isinstance(exc, AppError | HTTPException):
@@ -71,8 +85,11 @@ def handle_exception(request: Request, exc: Exception) -> Response[Any]:
     if _wants_json(request):
         return Response(error.to_dict(), status_code=error.status_code, media_type=MediaType.JSON, headers=error.headers)
     if error.status_code == 401 or isinstance(exc, NotAuthorizedException):
-        target = "/login?next=" + quote(request.url.path)
+        target = "/login?next=" + quote(_return_to(request), safe="/?=&")
         if request.headers.get("hx-request"):
-            return Response("", status_code=200, headers={"HX-Redirect": target})
+            # The tab says so and keeps what was typed (inbox.js keeps drafts): no redirect mid-typing.
+            return Response('<p class="error-message" data-error-code="SESSION_ENDED">Your session has ended: '
+                            'sign in again to continue. What you typed is kept.</p>', status_code=401,
+                            media_type=MediaType.HTML, headers={"X-Sign-In": target})
         return Redirect(target)
     return Template("errors/error.html", context={"error": error}, status_code=error.status_code, headers=error.headers)

@@ -68,11 +68,22 @@
     socket.send(JSON.stringify({ type: "hello", since: clock(), view: view() }));
     if (wasClosed) status("Reconnected", false); else status("", false);
     wasClosed = false;
+    closedChecks = 0;
   });
 
+  // While the socket is down, ask once in a while whether the session still exists: a server that
+  // restarted comes back by itself; a session that ended never will, and the agent is told.
+  var closedChecks = 0;
   document.addEventListener("htmx:wsClose", function () {
     wasClosed = true;
     status("Reconnecting…", true);
+    if (closedChecks++ % 3 !== 2) return;
+    fetch("/profile", { redirect: "manual", credentials: "same-origin", cache: "no-store" }).then(function (r) {
+      if (r.type === "opaqueredirect" || r.status === 401) {
+        status("", false);
+        if (window.waSessionEnded) window.waSessionEnded(null);
+      }
+    }, function () { /* the server is still away: keep trying */ });
   });
 
   // ---- idempotent placement of live rows and bubbles -----------------------------------------
@@ -375,9 +386,27 @@
         });
     }, delay);
   }
+  // Drafts: what an agent types in a conversation is kept in this browser until it is sent, across a
+  // reload, a server restart or a sign-in.
+  function draftKey(id) { return "wa-inbox:draft:" + id; }
+  function saveDraft(text) {
+    var id = openId();
+    if (!id) return;
+    try {
+      if (text) localStorage.setItem(draftKey(id), text); else localStorage.removeItem(draftKey(id));
+    } catch (e) { /* storage full or disabled: drafts are a convenience */ }
+  }
+  function restoreDraft() {
+    var text = document.getElementById("composer-text");
+    var id = openId();
+    if (!text || !id || text.value) return;
+    try { var kept = localStorage.getItem(draftKey(id)); if (kept) text.value = kept; } catch (e) { /* see above */ }
+  }
+
   document.addEventListener("input", function (evt) {
     var t = evt.target;
     if (t.id === "composer-text") {
+      saveDraft(t.value);
       var menu = document.getElementById("canned-menu");
       if (!menu) return;
       cannedOnEnter = false;
@@ -436,6 +465,7 @@
     if (elt.id === "composer") {
       $$('input[name="button"]', elt).forEach(function (b) { b.value = ""; });
       clearReply();
+      if (!document.getElementById("composer-text").value) saveDraft("");  // sent: the draft is done
     } else if (elt.id === "attach-form") {
       elt.reset();
       var text = document.getElementById("composer-text");
@@ -590,6 +620,7 @@
       var s = document.getElementById("thread-scroll");
       if (s) s.scrollTop = s.scrollHeight;
       sendView();
+      restoreDraft();
       var text = document.getElementById("composer-text");
       if (text && !text.disabled && window.innerWidth > 700) text.focus({ preventScroll: true });
     } else if (target.id === "conv-items") {
@@ -671,6 +702,7 @@
   });
 
   function start() {
+    restoreDraft();
     decorate(document);
     refreshTitle();
     markOpenRow();
