@@ -93,6 +93,7 @@
 
   function upsert(container, el, descending) {
     var existing = el.id ? document.getElementById(el.id) : null;
+    if (descending && !el.hasAttribute("data-remove")) noticeRow(existing, el);
     if (el.hasAttribute("data-remove")) { if (existing) existing.remove(); return null; }
     if (container.id === "thread-items" && el.getAttribute("data-conv") !== openId()) return null;
     var hadFocus = existing && existing.contains(document.activeElement);
@@ -153,6 +154,83 @@
       if (id) htmx.ajax("POST", "/inbox/c/" + id + "/read", { source: "#thread-wrap", swap: "none" });
     }, 400);
   }
+
+  // ---- notifications: what needs this agent, when they are not looking at it ---------------------
+  // Chosen with the bell button (the browser asks for permission once); a sound is optional. Only
+  // live changes notify: a new conversation, one assigned to me, a customer reply in mine, a note
+  // that @mentions me; never the conversation I have open in a tab I am looking at.
+  var PREFS = "wa-inbox:notify";
+  function prefs() {
+    try { return JSON.parse(localStorage.getItem(PREFS) || "{}"); } catch (e) { return {}; }
+  }
+  function savePrefs(p) { try { localStorage.setItem(PREFS, JSON.stringify(p)); } catch (e) { /* optional */ } }
+  function me() { var i = document.getElementById("inbox"); return i ? i.getAttribute("data-user") : ""; }
+  function notifyOn() { return prefs().on && "Notification" in window && Notification.permission === "granted"; }
+  function showPrefs() {
+    var b = document.getElementById("notify-toggle");
+    var sound = document.getElementById("notify-sound");
+    if (b) { b.textContent = notifyOn() ? "🔔 Notifications on" : "🔕 Notifications off"; b.setAttribute("aria-pressed", String(notifyOn())); }
+    if (sound) sound.checked = !!prefs().sound;
+  }
+  document.addEventListener("click", function (evt) {
+    if (!evt.target.closest || !evt.target.closest("#notify-toggle")) return;
+    var p = prefs();
+    if (notifyOn()) { p.on = false; savePrefs(p); showPrefs(); return; }
+    if (!("Notification" in window)) { toast("This browser cannot show notifications."); return; }
+    Notification.requestPermission().then(function (answer) {
+      p.on = answer === "granted";
+      savePrefs(p);
+      showPrefs();
+      if (!p.on) toast("Notifications are blocked for this site in the browser's settings.");
+    });
+  });
+  document.addEventListener("change", function (evt) {
+    if (evt.target.id === "notify-sound") { var p = prefs(); p.sound = evt.target.checked; savePrefs(p); }
+  });
+  function beep() {
+    try {
+      var ctx = new (window.AudioContext || window.webkitAudioContext)();
+      var osc = ctx.createOscillator();
+      var gain = ctx.createGain();
+      osc.frequency.value = 880; gain.gain.value = 0.05;
+      osc.connect(gain); gain.connect(ctx.destination);
+      osc.start(); osc.stop(ctx.currentTime + 0.15);
+    } catch (e) { /* no audio here */ }
+  }
+  function notify(convId, title, body) {
+    if (!notifyOn()) return;
+    if (convId === openId() && document.visibilityState === "visible" && document.hasFocus()) return;
+    var n = new Notification(title, { body: body || "", tag: "wa-inbox-" + convId });
+    n.onclick = function () {
+      window.focus();
+      var link = document.querySelector("#conv-" + convId + " .conv-link");
+      if (link) link.click(); else location.href = "/inbox/c/" + convId;
+    };
+    if (prefs().sound) beep();
+  }
+  function rowText(el, selector) { var x = el.querySelector(selector); return x ? x.textContent.trim() : ""; }
+  function noticeRow(existing, el) {
+    var id = el.id.replace("conv-", "");
+    var name = rowText(el, ".conv-name");
+    var preview = rowText(el, ".conv-preview");
+    var unread = Number(el.getAttribute("data-unread") || 0);
+    var assignee = el.getAttribute("data-assignee");
+    if (!existing) {
+      if (unread > 0) notify(id, "New conversation: " + name, preview);
+      return;
+    }
+    var before = existing.getAttribute("data-assignee");
+    if (assignee && assignee === me() && before !== me()) { notify(id, "Assigned to you: " + name, preview); return; }
+    if (assignee === me() && unread > Number(existing.getAttribute("data-unread") || 0)) notify(id, name, preview);
+  }
+  // A note that @mentions this agent (the server tells only their tabs, in any conversation).
+  document.addEventListener("htmx:oobAfterSwap", function (evt) {
+    if (!evt.detail.target || evt.detail.target.id !== "mention-alert") return;
+    var el = document.getElementById("mention-alert");  // the new one (the swap replaced the target)
+    if (!el || !el.getAttribute("data-conv")) return;
+    notify(el.getAttribute("data-conv"), "You were mentioned in a note: " + el.getAttribute("data-name"),
+           el.getAttribute("data-text"));
+  });
 
   // ---- small decorations on whatever was just rendered -----------------------------------------
   function localTime(el) {
@@ -703,6 +781,7 @@
 
   function start() {
     restoreDraft();
+    showPrefs();
     decorate(document);
     refreshTitle();
     markOpenRow();

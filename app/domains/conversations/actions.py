@@ -55,6 +55,15 @@ def _actor(by: User | None) -> str:
     return (by.name or by.email) if by else "An integration"
 
 
+async def mentioned_users(workspace_id: PydanticObjectId, body: str) -> list[str]:
+    """The active agents a note names as ``@Their Name`` (case does not matter): each is told (live)."""
+    if "@" not in body:
+        return []
+    text = body.lower()
+    users = await User.find(User.workspace_id == workspace_id, User.active == True).to_list()  # noqa: E712
+    return [str(u.id) for u in users if u.name and f"@{u.name.lower()}" in text]
+
+
 class ConversationActions:
     """The write side of a conversation for agents and integrations."""
 
@@ -211,7 +220,11 @@ class ConversationActions:
         if len(body) > MAX_NOTE:
             raise ValidationFailed(f"Notes are at most {MAX_NOTE} characters.", error_code="NOTE_TOO_LONG",
                                    details={"text": f"{len(body)} characters"})
-        note = await self._internal(conversation, "note", {"body": body}, by)
+        content: dict[str, Any] = {"body": body}
+        mentions = await mentioned_users(conversation.workspace_id, body)
+        if mentions:
+            content["mentions"] = mentions
+        note = await self._internal(conversation, "note", content, by)
         await self._touch(conversation)
         return note
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from beanie import PydanticObjectId
+from markupsafe import escape
 
 from app.cache import TtlCache
 from app.db import parse_object_id
@@ -52,6 +53,9 @@ class Rendered:
     meta_html: str
     bubbles_html: str = ""
     """The event's messages, for tabs with the conversation open."""
+    mentions: tuple[str, ...] = ()
+    """Users a new note @mentions (their tabs are told, wherever they are)."""
+    note_text: str = ""
 
     @property
     def conversation(self) -> Conversation:
@@ -99,6 +103,10 @@ class LiveFeed:
         if conversation is None:
             return None
         [rendered] = await self._render(workspace_id, [conversation], [message] if message is not None else [])
+        if message is not None and message.type == "note" and isinstance(message.content, dict) \
+                and event.get("event") == "message.created":
+            rendered.mentions = tuple(str(m) for m in message.content.get("mentions") or ())
+            rendered.note_text = str(message.content.get("body") or "")[:300]
         return rendered
 
     async def _render(self, workspace_id: PydanticObjectId, conversations: list[Conversation],
@@ -129,6 +137,9 @@ class LiveFeed:
         parts.append(f'<div hx-swap-oob="afterbegin:#conv-items">{inner}</div>')
         if is_open:
             parts.append(rendered.meta_html)
+        if tab.user_id is not None and str(tab.user_id) in rendered.mentions:
+            parts.append(f'<span id="mention-alert" hidden hx-swap-oob="true" data-conv="{rendered.row.id}" '
+                         f'data-name="{escape(rendered.row.name)}" data-text="{escape(rendered.note_text)}"></span>')
         return "".join(parts)
 
     async def catch_up(self, tab: TabState, events: list[dict[str, Any]]) -> list[Rendered]:
