@@ -13,6 +13,13 @@ from app.domains.workspaces.services import Principal
 from app.errors import Forbidden, Unauthorized
 
 SESSION_COOKIE = "inbox_session"
+
+
+def set_session_cookie(response: Any, token: str, settings: Any) -> Any:
+    """The one way a browser gets its session: sign-in, an accepted invitation, a changed password."""
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=settings.secure_cookies,
+                        max_age=settings.session_max_age_hours * 3600, path="/")
+    return response
 API_PREFIX = "/api/"
 MEDIA_PREFIX = "/media/"
 KEYED_PREFIXES = (API_PREFIX, MEDIA_PREFIX)

@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.response import Redirect, Template
 
-from app.auth import SESSION_COOKIE, requires_admin, requires_login
+from app.auth import requires_admin, requires_login, set_session_cookie
 from app.domains.team.services import TeamAdmin, api_key_view, team_view, user_view
 from app.domains.workspaces.services import Principal
 from app.errors import AppError, ValidationFailed
@@ -195,11 +195,8 @@ class InvitationController(Controller):
             return Template("team/invite.html", status_code=error.status_code, context={
                 "user": valid[1], "purpose": valid[0].purpose, "token": token, "error": error,
                 "field_errors": error.details})
-        response = Redirect("/inbox", status_code=303)
-        response.set_cookie(SESSION_COOKIE, await runtime.people.open_session(user), httponly=True, samesite="lax",
-                            secure=runtime.settings.secure_cookies,
-                            max_age=runtime.settings.session_max_age_hours * 3600, path="/")
-        return response
+        return set_session_cookie(Redirect("/inbox", status_code=303), await runtime.people.open_session(user),
+                                  runtime.settings)
 
 
 class ProfileController(Controller):
@@ -233,7 +230,5 @@ class ProfileController(Controller):
         response = Template("team/profile.html", context={**context, "user": user_view(user), "form": {},
                                                           "notice": notice})
         if changed:  # this device stays signed in, with a new session
-            response.set_cookie(SESSION_COOKIE, await runtime.people.open_session(user), httponly=True, samesite="lax",
-                                secure=runtime.settings.secure_cookies,
-                                max_age=runtime.settings.session_max_age_hours * 3600, path="/")
+            set_session_cookie(response, await runtime.people.open_session(user), runtime.settings)
         return response

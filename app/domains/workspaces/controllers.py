@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 from litestar import Controller, Request, get, post
 from litestar.response import Redirect, Template
 
-from app.auth import SESSION_COOKIE
+from app.auth import SESSION_COOKIE, set_session_cookie
 from app.errors import AppError
 from app.runtime import Runtime
 
@@ -24,12 +24,7 @@ def _safe_next(target: str | None) -> str:
 
 
 def _signed_in(runtime: Runtime, token: str, target: str) -> Redirect:
-    response = Redirect(target, status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE, token, httponly=True, samesite="lax", secure=runtime.settings.secure_cookies,
-        max_age=runtime.settings.session_max_age_hours * 3600, path="/",
-    )
-    return response
+    return set_session_cookie(Redirect(target, status_code=303), token, runtime.settings)
 
 
 def _form_error(template: str, error: AppError, form: dict[str, Any]) -> Template:
