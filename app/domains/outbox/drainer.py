@@ -140,7 +140,9 @@ class Drainer:
             outcome = "hold"
         finally:
             refresher.cancel()
-            await self._stop_bell()
+            # At once: what the bell may have popped stays in ``taken``, which the hand-back keeps and
+            # the next drainer's claim puts back (only a release empties it, after a graceful stop).
+            await self._stop_bell(graceful=False)
             await self._finish(outcome)
         return outcome
 
@@ -211,16 +213,20 @@ class Drainer:
         left = self.linger - (time.monotonic() - self.idle_since)
         return min(MAX_BELL_SECONDS, max(BELL_SECONDS, left))
 
-    async def _stop_bell(self) -> None:
-        """End the bell task after its current wait (at most MAX_BELL_SECONDS): cancelled mid-way, a
-        pop it made would be left in ``taken`` unseen."""
+    async def _stop_bell(self, *, graceful: bool = True) -> None:
+        """End the bell task. ``graceful`` (before a release, which empties ``taken``): after its
+        current wait, which a lingering drainer times to end with the linger, so that a pop it made
+        is taken in, not dropped with ``taken``."""
         task = self._bell_task
         if task is None or task.done():
             return
         self._bell_stop = True
-        done, _ = await asyncio.wait([task], timeout=MAX_BELL_SECONDS + 2.0)
-        if not done:
-            task.cancel()
+        if graceful:
+            done, _ = await asyncio.wait([task], timeout=MAX_BELL_SECONDS + 2.0)
+            if done:
+                return
+        task.cancel()
+        await asyncio.wait([task], timeout=1.0)
 
     async def _flush(self) -> None:
         stored = await self.batch.flush()
