@@ -46,7 +46,13 @@ class AcceptanceBatch:
         spares, self.spares = self.spares, []
         events: list[tuple[Any, str, dict[str, Any]]] = []
         if accepted:
-            await self._store(accepted)
+            try:
+                await self._store(accepted)
+            except BaseException:  # not recorded (MongoDB away): kept for the next flush, nothing lost
+                self.accepted[:0] = accepted
+                self.finished[:0] = finished
+                self.spares[:0] = spares
+                raise
             finished.extend(item.entry for item, _ in accepted)
             events = [(item.message.workspace_id, "message.updated",
                        {"message_id": str(item.message.id), "conversation_id": str(item.message.conversation_id),

@@ -151,7 +151,7 @@ class Drainer:
             await asyncio.gather(*self.inflight, return_exceptions=True)
         try:
             try:
-                await self._flush()
+                await self._flush_while_database_returns()
             except RedisError:
                 raise
             except Exception:
@@ -227,6 +227,23 @@ class Drainer:
                 return
         task.cancel()
         await asyncio.wait([task], timeout=1.0)
+
+    async def _flush_while_database_returns(self) -> None:
+        """Record what WhatsApp accepted before letting go. MongoDB away: keep the lease (so no other
+        drainer sends these messages again) and try again each second for up to a lease's length;
+        past that the sends stay queued and may go twice (as after a crash)."""
+        deadline = time.monotonic() + LEASE_TTL_MS / 1000
+        while True:
+            try:
+                await self._flush()
+                return
+            except DATABASE_DOWN as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.info("sends accepted but not recorded yet (MongoDB away); trying again",
+                         account_id=self.account_id, error=type(exc).__name__)
+                await asyncio.sleep(1.0)
+                await self.queue.refresh(self.account_id, self.token)
 
     async def _flush(self) -> None:
         stored = await self.batch.flush()
