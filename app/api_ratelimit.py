@@ -8,11 +8,19 @@ database lookup is needed before the check) or, without a key, the client's addr
 Two pieces, because Litestar runs app middleware only for routes that exist: the middleware
 counts and refuses before auth touches the database; a ``before_send`` hook puts the headers on
 every /api answer, counting the requests no route matched (404 / 405) too.
+
+Each process takes its counts from Redis a few at a time (``share``: 1 % of the limit, at most 10,
+one for small limits, one at a time near the limit), so most API calls cost no Redis round trip:
+as the sliding ``sync_rate`` of Kong's rate limiting does. One process alone counts exactly; with
+several, a process may hold up to ``share - 1`` counts it has not used yet, which the others see as
+used (they may refuse that many requests early: 6 of 600 a minute per other process).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +42,8 @@ LOCAL = LocalWindows()
 EXEMPT_PREFIXES = ("/api/docs",)
 
 _HIT = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local n = redis.call('INCRBY', KEYS[1], ARGV[2])
+if n == tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 local ttl = redis.call('TTL', KEYS[1])
 if ttl < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
 return {n, ttl}
@@ -78,6 +86,33 @@ def applies(scope: Scope) -> bool:
     return scope.get("type") == "http" and path.startswith("/api/") and not path.startswith(EXEMPT_PREFIXES)
 
 
+@dataclass
+class _Share:
+    """Counts this process took from the shared counter and has not used yet: ``next`` .. ``last``."""
+
+    next: int
+    last: int
+    resets_at: float  # time.monotonic() when the window restarts
+
+
+MAX_SHARE = 10
+MAX_SHARES = 10_000  # subjects remembered per process; past it the ended windows are dropped
+
+
+def _shares(runtime: Any) -> dict[str, _Share]:
+    """This process's shares (one per web app: each is a process of its own in production)."""
+    shares = getattr(runtime, "_api_rate_shares", None)
+    if shares is None:
+        shares = runtime._api_rate_shares = {}
+    return shares
+
+
+def share_size(limit: int, last_used: int) -> int:
+    """How many counts to take at once: 1 % of the limit (at most MAX_SHARE), one near the limit."""
+    size = max(1, min(MAX_SHARE, limit // 100))
+    return 1 if last_used + 2 * size > limit else size
+
+
 async def check(scope: Scope) -> Verdict | None:
     """Count this request once (cached on the scope); in this process alone while Redis cannot answer."""
     if SCOPE_KEY in scope:
@@ -85,15 +120,29 @@ async def check(scope: Scope) -> Verdict | None:
     runtime = scope["litestar_app"].state.runtime
     limit = runtime.settings.api_rate_limit_per_minute
     key = f"inbox:api-rl:{subject_of(scope)}"
-    try:
-        script = getattr(runtime, "_api_rate_script", None)
-        if script is None:
-            script = runtime._api_rate_script = runtime.redis.register_script(_HIT)
-        used, ttl = await script(keys=[key], args=[WINDOW_SECONDS])
-    except Exception as exc:  # Redis down: this process counts alone (weaker than shared, never none)
-        _degraded(exc)
-        used, ttl = LOCAL.hit(key, WINDOW_SECONDS)
-    verdict = Verdict(limit=limit, used=int(used), reset=max(1, int(ttl)))
+    now = time.monotonic()
+    shares = _shares(runtime)
+    share = shares.get(key)
+    if share is not None and share.next <= share.last and now < share.resets_at:
+        used, ttl = share.next, share.resets_at - now
+        share.next += 1
+    else:
+        size = share_size(limit, share.last if share is not None and now < share.resets_at else 0)
+        try:
+            script = getattr(runtime, "_api_rate_script", None)
+            if script is None:
+                script = runtime._api_rate_script = runtime.redis.register_script(_HIT)
+            last, ttl = await script(keys=[key], args=[WINDOW_SECONDS, size])
+            used = int(last) - size + 1
+            if len(shares) >= MAX_SHARES:
+                for stale in [k for k, v in shares.items() if v.resets_at <= now]:
+                    del shares[stale]
+            shares[key] = _Share(next=used + 1, last=int(last), resets_at=now + int(ttl))
+        except Exception as exc:  # Redis down: this process counts alone (weaker than shared, never none)
+            _degraded(exc)
+            shares.pop(key, None)
+            used, ttl = LOCAL.hit(key, WINDOW_SECONDS)
+    verdict = Verdict(limit=limit, used=int(used), reset=max(1, math.ceil(ttl)))
     scope[SCOPE_KEY] = verdict
     return verdict
 

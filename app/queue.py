@@ -46,17 +46,11 @@ async def enqueue_fetch_media(pool: ArqRedis, message_id: str, *, generation: in
     return await pool.enqueue_job(FETCH_MEDIA_JOB, message_id, _job_id=job_id) is not None
 
 
-# --- outbound: one drain job per number with work, read receipts, the outbox sweeper ----------
+# --- outbound: read receipts, the outbox sweeper (drainers are started by app/domains/outbox/dispatcher.py,
+# not by jobs; DRAIN_JOB is what web processes of older versions enqueue) --------------------------------
 DRAIN_JOB = "drain_outbox"
 MARK_READ_JOB = "send_read_receipt"
 OUTBOX_SWEEP_JOB = "sweep_outbox"
-
-
-async def enqueue_drain(pool: ArqRedis, account_id: str, *, defer_seconds: float | None = None) -> bool:
-    """Start a drainer for a number. Exclusivity comes from the outbox lease (app/domains/outbox/lanes.py), so
-    every activation gets a fresh job id: a finishing job can never swallow the next wake-up."""
-    job_id = f"drain:{account_id}:{uuid.uuid4().hex[:12]}"
-    return await pool.enqueue_job(DRAIN_JOB, account_id, _job_id=job_id, _defer_by=defer_seconds) is not None
 
 
 async def enqueue_mark_read(pool: ArqRedis, account_id: str, wamid: str) -> bool:

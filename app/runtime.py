@@ -75,7 +75,8 @@ class Runtime:
         # deliveries go through their own SSRF-guarded client (never runtime.http).
         self.webhook_http = guarded_client(allow_private=settings.allow_private_webhook_targets,
                                            timeout=settings.event_webhook_timeout_seconds)
-        self.integrations = IntegrationEvents(self._enqueue_route_event, self._enqueue_event_delivery)
+        self.integrations = IntegrationEvents(self._enqueue_route_event, self._enqueue_event_delivery,
+                                              changes=self.changes)
         self.deliverer = Deliverer(self.secrets, self.webhook_http, self._enqueue_event_delivery,
                                    backoff_scale=settings.event_webhook_backoff_scale)
         self.subscriptions = SubscriptionService(self.secrets, self.integrations, self.deliverer,

@@ -11,6 +11,11 @@ come from this script, phase 4) and ``--recipients`` conversations per number wh
 (the 24-hour window is open). Then `inbox web` and `inbox worker` run as child processes, exactly
 as deployed, counted by bench/counting.py (``python bench/counting.py web|worker``).
 
+0. Warm-up, not counted: one send to each number and one status webhook for it, then a wait until
+   every number's drainer has let its number go. What a process pays once in its life (loading
+   the Lua scripts into Redis, opening connections, its first copy of each number) is not a
+   message's cost; a number's activation (the dispatcher's wait, the drainer's claim) still is,
+   in phase 2, since each number starts there without a drainer.
 1. Idle (``--idle`` s): what the idle worker and web process ask of Redis per second.
 2. Sends one at a time (``--samples``): ``POST /api/v1/conversations/{id}/messages`` (a text, agent
    priority), then wait until the worker has stored it as accepted (its ``message.updated`` live
@@ -190,6 +195,40 @@ def status_request(account: dict[str, str], row: dict[str, Any], status: str) ->
     return head.encode() + body
 
 
+async def warm_up(api: httpx.AsyncClient, redis_url: str, web_port: int, sandbox_url: str, feed: LiveFeed,
+                  seeded: dict[str, Any]) -> None:
+    """Phase 0 (see the module docstring)."""
+    from redis.asyncio import Redis
+
+    accounts = seeded["accounts"]
+    seen = feed.counts["message.updated:accepted"]
+    for k, conversation in enumerate(seeded["conversations"][:len(accounts)]):  # one per number
+        answer = await api.post(f"/api/v1/conversations/{conversation}/messages",
+                                json={"type": "text", "content": {"body": f"bench warm-up {k}"}})
+        answer.raise_for_status()
+    if not await feed.wait("message.updated:accepted", seen + len(accounts), timeout=60):
+        raise RuntimeError("the warm-up sends were not accepted within 60 s")
+    log = await sent_log(sandbox_url, [a["phone_number_id"] for a in accounts])
+    by_number = {a["phone_number_id"]: a for a in accounts}
+    seen = feed.counts["message.updated:sent"]
+    raws = [status_request(by_number[pnid], row, "sent") for pnid, rows in log.items() for row in rows]
+    await closed_loop(web_port, raws, 1, 60)
+    if not await feed.wait("message.updated:sent", seen + len(raws), timeout=60):
+        raise RuntimeError("the warm-up statuses were not applied within 60 s")
+    redis = Redis.from_url(redis_url)
+    try:
+        deadline = time.monotonic() + 60
+        while await redis.keys("inbox:ob:*:lease") and time.monotonic() < deadline:  # the drainers' linger
+            await asyncio.sleep(0.2)
+    finally:
+        await redis.aclose()
+
+
+def bench_rows(log: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """The sandbox's log without the warm-up's sends."""
+    return {pnid: [r for r in rows if r["body"]["text"]["body"].startswith("bench send")] for pnid, rows in log.items()}
+
+
 async def sent_log(sandbox_url: str, numbers: list[str]) -> dict[str, list[dict[str, Any]]]:
     async with httpx.AsyncClient(base_url=sandbox_url, timeout=60) as control:
         return {pnid: (await control.get("/sandbox/control/sent", params={"phone_number_id": pnid})).json()["data"]
@@ -208,6 +247,7 @@ async def run(args: argparse.Namespace, env: dict[str, str], sandbox_url: str, w
     sender = Sender(api, seeded["conversations"])
     try:
         await asyncio.sleep(2.0)  # the worker's startup sweeps
+        await warm_up(api, env["INBOX_REDIS_URL"], web_port, sandbox_url, feed, seeded)
         print(f"idle `inbox worker` and `inbox web` for {args.idle:g} s:")
         idle = await meter.idle(args.idle)
         counting.idle_report(idle)
@@ -262,7 +302,7 @@ async def run(args: argparse.Namespace, env: dict[str, str], sandbox_url: str, w
         print(f"per agent send under load ({args.n} sends over {args.concurrency} API clients, "
               f"{args.numbers} numbers x {args.recipients} conversations):")
         figures["send_load"] = counting.report(got[0], done, "send", ours, idle)
-        log = await sent_log(sandbox_url, [a["phone_number_id"] for a in seeded["accounts"]])
+        log = bench_rows(await sent_log(sandbox_url, [a["phone_number_id"] for a in seeded["accounts"]]))
         rows = [row for rows in log.values() for row in rows]
         accepted_at = {row["body"]["text"]["body"]: row["accepted_at"] for row in rows}
         latencies = [(accepted_at[b] - sender.started[b][0]) * 1000 for b in (f"bench send {i}" for i in

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from arq import cron, func
 from arq.worker import Worker
 
+from app.domains.outbox.dispatcher import Dispatcher
 from app.queue import DEFAULT_QUEUE, redis_settings
 from app.runtime import Runtime
 from workers import tasks
@@ -16,7 +18,8 @@ FUNCTIONS = [tasks.heartbeat]
 CRON_JOBS = [cron(tasks.heartbeat, second=set(range(0, 60, 10)), run_at_startup=True)]
 FUNCTIONS += [tasks.ingest_webhook_event, tasks.fetch_media, tasks.sweep_webhook_events]
 CRON_JOBS += [cron(tasks.sweep_webhook_events, second={15, 45}, run_at_startup=True)]
-# Outbound: a drain job lives up to its slice (50 s); its result is never kept, so wake-ups are never refused.
+# Outbound: drainers are started by each worker's dispatcher (app/domains/outbox/dispatcher.py), not by jobs;
+# ``drain_outbox`` stays for the jobs a web process of an older version may still enqueue during an upgrade.
 FUNCTIONS += [func(tasks.drain_outbox, keep_result=0, timeout=110), tasks.send_read_receipt, tasks.sweep_outbox]
 CRON_JOBS += [cron(tasks.sweep_outbox, second=set(range(5, 60, 10)), run_at_startup=True)]
 # Event subscriptions: routing and deliveries (a delivery waits at most the webhook timeout).
@@ -37,8 +40,9 @@ class InboxWorker(Worker):
 
     A started job stays in arq's queue until it ends, and every poll (each ``poll_delay``, 5 ms)
     checks each such job again with a WATCH/EXISTS/ZSCORE/reset pipeline before skipping it. A
-    drain job runs for up to 50 s per number with work, so with 20 busy numbers that was ~9 % of a
-    sending worker's CPU (issue 5). Its own running tasks are skipped here without asking Redis.
+    job can run long (an event delivery waits up to a subscriber's timeout; drain jobs, before
+    the dispatcher, ran 50 s per busy number: ~9 % of a sending worker's CPU with 20 of them).
+    Its own running tasks are skipped here without asking Redis.
 
     A poll that starts no job is followed by a wait for the queue to change (workers/wake.py), of
     at most ``idle_poll_s``: ~10 polls a second instead of ~190 while idle, and an enqueued job still
@@ -49,12 +53,21 @@ class InboxWorker(Worker):
     idle_poll_s = IDLE_POLL_SECONDS
     _waker: QueueWaker | None = None
     _started_jobs = False
+    dispatcher: Dispatcher | None = None
+    """Starts this process's drainers (set by build_worker, started with the worker)."""
 
     async def main(self) -> None:
         try:
             await super().main()
         finally:  # ended by close(), or by Redis going away (the supervisor then builds a new worker)
+            if self.dispatcher is not None:
+                self.dispatcher.stop_taking()  # its running drainers end on their own (or in close())
             await self._close_waker()
+
+    def running(self) -> list[asyncio.Task[Any]]:
+        """Its jobs' and drainers' tasks that have not ended."""
+        drainers = self.dispatcher.drainers if self.dispatcher is not None else ()
+        return [t for t in (*self.tasks.values(), *drainers) if not t.done()]
 
     async def _poll_iteration(self) -> None:
         if self._waker is None:  # the pool exists from here on (arq's main() makes it when it owns it)
@@ -80,6 +93,8 @@ class InboxWorker(Worker):
         self._started_jobs = any(known.get(j) is not t for j, t in self.tasks.items())
 
     async def close(self) -> None:
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()  # the drainers hand their numbers back for another worker
         await self._close_waker()
         await super().close()
 
@@ -91,6 +106,8 @@ class InboxWorker(Worker):
 def build_worker(runtime: Runtime, *, handle_signals: bool, owns_runtime: bool) -> Worker:
     """A worker bound to ``runtime``; when it owns it, it starts and stops it itself."""
 
+    dispatcher = Dispatcher(runtime)
+
     async def on_startup(ctx: dict[str, Any]) -> None:
         if owns_runtime:
             await runtime.start()
@@ -99,12 +116,13 @@ def build_worker(runtime: Runtime, *, handle_signals: bool, owns_runtime: bool) 
 
                 start_http_server(runtime.settings.worker_metrics_port, addr=runtime.settings.host)
         ctx["runtime"] = runtime
+        dispatcher.start()
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         if owns_runtime:
             await runtime.stop()
 
-    return InboxWorker(
+    worker = InboxWorker(
         functions=FUNCTIONS,
         cron_jobs=CRON_JOBS,
         queue_name=DEFAULT_QUEUE,
@@ -114,9 +132,11 @@ def build_worker(runtime: Runtime, *, handle_signals: bool, owns_runtime: bool) 
         on_shutdown=on_shutdown,
         handle_signals=handle_signals,
         poll_delay=runtime.settings.worker_poll_delay,
-        max_jobs=200,  # a number with a backlog holds one slot (its drain job) while it sends
+        max_jobs=200,
         job_timeout=120,
         keep_result=60,
         ctx={},
         log_results=False,
     )
+    worker.dispatcher = dispatcher
+    return worker

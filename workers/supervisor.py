@@ -75,21 +75,30 @@ class WorkerSupervisor:
             await asyncio.sleep(delay)
 
     def _retire(self, worker: Worker) -> None:
-        self._retired = [w for w in self._retired if any(not t.done() for t in w.tasks.values())]
-        if any(not t.done() for t in worker.tasks.values()):
+        self._retired = [w for w in self._retired if _running(w)]
+        if _running(worker):
             self._retired.append(worker)
 
     async def stop(self) -> None:
         """Stop picking jobs, cancel the running ones (as arq does on shutdown), close the worker."""
         self._stopping = True
         for worker in self._retired:
-            for task in worker.tasks.values():
+            tasks = _running(worker)
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
         if self.worker is not None:
             # arq's close() cancels running jobs and then gathers them, re-raising their
             # CancelledError: a job in flight at shutdown must not fail the shutdown.
             await asyncio.gather(self.worker.close(), return_exceptions=True)
+
+
+def _running(worker: Worker) -> list[asyncio.Task[Any]]:
+    """A worker's tasks that have not ended: its jobs', and its drainers' (workers.settings.InboxWorker)."""
+    running = getattr(worker, "running", None)
+    if running is not None:
+        return list(running())
+    return [t for t in worker.tasks.values() if not t.done()]
 
 
 def run_worker_process(settings: Any) -> int:

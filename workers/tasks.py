@@ -61,10 +61,11 @@ async def fetch_media(ctx: dict[str, Any], message_id: str) -> str:
         raise Retry(defer=later.defer) from None
 
 
-# --- outbound: per-number drain jobs, read receipts, the outbox sweeper --------------------------
+# --- outbound: read receipts, the outbox sweeper (drainers: app/domains/outbox/dispatcher.py) --------------------------
 
 async def drain_outbox(ctx: dict[str, Any], account_id: str) -> str:
-    """Send a number's queued messages at its rate until its lanes are empty (or the time slice ends)."""
+    """A drain job enqueued by a web process of an older version (during an upgrade): drainers are now
+    started by each worker's dispatcher (app/domains/outbox/dispatcher.py)."""
     from app.domains.outbox.drainer import drain
 
     return await drain(runtime_of(ctx), account_id)
@@ -92,7 +93,7 @@ async def sweep_outbox(ctx: dict[str, Any]) -> str:
     from app.domains.outbox.sweeper import sweep_outbox as sweep
 
     runtime = runtime_of(ctx)
-    report = await sweep(runtime.outbox.queue, runtime.arq)
+    report = await sweep(runtime.outbox.queue)
     # Statuses that beat their send's answer and were not applied by the process that received them.
     late = await apply_waiting_statuses()
     for message, _ in late:

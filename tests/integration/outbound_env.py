@@ -7,6 +7,7 @@ Only Meta is simulated (the sandbox); everything of ours is the real code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import Awaitable, Callable
@@ -156,7 +157,8 @@ class ThreadWorker:
     sharing only the database server with the app, as separate processes share MongoDB.
 
     ``kill()`` stops the loop dead, like SIGKILL: no finally block, no hand-over, the lease left
-    to expire. With ``supervised=True`` it runs what `inbox worker` runs: the product's
+    to expire; its Redis sockets are shut down as a dead process's are (the kernel closes them), so
+    Redis drops its blocked waits (a wait on the outbox's ready list would take numbers for ever). With ``supervised=True`` it runs what `inbox worker` runs: the product's
     WorkerSupervisor, which starts a new arq worker whenever one ends (e.g. Redis went away).
     """
 
@@ -174,6 +176,7 @@ class ThreadWorker:
         self.main: asyncio.Task[None] | None = None
         self.worker: Any = None
         self.supervisor: Any = None
+        self.runtime: Any = None
 
     def start(self) -> ThreadWorker:
         self.thread.start()
@@ -193,7 +196,7 @@ class ThreadWorker:
         from workers.settings import build_worker
         from workers.supervisor import WorkerSupervisor
 
-        runtime = Runtime(self.settings)
+        runtime = self.runtime = Runtime(self.settings)
         runtime.db = self.database
         await runtime.start()
         if self.supervised:
@@ -206,8 +209,17 @@ class ThreadWorker:
             await self.worker.async_run()
 
     def kill(self) -> None:
+        import socket
+
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        for client in (self.runtime.redis, self.runtime.arq):
+            pool = client.connection_pool
+            for connection in [*pool._available_connections, *pool._in_use_connections]:
+                writer = getattr(connection, "_writer", None)
+                if writer is not None:
+                    with contextlib.suppress(OSError):
+                        writer.transport.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
         # The loop keeps its tasks only weakly: keep them too, or collecting them later would run
         # their finally blocks (closing sockets, awaiting) in whatever thread the GC happens in.
         ThreadWorker._graveyard.append((self.loop, asyncio.all_tasks(self.loop)))

@@ -37,6 +37,28 @@ async def test_rate_limit_headers_on_every_api_answer_and_429_shared_by_processe
     assert "x-ratelimit-limit" not in (await one.get("/health/live")).headers
 
 
+async def test_a_process_takes_its_counts_a_few_at_a_time_and_still_refuses_at_the_limit(client_factory):
+    """With a limit of 1,000 a process takes 10 counts at a time from Redis: one process counts
+    exactly, another sees the counts taken as used, and near the limit counts go one by one: no
+    request past the 1,000th passes, whichever process gets it."""
+    one = await client_factory(settings={**SETTINGS, "api_rate_limit_per_minute": 1000})
+    two = await client_factory(settings={**SETTINGS, "api_rate_limit_per_minute": 1000})
+    remaining = [int((await one.get("/api/v1/me", headers=AUTH)).headers["x-ratelimit-remaining"]) for _ in range(12)]
+    assert remaining == list(range(999, 987, -1))  # exact in one process
+    other = await two.get("/api/v1/me", headers=AUTH)
+    assert other.headers["x-ratelimit-remaining"] == "979"  # one's 20 counts taken (12 used) are gone
+    redis = one.app.state.runtime.redis
+    key = next(k for k in await redis.keys("inbox:api-rl:*"))
+    await redis.incrby(key, 950)  # other processes used 950 meanwhile
+    # one: its 8 counts left, 10 more (981-990), then one at a time up to the limit; never past it
+    answers = [await one.get("/api/v1/me", headers=AUTH) for _ in range(29)]
+    assert [a.status_code for a in answers] == [200] * 28 + [429]
+    assert [a.headers["x-ratelimit-remaining"] for a in answers[-3:]] == ["1", "0", "0"]
+    assert int(await redis.get(key)) == 1001  # no count past the limit was taken for more than one request
+    # two's 9 counts were taken before the limit was reached: they are its to use
+    assert [(await two.get("/api/v1/me", headers=AUTH)).status_code for _ in range(10)] == [200] * 9 + [429]
+
+
 async def test_one_error_shape_for_every_status(client_factory):
     client = await client_factory(settings={**SETTINGS, "api_rate_limit_per_minute": 1000})
     runtime = client.app.state.runtime

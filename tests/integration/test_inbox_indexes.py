@@ -230,7 +230,7 @@ async def test_outbox_send_drain_and_sweep_reads_are_served(outbound, settings) 
         assert await drain(runtime, str(account.id), linger=0) == "drained"
         phase("sweep")
         await runtime.redis.delete(EPOCH_KEY)  # as after a Redis restart: the lanes are rebuilt from Mongo
-        report = await sweep_outbox(runtime.outbox.queue, runtime.arq)
+        report = await sweep_outbox(runtime.outbox.queue)
         assert report.rebuilt == 1
         assert await apply_waiting_statuses() == []  # the early status's message was never stored
 

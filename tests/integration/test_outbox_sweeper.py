@@ -12,19 +12,23 @@ from app.db import Database, utcnow
 from app.domains.messages.models import Message, MessageStatus
 from app.domains.outbox.lanes import OutboxQueue
 from app.domains.outbox.sweeper import sweep_outbox
-from app.queue import DEFAULT_QUEUE, enqueue_drain, open_pool
 
 
 @pytest.fixture
-async def world(redis_server, mongodb):
+async def queue(redis_server, mongodb):
     database = Database(*mongodb)
     await database.connect()
     redis = Redis.from_url(redis_server.url)
-    arq = await open_pool(redis_server.url)
-    yield OutboxQueue(redis), arq
-    await arq.aclose()
+    yield OutboxQueue(redis)
     await redis.aclose()
     database.close()
+
+
+async def readied(queue: OutboxQueue) -> list[str]:
+    found = []
+    while (account := await queue.next_ready(0.05)) is not None:
+        found.append(account)
+    return found
 
 
 async def queued(account: PydanticObjectId, *, age: timedelta = timedelta(minutes=5), priority: str = "agent",
@@ -43,30 +47,27 @@ async def lane_ids(queue: OutboxQueue, account: PydanticObjectId) -> list[str]:
     return [r.decode().split("|")[0] for r in raw]
 
 
-async def test_stale_messages_of_numbers_without_entries_are_queued_again(world):
-    queue, arq = world
+async def test_stale_messages_of_numbers_without_entries_are_queued_again(queue):
     await queue.mark_epoch()  # Redis kept its data: no rebuild
     lost, busy, fresh = PydanticObjectId(), PydanticObjectId(), PydanticObjectId()
     first, second = await queued(lost), await queued(lost, priority="bulk")
     held = await queued(busy)
-    if await queue.push(str(busy), str(held.id), str(held.conversation_id), "a"):  # as the outbox does
-        await enqueue_drain(arq, str(busy))
+    await queue.push(str(busy), str(held.id), str(held.conversation_id), "a")  # as the outbox does
     await queued(fresh, age=timedelta(seconds=1))  # just stored: the API's own push is on its way
 
-    report = await sweep_outbox(queue, arq)
+    report = await sweep_outbox(queue)
     assert report.requeued == 2 and report.rebuilt == 0
     assert await lane_ids(queue, lost) == [str(first.id), str(second.id)]
     assert await lane_ids(queue, busy) == [str(held.id)]  # not pushed twice
     assert await lane_ids(queue, fresh) == []
-    assert await arq.zcard(DEFAULT_QUEUE) == 2  # the outbox's drain job, and the sweep's for the lost number
+    assert sorted(await readied(queue)) == sorted([str(busy), str(lost)])  # each number readied once
 
 
-async def test_an_empty_redis_is_rebuilt_from_mongo_in_queued_order(world):
-    queue, arq = world
+async def test_an_empty_redis_is_rebuilt_from_mongo_in_queued_order(queue):
     account = PydanticObjectId()
     messages = [await queued(account, age=timedelta(0)) for _ in range(3)]
     await queued(account, status=MessageStatus.ACCEPTED)
-    report = await sweep_outbox(queue, arq)
+    report = await sweep_outbox(queue)
     assert report.rebuilt == 3
     assert await lane_ids(queue, account) == [str(m.id) for m in messages]
-    assert (await sweep_outbox(queue, arq)).rebuilt == 0  # once per empty start
+    assert (await sweep_outbox(queue)).rebuilt == 0  # once per empty start

@@ -28,8 +28,10 @@ from app.whatsapp.errors import AuthError, GraphError, TransientError
 log = get_logger(__name__)
 CredentialsListener = Callable[[WhatsAppAccount], Awaitable[None]]
 
-CACHE_SECONDS = 30.0
-"""How long a process trusts its copy of a number when a change was not heard (Redis down)."""
+CACHE_SECONDS = 300.0
+"""How long a process trusts its copy of a number when a change was not heard: a change is heard at
+once (app/changes.py), and every copy is dropped after the listener reconnects, so this only bounds
+a message lost in between."""
 TOPIC = "account"
 
 
@@ -155,14 +157,22 @@ class AccountService:
         # dropped in every process by ``changed``.
         self.changes = changes
         self._cache: TtlCache[WhatsAppAccount | None] = TtlCache(CACHE_SECONDS)
+        self._change_listeners: list[Callable[[str | None], None]] = []
         if changes is not None:
             changes.on(TOPIC, self._forget)
+
+    def on_change(self, listener: Callable[[str | None], None]) -> None:
+        """Call ``listener`` (with the number's id; None: any number) whenever a number changes, in every
+        process: for the other copies of numbers a process keeps (webhook routes, numbers by phone id)."""
+        self._change_listeners.append(listener)
 
     def _forget(self, account_id: str | None) -> None:
         if account_id is None:
             self._cache.clear()
         else:
             self._cache.forget(account_id)
+        for listener in self._change_listeners:
+            listener(account_id)
 
     async def changed(self, account_id: PydanticObjectId | str | None) -> None:
         """A number's settings, token or health changed: no process sends from its old copy."""

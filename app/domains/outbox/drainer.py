@@ -1,7 +1,7 @@
 """The drain loop: one drainer per number sends its queued messages, in order, at its rate.
 
-A drain job runs while its number has work (``drain_outbox``, enqueued by the outbox when no
-drainer holds the number's lease). It pops entries in batches (agent lane first), loads the
+A drainer runs while its number has work: a worker's dispatcher (dispatcher.py) starts one when
+a push finds no drainer holding the number's lease. It pops entries in batches (agent lane first), loads the
 messages in one query, keeps one FIFO per conversation, and asks the shared limiter for send
 slots for the heads of ready conversations. One message per conversation is in flight at a
 time, so a conversation's messages reach Meta in the order they were queued, across retries
@@ -19,7 +19,7 @@ import heapq
 import math
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from beanie import PydanticObjectId
 from beanie.operators import In
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-DRAIN_SLICE_SECONDS = 50.0   # then hand over to a fresh job: arq's job timeout is 120 s
+DRAIN_SLICE_SECONDS = 50.0   # then hand over through the ready list: long backlogs spread over the workers
 POLL_SECONDS = 0.02          # how often an active drainer looks for new agent replies
 BUSY_POLL_SECONDS = 0.1      # ... while it holds messages (a new reply waits for a slot behind them anyway,
                              # up to the limiter's horizon; each look is a Redis round trip)
@@ -62,12 +62,12 @@ DATABASE_RETRY_SECONDS = 2.0  # a drainer that lost MongoDB hands over to a new 
 
 
 async def drain(runtime: Runtime, account_id: str, *, linger: float = LINGER_SECONDS) -> str:
-    """The ``drain_outbox`` job: one activation of the number's drainer in this process."""
+    """One activation of the number's drainer in this process (started by the dispatcher)."""
     return await Drainer(OutboxSender.of(runtime), account_id, linger=linger).run()
 
 
 class Drainer:
-    """One activation of a number's drain job (see the module docstring)."""
+    """One activation of a number's drainer (see the module docstring)."""
 
     def __init__(self, sender: OutboxSender, account_id: str, *, linger: float = LINGER_SECONDS) -> None:
         self.s = sender
@@ -102,27 +102,35 @@ class Drainer:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def run(self) -> str:
-        if not await self.queue.claim(self.account_id, self.token):
-            return "busy"
         try:
             account = await self.s.runtime.accounts.cached(self.account_id)
         except DATABASE_DOWN as exc:
-            # The lease is ours: give it back (with a wake-up 2 s later), or the number's sends would
+            if await self.queue.claim(self.account_id, self.token) is None:
+                return "busy"
+            # The lease is ours: give it back (ready again 2 s later), or the number's sends would
             # wait for the lease to expire.
             log.warning("drainer lost MongoDB; trying again shortly", account_id=self.account_id,
                         error=type(exc).__name__)
             await self._finish("database")
             return "database"
         if account is None:
+            if await self.queue.claim(self.account_id, self.token) is None:
+                return "busy"
             return await fail_all_for_missing_account(self.queue, self.account_id, self.token)
         self.number.load(account)
+        agent, bulk = self._pop_limits()
+        first = await self.queue.claim(self.account_id, self.token, agent=agent, bulk=bulk)  # and the first pop
+        if first is None:
+            return "busy"
+        self.incoming, self.lanes_empty = first, _emptied(first, agent, bulk)
+        self.last_pop = time.monotonic()
         refresher = asyncio.create_task(self._keep_lease())
         self._bell_task = asyncio.create_task(self._bell())
         outcome = "drained"
         try:
             outcome = await self._loop()
         except asyncio.CancelledError:
-            outcome = "hold"  # the worker is stopping: hand everything back and release the number
+            outcome = "stopping"  # the worker is stopping: hand everything back for another worker
             raise
         except RedisError as exc:
             log.warning("drainer lost Redis; the sweeper requeues from Mongo", account_id=self.account_id,
@@ -159,13 +167,19 @@ class Drainer:
             if outcome in ("drained", "lost", "redis"):
                 return  # "lost": the next drainer put our entries back; "redis": the sweeper rebuilds
             left = sorted((item for conv in self.convs.values() for item in conv.items), key=lambda i: i.seq)
-            again = outcome in ("slice", "database")
             entries = [i.entry for i in left] + self.incoming  # the bell's last pop comes after what we hold
             self.incoming = []
-            handed = await self.queue.hand_back(self.account_id, self.token, entries, wake=again)
-            if handed and again:
-                await _enqueue_drain(self.s.runtime, self.account_id,
-                                     defer_seconds=DATABASE_RETRY_SECONDS if outcome == "database" else None)
+            # A slice's end or a stopping worker: the next drainer starts at once (ready); MongoDB away:
+            # in a moment ("woken", readied below); a hold (token, number disabled): when it is lifted.
+            then: Literal["release", "ready", "woken"] = "release"
+            if outcome in ("slice", "stopping"):
+                then = "ready"
+            elif outcome == "database":
+                then = "woken"
+            handed = await self.queue.hand_back(self.account_id, self.token, entries, then=then)
+            if handed and then == "woken":
+                await asyncio.sleep(DATABASE_RETRY_SECONDS)
+                await self.queue.ready(self.account_id)
         except RedisError:
             log.warning("drainer could not hand back (Redis); the sweeper requeues from Mongo",
                         account_id=self.account_id)
@@ -194,7 +208,12 @@ class Drainer:
                     if not self.lanes_empty:
                         continue
                     agent, bulk = self._pop_limits()
-                    entries = await self.queue.wait_and_pop(self.account_id, agent, bulk, self._bell_wait())
+                    entries = await self.queue.wait_and_pop(self.account_id, self.token, agent, bulk,
+                                                            self._bell_wait())
+                    if entries is None:  # the lease is gone (expired, Redis lost its data)
+                        self.number.hold = "lost"
+                        self._wake()
+                        return
                     if entries:
                         self.incoming.extend(entries)
                         self.lanes_empty = _emptied(entries, agent, bulk)
@@ -349,7 +368,11 @@ class Drainer:
             agent, bulk = self._pop_limits()
             self.last_pop = now
             async with self.pop_lock:
-                entries = await self.queue.pop(self.account_id, agent, bulk)
+                popped = await self.queue.pop(self.account_id, self.token, agent, bulk)
+                if popped is None:  # the lease is gone (expired, Redis lost its data)
+                    self.number.hold = "lost"
+                    return
+                entries = popped
                 self.lanes_empty = _emptied(entries, agent, bulk)
             if not entries:
                 return
@@ -623,9 +646,3 @@ def _graph_body(message: Outgoing) -> dict[str, Any]:
         body["context"] = {"message_id": message.reply_to_wamid}
     return body
 
-
-async def _enqueue_drain(runtime: Any, account_id: str, defer_seconds: float | None = None) -> None:
-    from app.queue import enqueue_drain
-
-    if runtime.arq is not None:
-        await enqueue_drain(runtime.arq, account_id, defer_seconds=defer_seconds)

@@ -119,7 +119,7 @@ async def fail_all_for_missing_account(queue: Any, account_id: str, token: str) 
     """The number was deleted: its queued messages can never go."""
     error = MessageError(title="number disconnected", agent_message="This number was disconnected; the "
                          "message was not sent.")
-    while entries := await queue.pop(account_id, 500, 500):
+    while entries := await queue.pop(account_id, token, 500, 500):
         ids = [PydanticObjectId(e.message_id) for e in entries]
         for message in await Message.find(In(Message.id, ids)).to_list():
             if message.status is MessageStatus.QUEUED:

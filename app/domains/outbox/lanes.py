@@ -9,9 +9,11 @@ them. Per number (account id):
   at once) is two entries, so finishing the spare copy can never drop the live one from ``taken``.
 - ``taken`` sorted set: entries a drainer popped and has not finished, scored by pop order.
   If that drainer dies, the next one puts them back at the front, in order.
-- ``lease``: at most one drainer per number. An enqueuer that finds no lease sets ``wake``
-  and enqueues a drain job; a drainer replaces it with its own token; the drainer deletes it
-  only in the same script that saw both lanes empty, so no push is ever left without a drainer.
+- ``lease``: at most one drainer per number. A push that finds no lease sets ``wake`` and
+  puts the number on the shared ``ready`` list (one list for all numbers), where one worker's
+  dispatcher (dispatcher.py) takes it; its drainer replaces ``wake`` with its own token and
+  deletes the lease only in the same script that saw both lanes empty, so no push is ever left
+  without a drainer.
 - ``bell`` list: rung (one element at most) by a push while a drainer holds the lease. The
   drainer waits on it and pops in the same round trip (``wait_and_pop``), so a drainer that has
   emptied its lanes asks Redis nothing until something is pushed (or once a second).
@@ -27,7 +29,7 @@ them. Per number (account id):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
@@ -36,11 +38,13 @@ from app.redis_scripts import Call
 
 PREFIX = "inbox:ob"
 ACCOUNTS_KEY = f"{PREFIX}:accounts"
+READY_KEY = f"{PREFIX}:ready"
+"""Numbers woken with no drainer yet, oldest first: every worker's dispatcher waits on it."""
 EPOCH_KEY = f"{PREFIX}:epoch"
 LEASE_TTL_MS = 30_000
 
-# KEYS: qa, qb, lease, accounts, bulkconv, seq, body, bell ; ARGV: message, conversation, lane, account, ttl,
-# front|back, body ('' for none)
+# KEYS: qa, qb, lease, accounts, bulkconv, seq, body, bell, ready ; ARGV: message, conversation, lane, account,
+# ttl, front|back, body ('' for none)
 _PUSH = """
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[7], ARGV[1], ARGV[7]) end
 local lane = ARGV[3]
@@ -53,7 +57,10 @@ else
   redis.call('RPUSH', lane == 'a' and KEYS[1] or KEYS[2], entry)
 end
 redis.call('SADD', KEYS[4], ARGV[4])
-if redis.call('SET', KEYS[3], 'wake', 'NX', 'PX', ARGV[5]) then return 1 end
+if redis.call('SET', KEYS[3], 'wake', 'NX', 'PX', ARGV[5]) then
+  redis.call('RPUSH', KEYS[9], ARGV[4])
+  return 1
+end
 if redis.call('GET', KEYS[3]) ~= 'wake' then
   redis.call('LPUSH', KEYS[8], '1')
   redis.call('LTRIM', KEYS[8], 0, 0)
@@ -62,9 +69,12 @@ end
 return 0
 """
 
-# KEYS: lease, bell ; ARGV: ttl
+# KEYS: lease, bell, ready ; ARGV: ttl, account
 _WAKE = """
-if redis.call('SET', KEYS[1], 'wake', 'NX', 'PX', ARGV[1]) then return 1 end
+if redis.call('SET', KEYS[1], 'wake', 'NX', 'PX', ARGV[1]) then
+  redis.call('RPUSH', KEYS[3], ARGV[2])
+  return 1
+end
 if redis.call('GET', KEYS[1]) ~= 'wake' then
   redis.call('LPUSH', KEYS[2], '1')
   redis.call('LTRIM', KEYS[2], 0, 0)
@@ -73,45 +83,57 @@ end
 return 0
 """
 
-# KEYS: qa, qb, taken, seq, body, meta ; ARGV: max from agent lane, max from bulk lane
-# Returns entry, body, retry state (false when none), entry, body, retry state ...
-_POP = """
-local out = {}
-local limits = {tonumber(ARGV[1]), tonumber(ARGV[2])}
-for i, q in ipairs({KEYS[1], KEYS[2]}) do
-  if limits[i] > 0 then
-    local items = redis.call('LRANGE', q, 0, limits[i] - 1)
-    if #items > 0 then
-      redis.call('LTRIM', q, #items, -1)
-      for _, e in ipairs(items) do out[#out + 1] = e end
+# A Lua function shared by _POP and _CLAIM: take up to ``agent`` / ``bulk`` entries, oldest first,
+# into ``taken``; returns entry, body, retry state (false when none), entry, body, retry state ...
+_POP_FUNCTION = """
+local function pop(qa, qb, taken, seq, bodies, meta, agent, bulk)
+  local out = {}
+  local limits = {agent, bulk}
+  for i, q in ipairs({qa, qb}) do
+    if limits[i] > 0 then
+      local items = redis.call('LRANGE', q, 0, limits[i] - 1)
+      if #items > 0 then
+        redis.call('LTRIM', q, #items, -1)
+        for _, e in ipairs(items) do out[#out + 1] = e end
+      end
     end
   end
-end
-if #out > 0 then
-  local last = redis.call('INCRBY', KEYS[4], #out)
-  local args = {}
-  for i, e in ipairs(out) do
-    args[#args + 1] = last - #out + i
-    args[#args + 1] = e
+  if #out > 0 then
+    local last = redis.call('INCRBY', seq, #out)
+    local args = {}
+    for i, e in ipairs(out) do
+      args[#args + 1] = last - #out + i
+      args[#args + 1] = e
+    end
+    redis.call('ZADD', taken, unpack(args))
   end
-  redis.call('ZADD', KEYS[3], unpack(args))
+  local triples = {}
+  for _, e in ipairs(out) do
+    local msg = string.match(e, '^([^|]+)|')
+    local body = redis.call('HGET', bodies, msg)
+    if body then redis.call('HDEL', bodies, msg) end
+    triples[#triples + 1] = e
+    triples[#triples + 1] = body
+    triples[#triples + 1] = redis.call('HGET', meta, msg)
+  end
+  return triples
 end
-local pairs_out = {}
-for i, e in ipairs(out) do
-  local msg = string.match(e, '^([^|]+)|')
-  local body = redis.call('HGET', KEYS[5], msg)
-  if body then redis.call('HDEL', KEYS[5], msg) end
-  pairs_out[#pairs_out + 1] = e
-  pairs_out[#pairs_out + 1] = body
-  pairs_out[#pairs_out + 1] = redis.call('HGET', KEYS[6], msg)
-end
-return pairs_out
 """
 
-# KEYS: lease, taken, qa, qb ; ARGV: token, ttl
-_CLAIM = """
+# KEYS: qa, qb, taken, seq, body, meta, lease ; ARGV: max from agent lane, max from bulk lane, token
+# Returns {-1} when the lease is not the caller's (it expired, or Redis lost its data): a drainer
+# that lost its number never takes entries a new drainer (or a rebuild) put in its lanes.
+_POP = _POP_FUNCTION + """
+if redis.call('GET', KEYS[7]) ~= ARGV[3] then return {-1} end
+return pop(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], tonumber(ARGV[1]), tonumber(ARGV[2]))
+"""
+
+# KEYS: lease, taken, qa, qb, seq, body, meta ; ARGV: token, ttl, max from agent lane, max from bulk lane
+# Returns {-1} (another drainer holds the lease), or the number of entries put back followed by the
+# first pop (as _POP's), so a drainer's first round trip both claims the number and takes its work.
+_CLAIM = _POP_FUNCTION + """
 local current = redis.call('GET', KEYS[1])
-if current and current ~= 'wake' and current ~= ARGV[1] then return -1 end
+if current and current ~= 'wake' and current ~= ARGV[1] then return {-1} end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local left = redis.call('ZRANGE', KEYS[2], 0, -1)
 for i = #left, 1, -1 do
@@ -119,7 +141,9 @@ for i = #left, 1, -1 do
   redis.call('LPUSH', string.sub(e, -1) == 'a' and KEYS[3] or KEYS[4], e)
 end
 redis.call('DEL', KEYS[2])
-return #left
+local out = pop(KEYS[3], KEYS[4], KEYS[2], KEYS[5], KEYS[6], KEYS[7], tonumber(ARGV[3]), tonumber(ARGV[4]))
+table.insert(out, 1, #left)
+return out
 """
 
 _REFRESH = """
@@ -135,16 +159,18 @@ redis.call('DEL', KEYS[1], KEYS[4], KEYS[5])
 return 1
 """
 
-# KEYS: lease, qa, qb, taken ; ARGV: token, then-wake ('1' keep exclusive and wake, '0' release), ttl, entries...
+# KEYS: lease, qa, qb, taken, ready ; ARGV: token, then ('0' release, '1' keep the number woken and ready it,
+# '2' keep it woken: the caller readies it later), ttl, account, entries...
 _HAND_BACK = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-for i = #ARGV, 4, -1 do
+for i = #ARGV, 5, -1 do
   local e = ARGV[i]
   redis.call('LPUSH', string.sub(e, -1) == 'a' and KEYS[2] or KEYS[3], e)
   redis.call('ZREM', KEYS[4], e)
 end
-if ARGV[2] == '1' then
+if ARGV[2] ~= '0' then
   redis.call('SET', KEYS[1], 'wake', 'PX', ARGV[3])
+  if ARGV[2] == '1' then redis.call('RPUSH', KEYS[5], ARGV[4]) end
 else
   redis.call('DEL', KEYS[1])
 end
@@ -218,6 +244,13 @@ def _entries(raw: list[Any]) -> list[Entry]:
     return [Entry.parse(raw[i], raw[i + 1], raw[i + 2]) for i in range(0, len(raw), 3)]
 
 
+def _popped(raw: list[Any]) -> list[Entry] | None:
+    """A pop's answer: its entries, or None for {-1} (the lease is not the caller's)."""
+    if len(raw) == 1 and not isinstance(raw[0], bytes | str):
+        return None
+    return _entries(raw)
+
+
 class OutboxQueue:
     """Typed wrappers over the scripts above."""
 
@@ -243,8 +276,8 @@ class OutboxQueue:
 
     async def push(self, account_id: str, message_id: str, conversation_id: str, lane: str,
                    *, front: bool = False, body: str = "") -> bool:
-        """Queue one message (``body``: what its send needs, see the module docstring); True when the
-        caller must enqueue a drain job (no drainer is active)."""
+        """Queue one message (``body``: what its send needs, see the module docstring); True when no
+        drainer was active and the number was put on the ready list."""
         call = self.push_call(account_id, message_id, conversation_id, lane, front=front, body=body)
         return bool(await call.script(keys=call.keys, args=call.args))
 
@@ -253,37 +286,55 @@ class OutboxQueue:
         """``push`` as a call to send with others in one round trip (app.redis_scripts.run)."""
         k = self.keys(account_id)
         return Call(self._push, [k["qa"], k["qb"], k["lease"], ACCOUNTS_KEY, k["bulkconv"], k["seq"], k["body"],
-                                 k["bell"]],
+                                 k["bell"], READY_KEY],
                     [message_id, conversation_id, lane, account_id, LEASE_TTL_MS, "front" if front else "back", body])
 
     async def wake(self, account_id: str) -> bool:
-        """True when there was no drainer and the caller must enqueue one."""
+        """Make sure a drainer runs: True when there was none and the number was put on the ready list
+        (a running drainer's bell is rung instead)."""
         k = self.keys(account_id)
-        return bool(await self._wake(keys=[k["lease"], k["bell"]], args=[LEASE_TTL_MS]))
+        return bool(await self._wake(keys=[k["lease"], k["bell"], READY_KEY], args=[LEASE_TTL_MS, account_id]))
 
-    async def claim(self, account_id: str, token: str) -> bool:
-        """Become this number's drainer; entries a dead drainer left are put back in front."""
+    async def ready(self, account_id: str) -> None:
+        """Put a number the caller keeps woken (``hand_back(..., then="woken")``) on the ready list."""
+        await self.redis.rpush(READY_KEY, account_id)
+
+    async def next_ready(self, timeout: float) -> str | None:
+        """Wait up to ``timeout`` s for a woken number (each is given to one caller only)."""
+        answer = await self.redis.blpop([READY_KEY], timeout=timeout)
+        if not answer:
+            return None
+        value = answer[1]
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def claim(self, account_id: str, token: str, *, agent: int = 0, bulk: int = 0) -> list[Entry] | None:
+        """Become this number's drainer (None: another one holds it); entries a dead drainer left are
+        put back in front, then up to ``agent`` / ``bulk`` entries are popped in the same script."""
         k = self.keys(account_id)
-        result = await self._claim(keys=[k["lease"], k["taken"], k["qa"], k["qb"]], args=[token, LEASE_TTL_MS])
-        return int(result) >= 0
+        result = await self._claim(keys=[k["lease"], k["taken"], k["qa"], k["qb"], k["seq"], k["body"], k["meta"]],
+                                   args=[token, LEASE_TTL_MS, agent, bulk])
+        if int(result[0]) < 0:
+            return None
+        return _entries(result[1:])
 
     async def refresh(self, account_id: str, token: str) -> bool:
         """Extend the lease; False when it was lost (expired, or Redis lost its data)."""
         return bool(await self._refresh(keys=[self.keys(account_id)["lease"]], args=[token, LEASE_TTL_MS]))
 
-    async def pop(self, account_id: str, agent: int, bulk: int) -> list[Entry]:
+    async def pop(self, account_id: str, token: str, agent: int, bulk: int) -> list[Entry] | None:
+        """Up to ``agent`` / ``bulk`` entries, oldest first; None when the lease is no longer ``token``'s."""
         k = self.keys(account_id)
-        raw = await self._pop(keys=self._pop_keys(k), args=[agent, bulk])
-        return _entries(raw)
+        return _popped(await self._pop(keys=self._pop_keys(k), args=[agent, bulk, token]))
 
-    async def wait_and_pop(self, account_id: str, agent: int, bulk: int, timeout: float) -> list[Entry]:
-        """Wait up to ``timeout`` s for the bell, then pop: one round trip (Redis runs a client's
-        pipelined commands after its blocking one returns)."""
+    async def wait_and_pop(self, account_id: str, token: str, agent: int, bulk: int, timeout: float
+                           ) -> list[Entry] | None:
+        """Wait up to ``timeout`` s for the bell, then pop (as ``pop``): one round trip (Redis runs a
+        client's pipelined commands after its blocking one returns)."""
         k = self.keys(account_id)
         for attempt in range(2):
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.blpop([k["bell"]], timeout=timeout)
-                pipe.evalsha(self._pop.sha, 6, *self._pop_keys(k), agent, bulk)
+                pipe.evalsha(self._pop.sha, 7, *self._pop_keys(k), agent, bulk, token)
                 _, raw = await pipe.execute(raise_on_error=False)
             if isinstance(raw, NoScriptError) and not attempt:  # Redis restarted: load it, pop at once
                 self._pop.sha = await self.redis.script_load(self._pop.script)
@@ -291,23 +342,27 @@ class OutboxQueue:
                 continue
             if isinstance(raw, Exception):
                 raise raw
-            return _entries(raw)
+            return _popped(raw)
         return []
 
     @staticmethod
     def _pop_keys(k: dict[str, str]) -> list[str]:
-        return [k["qa"], k["qb"], k["taken"], k["seq"], k["body"], k["meta"]]
+        return [k["qa"], k["qb"], k["taken"], k["seq"], k["body"], k["meta"], k["lease"]]
 
     async def release(self, account_id: str, token: str) -> bool:
         """Stop draining if both lanes are empty (atomically); False means more work arrived."""
         k = self.keys(account_id)
         return int(await self._release(keys=[k["lease"], k["qa"], k["qb"], k["taken"], k["bell"]], args=[token])) != 0
 
-    async def hand_back(self, account_id: str, token: str, entries: list[Entry], *, wake: bool) -> bool:
-        """Put unfinished entries back in front, in their order; keep the number woken or release it."""
+    async def hand_back(self, account_id: str, token: str, entries: list[Entry], *,
+                        then: Literal["release", "ready", "woken"]) -> bool:
+        """Put unfinished entries back in front, in their order; then release the number, or keep it
+        woken and put it on the ready list (a new drainer takes it at once), or keep it woken for the
+        caller to ready later (``ready``; if the caller dies, the wake expires and the sweeper wakes it)."""
         k = self.keys(account_id)
-        result = await self._hand_back(keys=[k["lease"], k["qa"], k["qb"], k["taken"]],
-                                       args=[token, "1" if wake else "0", LEASE_TTL_MS, *(e.raw for e in entries)])
+        mode = {"release": "0", "ready": "1", "woken": "2"}[then]
+        result = await self._hand_back(keys=[k["lease"], k["qa"], k["qb"], k["taken"], READY_KEY],
+                                       args=[token, mode, LEASE_TTL_MS, account_id, *(e.raw for e in entries)])
         return int(result) == 1
 
     async def done(self, account_id: str, entries: list[Entry], *, spare: bool = False) -> None:

@@ -42,7 +42,7 @@ from app.domains.templates.models import MessageTemplate
 from app.errors import AppError, Conflict, NotFound, ValidationFailed
 from app.logging import get_logger
 from app.metrics import OUTBOX_QUEUED
-from app.queue import enqueue_drain, enqueue_mark_read
+from app.queue import enqueue_mark_read
 from app.realtime import LiveEvents
 from app.whatsapp import payloads
 from app.whatsapp.media import MediaKind
@@ -248,8 +248,7 @@ class OutboxService:
 
     async def wake(self, account_id: PydanticObjectId | str) -> None:
         """Make sure a drainer runs for this number (after a token fix, a circuit close, a sweep)."""
-        if await self.queue.wake(str(account_id)):
-            await self._enqueue_drain(str(account_id))
+        await self.queue.wake(str(account_id))
 
     async def resume_account(self, account: WhatsAppAccount) -> None:
         """AccountService credentials listener: a new token releases the sends held on the old one."""
@@ -401,7 +400,8 @@ class OutboxService:
 
     async def _enqueue(self, message: Message, events: Sequence[tuple[PydanticObjectId, str, dict[str, Any]]] = ()
                        ) -> None:
-        """Push the stored message to its number's lane and publish ``events``, in one Redis round trip."""
+        """Push the stored message to its number's lane and publish ``events``, in one Redis round trip
+        (a number with no drainer is put on the ready list by the same push: dispatcher.py)."""
         lane = "b" if message.priority == "bulk" else "a"
         account_id = str(message.account_id)
         try:
@@ -418,14 +418,3 @@ class OutboxService:
             # Stored as queued: the outbox sweeper queues it once Redis is back.
             log.warning("outbox: message stored but not queued", message_id=str(message.id),
                         error=type(results[0]).__name__)
-        elif results[0]:
-            try:
-                await self._enqueue_drain(account_id)
-            except (RedisError, OSError) as exc:  # the sweeper wakes the number once Redis is back
-                log.warning("outbox: message queued, drainer not started", message_id=str(message.id),
-                            error=type(exc).__name__)
-
-    async def _enqueue_drain(self, account_id: str) -> None:
-        pool = self._arq()
-        if pool is not None:
-            await enqueue_drain(pool, account_id)

@@ -3,7 +3,7 @@
 - Redis started empty or lost its data (the ``epoch`` key is gone): every queued message in
   Mongo is pushed again, oldest first, so order within a conversation is kept.
 - A number with entries but no drainer (its worker was killed and the lease expired, or a
-  wake-up was lost): a drain job is enqueued; the new drainer puts the dead one's unfinished
+  wake-up was lost): it is woken (put on the ready list, dispatcher.py); the new drainer puts the dead one's unfinished
   entries back in front.
 - A queued message older than STALE_AFTER whose number has no entries and no drainer (the API
   stored it while Redis was down): pushed again.
@@ -25,7 +25,6 @@ from app.db import utcnow
 from app.domains.messages.models import Message, MessageStatus
 from app.domains.outbox.lanes import OutboxQueue
 from app.logging import get_logger
-from app.queue import enqueue_drain
 
 log = get_logger(__name__)
 
@@ -55,7 +54,7 @@ async def _queued(query: dict[str, Any], limit: int) -> list[dict[str, Any]]:
     return await cursor.sort("_id", 1).limit(limit).to_list(None)
 
 
-async def sweep_outbox(queue: OutboxQueue, arq: object) -> SweepReport:
+async def sweep_outbox(queue: OutboxQueue) -> SweepReport:
     report = SweepReport()
     try:
         woken: set[str] = set()
@@ -97,9 +96,7 @@ async def sweep_outbox(queue: OutboxQueue, arq: object) -> SweepReport:
             if await _push(queue, raw):
                 woken.add(account_id)
             report.requeued += 1
-        for account_id in woken:
-            await enqueue_drain(arq, account_id)  # type: ignore[arg-type]
-        report.woken = len(woken)
+        report.woken = len(woken)  # each one put on the ready list by its push or wake
     except RedisError as exc:
         log.warning("outbox sweep skipped: Redis unavailable", error=type(exc).__name__)
     return report

@@ -30,6 +30,7 @@ from beanie import PydanticObjectId
 from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError
 
+from app.changes import Changes
 from app.db import as_utc, parse_object_id, utcnow
 from app.domains.contacts.models import Contact
 from app.domains.contacts.schemas import contact_out
@@ -46,7 +47,8 @@ RETRY_WINDOW = timedelta(hours=24)
 _ROUTED = {"message.created", "message.updated", "conversation.created"}
 # Statuses an integration hears about (queued is our own outbox, not news).
 _REPORTED = {s.value for s in MessageStatus} - {MessageStatus.QUEUED.value, MessageStatus.RECEIVED.value}
-_CACHE_SECONDS = 5.0
+_CACHE_SECONDS = 300.0  # a change is heard at once (app/changes.py); this bounds a lost message
+TOPIC = "subscriptions"
 
 Enqueue = Callable[..., Awaitable[Any]]
 
@@ -60,12 +62,15 @@ def event_body(event_id: PydanticObjectId, type_: str, workspace_id: PydanticObj
 class IntegrationEvents:
     """Emits events and creates their deliveries; the Deliverer (delivery.py) sends them."""
 
-    def __init__(self, enqueue_route: Enqueue, enqueue_delivery: Enqueue) -> None:
+    def __init__(self, enqueue_route: Enqueue, enqueue_delivery: Enqueue, *, changes: Changes | None = None) -> None:
         self._enqueue_route = enqueue_route
         self._enqueue_delivery = enqueue_delivery
         self._active: dict[str, tuple[float, bool]] = {}
+        self.changes = changes
+        if changes is not None:
+            changes.on(TOPIC, self._forget)
 
-    # -- which workspaces listen (cached a few seconds per process) ------------------------------
+    # -- which workspaces listen (cached per process, dropped in every process by ``changed``) ----
     async def has_subscriptions(self, workspace_id: PydanticObjectId | str) -> bool:
         key = str(workspace_id)
         cached = self._active.get(key)
@@ -77,9 +82,18 @@ class IntegrationEvents:
         self._active[key] = (time.monotonic() + _CACHE_SECONDS, found)
         return found
 
-    def forget(self, workspace_id: PydanticObjectId | str) -> None:
-        """A subscription changed here: stop trusting the cache (other processes catch up in seconds)."""
-        self._active.pop(str(workspace_id), None)
+    async def changed(self, workspace_id: PydanticObjectId | str) -> None:
+        """A subscription of the workspace changed: no process routes from its old answer."""
+        if self.changes is None:
+            self._forget(str(workspace_id))
+        else:
+            await self.changes.publish(TOPIC, str(workspace_id))
+
+    def _forget(self, workspace_id: str | None) -> None:
+        if workspace_id is None:
+            self._active.clear()
+        else:
+            self._active.pop(workspace_id, None)
 
     # -- the LiveEvents listener ------------------------------------------------------------------
     async def on_live_event(self, workspace_id: PydanticObjectId | str, event: str, data: dict[str, Any]) -> None:

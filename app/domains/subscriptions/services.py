@@ -73,7 +73,7 @@ class SubscriptionService:
                                     secret_encrypted=self.secrets.encrypt(secret), secret_last4=last4(secret),
                                     created_by=created_by)
         await subscription.insert()
-        self.events.forget(workspace_id)
+        await self.events.changed(workspace_id)
         return subscription, secret
 
     async def update(self, subscription: Subscription, *, url: str | None = None, events: list[str] | None = None,
@@ -95,7 +95,7 @@ class SubscriptionService:
                 subscription.disabled_at = utcnow()
         subscription.updated_at = utcnow()
         await subscription.save()
-        self.events.forget(subscription.workspace_id)
+        await self.events.changed(subscription.workspace_id)
         return subscription
 
     async def rotate_secret(self, subscription: Subscription) -> str:
@@ -110,7 +110,7 @@ class SubscriptionService:
     async def delete(self, subscription: Subscription) -> None:
         await Delivery.find(Delivery.subscription_id == subscription.id).delete()
         await subscription.delete()
-        self.events.forget(subscription.workspace_id)
+        await self.events.changed(subscription.workspace_id)
 
     async def deliveries(self, subscription: Subscription, *, limit: int, cursor: str | None,
                          state: DeliveryState | None = None) -> Page[Delivery]:

@@ -52,12 +52,13 @@ from app.whatsapp.webhooks import (
 log = get_logger(__name__)
 
 MESSAGE_FIELDS = frozenset({"messages", "smb_message_echoes"})
-LAST_WEBHOOK_PRECISION = timedelta(seconds=30)
+LAST_WEBHOOK_PRECISION = timedelta(seconds=60)
 """A number's "last webhook" is rewritten at most this often (the admin screen shows it in minutes)."""
 
 
-NUMBER_CACHE_SECONDS = 10.0
-"""How long a process trusts its copy of a number's account (as the webhook URL's own cache)."""
+NUMBER_CACHE_SECONDS = 300.0
+"""How long a process trusts its copy of a number's account when a change was not heard (dropped at
+every change of a number: AccountService.on_change)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,10 @@ class NumberCache:
 
     def __init__(self, ttl: float = NUMBER_CACHE_SECONDS) -> None:
         self._accounts: TtlCache[WhatsAppAccount | None] = TtlCache(ttl)
+
+    def forget(self, account_id: str | None = None) -> None:
+        """A number changed (keys are phone number ids: every copy goes, changes are rare)."""
+        self._accounts.clear()
 
     async def get(self, workspace_id: PydanticObjectId, phone_number_id: str) -> WhatsAppAccount | None:
         return await self._accounts.get((workspace_id, phone_number_id), lambda: WhatsAppAccount.find_one_scoped(

@@ -47,7 +47,7 @@ MAX_BODY_BYTES = 3 * 1024 * 1024
 """Meta's webhook payloads are at most 3 MB; anything bigger is refused with 413."""
 ENQUEUE_TIMEOUT_SECONDS = 1.0
 """A slow Redis must not hold Meta's request: past this the sweeper enqueues the stored event."""
-ENDPOINT_CACHE_SECONDS = 10.0
+ENDPOINT_CACHE_SECONDS = 300.0
 MAX_PENDING_ENQUEUES = 20_000
 ENQUEUE_COALESCE_SECONDS = 0.002
 """How long an enqueue waits for company before its batch goes to Redis."""
@@ -149,6 +149,10 @@ class WebhookReceiver:
         self.enqueuer = IngestEnqueuer(pool)
         self.writer = EventWriter(WebhookEvent.get_motor_collection)
         self._endpoints: TtlCache[WebhookEndpoint | None] = TtlCache(ENDPOINT_CACHE_SECONDS)
+        # A number disabled, deleted or given a new app secret: its webhook URL is read again at once.
+        accounts.on_change(lambda account_id: self._endpoints.clear())
+        if ingestor is not None:
+            accounts.on_change(ingestor.numbers.forget)
 
     async def problems(self, workspace_id: PydanticObjectId, account_id: PydanticObjectId, limit: int = 20
                        ) -> list[dict[str, Any]]:
