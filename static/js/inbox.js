@@ -328,6 +328,7 @@
     area.classList.toggle("template-mode", mode === "template");
     var buttons = document.getElementById("buttons-editor");
     if (buttons) buttons.hidden = mode !== "buttons";
+    if (mode !== "note") hidePicker(document.getElementById("mention-menu"));
     if (mode === "template") {
       if (picker) {
         picker.hidden = false;
@@ -341,7 +342,7 @@
     if (input) input.value = mode;
     var text = document.getElementById("composer-text");
     if (text) {
-      text.placeholder = mode === "note" ? "Write an internal note (only agents see it)…"
+      text.placeholder = mode === "note" ? "Write an internal note (only agents see it; @ mentions a teammate)…"
         : "Type a reply… (Enter sends, Shift+Enter new line, / for canned responses)";
     }
     refreshWindow();
@@ -356,6 +357,7 @@
 
   document.addEventListener("click", function (evt) {
     var t = evt.target;
+    if (!t.closest("#composer-area")) hidePicker(document.getElementById("mention-menu"));
     var mode = t.closest(".mode");
     if (mode && !mode.disabled) {
       if (mode.getAttribute("data-mode") === "template") {
@@ -365,6 +367,7 @@
         var area = document.getElementById("composer-area");
         area.classList.add("template-mode");
         area.classList.remove("note-mode");
+        hidePicker(document.getElementById("mention-menu"));
       } else setMode(mode.getAttribute("data-mode"));
       return;
     }
@@ -386,8 +389,16 @@
     if (t.closest(".details-toggle") || t.closest(".details-close")) { toggleDetails(); return; }
     var back = t.closest("[data-back]");
     if (back) { evt.preventDefault(); closeThread(); return; }
-    var canned = t.closest(".canned-item");
-    if (canned) { chooseCanned(canned); return; }
+    var picked = t.closest(".canned-item, .mention-item");
+    if (picked) { choosePicked(picked); return; }
+    if (t.id === "composer-text") refreshMention(t);  // the caret moved
+  });
+  document.addEventListener("keyup", function (evt) {
+    if (evt.target.id === "composer-text" && /^(ArrowLeft|ArrowRight|Home|End|PageUp|PageDown)$/.test(evt.key)) refreshMention(evt.target);
+  });
+  // A click on a picker's item keeps the caret (and focus) in the composer.
+  document.addEventListener("mousedown", function (evt) {
+    if (evt.target.closest && evt.target.closest(".canned-item, .mention-item")) evt.preventDefault();
   });
 
   function toggleDetails(force) {
@@ -415,18 +426,19 @@
     if (row) row.focus();
   }
 
-  // Enter sends, Shift+Enter is a new line; "/" opens canned responses.
+  // Enter sends, Shift+Enter is a new line; "/" opens canned responses, "@" in a note a teammate.
+  // With a picker open, arrows move, Enter or Tab inserts, Escape closes: Enter never sends then.
   document.addEventListener("keydown", function (evt) {
     var t = evt.target;
     if (t.id === "composer-text") {
-      var menu = document.getElementById("canned-menu");
-      var menuOpen = menu && !menu.hidden;
-      if (menuOpen && (evt.key === "ArrowDown" || evt.key === "ArrowUp")) { evt.preventDefault(); moveCanned(evt.key === "ArrowDown" ? 1 : -1); return; }
-      if (menuOpen && (evt.key === "Enter" || evt.key === "Tab")) {
-        var sel = $('.canned-item[aria-selected="true"]', menu);
-        if (sel) { evt.preventDefault(); chooseCanned(sel); return; }
+      if (!evt.isComposing) refreshMention(t);  // the picker matches the text now, however fast the keys came
+      var menu = openPicker();
+      if (menu && (evt.key === "ArrowDown" || evt.key === "ArrowUp")) { evt.preventDefault(); movePicker(menu, evt.key === "ArrowDown" ? 1 : -1); return; }
+      if (menu && (evt.key === "Enter" || evt.key === "Tab") && !evt.isComposing) {
+        var sel = $('[role="option"][aria-selected="true"]', menu);
+        if (sel) { evt.preventDefault(); choosePicked(sel); return; }
       }
-      if (menuOpen && evt.key === "Escape") { evt.preventDefault(); menu.hidden = true; return; }
+      if (menu && evt.key === "Escape") { evt.preventDefault(); dismissPicker(menu); return; }
       if (evt.key === "Enter" && !evt.shiftKey && !evt.isComposing) {
         evt.preventDefault();
         // "/name" is a canned reply being picked: Enter inserts it (once the list is there), never sends it.
@@ -455,7 +467,7 @@
         { source: "#canned-menu", target: "#canned-menu", swap: "innerHTML" }).then(function () {
           var text = document.getElementById("composer-text");
           if (!text || text.value !== value || cannedAsked !== value) return;  // typed on meanwhile
-          menu.hidden = false;
+          showPicker(menu);
           if (cannedOnEnter) {
             cannedOnEnter = false;
             var first = $(".canned-item", menu);
@@ -485,29 +497,145 @@
     var t = evt.target;
     if (t.id === "composer-text") {
       saveDraft(t.value);
+      refreshMention(t);
       var menu = document.getElementById("canned-menu");
       if (!menu) return;
       cannedOnEnter = false;
-      if (!CANNED.test(t.value)) { clearTimeout(cannedTimer); cannedAsked = null; menu.hidden = true; return; }
+      if (!CANNED.test(t.value)) { clearTimeout(cannedTimer); cannedAsked = null; hidePicker(menu); return; }
       showCanned(t.value, 120);
       return;
     }
     if (t.hasAttribute && t.hasAttribute("data-param")) refreshPreview(t.form);
   });
 
-  function moveCanned(step) {
-    var items = $$("#canned-menu .canned-item");
+  // ---- the pickers over the composer: "/" canned responses, "@" teammates (one keyboard model) ---
+  function openPicker() {
+    return $$("#canned-menu, #mention-menu").filter(function (m) { return !m.hidden; })[0] || null;
+  }
+
+  function showPicker(menu) {  // its options are in place; the first is selected
+    menu.hidden = false;
+    var text = document.getElementById("composer-text");
+    var sel = $('[role="option"][aria-selected="true"]', menu);
+    if (!text) return;
+    if (sel && sel.id) text.setAttribute("aria-activedescendant", sel.id); else text.removeAttribute("aria-activedescendant");
+  }
+
+  function hidePicker(menu) {
+    if (!menu || menu.hidden) return;
+    menu.hidden = true;
+    var text = document.getElementById("composer-text");
+    if (text) text.removeAttribute("aria-activedescendant");
+  }
+
+  function dismissPicker(menu) {  // Escape: closed until the agent types on
+    menu._dismissed = menu._key || null;
+    hidePicker(menu);
+  }
+
+  function movePicker(menu, step) {
+    var items = $$('[role="option"]:not([aria-disabled="true"])', menu);
     if (!items.length) return;
     var i = items.findIndex(function (x) { return x.getAttribute("aria-selected") === "true"; });
     var next = items[(i + step + items.length) % items.length];
     items.forEach(function (x) { x.setAttribute("aria-selected", String(x === next)); });
+    next.scrollIntoView({ block: "nearest" });
     document.getElementById("composer-text").setAttribute("aria-activedescendant", next.id);
+  }
+
+  function choosePicked(item) {
+    if (item.classList.contains("mention-item")) chooseMention(item); else chooseCanned(item);
   }
 
   function chooseCanned(item) {
     var text = document.getElementById("composer-text");
     text.value = item.getAttribute("data-text") || "";
-    document.getElementById("canned-menu").hidden = true;
+    hidePicker(document.getElementById("canned-menu"));
+    text.focus();
+  }
+
+  // Mentions: in a note, "@" and the first letters of any word of a name list the active teammates
+  // (the page carries them, so the list is made here, in step with every key, and no request is
+  // made). The chosen one goes in as "@Full Name ", which is what the server looks for.
+  var MENTION = /(?:^|\s)@([^\s@][^@\n]{0,79})?$/;
+  var MENTION_MAX = 8;
+
+  function teammates() {  // the composer's list (data-people, JSON), read once per composer
+    var el = document.getElementById("mention-menu");
+    if (!el) return [];
+    if (!el._people) {
+      try { el._people = JSON.parse(el.getAttribute("data-people") || "[]"); } catch (e) { el._people = []; }
+    }
+    return el._people;
+  }
+
+  function mentionAt(text) {  // the "@…" being typed right before the caret, in a note: {start, query}
+    if (currentMode() !== "note" || text.selectionStart !== text.selectionEnd) return null;
+    var caret = text.selectionStart;
+    var m = MENTION.exec(text.value.slice(0, caret));
+    if (!m) return null;
+    var query = m[1] || "";
+    var start = caret - query.length - 1;
+    var menu = document.getElementById("mention-menu");
+    var done = menu && menu._done;  // a name just inserted (and still there) is not a query any more
+    if (done && done.start === start && caret >= start + done.text.length &&
+        text.value.substr(start, done.text.length) === done.text) return null;
+    return { start: start, query: query };
+  }
+
+  function mentionMatches(query) {
+    var q = query.toLowerCase().replace(/\s+/g, " ");
+    return teammates().filter(function (person) {
+      var words = String(person.name || "").toLowerCase().trim().split(/\s+/);
+      for (var i = 0; i < words.length; i++) {
+        if (words.slice(i).join(" ").indexOf(q) === 0) return true;
+      }
+      return false;
+    }).slice(0, MENTION_MAX);
+  }
+
+  function refreshMention(text) {
+    var menu = document.getElementById("mention-menu");
+    if (!menu) return;
+    var at = mentionAt(text);
+    var people = at ? mentionMatches(at.query) : [];
+    var key = at ? at.start + ":" + at.query : null;
+    if (!people.length || key === menu._dismissed) { hidePicker(menu); menu._key = null; return; }
+    menu._dismissed = null;
+    if (!menu.hidden && menu._key === key) return;  // the same query: the selection stays
+    menu._key = key;
+    menu.replaceChildren();
+    people.forEach(function (person, i) {
+      var li = document.createElement("li");
+      li.id = "mention-" + (i + 1);
+      li.className = "mention-item";
+      li.setAttribute("role", "option");
+      li.setAttribute("tabindex", "-1");
+      li.setAttribute("aria-selected", String(i === 0));
+      li.setAttribute("data-name", person.name);
+      var name = document.createElement("strong");
+      name.textContent = person.name;  // text, never markup: names may hold any character
+      var email = document.createElement("span");
+      email.className = "muted";
+      email.textContent = person.email || "";
+      li.append(name, email);
+      menu.appendChild(li);
+    });
+    showPicker(menu);
+  }
+
+  function chooseMention(item) {
+    var text = document.getElementById("composer-text");
+    var menu = document.getElementById("mention-menu");
+    var at = mentionAt(text);
+    if (at) {
+      var inserted = "@" + item.getAttribute("data-name") + " ";
+      text.setRangeText(inserted, at.start, text.selectionStart, "end");
+      menu._done = { start: at.start, text: inserted };
+      saveDraft(text.value);
+    }
+    hidePicker(menu);
+    menu._key = null;
     text.focus();
   }
 
@@ -528,6 +656,7 @@
   document.addEventListener("htmx:beforeRequest", function (evt) {
     if (evt.detail.elt.id !== "composer" || evt.detail.requestConfig.verb !== "post") return;
     var text = document.getElementById("composer-text");
+    $$("#canned-menu, #mention-menu").forEach(hidePicker);
     stashed = text.value;
     setTimeout(function () { if (text.value === stashed) text.value = ""; }, 0);  // after htmx read the form
   });

@@ -60,11 +60,18 @@ async def agents_of(workspace_id: PydanticObjectId) -> list[User]:
     return await User.find(User.workspace_id == workspace_id, User.active == True).sort("name").to_list()  # noqa: E712
 
 
+def mention_choices(agents: list[User]) -> list[dict[str, str]]:
+    """Who a note can @mention, for the composer's picker: the active agents with a name (the server
+    matches ``@Their Name``, so a nameless user cannot be mentioned)."""
+    return [{"name": user.name, "email": user.email} for user in agents if user.name.strip()]
+
+
 async def panel_context(request: Request, conversation: Conversation, **extra: Any) -> dict[str, Any]:
     row = await queries.row(conversation)
     principal = me(request)
+    agents = await agents_of(principal.workspace_id)
     return {
-        "row": row, "me": principal, "agents": await agents_of(principal.workspace_id),
+        "row": row, "me": principal, "agents": agents, "teammates": mention_choices(agents),
         "teams": await teams_of(principal.workspace_id),
         "label_choices": list((await labels_of(principal.workspace_id)).values()),
         "panel_error": None, "panel_field": None, "typed": {}, **extra,
