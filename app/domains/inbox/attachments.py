@@ -9,6 +9,7 @@ from beanie import PydanticObjectId
 from app.domains.conversations.models import Conversation
 from app.domains.inbox.service import InboxService
 from app.domains.messages.models import Message
+from app.domains.outbox.media import Upload
 from app.errors import PayloadTooLarge, ValidationFailed
 from app.runtime import Runtime
 
@@ -16,12 +17,20 @@ CAPTIONED = ("image", "video", "document")
 MAX_UPLOAD = 100 * 1024 * 1024
 
 
-async def send_attachment(runtime: Runtime, conversation: Conversation, data: bytes, mime_type: str, filename: str,
-                          caption: str, *, sent_by: PydanticObjectId | None) -> Message:
-    if not data:
+def file_too_large() -> PayloadTooLarge:
+    """Also answered while the file arrives, as soon as it passes MAX_UPLOAD (the rest is not read)."""
+    return PayloadTooLarge("Files are at most 100 MB.", error_code="FILE_TOO_LARGE",
+                           details={"limit": f"{MAX_UPLOAD // (1024 * 1024)} MB"})
+
+
+async def send_attachment(runtime: Runtime, conversation: Conversation, data: bytes | Upload, mime_type: str,
+                          filename: str, caption: str, *, sent_by: PydanticObjectId | None) -> Message:
+    """``data``: the bytes, or the file as received (composer.py streams it into a temporary file)."""
+    size = data.size if isinstance(data, Upload) else len(data)
+    if not size:
         raise ValidationFailed("The file is empty.", error_code="EMPTY_FILE", details={"file": filename[:100]})
-    if len(data) > MAX_UPLOAD:
-        raise PayloadTooLarge("Files are at most 100 MB.", error_code="FILE_TOO_LARGE", details={"size": len(data)})
+    if size > MAX_UPLOAD:
+        raise file_too_large()
     # The outbound area sniffs the real type, converts what can be fixed and uploads once per number.
     service = runtime.outbox.media
     store_upload = getattr(service, "store_upload", None) or service.store

@@ -7,7 +7,10 @@ file is simply not found. Downloads stream one chunk at a time (the driver holds
 of chunks, at most 16 MiB, never the whole of a larger file); the bucket checks each chunk's number
 and size, so a truncated file fails instead of serving short bytes. The SHA-256 of the bytes is
 kept in ``metadata.sha256``; size caps are the callers' (Meta's per-kind limits on download,
-``MAX_UPLOAD_BYTES`` on upload), before anything is stored.
+``MAX_UPLOAD_BYTES`` on upload), before anything is stored. A file to store can be given as a file
+object (an upload received into a temporary file): the bucket reads it one chunk at a time, in
+motor's thread, so it is never held whole; it inserts its chunks ``UPLOAD_BATCH_BYTES`` at a time
+(``limit_upload_batches``).
 
 In the mongomock quick lane (``INBOX_MONGODB_URL=mongomock://``) motor's bucket cannot take
 mongomock's database: pymongo's own synchronous bucket runs over it instead
@@ -16,10 +19,13 @@ mongomock's database: pymongo's own synchronous bucket runs over it instead
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import io
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import IO, Any
 
+import gridfs.synchronous.grid_file
 from beanie import PydanticObjectId
 from gridfs.errors import NoFile
 from motor.motor_asyncio import AsyncIOMotorGridFSBucket
@@ -48,6 +54,35 @@ def skip_index_check(grid_in: Any) -> None:
     object.__setattr__(getattr(grid_in, "delegate", grid_in), "_ensured_index", True)
 
 
+UPLOAD_BATCH_BYTES = 4 * 1024 * 1024
+"""The chunks a file's upload holds before inserting them (one ``insert_many`` per 16 chunks of 255 KB)."""
+
+
+def limit_upload_batches() -> None:
+    """Make the bucket insert a file's chunks ``UPLOAD_BATCH_BYTES`` at a time, not 48 MB at a time.
+
+    pymongo 4.x's GridIn keeps the chunks it has read until they reach its largest message (48 MB),
+    then encodes them all in one ``insert_many``: storing a 60 MB file from a file object still took
+    ~90 MB of memory at its peak (measured by bench/upload_memory.py); with 4 MB batches, ~13 MB, for
+    15 round trips per 60 MB instead of 2. The limit is a module constant of pymongo's synchronous
+    GridIn (motor's bucket and the quick lane's both use that class), set once for the process; were
+    it renamed, setting it would do nothing and uploads would batch as pymongo does.
+    """
+    if hasattr(gridfs.synchronous.grid_file, "_UPLOAD_BUFFER_SIZE"):
+        gridfs.synchronous.grid_file._UPLOAD_BUFFER_SIZE = UPLOAD_BATCH_BYTES
+
+
+limit_upload_batches()
+
+
+def _sha256_of(source: IO[bytes]) -> str:
+    source.seek(0)
+    digest = hashlib.sha256()
+    while block := source.read(1024 * 1024):
+        digest.update(block)
+    return digest.hexdigest()
+
+
 def _not_found() -> NotFound:
     return NotFound("No such media file.", error_code="MEDIA_NOT_FOUND")
 
@@ -61,18 +96,30 @@ class MediaStore:
             return gridfs_bucket(database, BUCKET)
         return AsyncIOMotorGridFSBucket(database, bucket_name=BUCKET, chunk_size_bytes=CHUNK_SIZE)
 
-    async def put(self, workspace_id: PydanticObjectId, data: bytes, *, kind: str, content_type: str,
+    async def put(self, workspace_id: PydanticObjectId, data: bytes | IO[bytes], *, kind: str, content_type: str,
                   filename: str = "", message_id: PydanticObjectId | None = None,
-                  meta_media_id: str | None = None) -> StoredMedia:
-        """Store ``data`` as a new file of the workspace; returns its files document as stored."""
+                  meta_media_id: str | None = None, sha256: str | None = None) -> StoredMedia:
+        """Store ``data`` (bytes, or a file object read from its start) as a new file of the workspace.
+
+        ``sha256``: the bytes' digest when the caller has it already (else it is computed). Returns the
+        files document as stored.
+        """
+        if isinstance(data, bytes):
+            source: IO[bytes] = io.BytesIO(data)
+            sha256 = sha256 or hashlib.sha256(data).hexdigest()
+        else:
+            source = data
+            if sha256 is None:
+                sha256 = await asyncio.to_thread(_sha256_of, source)
+            source.seek(0)
         file_id = PydanticObjectId()
-        metadata = MediaMetadata(workspace_id=workspace_id, kind=kind, sha256=hashlib.sha256(data).hexdigest(),
+        metadata = MediaMetadata(workspace_id=workspace_id, kind=kind, sha256=sha256,
                                  contentType=content_type, message_id=message_id, meta_media_id=meta_media_id)
         # What the bucket's upload_from_stream_with_id() does, less its per-upload index check.
         grid_in = self._bucket().open_upload_stream_with_id(file_id, filename, metadata=metadata.model_dump())
         skip_index_check(grid_in)
         async with grid_in:  # closing writes the files document
-            await grid_in.write(data)
+            await grid_in.write(source)  # a file-like: read one chunk (255 KB) at a time
         stored = await StoredMedia.get(file_id)  # the bucket sets uploadDate; one small read gets it exactly
         assert stored is not None, "the bucket wrote the files document last"
         return stored
