@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     create_user = sub.add_parser("create-user", help="add a user (creates the workspace if needed)")
     create_user.add_argument("--email", required=True)
     create_user.add_argument("--password", required=True)
-    create_user.add_argument("--role", choices=["admin", "agent"], required=True)
+    create_user.add_argument("--role", choices=["admin", "supervisor", "agent"], required=True)
     create_user.add_argument("--workspace")
     create_user.set_defaults(func=cmd_create_user)
     reindex = sub.add_parser("reindex-search", help="add inbox search tokens to contacts and messages stored before")

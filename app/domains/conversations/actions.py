@@ -14,12 +14,14 @@ from typing import Any
 from beanie import PydanticObjectId
 
 from app.db import as_utc, utcnow
+from app.domains.access.scope import Scope
+from app.domains.access.services import visible_conversation
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation, ConversationStatus
 from app.domains.messages.models import Message, MessageStatus
 from app.domains.team.models import Team
 from app.domains.workspaces.models import User
-from app.errors import NotFound, ValidationFailed
+from app.errors import Forbidden, NotFound, ValidationFailed
 from app.realtime import LiveEvents
 
 MAX_NOTE = 4096
@@ -70,8 +72,9 @@ class ConversationActions:
     def __init__(self, live: LiveEvents) -> None:
         self.live = live
 
-    async def get(self, workspace_id: PydanticObjectId, conversation_id: str | PydanticObjectId) -> Conversation:
-        return await Conversation.get_scoped(workspace_id, conversation_id)
+    async def get(self, who: PydanticObjectId | Scope, conversation_id: str | PydanticObjectId) -> Conversation:
+        """The conversation if ``who`` (a caller's scope, or a whole workspace) sees it, else NotFound."""
+        return await visible_conversation(who, conversation_id)
 
     async def with_contact(self, conversation: Conversation) -> tuple[Conversation, Contact | None]:
         """The conversation as stored now, and its contact (what the API answers with)."""
@@ -84,8 +87,13 @@ class ConversationActions:
 
     # --- assignment, status, snooze, labels ------------------------------------------------------
     async def assign(self, conversation: Conversation, *, assignee_id: str | PydanticObjectId | None,
-                     by: User | None) -> Conversation:
-        """Give the conversation to an agent of the same workspace (None: unassign)."""
+                     by: User | None, may_reassign: bool = True) -> Conversation:
+        """Give the conversation to an agent of the same workspace (None: unassign). Without
+        ``may_reassign`` (an agent, not a supervisor or admin) only a conversation that is unassigned or
+        the caller's own can be given."""
+        if not may_reassign and conversation.assignee_id not in (None, by.id if by else None):
+            raise Forbidden("Only a supervisor or an admin can reassign a conversation another agent has.",
+                            error_code="REASSIGN_NOT_ALLOWED", details={"assignee_id": str(conversation.assignee_id)})
         assignee: User | None = None
         if assignee_id not in (None, ""):
             assignee = await User.get_scoped(conversation.workspace_id, assignee_id)

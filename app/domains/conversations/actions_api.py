@@ -40,13 +40,13 @@ class ConversationActionsApi(Controller):
     @get("/{conversation_id:str}", summary="One conversation")
     async def get_conversation(self, conversation_id: str, runtime: Runtime, principal: Principal) -> ConversationOut:
         actions = ConversationActions(runtime.live)
-        return await _out(actions, await actions.get(principal.workspace_id, conversation_id))
+        return await _out(actions, await actions.get(principal.scope, conversation_id))
 
     @patch("/{conversation_id:str}", summary="Change status, assignee, team, labels or snooze")
     async def update_conversation(self, conversation_id: str, data: ConversationPatch, runtime: Runtime,
                                   principal: Principal) -> ConversationOut:
         actions = ConversationActions(runtime.live)
-        conversation = await actions.get(principal.workspace_id, conversation_id)
+        conversation = await actions.get(principal.scope, conversation_id)
         sent = data.model_fields_set
         if not sent:
             raise ValidationFailed("Nothing to change.", details={"body": "Send at least one field."})
@@ -77,7 +77,8 @@ class ConversationActionsApi(Controller):
             raise ValidationFailed("Pick a time in the future.", error_code="SNOOZE_IN_PAST",
                                    details={"snoozed_until": data.snoozed_until.isoformat()})
         if "assignee_id" in sent:
-            conversation = await actions.assign(conversation, assignee_id=data.assignee_id, by=by)
+            conversation = await actions.assign(conversation, assignee_id=data.assignee_id, by=by,
+                                                may_reassign=principal.may_reassign)
         if "team_id" in sent:
             conversation = await actions.assign_team(conversation, team_id=team.id if team else None,
                                                      team_name=team.name if team else None, by=by)
@@ -94,7 +95,7 @@ class ConversationActionsApi(Controller):
     async def add_note(self, conversation_id: str, data: NoteIn, runtime: Runtime,
                        principal: Principal) -> MessageOut:
         actions = ConversationActions(runtime.live)
-        conversation = await actions.get(principal.workspace_id, conversation_id)
+        conversation = await actions.get(principal.scope, conversation_id)
         return message_out(await actions.add_note(conversation, data.text, by=principal.user))
 
 
@@ -106,7 +107,7 @@ class MessageReactionsApi(Controller):
     @post("/{message_id:str}/reactions", summary="React to a message with an emoji (sent on WhatsApp)",
           status_code=202)
     async def react(self, message_id: str, data: ReactionIn, runtime: Runtime, principal: Principal) -> MessageOut:
-        target = await runtime.outbox.get(principal.workspace_id, message_id)
+        target = await runtime.outbox.get(principal.scope, message_id)
         reaction, _ = await runtime.outbox.react(principal.workspace_id, target, data.emoji, by=principal.user_id,
                                                  via="api")
         return message_out(reaction)

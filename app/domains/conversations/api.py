@@ -97,7 +97,7 @@ class ConversationsApi(Controller):
         if problems:
             raise ValidationFailed("Check the query parameters.", details=problems, status_code=400)
         service = ConversationService()
-        page = await service.page(principal.workspace_id, status=wanted_status, account_id=wanted_account,
+        page = await service.page(principal.scope, status=wanted_status, account_id=wanted_account,
                                   limit=limit, cursor=cursor, **extra)
         contacts = await service.contacts_of(principal.workspace_id, page.items)
         return ConversationList(data=[conversation_out(c, contacts.get(c.contact_id)) for c in page.items],

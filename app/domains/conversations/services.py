@@ -11,6 +11,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from app.db import parse_object_id, utcnow
+from app.domains.access.scope import Scope, scope_of
 from app.domains.contacts.models import Contact, contact_key
 from app.domains.conversations.models import SERVICE_WINDOW, Conversation, ConversationStatus, MessagePreview
 from app.errors import NotFound
@@ -22,15 +23,17 @@ the API's list and the inbox's list page the same order, so their cursors are in
 
 
 class ConversationService:
-    async def with_contact(self, workspace_id: PydanticObjectId, conversation_id: str | PydanticObjectId | None
+    async def with_contact(self, who: PydanticObjectId | Scope, conversation_id: str | PydanticObjectId | None
                            ) -> tuple[Conversation, Contact | None]:
-        """A conversation of this workspace (NotFound otherwise) and its contact, in one database operation
-        (every send needs both: the window and the recipient)."""
+        """A conversation of this workspace that ``who`` sees (NotFound otherwise: access/scope.py) and its
+        contact, in one database operation (every send needs both: the window and the recipient)."""
+        scope = scope_of(who)
+        workspace_id = scope.workspace_id
         oid = parse_object_id(conversation_id)
         raw = None
         if oid is not None:
             found = await Conversation.get_motor_collection().aggregate([
-                {"$match": {"_id": oid, "workspace_id": workspace_id}},
+                {"$match": scope.restrict({"_id": oid, "workspace_id": workspace_id})},
                 {"$limit": 1},
                 {"$lookup": {"from": Contact.get_collection_name(), "localField": "contact_id",
                              "foreignField": "_id", "as": "_contact"}},
@@ -109,7 +112,7 @@ class ConversationService:
         await Conversation.find_one(Conversation.id == conversation.id).update({"$set": {"unread_count": 0}})
         conversation.unread_count = 0
 
-    async def page(self, workspace_id: PydanticObjectId, *, status: ConversationStatus | None = None,
+    async def page(self, who: PydanticObjectId | Scope, *, status: ConversationStatus | None = None,
                    account_id: PydanticObjectId | None = None, limit: int = DEFAULT_LIMIT,
                    cursor: str | None = None, assignee_id: PydanticObjectId | str | None = None,
                    team_id: PydanticObjectId | None = None, label: str | None = None,
@@ -117,8 +120,12 @@ class ConversationService:
                    wa_id: str | None = None) -> Page[Conversation]:
         """The workspace's conversations, latest activity first, filtered by status and number
         (and, for the API, by assignee ("none": unassigned), team, label id, last change, and the
-        customer: our contact id or their WhatsApp id)."""
+        customer: our contact id or their WhatsApp id); only what ``who`` sees (access/scope.py)."""
+        scope = scope_of(who)
+        workspace_id = scope.workspace_id
         filters: list = []
+        if not scope.everything:
+            filters.append(scope.conversation_filter())
         if wa_id is not None:
             contact = await Contact.find_one({"workspace_id": workspace_id, "key": contact_key(wa_id, None)})
             if contact is None:

@@ -13,12 +13,13 @@ from litestar import Controller, Request, Response, get, post
 from app.auth import requires_login
 from app.domains.conversations.actions import ConversationActions
 from app.domains.conversations.models import Conversation
-from app.domains.inbox.attachments import MAX_UPLOAD, send_attachment
+from app.domains.inbox.attachments import MAX_UPLOAD, file_too_large, send_attachment
 from app.domains.inbox.context import error_fragment, html, me, oob_messages, oob_row, queries, render
 from app.domains.inbox.service import InboxService
 from app.domains.inbox.templates_source import approved_templates, build_template_content, find_template, preview
 from app.domains.inbox.vocab import canned_responses
 from app.domains.messages.models import Message
+from app.domains.outbox.uploads import receive_upload
 from app.errors import ClientError, ValidationFailed
 from app.runtime import Runtime
 
@@ -34,7 +35,7 @@ class ComposerController(Controller):
     async def send(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
         principal = me(request)
         inbox = InboxService(runtime)
-        conversation = await inbox.conversation(principal.workspace_id, conversation_id)
+        conversation = await inbox.conversation(principal.scope, conversation_id)
         form = await request.form()
         mode = str(form.get("mode") or "text")
         body = str(form.get("body") or "").strip()
@@ -72,20 +73,19 @@ class ComposerController(Controller):
 
     # Up to the largest file WhatsApp takes (documents, 100 MB; each kind's own limit is checked on
     # storing it); Litestar's default body limit (10 MB) refused videos and PDFs WhatsApp accepts.
+    # The file streams into a temporary file (app/domains/outbox/uploads.py), never whole in memory.
     @post("/c/{conversation_id:str}/attachments", status_code=200, request_max_body_size=MAX_UPLOAD + 1024 * 1024)
     async def attach(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
         principal = me(request)
         inbox = InboxService(runtime)
-        conversation = await inbox.conversation(principal.workspace_id, conversation_id)
-        form = await request.form()
-        upload = form.get("file")
+        conversation = await inbox.conversation(principal.scope, conversation_id)
         try:
-            if upload is None or isinstance(upload, str):
-                raise ValidationFailed("Choose a file to send.", error_code="NO_FILE", details={"file": "missing"})
-            data = await upload.read()
-            message = await send_attachment(runtime, conversation, data, upload.content_type or "",
-                                            upload.filename or "file", str(form.get("caption") or "").strip(),
-                                            sent_by=principal.user_id)
+            async with receive_upload(request, limit=MAX_UPLOAD, too_large=file_too_large) as form:
+                if form.file is None:
+                    raise ValidationFailed("Choose a file to send.", error_code="NO_FILE", details={"file": "missing"})
+                message = await send_attachment(runtime, conversation, form.file, form.content_type,
+                                                form.filename or "file", form.fields.get("caption", "").strip(),
+                                                sent_by=principal.user_id)
         except ClientError as error:
             return error_fragment(error)
         return await self._answer(request, inbox, conversation, message)
@@ -93,7 +93,7 @@ class ComposerController(Controller):
     @get("/c/{conversation_id:str}/templates")
     async def templates(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
         inbox = InboxService(runtime)
-        conversation = await inbox.conversation(me(request).workspace_id, conversation_id)
+        conversation = await inbox.conversation(me(request).scope, conversation_id)
         account = await inbox.account_of(conversation)
         items = await approved_templates(runtime, account)
         return html(render(request, "inbox/_template_picker.html", templates=items, conversation_id=str(conversation.id),
@@ -102,7 +102,7 @@ class ComposerController(Controller):
     @get("/c/{conversation_id:str}/templates/{key:str}")
     async def template_form(self, request: Request, runtime: Runtime, conversation_id: str, key: str) -> Response[str]:
         inbox = InboxService(runtime)
-        conversation = await inbox.conversation(me(request).workspace_id, conversation_id)
+        conversation = await inbox.conversation(me(request).scope, conversation_id)
         account = await inbox.account_of(conversation)
         chosen = await find_template(runtime, account, key)
         return html(render(request, "inbox/_template_form.html", t=chosen, conversation_id=str(conversation.id),
@@ -112,7 +112,7 @@ class ComposerController(Controller):
     async def send_template(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
         principal = me(request)
         inbox = InboxService(runtime)
-        conversation = await inbox.conversation(principal.workspace_id, conversation_id)
+        conversation = await inbox.conversation(principal.scope, conversation_id)
         form = await request.form()
         try:
             account = await inbox.account_of(conversation)
@@ -131,7 +131,7 @@ class ComposerController(Controller):
         """Canned responses matching what follows the ``/``, with this contact's variables filled in."""
         principal = me(request)
         inbox = InboxService(runtime)
-        contact = await inbox.contact_of(await inbox.conversation(principal.workspace_id, conversation_id))
+        contact = await inbox.contact_of(await inbox.conversation(principal.scope, conversation_id))
         variables = {"contact.name": contact.display_name, "contact.phone": contact.phone or "",
                      **{f"contact.{k}": v for k, v in contact.attributes.items()}}
         items = await canned_responses(principal.workspace_id, str(request.query_params.get("q") or "")[:60], variables)
@@ -141,25 +141,25 @@ class ComposerController(Controller):
     async def retry(self, request: Request, runtime: Runtime, message_id: str) -> Response[str]:
         principal = me(request)
         inbox = InboxService(runtime)
-        message = await inbox.message(principal.workspace_id, message_id)
+        message = await inbox.message(principal.scope, message_id)
         try:
             message = await inbox.retry(message)
         except ClientError as error:
             return error_fragment(error)
-        conversation = await inbox.conversation(principal.workspace_id, message.conversation_id)
+        conversation = await inbox.conversation(principal.scope, message.conversation_id)
         return await self._answer(request, inbox, conversation, message)
 
     @post("/m/{message_id:str}/react", status_code=200)
     async def react(self, request: Request, runtime: Runtime, message_id: str) -> Response[str]:
         principal = me(request)
         inbox = InboxService(runtime)
-        message = await inbox.message(principal.workspace_id, message_id)
+        message = await inbox.message(principal.scope, message_id)
         form = await request.form()
         try:
             message = await inbox.react(message, str(form.get("emoji") or ""), by=principal.user_id)
         except ClientError as error:
             return error_fragment(error)
-        conversation = await inbox.conversation(principal.workspace_id, message.conversation_id)
+        conversation = await inbox.conversation(principal.scope, message.conversation_id)
         return await self._answer(request, inbox, conversation, message)
 
     async def _answer(self, request: Request, inbox: InboxService, conversation: Conversation, message: Message,

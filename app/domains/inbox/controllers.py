@@ -40,7 +40,7 @@ class InboxController(Controller):
         conversation_id = request.query_params.get("c")
         conversation = None
         if conversation_id:
-            conversation = await InboxService(runtime).conversation(me(request).workspace_id, conversation_id)
+            conversation = await InboxService(runtime).conversation(me(request).scope, conversation_id)
         return await self._full_page(request, runtime, filters_from(request), conversation)
 
     @get("/conversations")
@@ -51,7 +51,7 @@ class InboxController(Controller):
             return await self._full_page(request, runtime, filters, None)
         principal = me(request)
         cursor = request.query_params.get("cursor")
-        page = await queries.list_page(principal.workspace_id, filters, principal.user_id, cursor)
+        page = await queries.list_page(principal.scope, filters, principal.user_id, cursor)
         body = render(request, "inbox/_conversation_items.html", page=page, filters=filters, first_page=not cursor,
                       show_account=await InboxService(runtime).several_numbers(principal.workspace_id))
         # The live feed filters what it pushes by the same filters: tell inbox.js the new view.
@@ -60,7 +60,7 @@ class InboxController(Controller):
 
     @get("/c/{conversation_id:str}")
     async def open_conversation(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str] | Template:
-        conversation = await InboxService(runtime).conversation(me(request).workspace_id, conversation_id)
+        conversation = await InboxService(runtime).conversation(me(request).scope, conversation_id)
         if not request.htmx or request.headers.get("hx-history-restore-request"):
             return await self._full_page(request, runtime, filters_from(request), conversation)
         await self._mark_read(runtime, conversation)
@@ -71,20 +71,20 @@ class InboxController(Controller):
 
     @get("/c/{conversation_id:str}/older")
     async def older_messages(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
-        conversation = await InboxService(runtime).conversation(me(request).workspace_id, conversation_id)
+        conversation = await InboxService(runtime).conversation(me(request).scope, conversation_id)
         thread = await queries.thread_page(conversation, before=request.query_params.get("before"))
         return html(render(request, "inbox/_messages.html", thread=thread, conversation_id=str(conversation.id)))
 
     @get("/c/{conversation_id:str}/others")
     async def other_conversations(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
         """The contact's conversations on other numbers (loaded after the panel, off the thread's path)."""
-        conversation = await InboxService(runtime).conversation(me(request).workspace_id, conversation_id)
-        return html(render(request, "inbox/_earlier.html", earlier=await queries.earlier_conversations(conversation)))
+        conversation = await InboxService(runtime).conversation(me(request).scope, conversation_id)
+        return html(render(request, "inbox/_earlier.html", earlier=await queries.earlier_conversations(conversation, me(request).scope)))
 
     @post("/c/{conversation_id:str}/read", status_code=200)
     async def read(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
         """The agent is looking at the thread while a message arrives: it is read."""
-        conversation = await InboxService(runtime).conversation(me(request).workspace_id, conversation_id)
+        conversation = await InboxService(runtime).conversation(me(request).scope, conversation_id)
         await self._mark_read(runtime, conversation)
         return html("")
 
@@ -106,19 +106,21 @@ class InboxController(Controller):
         live_seq = await runtime.live.latest_seq(principal.workspace_id)
         if conversation is not None:
             await self._mark_read(runtime, conversation)
-        page: Page = await queries.list_page(principal.workspace_id, filters, principal.user_id)
+        page: Page = await queries.list_page(principal.scope, filters, principal.user_id)
         inbox = InboxService(runtime)
         accounts = await inbox.accounts(principal.workspace_id)
         context: dict[str, Any] = {
-            "active": "inbox", "me": principal, "filters": filters, "page": page, "accounts": accounts,
+            "active": "inbox", "me": principal, "filters": filters, "page": page,
+            # The number filter offers the numbers whose conversations the agent sees.
+            "accounts": [a for a in accounts if principal.scope.sees_number(a.id)],
             "show_account": len(accounts) > 1, "label_options": await label_options(principal.workspace_id),
-            "unread_total": await queries.unread_total(principal.workspace_id),
+            "unread_total": await queries.unread_total(principal.scope),
             "demo": bool(getattr(request.app.state, "demo", False)), "row": None, "live_seq": live_seq,
         }
         if conversation is not None:
             context.update(await self._thread_context(request, conversation))
         if context["demo"]:
-            context["sim_customers"] = await inbox.simulated_customers(principal.workspace_id)
+            context["sim_customers"] = await inbox.simulated_customers(principal.scope)
         return page_template(context)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from litestar import Controller, Request, Response, post
+from markupsafe import escape
 
 from app.auth import requires_login
 from app.domains.contacts.editing import ContactEditing
@@ -16,7 +17,7 @@ from app.domains.conversations.actions import ConversationActions
 from app.domains.inbox.context import html, me, oob_meta, oob_row, panel_context, render
 from app.domains.inbox.service import InboxService
 from app.domains.inbox.vocab import labels_of, teams_of
-from app.errors import ClientError, ValidationFailed
+from app.errors import ClientError, NotFound, ValidationFailed
 from app.runtime import Runtime
 
 
@@ -41,7 +42,7 @@ class PanelController(Controller):
     async def assign(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
         form = await request.form()
         return await self._apply(request, runtime, conversation_id, lambda actions, c, by: actions.assign(
-            c, assignee_id=str(form.get("assignee_id") or "") or None, by=by))
+            c, assignee_id=str(form.get("assignee_id") or "") or None, by=by, may_reassign=me(request).may_reassign))
 
     @post("/team", status_code=200)
     async def team(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
@@ -111,7 +112,7 @@ class PanelController(Controller):
     async def _apply(self, request: Request, runtime: Runtime, conversation_id: str, change, *,
                      field: str | None = None, typed: dict[str, str] | None = None) -> Response[str]:
         principal = me(request)
-        conversation = await InboxService(runtime).conversation(principal.workspace_id, conversation_id)
+        conversation = await InboxService(runtime).conversation(principal.scope, conversation_id)
         try:
             await change(ConversationActions(runtime.live), conversation, principal.user)
         except ClientError as error:
@@ -122,7 +123,7 @@ class PanelController(Controller):
     async def _contact(self, request: Request, runtime: Runtime, conversation_id: str, change, *,
                        field: str | None = None, typed: dict[str, str] | None = None) -> Response[str]:
         inbox = InboxService(runtime)
-        contact = await inbox.contact_of(await inbox.conversation(me(request).workspace_id, conversation_id))
+        contact = await inbox.contact_of(await inbox.conversation(me(request).scope, conversation_id))
         try:
             await change(ContactEditing(runtime.live), contact)
         except ClientError as error:
@@ -134,7 +135,13 @@ class PanelController(Controller):
                      status: int = 200, field: str | None = None, typed: dict[str, str] | None = None) -> Response[str]:
         """The panel again; a refused change shows its reason under its own field, with what was typed
         still there (``field``, ``typed``), or at the end of the panel when no field is named."""
-        conversation = await InboxService(runtime).conversation(me(request).workspace_id, conversation_id)
+        try:
+            conversation = await InboxService(runtime).conversation(me(request).scope, conversation_id)
+        except NotFound:  # the agent handed it to someone outside their numbers and teams
+            return html(f'<aside id="side-panel" class="side-panel" aria-label="Details"><p class="notice">You gave '
+                        f'this conversation away; it is no longer in your inbox.</p></aside><div hx-swap-oob='
+                        f'"afterbegin:#conv-items"><li id="conv-{escape(conversation_id)}" data-remove="1" hidden>'
+                        f'</li></div>')
         context = await panel_context(request, conversation, panel_error=error, panel_field=field,
                                       typed=typed or {})
         body = render(request, "inbox/_side_panel.html", **context)

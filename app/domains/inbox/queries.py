@@ -14,6 +14,7 @@ from typing import Any
 from beanie import PydanticObjectId
 
 from app.db import parse_object_id
+from app.domains.access.scope import Scope, scope_of
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation, ConversationStatus
@@ -111,8 +112,11 @@ class ThreadPage:
 class InboxQueries:
     """Lists and threads, joined with contacts, numbers and agents for display."""
 
-    async def list_page(self, workspace_id: PydanticObjectId, filters: ListFilters, user_id: PydanticObjectId | None,
+    async def list_page(self, who: PydanticObjectId | Scope, filters: ListFilters, user_id: PydanticObjectId | None,
                         cursor: str | None = None, limit: int = PAGE_SIZE) -> Page:
+        """A page of the list as ``who`` (a scope, or a whole workspace) sees it."""
+        scope = scope_of(who)
+        workspace_id = scope.workspace_id
         query: dict[str, Any] = {"workspace_id": workspace_id, "last_message_at": {"$ne": None}}
         if filters.status != "all":
             query["status"] = filters.status
@@ -130,6 +134,7 @@ class InboxQueries:
             # the $or keeps the (last_message_at, _id) order exact for ties.
             query["last_message_at"] = {"$ne": None, "$lte": at}
             query["$or"] = [{"last_message_at": {"$lt": at}}, {"_id": {"$lt": oid}}]
+        query = scope.restrict(query)
         order = [("last_message_at", -1), ("_id", -1)]
         collection = Conversation.get_motor_collection()
         if filters.q:
@@ -146,7 +151,7 @@ class InboxQueries:
         conversations = [Conversation.model_validate(d) for d in docs[:limit]]
         page = Page(rows=await self.rows(workspace_id, conversations))
         if filters.q and not conversations and not cursor and filters.status != "all":
-            found = await self.list_page(workspace_id, replace(filters, status="all"), user_id, limit=ELSEWHERE_CAP)
+            found = await self.list_page(scope, replace(filters, status="all"), user_id, limit=ELSEWHERE_CAP)
             page.elsewhere = dict(Counter(row.c.status.value for row in found.rows).most_common())
         if len(docs) > limit and conversations:
             last = conversations[-1]
@@ -254,19 +259,20 @@ class InboxQueries:
             messages = [Message.model_validate(d) for d in mdocs]
         return conversations, messages
 
-    async def unread_total(self, workspace_id: PydanticObjectId) -> int:
-        """Unread messages across open and pending conversations, for the tab title.
+    async def unread_total(self, who: PydanticObjectId | Scope) -> int:
+        """Unread messages across the open and pending conversations ``who`` sees, for the tab title.
 
         Counted over at most UNREAD_CAP conversations (the title then says "99+"), one field each,
         so the count costs the same at 100 or 100,000 conversations.
         """
+        scope = scope_of(who)
         total = 0
         left = UNREAD_CAP
         for status in (ConversationStatus.OPEN.value, ConversationStatus.PENDING.value):
             # One status at a time, in the list's order: each read walks the (workspace_id, status,
             # last_message_at, _id) index and stops after `left` unread conversations.
             docs = await Conversation.get_motor_collection().find(
-                {"workspace_id": workspace_id, "status": status, "unread_count": {"$gt": 0}},
+                scope.restrict({"workspace_id": scope.workspace_id, "status": status, "unread_count": {"$gt": 0}}),
                 {"unread_count": 1, "_id": 0}).sort([("last_message_at", -1), ("_id", -1)]).limit(left).to_list(None)
             total += sum(int(d.get("unread_count") or 0) for d in docs)
             left -= len(docs)
@@ -274,9 +280,10 @@ class InboxQueries:
                 break
         return total
 
-    async def earlier_conversations(self, conversation: Conversation) -> list[ConversationRow]:
-        """The contact's other conversations (through other numbers) for the side panel."""
-        others = await Conversation.scoped(conversation.workspace_id, Conversation.contact_id == conversation.contact_id,
-                                           Conversation.id != conversation.id).limit(10).to_list()
+    async def earlier_conversations(self, conversation: Conversation, scope: Scope) -> list[ConversationRow]:
+        """The contact's other conversations (through other numbers) that ``scope`` sees, for the side panel."""
+        others = await Conversation.find(scope.restrict({
+            "workspace_id": conversation.workspace_id, "contact_id": conversation.contact_id,
+            "_id": {"$ne": conversation.id}})).limit(10).to_list()
         return await self.rows(conversation.workspace_id, others)
 

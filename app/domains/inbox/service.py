@@ -12,6 +12,8 @@ from typing import Any
 
 from beanie import PydanticObjectId
 
+from app.domains.access.scope import Scope
+from app.domains.access.services import visible_conversation, visible_message
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation
@@ -30,17 +32,17 @@ class InboxService:
 
     # -- what a screen names ------------------------------------------------------------------
 
-    async def conversation(self, workspace_id: PydanticObjectId, conversation_id: str | PydanticObjectId
-                           ) -> Conversation:
-        """The conversation, or 404 (another workspace's is as unknown as a made-up id)."""
-        return await Conversation.get_scoped(workspace_id, conversation_id)
+    async def conversation(self, scope: Scope, conversation_id: str | PydanticObjectId) -> Conversation:
+        """The conversation, or 404 (another workspace's, or one outside the caller's numbers and teams, is
+        as unknown as a made-up id)."""
+        return await visible_conversation(scope, conversation_id)
 
     async def fresh(self, conversation: Conversation) -> Conversation:
         """The conversation as stored now (after a change a handler made through a service)."""
         return await Conversation.get(conversation.id) or conversation
 
-    async def message(self, workspace_id: PydanticObjectId, message_id: str) -> Message:
-        return await Message.get_scoped(workspace_id, message_id)
+    async def message(self, scope: Scope, message_id: str) -> Message:
+        return await visible_message(scope, message_id)
 
     async def account_of(self, conversation: Conversation) -> WhatsAppAccount:
         return await WhatsAppAccount.get_scoped(conversation.workspace_id, conversation.account_id)
@@ -58,7 +60,7 @@ class InboxService:
         """The message a reply quotes: one of this conversation's."""
         if not message_id:
             return None
-        reply_to = await self.message(conversation.workspace_id, message_id)
+        reply_to = await Message.get_scoped(conversation.workspace_id, message_id)
         if reply_to.conversation_id != conversation.id:
             raise ValidationFailed("You can only quote a message of this conversation.",
                                    error_code="BAD_REPLY", details={"reply_to": str(reply_to.id)})
@@ -87,9 +89,10 @@ class InboxService:
 
     # -- demo: the customer simulator ---------------------------------------------------------------
 
-    async def simulated_customers(self, workspace_id: PydanticObjectId) -> list[dict[str, str]]:
-        """The demo's customers to write as: recent conversations with a WhatsApp id."""
-        conversations = await Conversation.find(Conversation.workspace_id == workspace_id).sort(
+    async def simulated_customers(self, scope: Scope) -> list[dict[str, str]]:
+        """The demo's customers to write as: recent conversations (that ``scope`` sees) with a WhatsApp id."""
+        workspace_id = scope.workspace_id
+        conversations = await Conversation.find(scope.restrict({"workspace_id": workspace_id})).sort(
             [("last_message_at", -1)]).limit(50).to_list()
         contacts = {c.id: c for c in await Contact.find(
             {"_id": {"$in": [c.contact_id for c in conversations]}, "workspace_id": workspace_id}).to_list()}
@@ -101,12 +104,12 @@ class InboxService:
                 customers.append({"key": str(c.id), "label": f"{contact.display_name} → {account.name}"})
         return customers
 
-    async def simulate(self, sandbox: Any, workspace_id: PydanticObjectId, conversation_id: str, kind: str,
-                       text: str) -> None:
+    async def simulate(self, sandbox: Any, scope: Scope, conversation_id: str, kind: str, text: str) -> None:
         """The conversation's customer does ``kind`` through the sandbox, which posts Meta's signed webhook."""
         if kind not in SIMULATED_KINDS:
             raise ValidationFailed("Pick what the customer sends.", error_code="BAD_KIND", details={"kind": kind[:20]})
-        conversation = await self.conversation(workspace_id, conversation_id)
+        conversation = await self.conversation(scope, conversation_id)
+        workspace_id = scope.workspace_id
         contact = await self.contact_of(conversation)
         account = await self.account_of(conversation)
         target = None

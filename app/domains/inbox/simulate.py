@@ -27,7 +27,7 @@ class SimulateController(Controller):
             raise NotFound("The customer simulator exists only in demo mode.", error_code="DEMO_ONLY")
         form = await request.form()
         try:
-            await InboxService(runtime).simulate(sandbox, me(request).workspace_id, str(form.get("customer") or ""),
+            await InboxService(runtime).simulate(sandbox, me(request).scope, str(form.get("customer") or ""),
                                                  str(form.get("kind") or "text"), str(form.get("text") or ""))
         except ClientError as error:
             return error_fragment(error)

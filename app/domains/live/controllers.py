@@ -48,7 +48,7 @@ async def _catch_up(hub: LiveHub, runtime: Runtime, tab: LiveTab, since: Any) ->
     hits = Hits(hub.feed.queries)
     for rendered in await hub.feed.catch_up(tab.state, events):
         tab.push(await hub.feed.frame(rendered, tab.state, hits))
-    unread = await hub.feed.queries.unread_total(tab.state.workspace_id)
+    unread = await hub.feed.queries.unread_total(tab.state.sees)
     tab.push(hub.feed.totals(unread, events[-1]["seq"]))
 
 
@@ -60,7 +60,7 @@ async def live_socket(socket: WebSocket, runtime: Runtime) -> None:
         return
     await socket.accept()
     hub: LiveHub = socket.app.state.live_hub
-    tab = LiveTab(TabState(principal.workspace_id, principal.user_id), socket.send_text)
+    tab = LiveTab(TabState(principal.workspace_id, principal.user_id, scope=principal.scope), socket.send_text)
 
     async def receive() -> None:
         while True:

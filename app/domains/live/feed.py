@@ -18,6 +18,7 @@ from markupsafe import escape
 
 from app.cache import TtlCache
 from app.db import parse_object_id
+from app.domains.access.scope import Scope
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.conversations.models import Conversation
 from app.domains.inbox.queries import InboxQueries, ListFilters
@@ -35,6 +36,12 @@ class TabState:
     user_id: PydanticObjectId | None
     filters: ListFilters = field(default_factory=ListFilters)
     open_id: PydanticObjectId | None = None
+    scope: Scope | None = None
+    """What its user sees (access/scope.py); None: the whole workspace."""
+
+    @property
+    def sees(self) -> Scope:
+        return self.scope or Scope.whole(self.workspace_id)
 
     def update(self, view: dict[str, Any]) -> None:
         if not isinstance(view, dict):
@@ -123,8 +130,11 @@ class LiveFeed:
                          "".join(bubbles.get(row.c.id, ()))) for row in rows]
 
     async def frame(self, rendered: Rendered, tab: TabState, hits: Hits) -> str:
-        """What ``tab`` shows of a rendered event (no database read unless the tab searches)."""
+        """What ``tab`` shows of a rendered event (no database read unless the tab searches); nothing of a
+        conversation outside the tab's scope (its user's numbers and teams)."""
         conversation = rendered.conversation
+        if not tab.sees.sees(conversation):
+            return ""
         is_open = tab.open_id == conversation.id
         parts = []
         if is_open and rendered.bubbles_html:
@@ -157,7 +167,7 @@ class LiveFeed:
             return []
         docs = await Conversation.get_motor_collection().find(
             {"_id": {"$in": list(conversation_ids)}, "workspace_id": tab.workspace_id}).to_list(None)
-        conversations = sorted((Conversation.model_validate(d) for d in docs),
+        conversations = sorted((c for c in (Conversation.model_validate(d) for d in docs) if tab.sees.sees(c)),
                                key=lambda c: list(conversation_ids).index(c.id))
         messages = []
         if message_ids:

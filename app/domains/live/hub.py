@@ -97,13 +97,18 @@ class _Room:
         while True:
             await self.totals_due.wait()
             self.totals_due.clear()
-            try:
-                unread = await self.hub.feed.queries.unread_total(self.workspace_id)
-            except Exception as exc:  # noqa: BLE001 - the next burst counts again
-                log.warning("unread total not counted", error=type(exc).__name__)
-            else:
+            # Once per scope (agents limited to some numbers or teams count only what they see).
+            by_scope: dict[Any, list[LiveTab]] = {}
+            for tab in list(self.tabs):
+                by_scope.setdefault(tab.state.sees, []).append(tab)
+            for scope, tabs in by_scope.items():
+                try:
+                    unread = await self.hub.feed.queries.unread_total(scope)
+                except Exception as exc:  # noqa: BLE001 - the next burst counts again
+                    log.warning("unread total not counted", error=type(exc).__name__)
+                    continue
                 totals = self.hub.feed.totals(unread, self.last_seq)
-                for tab in list(self.tabs):
+                for tab in tabs:
                     tab.push(totals)
             await asyncio.sleep(TOTALS_INTERVAL)
 

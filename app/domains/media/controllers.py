@@ -9,9 +9,11 @@ from litestar import Controller, get
 from litestar.response import Stream
 
 from app.auth import requires_login
+from app.domains.access.services import visible_message
 from app.domains.media.models import StoredMedia
 from app.domains.media.store import MediaStore
 from app.domains.workspaces.services import Principal
+from app.errors import NotFound
 from app.whatsapp.media import MediaKind, is_allowed
 
 
@@ -39,6 +41,11 @@ class MediaController(Controller):
     async def download(self, principal: Principal, media_id: str) -> Stream:
         store = MediaStore()
         stored = await store.get(principal.workspace_id, media_id)
+        if stored.metadata.message_id is not None:  # a customer's file: as visible as its conversation
+            try:
+                await visible_message(principal.scope, stored.metadata.message_id)
+            except NotFound:
+                raise NotFound("No such media file.", error_code="MEDIA_NOT_FOUND") from None
         content_type = served_content_type(stored)
         return Stream(
             store.stream(stored), media_type=content_type,

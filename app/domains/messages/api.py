@@ -68,6 +68,6 @@ class MessagesReadApi(Controller):
                             limit: int = Parameter(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
                             cursor: str | None = None) -> dict[str, Any]:
         queries = MessageQueries()
-        page = await queries.thread(principal.workspace_id, conversation_id, limit=limit, cursor=cursor)
+        page = await queries.thread(principal.scope, conversation_id, limit=limit, cursor=cursor)
         quoted = await queries.quoted_ids(principal.workspace_id, page.items)
         return {"data": [message_view(m, quoted) for m in page.items], "next_cursor": page.next_cursor}

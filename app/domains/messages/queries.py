@@ -5,7 +5,8 @@ from __future__ import annotations
 from beanie import PydanticObjectId
 from beanie.operators import In
 
-from app.domains.conversations.models import Conversation
+from app.domains.access.scope import Scope
+from app.domains.access.services import visible_conversation
 from app.domains.messages.models import Message
 from app.pagination import DEFAULT_LIMIT, Page, paginate
 
@@ -16,11 +17,12 @@ def thread_listing(conversation_id: PydanticObjectId) -> str:
 
 
 class MessageQueries:
-    async def thread(self, workspace_id: PydanticObjectId, conversation_id: str, *, limit: int = DEFAULT_LIMIT,
+    async def thread(self, who: PydanticObjectId | Scope, conversation_id: str, *, limit: int = DEFAULT_LIMIT,
                      cursor: str | None = None) -> Page[Message]:
-        """Newest first, by insertion order (_id): new messages never shift pages a client already has."""
-        conversation = await Conversation.get_scoped(workspace_id, conversation_id)
-        return await paginate(Message.scoped(workspace_id, Message.conversation_id == conversation.id),
+        """Newest first, by insertion order (_id): new messages never shift pages a client already has.
+        NotFound for a conversation ``who`` does not see (access/scope.py)."""
+        conversation = await visible_conversation(who, conversation_id)
+        return await paginate(Message.scoped(conversation.workspace_id, Message.conversation_id == conversation.id),
                               thread_listing(conversation.id), field="_id", limit=limit, cursor=cursor)
 
     async def quoted_ids(self, workspace_id: PydanticObjectId, messages: list[Message]) -> dict[str, PydanticObjectId]:

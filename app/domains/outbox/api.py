@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.datastructures import UploadFile
 from litestar.params import Body
 
 from app.auth import requires_admin, requires_login
@@ -25,8 +24,9 @@ from app.domains.messages.api_shapes import (
     documented,
 )
 from app.domains.messages.models import Message
-from app.domains.outbox.media import MAX_UPLOAD_BYTES, OutboundMedia
+from app.domains.outbox.media import MAX_UPLOAD_BYTES, OutboundMedia, too_large
 from app.domains.outbox.service import Draft
+from app.domains.outbox.uploads import receive_upload
 from app.domains.workspaces.services import Principal
 from app.errors import ValidationFailed
 from app.runtime import Runtime
@@ -141,19 +141,19 @@ class SendApi(Controller):
             if name in data:
                 raise ValidationFailed(f"{name} is set by the conversation.", details={name: "not allowed here"})
         draft = _draft(data)
-        message = await runtime.outbox.send_in(principal.workspace_id, conversation_id, draft,
+        message = await runtime.outbox.send_in(principal.scope, conversation_id, draft,
                                                **_options(request, principal, data))
         return message_view(message)
 
     @get("/messages/{message_id:str}", summary="One message with its delivery status",
          responses=documented(200, SentMessage, "The message"))
     async def get_message(self, runtime: Runtime, principal: Principal, message_id: str) -> dict[str, Any]:
-        return message_view(await runtime.outbox.get(principal.workspace_id, message_id))
+        return message_view(await runtime.outbox.get(principal.scope, message_id))
 
     @post("/messages/{message_id:str}/retry", status_code=202, summary="Send a failed message again",
           responses=documented(202, SentMessage, "The message, queued again"))
     async def retry_message(self, runtime: Runtime, principal: Principal, message_id: str) -> dict[str, Any]:
-        return message_view(await runtime.outbox.retry(principal.workspace_id, message_id))
+        return message_view(await runtime.outbox.retry(principal.scope, message_id))
 
     @post("/accounts/{account_id:str}/retry-failed", status_code=202, guards=[requires_admin],
           summary="Send again the number's messages that failed since a time (default: the last 24 h)",
@@ -173,13 +173,13 @@ class SendApi(Controller):
         if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
             raise ValidationFailed("Upload the file as multipart/form-data with a 'file' part (and optionally "
                                    "'type': image, video, audio, document or sticker).", error_code="MULTIPART_REQUIRED")
-        form = await request.form()
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise ValidationFailed("The 'file' part is missing.", details={"file": "required"})
-        kind = form.get("type")
-        if kind is not None and not isinstance(kind, str):
-            raise ValidationFailed("'type' must be text.", details={"type": "must be text"})
-        data = await upload.read()
-        media = await runtime.outbox.media.store_upload(principal.workspace_id, data, upload.filename, kind or None)
+        # The file streams into a temporary file (uploads.py): refused as soon as it passes 100 MB.
+        async with receive_upload(request, limit=MAX_UPLOAD_BYTES, too_large=too_large) as form:
+            if form.file is None:
+                raise ValidationFailed("The 'file' part is missing.", details={"file": "required"})
+            if "type" in form.other_files:
+                raise ValidationFailed("'type' must be text.", details={"type": "must be text"})
+            kind = form.fields.get("type")
+            media = await runtime.outbox.media.store_upload(principal.workspace_id, form.file, form.filename,
+                                                            kind or None)
         return media_view(media)

@@ -27,6 +27,8 @@ from redis.exceptions import RedisError
 
 from app import redis_scripts
 from app.db import as_utc, parse_object_id, stored_id, utcnow
+from app.domains.access.scope import Scope, workspace_of
+from app.domains.access.services import visible_message
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.accounts.services import AccountService
 from app.domains.contacts.models import Contact
@@ -148,11 +150,12 @@ class OutboxService:
             (workspace_id, "conversation.updated", {"conversation_id": str(conversation.id)})])
         return message
 
-    async def send_in(self, workspace_id: PydanticObjectId, conversation_id: str, draft: Draft, **options: Any
+    async def send_in(self, who: PydanticObjectId | Scope, conversation_id: str, draft: Draft, **options: Any
                       ) -> Message:
-        """``send`` to a conversation named by its id (404 when it is not this workspace's)."""
-        conversation, contact = await self.conversations.with_contact(workspace_id, conversation_id)
-        return await self.send(workspace_id, conversation, draft, contact=contact, **options)
+        """``send`` to a conversation named by its id (404 when it is not this workspace's, or not one the
+        caller's scope sees)."""
+        conversation, contact = await self.conversations.with_contact(who, conversation_id)
+        return await self.send(workspace_of(who), conversation, draft, contact=contact, **options)
 
     async def react(self, workspace_id: PydanticObjectId, target: Message, emoji: str, *,
                     by: PydanticObjectId | None = None, via: str = "api") -> tuple[Message, Message]:
@@ -181,9 +184,10 @@ class OutboxService:
                                 message_id=str(target.id))
         return reaction, target
 
-    async def retry(self, workspace_id: PydanticObjectId, message_id: str) -> Message:
+    async def retry(self, who: PydanticObjectId | Scope, message_id: str) -> Message:
         """A new attempt for a failed outbound message (it is really sent again)."""
-        message = await Message.get_scoped(workspace_id, message_id)
+        message = await visible_message(who, message_id)
+        workspace_id = workspace_of(who)
         if message.direction != "outbound":
             raise Conflict("Only messages we sent can be retried.", error_code="NOT_RETRYABLE")
         if message.status is not MessageStatus.FAILED:
@@ -243,8 +247,9 @@ class OutboxService:
                 skipped[error.error_code] += 1
         return {"retried": retried, "skipped": dict(skipped), "more": len(docs) == limit}
 
-    async def get(self, workspace_id: PydanticObjectId, message_id: str) -> Message:
-        return await Message.get_scoped(workspace_id, message_id)
+    async def get(self, who: PydanticObjectId | Scope, message_id: str) -> Message:
+        """A message the caller sees (NotFound otherwise: access/services.py)."""
+        return await visible_message(who, message_id)
 
     async def wake(self, account_id: PydanticObjectId | str) -> None:
         """Make sure a drainer runs for this number (after a token fix, a circuit close, a sweep)."""

@@ -40,13 +40,18 @@ class UserIn(BaseModel):
 
 
 class UserPatch(BaseModel):
-    """``active: false`` signs the user out everywhere and stops their API keys at once."""
+    """``active: false`` signs the user out everywhere and stops their API keys at once. An agent sees
+    every number's conversations unless ``all_numbers`` is false: then those of ``number_ids``, of
+    their teams, and the ones assigned to them. Roles: admin, supervisor (every conversation, no admin
+    screens), agent."""
 
     model_config = ConfigDict(extra="forbid")
     name: str | None = None
     role: str | None = None
     active: Flag | None = None
     password: str | None = None
+    all_numbers: Flag | None = None
+    number_ids: list[str] | None = None
 
 
 class TeamIn(BaseModel):

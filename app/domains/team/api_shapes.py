@@ -11,10 +11,12 @@ class UserShape(ApiShape):
     id: str
     email: str
     name: str | None = None
-    role: str = Field(examples=["agent"])
+    role: str = Field(examples=["agent"], description="admin, supervisor or agent")
     active: bool
     created_at: str | None = None
     deactivated_at: str | None = None
+    all_numbers: bool = Field(True, description="An agent sees every number's conversations (else number_ids')")
+    number_ids: list[str] = Field(default_factory=list)
 
 
 class InvitedUser(UserShape):

@@ -29,8 +29,9 @@ class TeamController(Controller):
         users = await admin.list_users(principal.workspace_id)
         teams = await admin.list_teams(principal.workspace_id)
         names = {str(u.id): u.name or u.email for u in users}
+        numbers = [{"id": str(a.id), "name": a.name} for a in await runtime.accounts.list(principal.workspace_id)]
         return {"active": "team", "users": [user_view(u) for u in users], "teams": [team_view(t) for t in teams],
-                "names": names, "me": str(principal.user_id), "form": {"role": "agent", "mode": "invite"},
+                "names": names, "numbers": numbers, "me": str(principal.user_id), "form": {"role": "agent", "mode": "invite"},
                 "team_form": {}, "link": None, "notice": None, "field_errors": {}, "error": None, **extra}
 
     def _users(self, request: Request, context: dict[str, Any], error: AppError | None = None) -> Template:
@@ -76,6 +77,13 @@ class TeamController(Controller):
     async def update_user(self, user_id: str, request: Request, runtime: Runtime, principal: Principal) -> Template:
         form, _ = await read_form(request)
         return await self._update(request, runtime, principal, user_id, name=form.get("name"), role=form.get("role"))
+
+    @post("/users/{user_id:str}/access", status_code=200)
+    async def set_access(self, user_id: str, request: Request, runtime: Runtime, principal: Principal) -> Template:
+        """Which numbers' conversations an agent sees: all, or those ticked (plus their teams' and their own)."""
+        form, _ = await read_form(request)
+        return await self._update(request, runtime, principal, user_id, all_numbers=form.get("numbers") != "chosen",
+                                  number_ids=await read_list(request, "number_ids"))
 
     @post("/users/{user_id:str}/active", status_code=200)
     async def set_active(self, user_id: str, request: Request, runtime: Runtime, principal: Principal) -> Template:

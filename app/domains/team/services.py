@@ -17,6 +17,7 @@ from beanie.operators import In
 from pymongo.errors import DuplicateKeyError
 
 from app.db import as_utc, parse_object_id, utcnow
+from app.domains.accounts.models import WhatsAppAccount
 from app.domains.conversations.models import Conversation
 from app.domains.team.models import Invitation, Team
 from app.domains.workspaces.models import ApiKey, Role, User, WebSession
@@ -34,7 +35,8 @@ def parse_role(value: str | Role | None, field: str = "role") -> Role:
     try:
         return Role(str(value or "").strip().lower())
     except ValueError:
-        raise ValidationFailed("Choose admin or agent.", details={field: "admin or agent"}) from None
+        raise ValidationFailed("Choose admin, supervisor or agent.",
+                               details={field: "admin, supervisor or agent"}) from None
 
 
 def _check_password(password: str) -> None:
@@ -45,7 +47,8 @@ def _check_password(password: str) -> None:
 
 def user_view(user: User) -> dict[str, Any]:
     return {"id": str(user.id), "email": user.email, "name": user.name, "role": user.role.value,
-            "active": user.active, "created_at": user.created_at, "deactivated_at": user.deactivated_at}
+            "active": user.active, "created_at": user.created_at, "deactivated_at": user.deactivated_at,
+            "all_numbers": user.all_numbers, "number_ids": [str(n) for n in user.number_ids]}
 
 
 def team_view(team: Team) -> dict[str, Any]:
@@ -86,8 +89,10 @@ class TeamAdmin:
         return user, await self._link(user, "invite", INVITE_TTL)
 
     async def update_user(self, actor: Principal, user: User, *, name: str | None = None, role: str | None = None,
-                          active: bool | None = None, password: str | None = None) -> User:
-        """Rename, change role, deactivate / reactivate, or set a password (signs the user out)."""
+                          active: bool | None = None, password: str | None = None, all_numbers: bool | None = None,
+                          number_ids: list[str] | None = None) -> User:
+        """Rename, change role, deactivate / reactivate, set a password (signs the user out), or choose
+        the numbers whose conversations an agent sees (``all_numbers``, ``number_ids``)."""
         new_role = parse_role(role) if role is not None else user.role
         losing_admin = user.role is Role.ADMIN and user.active and (
             new_role is not Role.ADMIN or active is False)
@@ -99,15 +104,19 @@ class TeamAdmin:
                            details={"role": "This is the only active admin."})
         if password is not None:
             _check_password(password)
+        if number_ids is not None:
+            user.number_ids = await self._numbers(user.workspace_id, number_ids)
+        if all_numbers is not None:
+            user.all_numbers = all_numbers
         if name is not None:
             if not name.strip():
                 raise ValidationFailed("Check the highlighted fields.", details={"name": "Cannot be empty."})
             user.name = name.strip()
         if new_role is not user.role:
             user.role = new_role
-            if new_role is Role.AGENT:  # their keys must not keep admin rights
+            if new_role is not Role.ADMIN:  # their keys must not keep admin rights
                 await ApiKey.scoped(user.workspace_id, {"user_id": user.id, "role": Role.ADMIN.value}).update(
-                    {"$set": {"role": Role.AGENT.value}})
+                    {"$set": {"role": new_role.value}})
         if password is not None:
             user.password_hash = hash_password(password)
         await user.save()
@@ -119,8 +128,15 @@ class TeamAdmin:
         elif active is True and not user.active:
             user.active, user.deactivated_at = True, None
             await user.save()
-        await self.people.credentials_changed()  # role, name or password: cached principals carry the old ones
+        await self.people.credentials_changed()  # role, name, numbers or password: cached principals carry the old ones
         return user
+
+    async def _numbers(self, workspace_id: PydanticObjectId, number_ids: list[str]) -> list[PydanticObjectId]:
+        ids = [parse_object_id(n) for n in dict.fromkeys(number_ids)]
+        if any(i is None for i in ids) or await WhatsAppAccount.find(
+                WhatsAppAccount.workspace_id == workspace_id, In(WhatsAppAccount.id, ids)).count() != len(ids):
+            raise ValidationFailed("Unknown number.", details={"number_ids": "Choose numbers of this workspace."})
+        return ids  # type: ignore[return-value]
 
     async def update_own_profile(self, user: User, *, name: str | None = None, current_password: str = "",
                                  new_password: str = "", again: str = "") -> bool:
@@ -220,12 +236,14 @@ class TeamAdmin:
             await (team.insert() if team.id is None else team.save())
         except (DuplicateKeyError, RevisionIdWasChanged):
             raise Conflict("A team with this name exists.", details={"name": "Already used."}) from None
+        await self.people.credentials_changed()  # members see the team's conversations (principals carry teams)
         return team
 
     async def delete_team(self, team: Team) -> None:
         """Conversations assigned to the team keep their agent but lose the team."""
         await Conversation.scoped(team.workspace_id, {"team_id": team.id}).update({"$set": {"team_id": None}})
         await team.delete()
+        await self.people.credentials_changed()
 
     # -- API keys ---------------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from app.db import WorkspaceDocument, utcnow
 
 class Role(StrEnum):
     ADMIN = "admin"
+    SUPERVISOR = "supervisor"
+    """Sees every conversation and reassigns them; no admin screens."""
     AGENT = "agent"
 
 
@@ -36,6 +38,10 @@ class User(WorkspaceDocument):
     password_hash: str
     active: bool = True
     deactivated_at: datetime | None = None
+    all_numbers: bool = True
+    """An agent sees every number's conversations, unless an admin chose some (``number_ids``)."""
+    number_ids: list[PydanticObjectId] = Field(default_factory=list)
+    """The numbers whose conversations an agent sees when ``all_numbers`` is off (app/domains/access)."""
 
     class Settings:
         name = "users"

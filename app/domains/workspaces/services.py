@@ -12,6 +12,8 @@ from pymongo.errors import DuplicateKeyError
 
 from app.changes import Changes
 from app.db import as_utc, utcnow
+from app.domains.access.scope import Scope
+from app.domains.team.models import Team
 from app.domains.workspaces.models import ApiKey, Role, User, WebSession, Workspace
 from app.domains.workspaces.principals import PrincipalCache
 from app.errors import Conflict, TooManyRequests, Unauthorized, ValidationFailed
@@ -36,14 +38,36 @@ class Principal:
     role: Role
     user: User | None = None
     api_key: ApiKey | None = None
+    access: Scope | None = None
+    """What it sees (app/domains/access/scope.py); None: the whole workspace."""
 
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
 
     @property
+    def scope(self) -> Scope:
+        """Pass this, not ``workspace_id``, to services that find or list conversations and messages."""
+        return self.access or Scope.whole(self.workspace_id)
+
+    @property
+    def may_reassign(self) -> bool:
+        """Admins and supervisors take a conversation from another agent; agents only hand over their own."""
+        return self.role in (Role.ADMIN, Role.SUPERVISOR) or (self.user is None and self.api_key is not None)
+
+    @property
     def user_id(self) -> PydanticObjectId | None:
         return self.user.id if self.user else None
+
+
+async def access_of(user: User, role: Role) -> Scope:
+    """What a signed-in user (or their API key, with the key's role) sees (app/domains/access/scope.py)."""
+    if role is not Role.AGENT or user.role is not Role.AGENT or user.all_numbers:
+        return Scope.whole(user.workspace_id)
+    teams = await Team.get_motor_collection().find(
+        {"workspace_id": user.workspace_id, "member_ids": user.id}, {"_id": 1}).to_list(None)
+    return Scope(user.workspace_id, everything=False, account_ids=frozenset(user.number_ids),
+                 team_ids=frozenset(t["_id"] for t in teams), user_id=user.id)
 
 
 def normalise_email(email: str) -> str:
@@ -156,7 +180,8 @@ class AccountsOfPeople:
         user = await User.get(session.user_id)
         if user is None or not user.active:
             return None
-        principal = Principal(workspace_id=user.workspace_id, role=user.role, user=user)
+        principal = Principal(workspace_id=user.workspace_id, role=user.role, user=user,
+                              access=await access_of(user, user.role))
         remaining = (as_utc(session.expires_at) - now).total_seconds()
         self.principals.put("session:" + digest, principal, until=time.monotonic() + remaining)
         return principal
@@ -190,7 +215,8 @@ class AccountsOfPeople:
         now = utcnow()
         if record.last_used_at is None or now - as_utc(record.last_used_at) > _LAST_USED_GRANULARITY:
             await ApiKey.find_one(ApiKey.id == record.id).update({"$set": {"last_used_at": now}})
-        principal = Principal(workspace_id=record.workspace_id, role=record.role, user=user, api_key=record)
+        principal = Principal(workspace_id=record.workspace_id, role=record.role, user=user, api_key=record,
+                              access=await access_of(user, record.role) if user is not None else None)
         self.principals.put("key:" + digest, principal)
         return principal
 
