@@ -58,7 +58,7 @@ sys.path.insert(0, str(ROOT))
 from bench import counting  # noqa: E402
 from bench.counting import Counted, LiveFeed, Meter, percentile  # noqa: E402
 from bench.pyspy import recording, summarize  # noqa: E402
-from bench.sandbox import _SANDBOX, _free_port, _process  # noqa: E402
+from bench.sandbox import _SANDBOX, _free_port, _process, wait_live  # noqa: E402
 from bench.webhooks import closed_loop  # noqa: E402
 
 API_KEY = "bench-api-key-0123456789abcdefghijklmnopqrstuvwxyz"
@@ -378,16 +378,7 @@ def main() -> None:
         stack.callback(stop, web.proc)
         worker = start_inbox("worker", env)
         stack.callback(stop, worker.proc)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{web_port}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or web.proc.poll() is not None or worker.proc.poll() is not None:
-                raise RuntimeError("inbox web / worker did not start")
-            time.sleep(0.1)
+        wait_live(f"http://127.0.0.1:{web_port}/health/live", [web.proc, worker.proc], "inbox web / worker")
         others = {"sandbox": sandbox.pid, "database": db.pid, "redis": redis.pid}
         import uvloop
 

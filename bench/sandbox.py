@@ -87,6 +87,21 @@ def _cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def wait_live(url: str, procs: list[subprocess.Popen[bytes]], what: str, timeout: float = 60.0) -> None:
+    """Until ``url`` answers 200 (``/health/live`` of a started `inbox web`); RuntimeError if a process
+    of ``procs`` ended or the time ran out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def _process(code: str, ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

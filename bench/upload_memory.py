@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import counting  # noqa: E402
-from bench.sandbox import _free_port  # noqa: E402
+from bench.sandbox import _free_port, wait_live  # noqa: E402
 
 API_KEY = "bench-api-key-0123456789abcdefghijklmnopqrstuvwxyz"
 SECRET_KEY = "u" * 48
@@ -143,16 +143,7 @@ def main() -> None:
                 web.kill()
 
         stack.callback(stop)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or web.poll() is not None:
-                raise RuntimeError("inbox web did not start")
-            time.sleep(0.1)
+        wait_live(f"{base}/health/live", [web], "inbox web")
 
         api = stack.enter_context(httpx.Client(base_url=base, timeout=300,
                                                headers={"Authorization": f"Bearer {API_KEY}"}))

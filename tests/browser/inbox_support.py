@@ -160,3 +160,14 @@ class TcpProxy:
 
     def close(self) -> None:
         self.cut()
+
+
+# Browser notifications recorded instead of shown (add_init_script): window.__shown lists them.
+NOTIFICATION_RECORDER = """
+window.__shown = [];
+window.Notification = class {
+  constructor(title, options) { window.__shown.push({title, body: (options || {}).body || ""}); }
+  static requestPermission() { return Promise.resolve("granted"); }
+};
+window.Notification.permission = "granted";
+"""

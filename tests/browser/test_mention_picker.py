@@ -8,16 +8,17 @@ import re
 
 import httpx
 
-from tests.browser.inbox_support import DEMO_ADMIN, csp_violations, demo, sign_in, watch_console  # noqa: F401
+from tests.browser.inbox_support import (  # noqa: F401 - demo is a fixture
+    DEMO_ADMIN,
+    csp_violations,
+    demo,
+    sign_in,
+    watch_console,
+)
+from tests.browser.inbox_support import (
+    NOTIFICATION_RECORDER as RECORDER,
+)
 
-RECORDER = """
-window.__shown = [];
-window.Notification = class {
-  constructor(title, options) { window.__shown.push({title, body: (options || {}).body || ""}); }
-  static requestPermission() { return Promise.resolve("granted"); }
-};
-window.Notification.permission = "granted";
-"""
 ODD_NAME = 'Zed <b>&amp;</b> "Q\'s"'  # HTML-special characters, shown and inserted as typed
 
 

@@ -12,15 +12,7 @@ import re
 import httpx
 
 from tests.browser.inbox_support import DEMO_ADMIN, demo, sign_in  # noqa: F401
-
-RECORDER = """
-window.__shown = [];
-window.Notification = class {
-  constructor(title, options) { window.__shown.push({title, body: (options || {}).body || ""}); }
-  static requestPermission() { return Promise.resolve("granted"); }
-};
-window.Notification.permission = "granted";
-"""
+from tests.browser.inbox_support import NOTIFICATION_RECORDER as RECORDER
 
 
 def shown(page) -> list[dict]:
