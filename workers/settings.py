@@ -35,14 +35,7 @@ CRON_JOBS += [cron(tasks.wake_snoozed_conversations, second={20, 50}, run_at_sta
 
 
 class InboxWorker(Worker):
-    """arq's Worker, minus a poll's round trips for jobs this process is already running, and minus
-    the polls of an idle worker.
-
-    A started job stays in arq's queue until it ends, and every poll (each ``poll_delay``, 5 ms)
-    checks each such job again with a WATCH/EXISTS/ZSCORE/reset pipeline before skipping it. A
-    job can run long (an event delivery waits up to a subscriber's timeout; drain jobs, before
-    the dispatcher, ran 50 s per busy number: ~9 % of a sending worker's CPU with 20 of them).
-    Its own running tasks are skipped here without asking Redis.
+    """arq's Worker, minus the polls of an idle worker, plus the outbox's dispatcher.
 
     A poll that starts no job is followed by a wait for the queue to change (workers/wake.py), of
     at most ``idle_poll_s``: ~10 polls a second instead of ~190 while idle, and an enqueued job still
@@ -52,7 +45,6 @@ class InboxWorker(Worker):
 
     idle_poll_s = IDLE_POLL_SECONDS
     _waker: QueueWaker | None = None
-    _started_jobs = False
     dispatcher: Dispatcher | None = None
     """Starts this process's drainers (set by build_worker, started with the worker)."""
 
@@ -75,22 +67,14 @@ class InboxWorker(Worker):
             await self._waker.start()
         waker = self._waker
         waker.changed.clear()  # before the poll: an enqueue during it ends the wait below at once
-        self._started_jobs = False
+        before = self._started()
         await super()._poll_iteration()
-        if not self._started_jobs:
+        if self._started() == before:
             await waker.wait(self.idle_poll_s)
 
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        tasks = self.tasks
-        if tasks:
-            job_ids = [j for j in job_ids if (t := tasks.get(j.decode())) is None or t.done()]
-        if not job_ids:
-            return await super().start_jobs(job_ids)
-        # Started = a new task under a job's id. Ids running in another worker (or deferred again) are
-        # skipped by arq: a write to the queue, or the idle poll, brings them back.
-        known = dict(tasks)
-        await super().start_jobs(job_ids)
-        self._started_jobs = any(known.get(j) is not t for j, t in self.tasks.items())
+    def _started(self) -> int:
+        """Jobs this worker has started so far (arq's public counters: running, done, failed, retried)."""
+        return len(self.tasks) + self.jobs_complete + self.jobs_failed + self.jobs_retried
 
     async def close(self) -> None:
         if self.dispatcher is not None:
