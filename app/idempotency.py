@@ -7,6 +7,12 @@ kept in Redis for 24 hours and shared by every web process.
 - While the first request is still running, a repeat gets 409 IDEMPOTENCY_IN_PROGRESS (retry).
 - Only successes are kept: after a 4xx/5xx the client may fix the request and use the key again.
 Replayed answers carry ``Idempotent-Replayed: true``.
+
+Sends are the one place where a lost record would cost more than a replay: a message sent twice. So
+the outbox also stores the key on the message it creates (a unique index per workspace) and
+answers a repeat with that message: with Redis away (this middleware then lets requests through)
+or after the 24 hours, a repeated send still finds its first message instead of sending again.
+One header, one rule for the caller; two records only because of what a duplicate send costs.
 """
 
 from __future__ import annotations

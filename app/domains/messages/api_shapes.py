@@ -1,4 +1,5 @@
-"""OpenAPI shapes of the older message routes' answers (issue 4 read API, issue 5 send API).
+"""OpenAPI shapes of the message routes' answers: a page of messages (in the one message shape,
+messages/schemas.MessageOut), uploads, retries, the send body.
 
 The handlers build their JSON as dicts (tests assert those exact fields); these models only document
 that JSON for /schema/openapi.json via ``responses=`` (see ``documented``), so nothing a route returns
@@ -15,106 +16,18 @@ from pydantic import Field
 
 from app.api_shapes import ApiShape as _Shape
 from app.api_shapes import documented
+from app.domains.messages.schemas import MessageOut
 
 __all__ = ["documented"]
 
 
-class ErrorShape(_Shape):
-    code: int | None = Field(None, description="WhatsApp's error code", examples=[131047])
-    title: str | None = None
-    detail: str | None = None
-    agent_message: str | None = Field(None, description="The error in words an agent understands")
-
-
-class ReactionShape(_Shape):
-    emoji: str | None = None
-    by: str | None = Field(None, description="customer or agent")
-    at: str | None = Field(None, description="ISO 8601 time")
-
-
-class ReplyToShape(_Shape):
-    id: str | None = Field(None, description="Our id of the quoted message, when we have it")
-    wamid: str | None = None
-
-
-class ThreadMediaShape(_Shape):
-    state: str | None = Field(None, description="pending, stored or failed")
-    mime_type: str | None = None
-    size: int | None = None
-    filename: str | None = None
-    url: str | None = Field(None, description="Where to download our stored copy (with the same API key)")
-    error: str | None = None
-    attempts: int | None = None
-    next_attempt_at: str | None = None
-
-
-class EditShape(_Shape):
-    type: str | None = None
-    content: Any = None
-    replaced_at: str | None = None
-
-
-class ThreadMessage(_Shape):
-    """A message as listed in a conversation's thread."""
-
-    id: str = Field(examples=["665f1c2e8a4b5c6d7e8f9012"])
-    conversation_id: str
-    wamid: str | None = None
-    direction: str = Field(description="inbound, outbound or internal", examples=["inbound"])
-    type: str = Field(examples=["text"])
-    content: Any = Field(None, description="Meta's object for that type", examples=[{"body": "Hello!"}])
-    status: str = Field(examples=["delivered"])
-    error: ErrorShape | None = None
-    reactions: list[ReactionShape] = Field(default_factory=list)
-    reply_to: ReplyToShape | None = None
-    context: Any = None
-    referral: Any = None
-    media: ThreadMediaShape | None = None
-    edited: bool = False
-    edits: list[EditShape] = Field(default_factory=list)
-    deleted_at: str | None = None
-    pricing_category: str | None = None
-    status_at: dict[str, str | None] = Field(default_factory=dict, description="When each status was reached")
-    created_at: str | None = None
-
-
 class ThreadPage(_Shape):
-    data: list[ThreadMessage]
+    data: list[MessageOut]
     next_cursor: str | None = Field(None, description="Pass as cursor for the next page; null on the last")
 
 
-class SentMediaShape(_Shape):
-    id: str | None = None
-    mime_type: str | None = None
-    size: int | None = None
-    filename: str | None = None
-
-
-class SentMessage(_Shape):
-    """An outbound message and its delivery state, as the send API answers it."""
-
-    id: str = Field(examples=["665f1c2e8a4b5c6d7e8f9012"])
-    conversation_id: str
-    account_id: str
-    contact_id: str
-    direction: str = Field(examples=["outbound"])
-    type: str = Field(examples=["text"])
-    content: Any = Field(None, description="Meta's object for that type", examples=[{"body": "Hello!"}])
-    status: str = Field(description="queued, accepted, sent, delivered, read, played or failed",
-                        examples=["queued"])
-    status_at: dict[str, str | None] = Field(default_factory=dict)
-    wamid: str | None = None
-    to: str | None = Field(None, description="The recipient's number")
-    error: ErrorShape | None = None
-    reply_to: str | None = Field(None, description="Our id, or the wamid, of the quoted message")
-    priority: Any = None
-    via: str | None = None
-    rendered: dict[str, Any] | None = Field(None, description="A template as the customer read it (header, body, "
-                                                             "footer, buttons with the parameters filled in)")
-    attempts: int | None = None
-    media: SentMediaShape | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
+SentMessage = MessageOut
+"""The send routes answer the one message shape (messages/schemas.py)."""
 
 
 class UploadedMedia(_Shape):

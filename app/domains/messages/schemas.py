@@ -25,14 +25,32 @@ class ReactionOut(BaseModel):
 
 
 class MediaOut(BaseModel):
+    id: str | None = Field(None, description="Our stored copy's id (to send the same file again)")
     state: Literal["pending", "stored", "failed"]
     mime_type: str | None = None
     size: int | None = None
     filename: str | None = None
     url: str | None = Field(None, description="Where to download our stored copy (with the same API key)")
+    error: str | None = Field(None, description="Why the download from WhatsApp failed (inbound)")
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+
+
+class ReplyToOut(BaseModel):
+    id: str | None = Field(None, description="Our id of the quoted message, when we have it")
+    wamid: str | None = None
+
+
+class EditOut(BaseModel):
+    type: str | None = None
+    content: Any = None
+    replaced_at: datetime | None = None
 
 
 class MessageOut(BaseModel):
+    """The one JSON shape of a message: API answers (read, send, retry, notes, reactions), event webhooks
+    and exports."""
+
     id: str = Field(examples=["665f1c2e8a4b5c6d7e8f9012"])
     conversation_id: str
     account_id: str
@@ -46,9 +64,13 @@ class MessageOut(BaseModel):
                                     "inbound", examples=["delivered"])
     status_at: dict[str, datetime] = Field(description="When each status was reached")
     wamid: str | None = None
+    to: str | None = Field(None, description="The recipient's number (outbound)")
     error: MessageErrorOut | None = None
-    reply_to_id: str | None = None
-    reply_to_wamid: str | None = None
+    attempts: int = Field(0, description="Send attempts (outbound)")
+    priority: str | None = Field(None, description="agent or bulk (outbound)")
+    reply_to: ReplyToOut | None = Field(None, description="The message this one quotes")
+    context: dict[str, Any] | None = Field(None, description="Meta's context object of an inbound message")
+    referral: dict[str, Any] | None = Field(None, description="Meta's referral object (a click-to-WhatsApp ad)")
     reactions: list[ReactionOut] = Field(default_factory=list)
     media: MediaOut | None = None
     via: str | None = Field(None, description="inbox, api, ... for outbound messages")
@@ -57,26 +79,48 @@ class MessageOut(BaseModel):
                           "parameters filled in", examples=[{"header": None, "body": "Hi Ana, your order #42 is ready.",
                                                             "footer": "Coffee Co", "buttons": ["Thanks"]}])
     sent_by: str | None = Field(None, description="The agent who wrote it")
+    edited: bool = False
+    edits: list[EditOut] = Field(default_factory=list, description="What the customer's message said before each edit")
     deleted_at: datetime | None = None
+    pricing_category: str | None = None
     created_at: datetime
     updated_at: datetime
 
 
-def message_out(message: Message) -> MessageOut:
+def message_out(message: Message, quoted: dict[str, Any] | None = None) -> MessageOut:
+    """``quoted``: wamid -> our id, for quoted messages stored after the reply (MessageQueries.quoted_ids)."""
     error = message.error
     media = message.media
+    reply_to = None
+    if message.reply_to_wamid or message.reply_to_id:
+        reply_id = message.reply_to_id or (quoted or {}).get(message.reply_to_wamid or "")
+        reply_to = ReplyToOut(id=str(reply_id) if reply_id else None, wamid=message.reply_to_wamid)
     return MessageOut(
         id=str(message.id), conversation_id=str(message.conversation_id), account_id=str(message.account_id),
         contact_id=str(message.contact_id), direction=message.direction, type=message.type,
         content=message.content, status=message.status.value,
-        status_at={k: as_utc(v) for k, v in message.status_at.items()}, wamid=message.wamid,
+        status_at={k: as_utc(v) for k, v in message.status_at.items()}, wamid=message.wamid, to=message.recipient,
         error=MessageErrorOut(code=error.code, title=error.title, detail=error.detail,
                               agent_message=error.agent_message) if error else None,
-        reply_to_id=str(message.reply_to_id) if message.reply_to_id else None, reply_to_wamid=message.reply_to_wamid,
+        attempts=message.attempts, priority=message.priority if message.direction == "outbound" else None,
+        reply_to=reply_to, context=message.context, referral=message.referral,
         reactions=[ReactionOut(emoji=r.emoji, by=r.by, at=as_utc(r.at)) for r in message.reactions if r.emoji],
-        media=MediaOut(state=media.state, mime_type=media.mime_type, size=media.size, filename=media.filename,
-                       url=f"/media/{media.stored_file_id}" if media.stored_file_id else None) if media else None,
+        media=MediaOut(id=str(media.stored_file_id) if media.stored_file_id else None, state=media.state,
+                       mime_type=media.mime_type, size=media.size, filename=media.filename,
+                       url=f"/media/{media.stored_file_id}" if media.stored_file_id else None, error=media.error,
+                       attempts=media.attempts,
+                       next_attempt_at=as_utc(media.next_attempt_at) if media.next_attempt_at else None)
+        if media else None,
         via=message.via, rendered=message.rendered, sent_by=str(message.sent_by) if message.sent_by else None,
+        edited=bool(message.edits) and message.deleted_at is None,
+        edits=[EditOut(type=e.type, content=e.content, replaced_at=as_utc(e.replaced_at) if e.replaced_at else None)
+               for e in message.edits],
         deleted_at=as_utc(message.deleted_at) if message.deleted_at else None,
+        pricing_category=message.pricing_category,
         created_at=as_utc(message.timestamp), updated_at=as_utc(message.updated_at),
     )
+
+
+def message_json(message: Message, quoted: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``message_out`` as JSON-ready values (for handlers that answer dicts)."""
+    return message_out(message, quoted).model_dump(mode="json")

@@ -3,7 +3,9 @@
 Thin handlers over :class:`~app.domains.outbox.service.OutboxService` (the one send path).
 Sends answer ``202 Accepted`` with the message as stored (status ``queued``): delivery goes on
 in the background and shows in ``GET /api/v1/messages/{id}`` and the live events.
-An ``Idempotency-Key`` header makes a repeated POST return the first message instead of a second.
+An ``Idempotency-Key`` header makes a repeated POST return the first message instead of a second
+(app/idempotency.py answers repeats; the message keeps the key too, so that a repeat never sends
+twice, even while Redis is away or after the 24 hours).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from app.domains.messages.api_shapes import (
     UploadedMedia,
     documented,
 )
-from app.domains.messages.models import Message
+from app.domains.messages.schemas import message_json
 from app.domains.outbox.media import MAX_UPLOAD_BYTES, OutboundMedia, too_large
 from app.domains.outbox.service import Draft
 from app.domains.outbox.uploads import receive_upload
@@ -32,37 +34,6 @@ from app.errors import ValidationFailed
 from app.runtime import Runtime
 
 IDEMPOTENCY_HEADER = "idempotency-key"
-_MAX_KEY = 200
-
-
-def message_view(message: Message) -> dict[str, Any]:
-    """The API shape of a message (same fields as the conversation's message list)."""
-    error = message.error
-    return {
-        "id": str(message.id),
-        "conversation_id": str(message.conversation_id),
-        "account_id": str(message.account_id),
-        "contact_id": str(message.contact_id),
-        "direction": message.direction,
-        "type": message.type,
-        "content": message.content,
-        "status": message.status.value,
-        "status_at": {k: v.isoformat() for k, v in message.status_at.items()},
-        "wamid": message.wamid,
-        "to": message.recipient,
-        "error": {"code": error.code, "title": error.title, "detail": error.detail,
-                  "agent_message": error.agent_message} if error else None,
-        "reply_to": str(message.reply_to_id) if message.reply_to_id else message.reply_to_wamid,
-        "priority": message.priority,
-        "via": message.via,
-        "rendered": message.rendered,
-        "attempts": message.attempts,
-        "media": {"id": str(message.media.stored_file_id) if message.media.stored_file_id else None,
-                  "mime_type": message.media.mime_type, "size": message.media.size,
-                  "filename": message.media.filename} if message.media else None,
-        "created_at": message.created_at.isoformat(),
-        "updated_at": message.updated_at.isoformat(),
-    }
 
 
 def media_view(media: OutboundMedia) -> dict[str, Any]:
@@ -100,10 +71,7 @@ def _draft(data: dict[str, Any]) -> Draft:
 
 
 def _options(request: Request[Any, Any, Any], principal: Principal, data: dict[str, Any]) -> dict[str, Any]:
-    key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is not None and (not key.strip() or len(key) > _MAX_KEY):
-        raise ValidationFailed(f"Idempotency-Key must be 1 to {_MAX_KEY} characters.",
-                               error_code="IDEMPOTENCY_KEY_INVALID")
+    key = request.headers.get(IDEMPOTENCY_HEADER)  # checked by app/idempotency.py before the handler
     priority = data.get("priority", "agent")
     if priority not in ("agent", "bulk"):
         raise ValidationFailed("priority must be agent or bulk.", details={"priority": "agent or bulk"})
@@ -128,7 +96,7 @@ class SendApi(Controller):
         message = await runtime.outbox.send_to(principal.workspace_id, to or "", draft,
                                                account_id=_text_field(data, "account_id", required=False),
                                                **_options(request, principal, data))
-        return message_view(message)
+        return message_json(message)
 
     @post("/conversations/{conversation_id:str}/messages", status_code=202, summary="Send in a conversation",
           responses=documented(202, SentMessage, "The message, queued to send"))
@@ -143,17 +111,17 @@ class SendApi(Controller):
         draft = _draft(data)
         message = await runtime.outbox.send_in(principal.scope, conversation_id, draft,
                                                **_options(request, principal, data))
-        return message_view(message)
+        return message_json(message)
 
     @get("/messages/{message_id:str}", summary="One message with its delivery status",
          responses=documented(200, SentMessage, "The message"))
     async def get_message(self, runtime: Runtime, principal: Principal, message_id: str) -> dict[str, Any]:
-        return message_view(await runtime.outbox.get(principal.scope, message_id))
+        return message_json(await runtime.outbox.get(principal.scope, message_id))
 
     @post("/messages/{message_id:str}/retry", status_code=202, summary="Send a failed message again",
           responses=documented(202, SentMessage, "The message, queued again"))
     async def retry_message(self, runtime: Runtime, principal: Principal, message_id: str) -> dict[str, Any]:
-        return message_view(await runtime.outbox.retry(principal.scope, message_id))
+        return message_json(await runtime.outbox.retry(principal.scope, message_id))
 
     @post("/accounts/{account_id:str}/retry-failed", status_code=202, guards=[requires_admin],
           summary="Send again the number's messages that failed since a time (default: the last 24 h)",
