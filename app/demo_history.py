@@ -129,7 +129,7 @@ async def seed_history(runtime: Runtime, sandbox_state, workspace_id, accounts: 
             "last_message": MessagePreview(text=preview_text(last.type, last.content), direction=last.direction, type=last.type,
                                            status=last.status.value, message_id=last.id).model_dump(),
         }
-        await Conversation.get_motor_collection().update_one({"_id": conversation.id}, {"$set": changes})
+        await Conversation.find_one(Conversation.id == conversation.id).update({"$set": changes})
         conversation = await Conversation.get(conversation.id)
         if sandbox_state is not None and last_inbound is not None:
             number = sandbox_state.numbers.get(account.phone_number_id)
@@ -147,7 +147,7 @@ async def seed_history(runtime: Runtime, sandbox_state, workspace_id, accounts: 
         elif spec["status"] != "open":
             await actions.set_status(conversation, spec["status"], by=agent)
         # The events above must not push the row above real messages: keep the activity time.
-        await Conversation.get_motor_collection().update_one({"_id": conversation.id}, {"$set": {
+        await Conversation.find_one(Conversation.id == conversation.id).update({"$set": {
             "last_message_at": last.timestamp, "status": ConversationStatus(spec["status"]).value}})
 
 

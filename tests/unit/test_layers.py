@@ -111,3 +111,35 @@ def test_the_rule_sees_a_handler_that_queries():
         assert _database_calls(probe, {"Conversation"}) == ["tests/unit/_layers_probe.py:4 Conversation.get_scoped()"]
     finally:
         probe.unlink()
+
+
+# Beanie for queries (issue 13); motor's collection only where a reason is written here. Per
+# message on the paths bench/*.py counts, a raw read with a projection, validated once, costs less
+# CPU than Beanie's query objects; some operations have no Beanie form at all.
+RAW_MOTOR = {
+    "app/domains/inbox/queries.py": "the inbox list, search and thread per page and per live event (bench/live.py)",
+    "app/domains/live/feed.py": "each live event read once per web process, validated once (bench/live.py)",
+    "app/domains/webhooks/ingest.py": "per webhook: find_one_and_update of the stored body, bulk writes (bench/webhooks.py)",
+    "app/domains/messages/ingest.py": "per inbound message: bulk upserts (bench/webhooks.py)",
+    "app/domains/messages/status.py": "per status: one conditional update that only moves forward (2 operations)",
+    "app/domains/outbox/drainer.py": "per send: messages read back after a hand-over, with a projection",
+    "app/domains/outbox/acceptance.py": "per batch of sends: one bulk_write",
+    "app/domains/outbox/service.py": "retry_failed: ids only (projection) over a number's failures",
+    "app/domains/outbox/sweeper.py": "the sweep reads thousands of queued messages' ids (projection)",
+    "app/domains/conversations/services.py": "update pipelines ($cond on the stored status) and a $lookup aggregate",
+    "app/domains/conversations/search.py": "the search-token backfill: projected scans and bulk writes",
+    "app/domains/contacts/services.py": "an upsert returning the document (find_one_and_update with $setOnInsert)",
+    "app/domains/contacts/directory.py": "erasure: projected scan of stored webhook bodies",
+    "app/domains/webhooks/services.py": "projected scans of stored webhook bodies (sweep, admin problems list)",
+    "app/domains/webhooks/updates.py": "$push with $slice, guarded against applying an update twice",
+    "app/domains/analytics/services.py": "aggregation pipelines",
+    "app/domains/media/store.py": "GridFS's own collections (motor's bucket)",
+    "app/domains/system/embedded_size.py": "estimated_document_count (Beanie only counts exactly)",
+}
+
+
+def test_raw_collection_access_only_where_a_reason_is_written():
+    using = {str(path.relative_to(ROOT)) for path in (ROOT / "app").rglob("*.py")
+             if "get_motor_collection()" in path.read_text()}
+    assert using - RAW_MOTOR.keys() == set(), "use Beanie, or write the reason in RAW_MOTOR"
+    assert RAW_MOTOR.keys() - using == set(), "no longer raw: drop it from RAW_MOTOR"

@@ -84,11 +84,12 @@ class ContactEditing:
         if "name" in changes:  # the inbox search finds the contact by its new name
             changes["search_tokens"] = contact.search_tokens = contact_tokens_of(contact)
         contact.updated_at = now
-        await Contact.get_motor_collection().update_one(
-            {"_id": contact.id, "workspace_id": contact.workspace_id}, {"$set": {**changes, "updated_at": now}})
+        await Contact.find_one(Contact.id == contact.id, Contact.workspace_id == contact.workspace_id).update(
+            {"$set": {**changes, "updated_at": now}})
         # The list shows the contact's name: touch its conversations so open inboxes and catch-up see it.
-        conversations = await Conversation.scoped(contact.workspace_id, Conversation.contact_id == contact.id).to_list()
+        theirs = Conversation.scoped(contact.workspace_id, Conversation.contact_id == contact.id)
+        conversations = await theirs.to_list()
+        await theirs.update({"$set": {"updated_at": now}})
         for conversation in conversations:
-            await Conversation.get_motor_collection().update_one({"_id": conversation.id}, {"$set": {"updated_at": now}})
             await self.live.publish(contact.workspace_id, "conversation.updated", conversation_id=str(conversation.id))
         return contact

@@ -259,9 +259,9 @@ class ConversationActions:
     async def _save(self, conversation: Conversation, changes: dict[str, Any]) -> None:
         now = utcnow()
         conversation.updated_at = now
-        result = await Conversation.get_motor_collection().update_one(
-            {"_id": conversation.id, "workspace_id": conversation.workspace_id},
-            {"$set": {**changes, "updated_at": now}})
+        result = await Conversation.find_one(
+            Conversation.id == conversation.id, Conversation.workspace_id == conversation.workspace_id,
+        ).update({"$set": {**changes, "updated_at": now}})
         if result.matched_count == 0:
             raise NotFound("conversation not found", details={"id": str(conversation.id)})
         await self.live.publish(conversation.workspace_id, "conversation.updated", conversation_id=str(conversation.id))

@@ -78,7 +78,7 @@ class MediaFetcher:
         stored = await self.store.put(
             message.workspace_id, data, kind=message.type, content_type=content_type,
             filename=media.filename or "", message_id=message.id, meta_media_id=media.meta_media_id)
-        await Message.get_motor_collection().update_one({"_id": message.id}, {"$set": {
+        await Message.find_one(Message.id == message.id).update({"$set": {
             "media.state": "stored", "media.stored_file_id": stored.id, "media.size": stored.length,
             "media.mime_type": content_type, "media.attempts": attempt, "media.error": None,
             "media.next_attempt_at": None, "updated_at": utcnow()}})
@@ -112,7 +112,7 @@ class MediaFetcher:
             log.info("media download failed", message_id=str(message.id), attempt=attempt, error=str(exc)[:200])
             return await self._fail(message, reason, attempts=attempt)
         delay = retry_delay(attempt, exc.retry_after)
-        await Message.get_motor_collection().update_one({"_id": message.id}, {"$set": {
+        await Message.find_one(Message.id == message.id).update({"$set": {
             "media.state": "pending", "media.attempts": attempt, "media.error": reason,
             "media.next_attempt_at": utcnow() + timedelta(seconds=delay), "updated_at": utcnow()}})
         await self._changed(message)
@@ -123,7 +123,7 @@ class MediaFetcher:
                    "updated_at": utcnow()}
         if attempts is not None:
             changes["media.attempts"] = attempts
-        await Message.get_motor_collection().update_one({"_id": message.id}, {"$set": changes})
+        await Message.find_one(Message.id == message.id).update({"$set": changes})
         await self._changed(message)
         return FetchResult("failed", reason)
 

@@ -312,5 +312,5 @@ class OutboundMediaService:
     async def remember_meta_id(self, media: OutboundMedia, account_id: PydanticObjectId | str, meta_id: str) -> None:
         upload = MetaUpload(media_id=meta_id, expires_at=utcnow() + META_ID_LIFETIME)
         media.meta_ids[str(account_id)] = upload
-        await OutboundMedia.get_motor_collection().update_one(
-            {"_id": media.id}, {"$set": {f"meta_ids.{account_id}": upload.model_dump()}})
+        await OutboundMedia.find_one(OutboundMedia.id == media.id).update(
+            {"$set": {f"meta_ids.{account_id}": upload.model_dump()}})

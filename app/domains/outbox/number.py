@@ -149,22 +149,23 @@ class NumberState:
     async def _store_circuit(self, until: Any) -> None:
         self._circuit_writes += 1  # odd while the write is in flight
         try:
-            await WhatsAppAccount.get_motor_collection().update_one(
-                {"_id": self.account.id}, {"$set": {"health.circuit_open_until": until}})
+            await WhatsAppAccount.find_one(WhatsAppAccount.id == self.account.id).update(
+                {"$set": {"health.circuit_open_until": until}})
         finally:
             self._circuit_writes += 1
         await self.s.runtime.accounts.changed(self.account.id)
 
     async def mark_token_invalid(self, error: GraphError) -> None:
         log.warning("token refused by WhatsApp: sends held until it is replaced", account_id=self.account_id)
-        await WhatsAppAccount.get_motor_collection().update_one(
-            {"_id": self.account.id, "access_token_encrypted": self.account.access_token_encrypted},
-            {"$set": {"health.token_state": "invalid", "health.last_send_error": _send_error(error).model_dump()}})
+        await WhatsAppAccount.find_one(  # the token it refused: a new one saved meanwhile stays valid
+            WhatsAppAccount.id == self.account.id,
+            WhatsAppAccount.access_token_encrypted == self.account.access_token_encrypted,
+        ).update({"$set": {"health.token_state": "invalid", "health.last_send_error": _send_error(error).model_dump()}})
         await self.s.runtime.accounts.changed(self.account.id)  # the API refuses new sends at once
 
     async def record_account_error(self, error: GraphError) -> None:
-        await WhatsAppAccount.get_motor_collection().update_one(
-            {"_id": self.account.id}, {"$set": {"health.last_send_error": _send_error(error).model_dump()}})
+        await WhatsAppAccount.find_one(WhatsAppAccount.id == self.account.id).update(
+            {"$set": {"health.last_send_error": _send_error(error).model_dump()}})
 
 
 def _send_error(error: GraphError) -> SendError:

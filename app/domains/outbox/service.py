@@ -177,8 +177,8 @@ class OutboxService:
         reactions = [r for r in target.reactions if not (r.by == "agent" and r.user_id == by)]
         if emoji:
             reactions.append(Reaction(by="agent", emoji=emoji, user_id=by))
-        await Message.get_motor_collection().update_one(
-            {"_id": target.id}, {"$set": {"reactions": [r.model_dump() for r in reactions], "updated_at": utcnow()}})
+        await Message.find_one(Message.id == target.id).update(
+            {"$set": {"reactions": [r.model_dump() for r in reactions], "updated_at": utcnow()}})
         target.reactions = reactions
         await self.live.publish(workspace_id, "message.updated", conversation_id=str(conversation.id),
                                 message_id=str(target.id))
@@ -205,8 +205,7 @@ class OutboxService:
         now = utcnow()
         # Sent again to the contact's number as it is now (a message stored without one, e.g. by an
         # older version, gets it here).
-        result = await Message.get_motor_collection().update_one(
-            {"_id": message.id, "status": MessageStatus.FAILED.value},
+        result = await Message.find_one(Message.id == message.id, Message.status == MessageStatus.FAILED).update(
             {"$set": {"status": MessageStatus.QUEUED.value, "error": None, "wamid": None, "attempts": 0,
                       "recipient": message.recipient or self._recipient(contact),
                       f"status_at.{MessageStatus.QUEUED.value}": now, "updated_at": now}},
@@ -228,8 +227,8 @@ class OutboxService:
         self._check_account(account)
         # An admin retrying says the number works again: the next drainer starts with a closed
         # circuit (if WhatsApp still fails, a few failures open it again).
-        await WhatsAppAccount.get_motor_collection().update_one(
-            {"_id": account.id}, {"$set": {"health.circuit_open_until": None}})
+        await WhatsAppAccount.find_one(WhatsAppAccount.id == account.id).update(
+            {"$set": {"health.circuit_open_until": None}})
         await self.accounts.changed(account.id)
         # Served by the (account_id, status, _id) index: an equality pair, then the _id range
         # (ids hold their creation time in seconds since 1970, so ``since`` is kept inside that).

@@ -107,10 +107,10 @@ class Deliverer:
         now = attempt.at
         changes: dict[str, Any] = {"last_attempt_at": now, "last_status_code": attempt.status_code,
                                    "last_error": attempt.error}
-        collection = Subscription.get_motor_collection()
+        this = Subscription.find_one(Subscription.id == subscription.id)
         if ok:
             changes.update(failing_since=None, last_success_at=now)
-            await collection.update_one({"_id": subscription.id}, {"$set": changes})
+            await this.update({"$set": changes})
             return
         failing_since = as_utc(subscription.failing_since) if subscription.failing_since else now
         changes["failing_since"] = failing_since
@@ -122,24 +122,23 @@ class Deliverer:
             log.warning("event subscription disabled", subscription_id=str(subscription.id))
             # Its waiting deliveries first: once the endpoint shows as disabled, they show as cancelled
             # (one created in between is cancelled by its attempt, which finds the endpoint inactive).
-            await Delivery.get_motor_collection().update_many(
-                {"subscription_id": subscription.id, "state": DeliveryState.PENDING.value},
+            await Delivery.find(Delivery.subscription_id == subscription.id,
+                                Delivery.state == DeliveryState.PENDING).update(
                 {"$set": {"state": DeliveryState.CANCELLED.value, "next_attempt_at": None, "updated_at": now}})
-            await collection.update_one({"_id": subscription.id}, {"$set": changes})
+            await this.update({"$set": changes})
             return
-        await collection.update_one({"_id": subscription.id}, {"$set": changes})
+        await this.update({"$set": changes})
 
     async def _finish(self, delivery: Delivery, state: DeliveryState) -> None:
-        await Delivery.get_motor_collection().update_one(
-            {"_id": delivery.id}, {"$set": {"state": state.value, "next_attempt_at": None, "updated_at": utcnow()}})
+        await Delivery.find_one(Delivery.id == delivery.id).update(
+            {"$set": {"state": state.value, "next_attempt_at": None, "updated_at": utcnow()}})
 
     async def redeliver(self, subscription: Subscription, delivery: Delivery) -> Delivery:
         """Send again by hand (any state): a fresh 24-hour retry window, the same event id and body."""
         if not subscription.active:
             raise Conflict("This endpoint is disabled: enable it first.", error_code="SUBSCRIPTION_DISABLED")
         now = utcnow()
-        await Delivery.get_motor_collection().update_one(
-            {"_id": delivery.id},
+        await Delivery.find_one(Delivery.id == delivery.id).update(
             {"$set": {"state": DeliveryState.PENDING.value, "next_attempt_at": now,
                       "retry_until": now + DISABLE_AFTER, "updated_at": now}})
         fresh = await Delivery.get(delivery.id)

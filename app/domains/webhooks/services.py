@@ -260,8 +260,8 @@ async def sweep_stale_events(pool: ArqRedis, *, grace: timedelta = SWEEP_GRACE, 
 
 async def prune_ingested_events(*, keep: timedelta = EVENT_RETENTION) -> int:
     """Forget raw bodies ingested more than ``keep`` ago (Meta redelivers for 7 days at most)."""
-    result = await WebhookEvent.get_motor_collection().delete_many({"ingested_at": {"$lt": utcnow() - keep}})
-    return result.deleted_count
+    result = await WebhookEvent.find(WebhookEvent.ingested_at < utcnow() - keep).delete()
+    return result.deleted_count if result is not None else 0
 
 
 def _same(a: str, b: str) -> bool:

@@ -64,10 +64,9 @@ async def access_of(user: User, role: Role) -> Scope:
     """What a signed-in user (or their API key, with the key's role) sees (app/domains/access/scope.py)."""
     if role is not Role.AGENT or user.role is not Role.AGENT or user.all_numbers:
         return Scope.whole(user.workspace_id)
-    teams = await Team.get_motor_collection().find(
-        {"workspace_id": user.workspace_id, "member_ids": user.id}, {"_id": 1}).to_list(None)
+    teams = await Team.find(Team.workspace_id == user.workspace_id, Team.member_ids == user.id).to_list()
     return Scope(user.workspace_id, everything=False, account_ids=frozenset(user.number_ids),
-                 team_ids=frozenset(t["_id"] for t in teams), user_id=user.id)
+                 team_ids=frozenset(t.id for t in teams if t.id is not None), user_id=user.id)
 
 
 def normalise_email(email: str) -> str:
