@@ -195,3 +195,13 @@ def test_the_inbox_and_the_live_feed_show_a_limited_agent_only_their_conversatio
         assert not any(aiko in f or "Aiko" in f for f in frames), frames
     finally:
         ws.close()
+
+
+async def test_an_agents_figures_cover_the_numbers_they_see(shop):
+    client, world, made, _ = shop
+    mine = (await client.get("/api/v1/analytics/summary", headers=world.agent_auth)).json()
+    everything = (await client.get("/api/v1/analytics/summary", headers=world.auth)).json()
+    assert (mine["messages_in"], everything["messages_in"]) == (6, 9)  # Main's 6; Other's 3 are not hers whole
+    other = made["hidden"][0].account_id
+    assert (await client.get(f"/api/v1/analytics/summary?account_id={other}", headers=world.agent_auth)
+            ).json()["messages_in"] == 0

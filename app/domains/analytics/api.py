@@ -63,7 +63,7 @@ class AnalyticsApi(Controller):
         account = parse_object_id(account_id) if account_id is not None else None
         if account_id is not None and account is None:
             raise ValidationFailed("account_id is not an id.", details={"account_id": "not an id"}, status_code=400)
-        s = await Analytics().summary(principal.workspace_id, since, until, account)
+        s = await Analytics().summary(principal.scope, since, until, account)
         return AnalyticsSummary(
             start=s.since, end=s.until, account_id=account_id, messages_in=s.messages_in, messages_out=s.messages_out,
             delivered_rate=s.rate(s.delivered), read_rate=s.rate(s.read), failed=s.failed,

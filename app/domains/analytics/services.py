@@ -15,6 +15,7 @@ from typing import Any
 from beanie import PydanticObjectId
 
 from app.db import as_utc
+from app.domains.access.scope import Scope, scope_of
 from app.domains.messages.models import Message
 from app.errors import ValidationFailed
 
@@ -49,8 +50,11 @@ class Summary:
 
 
 class Analytics:
-    async def summary(self, workspace_id: PydanticObjectId, since: datetime, until: datetime,
+    async def summary(self, who: PydanticObjectId | Scope, since: datetime, until: datetime,
                       account_id: PydanticObjectId | None = None) -> Summary:
+        """The figures of the numbers ``who`` sees whole (an agent limited to some numbers: those)."""
+        scope = scope_of(who)
+        workspace_id = scope.workspace_id
         since, until = as_utc(since), as_utc(until)
         if until <= since:
             raise ValidationFailed("`to` must be after `from`.", details={"to": until.isoformat()}, status_code=400)
@@ -58,7 +62,9 @@ class Analytics:
             raise ValidationFailed("At most 366 days at a time.", details={"from": since.isoformat()}, status_code=400)
         match: dict[str, Any] = {"workspace_id": workspace_id, "timestamp": {"$gte": since, "$lt": until}}
         if account_id is not None:
-            match["account_id"] = account_id
+            match["account_id"] = account_id if scope.sees_number(account_id) else {"$in": []}
+        elif not scope.everything:
+            match["account_id"] = {"$in": sorted(scope.account_ids)}
         summary = Summary(since=since, until=until)
         collection = Message.get_motor_collection()
         summary.messages_in = await collection.count_documents({**match, "direction": "inbound"})
