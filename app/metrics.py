@@ -19,6 +19,9 @@ from app.errors import error_body
 WEBHOOK_ITEMS_REJECTED = Counter("inbox_webhook_items_rejected_total",
                                  "Webhook items left out because they could not be read (the rest of the body "
                                  "was applied; the raw body keeps them).", ["field"])
+WEBHOOK_UNKNOWN = Counter("inbox_webhook_unknown_total",
+                          "Parts of webhooks this version does not know (a change field, or a field of a "
+                          "message, status or contact): kept in the raw body, not applied.", ["where", "name"])
 OUTBOX_QUEUED = Counter("inbox_outbox_queued_total", "Messages accepted into the outbox.", ["type", "priority"])
 SENDS = Counter("inbox_sends_total", "Send attempts by message type and result (accepted, failed, retry).",
                 ["type", "result"])

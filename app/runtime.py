@@ -65,7 +65,7 @@ class Runtime:
             changes=self.changes,
         )
         # One ingestor per process: the webhook endpoint applies bodies with it, the worker stored ones.
-        self.ingestor = WebhookIngestor(self.live, self._enqueue_media, self.templates)
+        self.ingestor = WebhookIngestor(self.live, self._enqueue_media, self.templates, accounts=self.accounts)
         self.webhooks = WebhookReceiver(self.accounts, lambda: self.arq, self.ingestor)
         # The one send path (validate -> outbox -> drain job); a new token resumes held sends.
         self.outbox = OutboxService(redis=self.redis, arq=lambda: self.arq, live=self.live, accounts=self.accounts,

@@ -12,10 +12,15 @@ Graph (``/sandbox/graph/{version}/``, version optional, bearer token required):
 media download URLs live under ``/sandbox/lookaside/whatsapp_business/attachments/``.
 
 Control (``/sandbox/control/``; the same names exist on ``SandboxState``):
-``POST numbers`` (register / update, 201) · ``GET numbers`` · ``POST inbound`` (a customer
-writes; ``timestamp`` optional) · ``GET|DELETE sent`` · ``POST|DELETE faults`` ·
-``POST templates`` (seed, 201) · ``POST templates/{id}/status`` · ``POST media/expire_urls`` ·
-``GET deliveries`` (webhook attempts) · ``POST reset``.
+``POST numbers`` (register / update, 201; ``groups_enabled``) · ``GET numbers`` · ``POST inbound``
+(a customer writes: ``from`` and/or ``user_id``, ``username``, ``group_id``; answers
+``{wamid, user_id, wa_id}``) · ``GET users`` · ``POST users/change_number`` · ``POST|GET groups``
+· ``POST groups/{id}/participants`` · ``DELETE groups/{id}`` · ``GET|DELETE sent`` ·
+``POST|DELETE faults`` · ``POST templates`` (seed, 201) · ``POST templates/{id}/status``
+(``rejection_info``) · ``POST media/expire_urls`` · ``GET deliveries`` · ``POST reset``.
+
+Shapes are Meta's 2026 ones: business-scoped user ids (``app.sandbox.users``), per-message
+pricing (``app.sandbox.outcomes``), groups (``app.sandbox.groups``), sends by ``recipient``.
 """
 
 from app.sandbox.plugin import SANDBOX_PATH, SandboxPlugin, create_sandbox_app, sandbox_router

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from litestar import Request, Response, delete, get, post
 from litestar.params import FromPath
 
+from app.sandbox.control_people import fields as _fields
+from app.sandbox.control_people import people_handlers
 from app.sandbox.errors import GraphError, invalid_param
 from app.sandbox.http import json_body, json_response
 
@@ -19,35 +21,7 @@ if TYPE_CHECKING:
     from app.sandbox.state import SandboxState
 
 Req = Request[Any, Any, Any]
-_MISSING: Any = object()
 _NUM = (int, float)
-
-
-def _fields(body: Any, spec: dict[str, tuple[type | tuple[type, ...], bool]]) -> dict[str, Any]:
-    """Check ``body`` against {name: (types, required)}; null allowed only where types include None."""
-    if not isinstance(body, dict):
-        raise invalid_param("The request body must be a JSON object.")
-    for key in body:
-        if key not in spec:
-            raise invalid_param(f'Unexpected key "{key}"; allowed: {", ".join(spec)}.')
-    out: dict[str, Any] = {}
-    for key, (types, required) in spec.items():
-        value = body.get(key, _MISSING)
-        if value is _MISSING:
-            if required:
-                raise invalid_param(f"The parameter {key} is required.")
-            continue
-        allowed = types if isinstance(types, tuple) else (types,)
-        if isinstance(value, bool) and bool not in allowed:
-            raise invalid_param(f"Param {key} has the wrong type (got a boolean).")
-        if not isinstance(value, tuple(t for t in allowed if t is not type(None))) and not (
-                value is None and type(None) in allowed):
-            names = "/".join("null" if t is type(None) else t.__name__ for t in allowed)
-            raise invalid_param(f"Param {key} must be {names}, got {type(value).__name__}.")
-        if isinstance(value, str) and required and not value.strip():
-            raise invalid_param(f"Param {key} must be non-empty.")
-        out[key] = value
-    return out
 
 
 _NONE = type(None)
@@ -56,7 +30,14 @@ _NUMBER_SPEC: dict[str, tuple[Any, bool]] = {
     "access_token": (str, True), "app_secret": (str, True), "webhook_url": ((str, _NONE), False),
     "mps": (int, False), "delivered_after_ms": ((int, _NONE), False), "read_after_ms": ((int, _NONE), False),
     "verified_name": (str, False), "quality_rating": (str, False), "messaging_limit_tier": (str, False),
-    "recipient_burst": (int, False), "recipient_interval_s": (_NUM, False),
+    "recipient_burst": (int, False), "recipient_interval_s": (_NUM, False), "groups_enabled": (bool, False),
+}
+
+
+_INBOUND_SPEC: dict[str, tuple[Any, bool]] = {
+    "phone_number_id": (str, True), "from": (str, False), "user_id": (str, False), "username": (str, False),
+    "parent_user_id": (str, False), "name": (str, False), "message": (dict, True), "timestamp": (_NUM, False),
+    "group_id": (str, False),
 }
 
 
@@ -95,12 +76,16 @@ def control_handlers(state: SandboxState) -> list[Any]:
 
     @post("/control/inbound", status_code=200)
     async def inbound(request: Req) -> Response[bytes]:
-        args = _fields(await json_body(request), {"phone_number_id": (str, True), "from": (str, True),
-                                                  "name": (str, False), "message": (dict, True),
-                                                  "timestamp": (_NUM, False)})
-        wamid = state.simulate_inbound(args["phone_number_id"], args["from"], args.get("name", "Customer"),
-                                       args["message"], timestamp=args.get("timestamp"))
-        return json_response({"wamid": wamid})
+        args = _fields(await json_body(request), _INBOUND_SPEC)
+        if state.media_base_url is None:
+            state.media_base_url = str(request.url_for("sandbox_media_download"))
+        if "from" not in args and "user_id" not in args and "username" not in args:
+            raise invalid_param("The parameter from is required (or user_id, the customer's BSUID).")
+        wamid, customer = state.inbound(
+            args["phone_number_id"], args.get("from"), args.get("name"), args["message"],
+            timestamp=args.get("timestamp"), user_id=args.get("user_id"), username=args.get("username"),
+            parent_user_id=args.get("parent_user_id"), group_id=args.get("group_id"))
+        return json_response({"wamid": wamid, "user_id": customer.user_id, "wa_id": customer.wa_id})
 
     @get("/control/sent")
     async def list_sent(request: Req) -> Response[bytes]:
@@ -143,8 +128,12 @@ def control_handlers(state: SandboxState) -> list[Any]:
 
     @post("/control/templates/{template_id:str}/status", status_code=200)
     async def template_status(request: Req, template_id: FromPath[str]) -> Response[bytes]:
-        args = _fields(await json_body(request), {"status": (str, True), "reason": ((str, _NONE), False)})
-        state.set_template_status(template_id, args["status"], args.get("reason"))
+        args = _fields(await json_body(request), {"status": (str, True), "reason": ((str, _NONE), False),
+                                                  "rejection_info": (dict, False)})
+        info = args.get("rejection_info")
+        if info is not None:
+            info = _fields(info, {"reason": (str, True), "recommendation": (str, True)})
+        state.set_template_status(template_id, args["status"], args.get("reason"), rejection_info=info)
         return json_response({"success": True, "id": template_id, "status": args["status"].upper()})
 
     @post("/control/media/expire_urls", status_code=200)
@@ -164,4 +153,4 @@ def control_handlers(state: SandboxState) -> list[Any]:
         return json_response({"success": True})
 
     return [register_number, list_numbers, inbound, list_sent, clear_sent, set_faults, clear_faults,
-            seed_template, template_status, expire_urls, deliveries, reset]
+            seed_template, template_status, expire_urls, deliveries, reset, *people_handlers(state)]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
 from litestar import Request, Response, get, route
 from litestar.datastructures import UploadFile
@@ -20,6 +19,7 @@ from litestar.params import FromPath
 from app.sandbox.errors import GraphError, invalid_param, unknown_object
 from app.sandbox.graph_templates import TEMPLATE_EDGES, get_template
 from app.sandbox.http import apply_faults, bearer_token, json_body, json_response
+from app.sandbox.media_store import download_url
 from app.sandbox.models import PROFILE_FIELDS, Number
 from app.sandbox.profile import update_profile
 from app.sandbox.validation import parse_mark_read, parse_send
@@ -32,9 +32,6 @@ _VERSION = re.compile(r"^v\d+\.\d+$")
 _FIELD = re.compile(r"([A-Za-z_]+)(?:\{[^}]*\})?")
 MAX_BODY_BYTES = 110 * 1024 * 1024  # documents may be 100 MB, plus multipart overhead
 _DEFAULT_NUMBER_FIELDS = ("verified_name", "display_phone_number", "quality_rating", "id")
-_EXT = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "audio/ogg": "ogg", "video/mp4": "mp4",
-        "application/pdf": "pdf", "text/plain": "txt", "audio/mpeg": "mp3", "audio/aac": "aac",
-        "audio/amr": "amr", "audio/mp4": "m4a", "video/3gpp": "3gp"}
 
 Req = Request[Any, Any, Any]
 
@@ -67,6 +64,8 @@ async def dispatch(state: SandboxState, request: Req, rest: str) -> Response[byt
         raise GraphError(2500, f"Unknown path components: /{'/'.join(parts)}",
                          message=f"(#2500) Unknown path components: /{'/'.join(parts)}")
     object_id, edge = parts[0], (parts[1] if len(parts) == 2 else None)
+    if state.media_base_url is None:  # webhooks' media ``url`` needs the public address
+        state.media_base_url = str(request.url_for("sandbox_media_download"))
     if state.faults:
         faults = state.faults_for(_fault_scope(state, object_id, edge))
         if faults is not None:
@@ -98,10 +97,7 @@ async def _object(state: SandboxState, request: Req, method: str, object_id: str
         if owner is not None and owner != item.phone_number_id:
             raise unknown_object(object_id, method)
         if method == "GET":
-            url_token = state.media.issue_url(item)
-            query = urlencode({"mid": item.id, "ext": _EXT.get(item.mime_type.split(";")[0].strip(), "bin"),
-                               "hash": url_token})
-            url = f"{request.url_for('sandbox_media_download')}?{query}"
+            url = download_url(str(request.url_for("sandbox_media_download")), item, state.media.issue_url(item))
             return json_response({"url": url, "mime_type": item.mime_type, "sha256": item.sha256_hex,
                                   "file_size": item.file_size, "id": item.id, "messaging_product": "whatsapp"})
         if method == "DELETE":

@@ -12,6 +12,7 @@ import hashlib
 import secrets
 import time
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from app.sandbox.models import MediaItem
 
@@ -20,6 +21,19 @@ if TYPE_CHECKING:
 
 URL_TTL_S = 300.0
 UPLOAD_TTL_S = 30 * 86400.0
+_EXT = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "audio/ogg": "ogg", "video/mp4": "mp4",
+        "application/pdf": "pdf", "text/plain": "txt", "audio/mpeg": "mp3", "audio/aac": "aac",
+        "audio/amr": "amr", "audio/mp4": "m4a", "video/3gpp": "3gp"}
+
+
+def download_url(base: str, item: MediaItem, token: str, *, source: str | None = None) -> str:
+    """``{base}?mid=..&ext=..&hash=..`` like Meta's lookaside URLs (``source=webhook`` in webhooks)."""
+    query: dict[str, str] = {"mid": item.id}
+    if source:
+        query["source"] = source
+    query["ext"] = _EXT.get(item.mime_type.split(";")[0].strip(), "bin")
+    query["hash"] = token
+    return f"{base}?{urlencode(query)}"
 
 
 def sha256_pair(data: bytes) -> tuple[str, str]:

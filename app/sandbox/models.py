@@ -43,16 +43,20 @@ class Number:
     messaging_limit_tier: str = "TIER_1K"
     recipient_burst: int = 45
     recipient_interval_s: float = 6.0
+    groups_enabled: bool = True
     profile: dict[str, Any] = field(default_factory=lambda: {
         "about": "", "address": "", "description": "", "email": "",
         "profile_picture_url": "", "websites": [], "vertical": "UNDEFINED",
     })
     # Runtime: accept times in the last second (130429), per-recipient token buckets
-    # [tokens, updated_at] (131056), last inbound per customer (24-h window).
+    # [tokens, updated_at] (131056), last inbound per customer (24-h window) and last inbound
+    # from a click-to-WhatsApp ad (72-h free entry point), keyed by ``Customer.key`` (the phone
+    # when known, else the BSUID); the last wamid sent to each (interactive replies quote it).
     sends: deque[float] = field(default_factory=deque)
     pairs: dict[str, list[float]] = field(default_factory=dict)
     last_inbound: dict[str, float] = field(default_factory=dict)
-    conversations: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
+    entry_points: dict[str, float] = field(default_factory=dict)
+    last_sent: dict[str, str] = field(default_factory=dict)
 
     @property
     def display_digits(self) -> str:
@@ -67,7 +71,7 @@ class Number:
             "delivered_after_ms": self.delivered_after_ms, "read_after_ms": self.read_after_ms,
             "verified_name": self.verified_name, "quality_rating": self.quality_rating,
             "messaging_limit_tier": self.messaging_limit_tier, "recipient_burst": self.recipient_burst,
-            "recipient_interval_s": self.recipient_interval_s,
+            "recipient_interval_s": self.recipient_interval_s, "groups_enabled": self.groups_enabled,
         }
 
     def graph_fields(self) -> dict[str, Any]:
@@ -110,18 +114,26 @@ class MediaItem:
 
 @dataclass(slots=True)
 class SentRecord:
-    """One accepted send, as ``GET /sandbox/control/sent`` lists it."""
+    """One accepted send, as ``GET /sandbox/control/sent`` lists it.
+
+    ``to`` is the body's ``to`` (a phone, or the group id), None for a send by ``recipient``
+    (BSUID); ``user_id`` is the recipient's BSUID (None for groups).
+    """
 
     phone_number_id: str
     wamid: str
-    to: str
+    to: str | None
     type: str
     body: Any
     accepted_at: float
+    recipient: str | None = None
+    recipient_type: str = "individual"
+    user_id: str | None = None
 
     def view(self) -> dict[str, Any]:
-        return {"wamid": self.wamid, "to": self.to, "type": self.type, "body": self.body,
-                "accepted_at": self.accepted_at}
+        return {"wamid": self.wamid, "to": self.to, "recipient": self.recipient,
+                "recipient_type": self.recipient_type, "user_id": self.user_id, "type": self.type,
+                "body": self.body, "accepted_at": self.accepted_at}
 
 
 @dataclass

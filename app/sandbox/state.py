@@ -13,27 +13,22 @@ import base64
 import itertools
 import os
 import random
-import secrets
 import time
 from typing import Any
 
-from app.sandbox import media_assets
+from app.sandbox import outcomes
 from app.sandbox.errors import GraphError, invalid_param, webhook_error
+from app.sandbox.groups import GroupStore
+from app.sandbox.inbound import change_number as _change_number
+from app.sandbox.inbound import simulate as _simulate
 from app.sandbox.media_store import MediaStore
-from app.sandbox.models import (
-    LIMIT_TIERS,
-    QUALITY_RATINGS,
-    SERVICE_WINDOW_S,
-    Faults,
-    Number,
-    SentRecord,
-)
+from app.sandbox.models import LIMIT_TIERS, QUALITY_RATINGS, Faults, Number, SentRecord
 from app.sandbox.template_store import TemplateStore
+from app.sandbox.users import Customer, Directory
 from app.sandbox.validation import ParsedSend, normalise_to
 from app.sandbox.webhooks import WebhookDispatcher
 
 _UNSET: Any = object()
-_MEDIA_KINDS = frozenset(media_assets.SUPPORTED)
 
 
 class SandboxState:
@@ -42,6 +37,8 @@ class SandboxState:
     ``webhook_retry_base_s`` is the first retry delay (doubling each attempt, at most
     ``webhook_max_attempts`` attempts); tests set it to a few milliseconds.
     ``template_review_ms``, when set, approves new templates by itself after that delay.
+    ``media_base_url`` is the public URL of the media download route (webhooks' media ``url``);
+    when None the first graph or control request teaches it.
     """
 
     def __init__(
@@ -54,6 +51,7 @@ class SandboxState:
         template_review_ms: int | None = None,
         fault_hold_s: float = 300.0,
         control_from: str = "127.0.0.1,::1",
+        media_base_url: str | None = None,
     ) -> None:
         # Who may use /sandbox/control (comma-separated peer addresses, "*" for anyone): it can make
         # customers write, inject faults and register numbers, so by default only this host.
@@ -61,7 +59,10 @@ class SandboxState:
         self.numbers: dict[str, Number] = {}
         self._token_wabas: dict[str, set[str]] = {}
         self.media = MediaStore()
+        self.media_base_url = media_base_url
         self.templates = TemplateStore(self)
+        self.users = Directory()
+        self.groups = GroupStore(self)
         self.sent: list[SentRecord] = []
         self.inbound_ids: dict[str, str] = {}  # customer wamid -> phone_number_id (mark-as-read)
         self.faults: dict[str | None, Faults] = {}  # None = every number
@@ -82,7 +83,7 @@ class SandboxState:
         delivered_after_ms: int | None = _UNSET, read_after_ms: int | None = _UNSET,
         verified_name: str | None = None, quality_rating: str | None = None,
         messaging_limit_tier: str | None = None, recipient_burst: int | None = None,
-        recipient_interval_s: float | None = None,
+        recipient_interval_s: float | None = None, groups_enabled: bool | None = None,
     ) -> Number:
         """Add a number, or update it in place (token rotation, new URL) keeping its counters.
 
@@ -109,7 +110,8 @@ class SandboxState:
             number.read_after_ms = read_after_ms
         for attr, value in (("verified_name", verified_name), ("quality_rating", quality_rating),
                             ("messaging_limit_tier", messaging_limit_tier),
-                            ("recipient_burst", recipient_burst), ("recipient_interval_s", recipient_interval_s)):
+                            ("recipient_burst", recipient_burst), ("recipient_interval_s", recipient_interval_s),
+                            ("groups_enabled", groups_enabled)):
             if value is not None:
                 setattr(number, attr, value)
         self._rebuild_tokens()
@@ -139,71 +141,43 @@ class SandboxState:
         """A numeric Graph id (media, templates), unique in this process."""
         return str(10**15 + next(self._counter) * 7919 + random.randrange(7919))
 
-    def new_wamid(self, wa_id: str) -> str:
-        raw = b"\x15\x02\x00\x11\x18\x12" + wa_id.encode() + next(self._counter).to_bytes(6, "big") + os.urandom(6)
+    def new_wamid(self, key: str) -> str:
+        raw = b"\x15\x02\x00\x11\x18\x12" + key.encode()[:40] + next(self._counter).to_bytes(6, "big") + os.urandom(6)
         return "wamid.HBgL" + base64.b64encode(raw).decode()
 
-    # ---- control: inbound ---------------------------------------------------------------
+    # ---- control: customers, inbound, groups ---------------------------------------------
 
-    def simulate_inbound(self, phone_number_id: str, from_: str, name: str, message: dict[str, Any], *,
-                         timestamp: float | None = None) -> str:
+    def simulate_inbound(self, phone_number_id: str, from_: str | None, name: str | None, message: dict[str, Any],
+                         *, timestamp: float | None = None, user_id: str | None = None, username: str | None = None,
+                         parent_user_id: str | None = None, group_id: str | None = None) -> str:
         """A customer sends ``message`` (Meta's object minus id/from/timestamp); returns its wamid.
 
-        Media types get a real generated file, registered under a new media id.  The
-        customer's 24-h service window opens (or resets) at ``timestamp`` (default now).
+        ``from_`` (phone) or ``user_id`` (BSUID) names the customer; without ``from_`` the
+        customer is username-only (no ``wa_id`` / ``from`` in webhooks).  ``group_id`` posts it
+        in a group.  Opens (or resets) the 24-h window at ``timestamp`` (default now).
         """
-        number = self.numbers.get(phone_number_id)
-        if number is None:
-            raise invalid_param(f"Unknown phone_number_id {phone_number_id!r}; register it first.")
-        wa_id = normalise_to(from_)
-        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-            raise invalid_param("message must be an object with a string 'type'.")
-        kind = message["type"]
-        sent_at = time.time() if timestamp is None else float(timestamp)
-        wamid = self.new_wamid(wa_id)
-        out: dict[str, Any] = {"from": wa_id, "id": wamid, "timestamp": str(int(sent_at)), "type": kind}
-        for key, value in message.items():
-            if key in ("type", "id", "from", "timestamp"):
-                continue
-            if key == "context":
-                if not isinstance(value, dict) or not isinstance(value.get("id"), str):
-                    raise invalid_param("message.context must be an object with a string 'id'.")
-                value = {"from": number.display_digits, **value}
-            out[key] = value
-        if kind in _MEDIA_KINDS:
-            out[kind] = self._inbound_media(number, kind, message.get(kind) or {}, name)
-        elif kind not in out and kind not in ("unsupported",):
-            raise invalid_param(f"message.{kind} is required for type {kind!r}.")
-        if kind == "text" and not isinstance((out.get("text") or {}).get("body"), str):
-            raise invalid_param("message.text.body must be a string.")
-        number.last_inbound[wa_id] = max(number.last_inbound.get(wa_id, 0.0), sent_at)
-        self.inbound_ids[wamid] = phone_number_id
-        contact = {"profile": {"name": name}, "wa_id": wa_id}
-        self.webhooks.emit(phone_number_id, ("message", (contact, out)))
-        return wamid
+        return self.inbound(phone_number_id, from_, name, message, timestamp=timestamp, user_id=user_id,
+                            username=username, parent_user_id=parent_user_id, group_id=group_id)[0]
 
-    def _inbound_media(self, number: Number, kind: str, given: dict[str, Any], name: str) -> dict[str, Any]:
-        if not isinstance(given, dict):
-            raise invalid_param(f"message.{kind} must be an object.")
-        label = str(given.get("caption") or given.get("filename") or f"{kind} from {name}")
-        try:
-            data, mime = media_assets.generate(kind, given.get("mime_type"), label=label)
-        except ValueError as exc:
-            raise invalid_param(str(exc)) from None
-        filename = given.get("filename")
-        if kind == "document" and not filename:
-            filename = "document.txt" if mime == "text/plain" else "document.pdf"
-        item = self.media.add(self.new_id(), number, data, mime, ttl_s=7 * 86400, filename=filename)
-        obj = {k: v for k, v in given.items() if k not in ("id", "sha256", "mime_type", "url")}
-        # Webhooks carry the base64 digest (as Meta's real payloads do); GET /{media_id} the hex one.
-        obj.update({"mime_type": mime, "sha256": item.sha256_b64, "id": item.id})
-        if kind == "document":
-            obj["filename"] = filename
-        if kind == "audio":
-            obj.setdefault("voice", False)
-        if kind == "sticker":
-            obj.setdefault("animated", False)
-        return obj
+    def inbound(self, phone_number_id: str, from_: str | None, name: str | None, message: dict[str, Any],
+                **kwargs: Any) -> tuple[str, Customer]:
+        """``simulate_inbound`` returning (wamid, customer)."""
+        return _simulate(self, phone_number_id, from_, name, message, **kwargs)
+
+    def change_number(self, phone_number_id: str, **kwargs: Any) -> dict[str, Any]:
+        """A customer changes phone number (new BSUID): see ``app.sandbox.inbound.change_number``."""
+        return _change_number(self, phone_number_id, **kwargs)
+
+    def customer(self, waba_id: str, *, wa_id: str | None = None, user_id: str | None = None,
+                 username: str | None = None) -> Customer | None:
+        """A customer of ``waba_id`` by phone (created: every phone has a BSUID), BSUID or username."""
+        if wa_id is not None:
+            return self.users.by_phone(waba_id, normalise_to(wa_id))
+        if user_id is not None:
+            return self.users.by_user_id(waba_id, user_id)
+        if username is not None:
+            return self.users.by_username(waba_id, username)
+        raise invalid_param("Give wa_id, user_id or username.")
 
     # ---- control: sent log, faults, reset ------------------------------------------------
 
@@ -236,8 +210,10 @@ class SandboxState:
         return self.faults.get(phone_number_id) or self.faults.get(None)
 
     def reset(self) -> None:
-        """Forget everything: numbers, templates, media, sends, faults, queued webhooks."""
+        """Forget everything: numbers, customers, groups, templates, media, sends, faults, webhooks."""
         self.numbers.clear()
+        self.users.clear()
+        self.groups.clear()
         self._token_wabas.clear()
         self.media.clear()
         self.templates.clear()
@@ -257,21 +233,60 @@ class SandboxState:
             body["parameter_format"] = parameter_format
         return self.templates.create(waba_id, body, status=status, require_examples=False).id
 
-    def set_template_status(self, template_id: str, status: str, reason: str | None = None) -> None:
-        """Change a template's status and post the ``message_template_status_update`` webhook."""
-        self.templates.set_status(template_id, status, reason)
+    def set_template_status(self, template_id: str, status: str, reason: str | None = None, *,
+                            rejection_info: dict[str, Any] | None = None) -> None:
+        """Change a template's status and post the ``message_template_status_update`` webhook.
+
+        A rejection carries ``rejection_info`` ({reason, recommendation}); omitted, it is
+        derived from ``reason``.
+        """
+        self.templates.set_status(template_id, status, reason, rejection_info=rejection_info)
 
     # ---- graph: sending -----------------------------------------------------------------
 
     def accept_send(self, number: Number, parsed: ParsedSend, body: Any) -> dict[str, Any]:
         """Apply Meta's send-time rules; on success record the send and schedule its webhooks."""
+        now = time.time()
+        if parsed.recipient_type == "group":
+            return self.groups.accept_send(number, parsed, body, now)
         category = "service"
         if parsed.type == "template":
-            template = self.templates.for_send(number.waba_id, parsed)
-            category = template.category.lower()
-        now = time.time()
-        if parsed.wa_id == number.display_digits:
+            category = self.templates.for_send(number.waba_id, parsed).category.lower()
+        via_phone = parsed.wa_id is not None
+        if parsed.wa_id is not None:
+            customer = self.users.by_phone(number.waba_id, parsed.wa_id)
+        else:
+            found = self.users.by_user_id(number.waba_id, parsed.recipient or "")
+            if found is None:
+                raise GraphError(131009, f"Param recipient ('{parsed.recipient}') is not a WhatsApp user of "
+                                         "this business (unknown business-scoped user ID).")
+            customer = found
+            if category == "authentication":
+                raise GraphError(131062, "Business-scoped User ID recipients are not supported for this message: "
+                                         "authentication templates require the phone number (to).")
+        if customer.wa_id == number.display_digits:
             raise GraphError(131021, "Recipient phone number cannot be the same as the sender's.")
+        self.pace(number, customer.key, now)
+        wamid = self.new_wamid(customer.key)
+        self.sent.append(SentRecord(number.phone_number_id, wamid, parsed.to, parsed.type, body, now,
+                                    recipient=None if via_phone else parsed.recipient, user_id=customer.user_id))
+        number.last_sent[customer.key] = wamid
+        in_window = outcomes.window_open(number.last_inbound.get(customer.key), now)
+        entry_point = outcomes.entry_point_open(number.entry_points.get(customer.key), now)
+        outcomes.schedule(self.webhooks, number, wamid=wamid, now=now,
+                          targets=[outcomes.individual_target(customer, via_phone=via_phone)], group=False,
+                          price=outcomes.pricing(category, in_window=in_window, entry_point=entry_point),
+                          error=self.send_error(parsed, in_window, now),
+                          opaque=parsed.biz_opaque_callback_data)
+        message: dict[str, Any] = {"id": wamid}
+        if parsed.type == "template":
+            message["message_status"] = "accepted"
+        contact = ({"input": parsed.to, "wa_id": customer.wa_id} if via_phone
+                   else {"input": parsed.recipient, "user_id": customer.user_id})
+        return {"messaging_product": "whatsapp", "contacts": [contact], "messages": [message]}
+
+    def pace(self, number: Number, key: str, now: float) -> None:
+        """Meta's throughput (130429, per number) and pair rate limit (131056, per user or group)."""
         sends = number.sends
         cutoff = now - 1.0
         while sends and sends[0] <= cutoff:
@@ -279,63 +294,24 @@ class SandboxState:
         if len(sends) >= number.mps:
             raise GraphError(130429, f"Message failed to send because there were too many messages sent from "
                                      f"this phone number ({number.mps} messages per second).")
-        bucket = number.pairs.get(parsed.wa_id)
+        bucket = number.pairs.get(key)
         tokens = float(number.recipient_burst) if bucket is None else min(
             float(number.recipient_burst), bucket[0] + (now - bucket[1]) / number.recipient_interval_s)
         if tokens < 1.0:
             raise GraphError(131056, "Message failed to send because there were too many messages sent from this "
                                      "phone number to the same phone number in a short period of time.")
         sends.append(now)
-        number.pairs[parsed.wa_id] = [tokens - 1.0, now]
-        wamid = self.new_wamid(parsed.wa_id)
-        self.sent.append(SentRecord(number.phone_number_id, wamid, parsed.to, parsed.type, body, now))
-        self._schedule_outcome(number, parsed, wamid, category, now)
-        message: dict[str, Any] = {"id": wamid}
-        if parsed.type == "template":
-            message["message_status"] = "accepted"
-        return {"messaging_product": "whatsapp", "contacts": [{"input": parsed.to, "wa_id": parsed.wa_id}],
-                "messages": [message]}
+        number.pairs[key] = [tokens - 1.0, now]
 
-    def _schedule_outcome(self, number: Number, parsed: ParsedSend, wamid: str, category: str, now: float) -> None:
-        base: dict[str, Any] = {"id": wamid, "recipient_id": parsed.wa_id}
-        if parsed.biz_opaque_callback_data is not None:
-            base["biz_opaque_callback_data"] = parsed.biz_opaque_callback_data
-        error: dict[str, Any] | None = None
-        if parsed.type != "template" and now - number.last_inbound.get(parsed.wa_id, -1e18) > SERVICE_WINDOW_S:
-            error = webhook_error(131047, "Message failed to send because more than 24 hours have passed "
-                                          "since the customer last replied to this number.")
-        elif parsed.media_id is not None and self.media.get(parsed.media_id, now) is None:
-            error = webhook_error(131053, f"Unable to retrieve media: media id {parsed.media_id} was not "
-                                          "found or has expired.")
-        emit = self.webhooks.emit
-        pid = number.phone_number_id
-        if error is not None:
-            emit(pid, ("status", {**base, "status": "failed", "timestamp": str(int(now)), "errors": [error]}))
-            return
-        conversation, pricing = self._conversation(number, parsed.wa_id, category, now)
-        sent = {**base, "status": "sent", "timestamp": str(int(now)), "conversation": conversation,
-                "pricing": pricing}
-        emit(pid, ("status", sent))
-        later = {"conversation": {"id": conversation["id"], "origin": conversation["origin"]}, "pricing": pricing}
-        delivered_at = None
-        if number.delivered_after_ms is not None:
-            delivered_at = now + number.delivered_after_ms / 1000
-            emit(pid, ("status", {**base, "status": "delivered", "timestamp": str(int(delivered_at)), **later}),
-                 due=delivered_at)
-        if number.read_after_ms is not None:
-            read_at = max(now + number.read_after_ms / 1000, delivered_at or 0.0)  # never before delivered
-            emit(pid, ("status", {**base, "status": "read", "timestamp": str(int(read_at)), **later}), due=read_at)
-
-    def _conversation(self, number: Number, wa_id: str, category: str, now: float
-                      ) -> tuple[dict[str, Any], dict[str, Any]]:
-        key = (wa_id, category)
-        current = number.conversations.get(key)
-        if current is None or current[1] <= now:
-            current = (secrets.token_hex(16), now + SERVICE_WINDOW_S)
-            number.conversations[key] = current
-        conversation = {"id": current[0], "expiration_timestamp": str(int(current[1])), "origin": {"type": category}}
-        pricing = {"billable": True, "pricing_model": "CBP", "category": category}
-        return conversation, pricing
+    def send_error(self, parsed: ParsedSend, in_window: bool, now: float) -> dict[str, Any] | None:
+        """The ``errors[]`` item an accepted send fails with later (131047, 131053), or None."""
+        if parsed.type != "template" and not in_window:
+            return webhook_error(131047, "Message failed to send because more than 24 hours have passed "
+                                         "since the customer last replied to this number.")
+        if parsed.media_id is not None and self.media.get(parsed.media_id, now) is None:
+            return webhook_error(131053, f"Unable to retrieve media: media id {parsed.media_id} was not "
+                                         "found or has expired.")
+        return None
 
     def mark_read(self, number: Number, message_id: str) -> None:
         """Mark-as-read: only messages this number received can be marked (100 otherwise)."""

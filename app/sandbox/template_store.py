@@ -18,6 +18,33 @@ if TYPE_CHECKING:
     from app.sandbox.validation import ParsedSend
 
 
+# Meta's ``rejection_info`` wording for common rejection reasons (message_template_status_update).
+_REJECTIONS = {
+    "INVALID_FORMAT": ("Your template has parameters placed next to each other (like {{1}}{{2}}) without text or "
+                       "punctuation between them.",
+                       "Separate parameters with descriptive text and ensure each parameter is clearly "
+                       "contextualized."),
+    "INCORRECT_CATEGORY": ("The content of your template does not match the category you selected.",
+                           "Choose the category that matches the template's content, or edit the content."),
+    "PROMOTIONAL": ("Your template contains promotional content.",
+                    "Remove the promotional content or submit the template in the MARKETING category."),
+    "TAG_CONTENT_MISMATCH": ("The template's content does not match its category.",
+                             "Make the content match the selected category."),
+    "ABUSIVE_CONTENT": ("Your template contains content that violates WhatsApp's policies.",
+                        "Review the WhatsApp Business Messaging Policy and remove the violating content."),
+    "SCAM": ("Your template appears to be misleading or a scam.",
+             "Review the WhatsApp Business Messaging Policy before submitting again."),
+}
+
+
+def rejection_info_for(reason: str | None) -> dict[str, str]:
+    """``{reason, recommendation}`` for a rejection ``reason`` code (a generic pair when unknown)."""
+    text, advice = _REJECTIONS.get((reason or "").upper(), (
+        "Your template does not comply with WhatsApp's template guidelines.",
+        "Review the template guidelines, edit the template and submit it again."))
+    return {"reason": text, "recommendation": advice}
+
+
 class TemplateStore:
     """All templates, indexed by id, by WABA (creation order) and by (WABA, name, language)."""
 
@@ -88,7 +115,8 @@ class TemplateStore:
             del self._by_waba[waba_id][template.id]
             del self._by_key[(waba_id, template.name, template.language)]
 
-    def set_status(self, template_id: str, status: str, reason: str | None = None) -> Template:
+    def set_status(self, template_id: str, status: str, reason: str | None = None, *,
+                   rejection_info: dict[str, Any] | None = None) -> Template:
         template = self._by_id.get(template_id)
         if template is None:
             raise invalid_param(f"Unknown template id {template_id!r}.")
@@ -107,6 +135,8 @@ class TemplateStore:
                 "reason": reason or "NONE",
                 "message_template_category": template.category,
             }
+            if status == "REJECTED":
+                value["rejection_info"] = rejection_info or rejection_info_for(reason)
             self._state.webhooks.emit(numbers[0].phone_number_id, ("template", (template.waba_id, value, time.time())))
         return template
 

@@ -165,7 +165,7 @@ def _check_buttons(comp: dict[str, Any], path: str) -> None:
         counts[btype] = counts.get(btype, 0) + 1
         if counts[btype] > limits.get(btype, 10):
             raise value_invalid(f"Param {bpath}: at most {limits[btype]} {btype} buttons are allowed.")
-        get_str(button, "text", bpath, required=btype not in {"OTP", "MPM", "CATALOG"},
+        get_str(button, "text", bpath, required=btype not in {"OTP", "MPM", "CATALOG", "COPY_CODE"},
                 max_len=25, min_len=1, length_code=131009)
 
 

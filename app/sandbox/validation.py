@@ -4,6 +4,9 @@ Pure functions: they take the decoded JSON and either return a ``ParsedSend`` or
 ``GraphError`` with code 100 (missing / wrongly typed / unknown parameter, text too long)
 or 131009 (a value outside what WhatsApp accepts: button counts, title lengths, bad ``to``),
 naming the field in ``error_data.details`` with Meta's ``param['key']`` notation.
+
+Recipients (2026): ``to`` (a phone) and/or ``recipient`` (a BSUID or parent BSUID; ``to`` wins
+when both are given, as Meta documents), or ``recipient_type: "group"`` with ``to: <group_id>``.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ MESSAGE_TYPES = frozenset(
 )
 MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
 _CAPTIONED = frozenset({"image", "video", "document"})
-_TOP_LEVEL = frozenset({"messaging_product", "recipient_type", "to", "type", "context",
+_TOP_LEVEL = frozenset({"messaging_product", "recipient_type", "to", "recipient", "type", "context",
                         "biz_opaque_callback_data"}) | MESSAGE_TYPES
+_BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
 _TO_STRIP = re.compile(r"[\s\-().+]")
 
 
@@ -32,8 +36,10 @@ class ParsedSend:
     """What the send path needs from a valid message body."""
 
     type: str
-    to: str
-    wa_id: str
+    to: str | None
+    wa_id: str | None
+    recipient: str | None = None
+    recipient_type: str = "individual"
     template_name: str | None = None
     template_language: str | None = None
     template_components: list[dict[str, Any]] | None = None
@@ -81,15 +87,9 @@ def parse_send(body: Any) -> ParsedSend:
     if body.get("messaging_product") != "whatsapp":
         raise invalid_param("The parameter messaging_product is required and must be 'whatsapp'.",
                             message="(#100) The parameter messaging_product is required.")
-    recipient_type = body.get("recipient_type", "individual")
-    if recipient_type != "individual":
-        raise value_invalid("Param recipient_type must be 'individual'.")
-    if "to" not in body:
-        raise invalid_param("The parameter to is required.", message="(#100) The parameter to is required.")
-    wa_id = normalise_to(body["to"])
+    parsed = _recipient(body, kind)
     if kind not in body:
         raise invalid_param(f"The parameter {kind} is required.", message=f"(#100) The parameter {kind} is required.")
-    parsed = ParsedSend(type=kind, to=body["to"], wa_id=wa_id)
     if "context" in body:
         context = require_obj(body["context"], "context")
         require_keys(context, {"message_id"}, "context")
@@ -118,6 +118,29 @@ def parse_send(body: Any) -> ParsedSend:
     elif kind == "template":
         _check_template(payload, parsed)
     return parsed
+
+
+def _recipient(body: dict[str, Any], kind: str) -> ParsedSend:
+    """``to`` (phone), ``recipient`` (BSUID; ``to`` wins when both) or a group's ``to``."""
+    recipient_type = body.get("recipient_type", "individual")
+    if recipient_type not in ("individual", "group"):
+        raise value_invalid("Param recipient_type must be 'individual' or 'group'.")
+    if recipient_type == "group":
+        if "recipient" in body:
+            raise invalid_param("Param recipient is not allowed for group messages; put the group id in to.")
+        group_id = get_str(body, "to", "", min_len=1)
+        return ParsedSend(type=kind, to=group_id, wa_id=None, recipient_type="group")
+    if "to" in body:
+        return ParsedSend(type=kind, to=body["to"], wa_id=normalise_to(body["to"]))
+    recipient = body.get("recipient")
+    if recipient is None:
+        raise invalid_param("The parameter to is required (or recipient, a business-scoped user ID).",
+                            message="(#100) The parameter to is required.")
+    if not isinstance(recipient, str):
+        raise invalid_param("Param recipient must be a string.", message="(#100) Param recipient must be a string.")
+    if not _BSUID.match(recipient):
+        raise value_invalid(f"Param recipient ('{recipient}') is not a valid business-scoped user ID.")
+    return ParsedSend(type=kind, to=None, wa_id=None, recipient=recipient)
 
 
 def _check_media(kind: str, payload: dict[str, Any]) -> str | None:

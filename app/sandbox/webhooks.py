@@ -33,7 +33,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("app.sandbox.webhooks")
 _encode = msgspec.json.Encoder().encode
 
-# ("status", status) | ("message", (contact, message)) | ("template", (waba_id, value, time))
+# ("status", (contact, status)) - one status; consecutive ones share a change, contacts[i] <-> statuses[i]
+# ("statuses", (contacts, statuses)) - one change of its own (a group send's per-participant statuses)
+# ("message", (contact | None, message)) - None for system messages (no contacts array)
+# ("field", (field, value)) - another field of the number (group_lifecycle_update, ...): value + metadata
+# ("template", (waba_id, value, time)) - message_template_status_update, in the WABA's own entry
 Event = tuple[str, Any]
 
 
@@ -43,19 +47,37 @@ def build_envelope(number: Number, batch: list[Event]) -> dict[str, Any]:
     entries: list[dict[str, Any]] = []
     changes: list[dict[str, Any]] = []
     statuses: list[dict[str, Any]] | None = None
+    contacts: list[dict[str, Any]] = []
     for kind, payload in batch:
         if kind == "status":
+            contact, status = payload if isinstance(payload, tuple) else (None, payload)
             if statuses is None:
-                statuses = []
-                changes.append({"value": {"messaging_product": "whatsapp", "metadata": metadata,
-                                          "statuses": statuses}, "field": "messages"})
-            statuses.append(payload)
+                statuses, contacts = [], []
+                value: dict[str, Any] = {"messaging_product": "whatsapp", "metadata": metadata}
+                if contact is not None:
+                    value["contacts"] = contacts
+                value["statuses"] = statuses
+                changes.append({"value": value, "field": "messages"})
+            if contact is not None:
+                contacts.append(contact)
+            statuses.append(status)
             continue
         statuses = None
-        if kind == "message":
-            contact, message = payload
+        if kind == "statuses":
+            group_contacts, group_statuses = payload
             changes.append({"value": {"messaging_product": "whatsapp", "metadata": metadata,
-                                      "contacts": [contact], "messages": [message]}, "field": "messages"})
+                                      "contacts": group_contacts, "statuses": group_statuses}, "field": "messages"})
+        elif kind == "message":
+            contact, message = payload
+            value = {"messaging_product": "whatsapp", "metadata": metadata}
+            if contact is not None:
+                value["contacts"] = [contact]
+            value["messages"] = [message]
+            changes.append({"value": value, "field": "messages"})
+        elif kind == "field":
+            field_name, field_value = payload
+            changes.append({"value": {"messaging_product": "whatsapp", "metadata": metadata, **field_value},
+                            "field": field_name})
         elif kind == "template":
             waba_id, value, at = payload
             entries.append({"id": waba_id, "time": int(at),

@@ -37,7 +37,7 @@ from app.whatsapp.validation import (
 )
 
 __all__ = [
-    "PayloadError", "normalize_recipient", "build_message", "text", "media", "location", "contacts",
+    "PayloadError", "normalize_recipient", "recipient_fields", "user_address", "group_address", "build_message", "text", "media", "location", "contacts",
     "reaction", "buttons", "list_message", "template", "mark_read", "interactive_buttons",
     "interactive_list", "template_object", "template_placeholders", "text_parameters",
     "validate_template_parameters", "MESSAGE_TYPES",
@@ -75,6 +75,42 @@ def normalize_recipient(to: str | int) -> str:
     return "+" + digits
 
 
+BSUID_PATTERN = re.compile(r"^[A-Z]{2}(\.ENT)?\.[A-Za-z0-9]{1,128}$")
+"""A business-scoped user id: ISO country code, ".", up to 128 letters and digits (``US.13491208655302741918``;
+a parent BSUID has ``.ENT``)."""
+USER_PREFIX = "user:"
+GROUP_PREFIX = "group:"
+
+
+def user_address(user_id: str) -> str:
+    """The outbox address of a customer known only by their business-scoped user id."""
+    if not BSUID_PATTERN.match(user_id):
+        raise PayloadError("recipient", f"{user_id!r} is not a WhatsApp business-scoped user id")
+    return USER_PREFIX + user_id
+
+
+def group_address(group_id: str) -> str:
+    """The outbox address of a WhatsApp group."""
+    if not group_id or len(group_id) > 256 or not group_id.isascii() or any(c.isspace() for c in group_id):
+        raise PayloadError("to", f"{group_id!r} is not a WhatsApp group id")
+    return GROUP_PREFIX + group_id
+
+
+def recipient_fields(address: str | int) -> dict[str, str]:
+    """Who a send goes to, as Meta's body names them: ``to`` for a phone number (always with +),
+    ``recipient`` for a business-scoped user id (a customer whose number we do not have), and
+    ``recipient_type: group`` with the group id in ``to``. ``address`` is a phone number as people
+    write it, ``user:<BSUID>`` or ``group:<group id>`` (the outbox's ``Message.recipient``)."""
+    text = str(address)
+    if text.startswith("+") and text[1:].isdigit():  # the outbox's usual, already checked
+        return {"recipient_type": "individual", "to": text}
+    if text.startswith(USER_PREFIX):
+        return {"recipient_type": "individual", "recipient": user_address(text[len(USER_PREFIX):])[len(USER_PREFIX):]}
+    if text.startswith(GROUP_PREFIX):
+        return {"recipient_type": "group", "to": group_address(text[len(GROUP_PREFIX):])[len(GROUP_PREFIX):]}
+    return {"recipient_type": "individual", "to": normalize_recipient(text)}
+
+
 def build_message(
     to: str | int,
     type: str,
@@ -95,13 +131,7 @@ def build_message(
     checked = _validate_content(type, content)
     if type == "template" and template_definition is not None:
         validate_template_parameters(checked, template_definition)
-    body: dict[str, Any] = {
-        "messaging_product": "whatsapp",
-        "recipient_type": "individual",
-        "to": normalize_recipient(to),
-        "type": type,
-        type: checked,
-    }
+    body: dict[str, Any] = {"messaging_product": "whatsapp", **recipient_fields(to), "type": type, type: checked}
     if reply_to is not None:
         if type == "reaction":
             raise PayloadError("context", "a reaction names its message in reaction.message_id; it cannot quote")

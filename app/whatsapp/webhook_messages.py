@@ -148,11 +148,14 @@ class OrderBody(WebhookModel):
 
 
 class SystemBody(WebhookModel):
-    """``user_changed_number`` (``wa_id`` is the new number) or ``customer_identity_changed``."""
+    """``user_changed_number`` (``wa_id`` is the new number, ``user_id`` the new BSUID),
+    ``user_changed_user_id`` (only the BSUID changed) or ``customer_identity_changed``."""
 
     type: str | None = None
     body: str | None = None
     wa_id: str | None = None
+    user_id: str | None = None
+    parent_user_id: str | None = None
     customer: str | None = None
     identity: str | None = None
 
@@ -223,6 +226,9 @@ class Message(MessageContent, _Timestamped):
     id: str
     from_: str | None = Field(default=None, alias="from")
     from_user_id: str | None = None
+    group_id: str | None = None
+    """Set when the message was written in a WhatsApp group the number takes part in: ``from`` and
+    the contact are the participant, the conversation is the group's."""
     referral: dict[str, Any] | None = None
     errors: list[WebhookError] | None = None
 
@@ -245,6 +251,11 @@ class Status(_Timestamped):
     id: str
     status: str
     recipient_id: str | None = None
+    """The customer's number, or the group id when ``recipient_type == "group"``."""
+    recipient_user_id: str | None = None
+    recipient_type: str | None = None
+    recipient_participant_id: str | None = None
+    """For a group message: the participant this status is about (statuses come per participant)."""
     errors: list[WebhookError] | None = None
     conversation: dict[str, Any] | None = None
     pricing: dict[str, Any] | None = None

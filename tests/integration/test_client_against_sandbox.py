@@ -350,11 +350,12 @@ DOCUMENTED: dict[int, tuple[type[GraphError], bool]] = {
 }
 
 
-def test_the_documented_table_covers_every_rule() -> None:
-    assert set(ERROR_RULES) <= set(DOCUMENTED)
+def test_every_documented_code_has_a_rule() -> None:
+    # WHATSAPP.md's rows; the full list of Meta's codes is tests/unit/test_error_table.py's.
+    assert {code for code in DOCUMENTED if not 200 <= code <= 299} <= set(ERROR_RULES)
 
 
-@pytest.mark.parametrize("code", sorted(set(ERROR_RULES) | set(DOCUMENTED)))
+@pytest.mark.parametrize("code", sorted(DOCUMENTED))
 async def test_every_code_maps_to_its_class_over_http(world: World, graph: GraphClient, code: int) -> None:
     http_status = spec_for(code).http_status  # Meta's status for the code, as the sandbox answers it
     await world.faults(error_rate=1.0, http_status=http_status, error_code=code)

@@ -33,7 +33,7 @@ async def test_conversations_list_shape_order_and_cursor(env):
     assert set(body) == {"data", "next_cursor"} and len(body["data"]) == 3 and body["next_cursor"]
     item = body["data"][0]
     assert {"id", "account_id", "contact", "status", "unread_count", "last_message_at", "window_expires_at"} <= set(item)
-    assert set(item["contact"]) == {"id", "wa_id", "name", "phone"}
+    assert set(item["contact"]) == {"id", "wa_id", "name", "phone", "user_id", "username", "kind"}
     assert item["contact"]["wa_id"] == "972500000006" and item["unread_count"] == 11
     seen = [c["contact"]["wa_id"] for c in body["data"]]
     cursor = body["next_cursor"]

@@ -77,8 +77,10 @@ async def test_customer_message_reaches_the_api_and_media_is_served(live):
         listing = await _poll(lambda: api.get("/api/v1/conversations"),
                               lambda r: r.json()["data"] and r.json()["data"][0]["unread_count"])
         conversation = listing.json()["data"][0]
-        assert conversation["contact"] == {"id": conversation["contact"]["id"], "wa_id": "972987654321",
-                                           "name": "Dana", "phone": "+972987654321"}
+        contact = conversation["contact"]
+        assert contact == {"id": contact["id"], "wa_id": "972987654321", "name": "Dana", "phone": "+972987654321",
+                           "user_id": contact["user_id"], "username": None, "kind": "person"}
+        assert contact["user_id"].startswith("IL.")  # the sandbox gives every customer a BSUID, as Meta does
         assert conversation["status"] == "open" and conversation["unread_count"] == 1
         assert conversation["account_id"] == str(setup.account.id) and conversation["window_expires_at"]
         messages = (await api.get(f"/api/v1/conversations/{conversation['id']}/messages")).json()

@@ -184,8 +184,11 @@ async def test_control_sent_lists_accepted_sends_in_order(sandbox: Sandbox) -> N
         await sandbox.send(client, {"to": "x"})  # rejected: not listed
         data = (await client.get(f"{sandbox.control}/sent", params={"phone_number_id": PHONE_ID})).json()["data"]
         assert [d["wamid"] for d in data] == wamids
-        assert all(set(d) == {"wamid", "to", "type", "body", "accepted_at"} for d in data)
+        assert all(set(d) == {"wamid", "to", "recipient", "recipient_type", "user_id", "type", "body", "accepted_at"}
+                   for d in data)
         assert [d["body"] for d in data] == bodies and data[0]["to"] == "+" + CUSTOMER and data[0]["type"] == "text"
+        assert data[0]["recipient"] is None and data[0]["recipient_type"] == "individual"
+        assert data[0]["user_id"] == sandbox.state.users.by_phone(WABA_ID, CUSTOMER).user_id
         assert isinstance(data[0]["accepted_at"], float) and data[0]["accepted_at"] <= data[2]["accepted_at"]
         cleared = await client.delete(f"{sandbox.control}/sent")
         assert cleared.status_code == 200

@@ -52,9 +52,15 @@ async def test_status_webhooks_sent_delivered_read_signed_and_in_order(sandbox: 
     assert value["metadata"] == {"display_phone_number": "15550001001", "phone_number_id": PHONE_ID}
     statuses = sandbox.receiver.statuses()
     sent = next(s for s in statuses if s["status"] == "sent")
+    user_id = sandbox.state.users.by_phone(WABA_ID, CUSTOMER).user_id
     assert sent["recipient_id"] == CUSTOMER and isinstance(sent["timestamp"], str) and sent["timestamp"].isdigit()
-    assert sent["conversation"]["origin"]["type"] == "service" and "expiration_timestamp" in sent["conversation"]
-    assert sent["pricing"] == {"billable": True, "pricing_model": "CBP", "category": "service"}
+    assert sent["recipient_user_id"] == user_id and "conversation" not in sent  # per-message pricing (v24+)
+    # A free-form reply inside the customer service window is free.
+    assert sent["pricing"] == {"billable": False, "pricing_model": "PMP", "type": "free_customer_service",
+                               "category": "service"}
+    # 2026: every status rides with its recipient's contact (contacts[i] <-> statuses[i]).
+    assert len(value["contacts"]) == len(value["statuses"])
+    assert value["contacts"][0] == {"profile": {"name": "Ann Customer"}, "wa_id": CUSTOMER, "user_id": user_id}
 
 
 async def test_read_after_ms_null_means_never_read(sandbox: Sandbox) -> None:
@@ -110,9 +116,11 @@ async def test_inbound_text_reply_and_reaction_webhooks(sandbox: Sandbox) -> Non
         await sandbox.inbound(client, {"type": "reaction", "reaction": {"message_id": first, "emoji": "👍"}})
     received = await wait_for(lambda: sandbox.receiver.messages() if len(sandbox.receiver.messages()) == 3 else None)
     value, message = received[0]
-    assert value["contacts"] == [{"profile": {"name": "Ann Customer"}, "wa_id": CUSTOMER}]
-    assert message == {"from": CUSTOMER, "id": first, "timestamp": message["timestamp"], "type": "text",
-                       "text": {"body": "hello"}}
+    user_id = sandbox.state.users.by_phone(WABA_ID, CUSTOMER).user_id
+    assert user_id.startswith("US.") and len(user_id) == 23
+    assert value["contacts"] == [{"profile": {"name": "Ann Customer"}, "wa_id": CUSTOMER, "user_id": user_id}]
+    assert message == {"from": CUSTOMER, "from_user_id": user_id, "id": first, "timestamp": message["timestamp"],
+                       "type": "text", "text": {"body": "hello"}}
     assert message["timestamp"].isdigit()
     assert received[1][1]["context"] == {"from": "15550001001", "id": first}
     assert received[2][1]["reaction"] == {"message_id": first, "emoji": "👍"}

@@ -138,7 +138,7 @@ async def ingest_pending(runtime: Runtime) -> list[str]:
     async with on_test_loop(runtime) as local:
         ingestor = WebhookIngestor(local.live, lambda message_id, generation: enqueue_fetch_media(
             local.arq, message_id, generation=generation),
-                                   TemplateService(local.accounts, local.live))
+                                   TemplateService(local.accounts, local.live), accounts=local.accounts)
         outcomes = []
         for event in await WebhookEvent.find(WebhookEvent.ingested_at == None).sort("received_at").to_list():  # noqa: E711
             outcomes.append((await ingestor.ingest(event.id)).outcome)

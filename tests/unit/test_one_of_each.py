@@ -86,9 +86,9 @@ def test_preview_is_one_line_of_at_most_200_characters():
 
 def test_one_cursor_codec_and_one_error_code():
     # No other module builds or reads a base64 token for paging (the sandbox imitates Meta's own
-    # cursors; security.py's base64 is a Fernet key).
+    # cursors and group ids; security.py's base64 is a Fernet key).
     assert _files_matching(r"urlsafe_b64(en|de)code") == {
-        "app/pagination.py", "app/sandbox/templates.py", "app/security.py"}
+        "app/pagination.py", "app/sandbox/templates.py", "app/sandbox/groups.py", "app/security.py"}
     assert _files_matching(r"BAD_CURSOR") == set()
     from app.domains.inbox import queries as inbox
 
@@ -117,10 +117,11 @@ def test_lists_in_the_same_order_share_cursors_and_refuse_other_orders():
 # -- one retry delay --------------------------------------------------------------------------------
 
 def test_one_retry_formula():
-    """Exponential growth and jitter live in app/retry.py only. app/whatsapp/errors.py is the standalone
-    WhatsApp library (it may import nothing of ours): Meta's suggested delay, fed to backoff(suggested=)."""
+    """Exponential growth and jitter live in app/retry.py only. app/whatsapp/error_classes.py is the
+    standalone WhatsApp library (it may import nothing of ours): Meta's suggested delay, fed to
+    backoff(suggested=)."""
     growth = r"\*\* \(?(attempt|tries|min\(|max\()|\b2 \*\* |random\.uniform\("
-    allowed = {"app/retry.py", "app/whatsapp/errors.py"}
+    allowed = {"app/retry.py", "app/whatsapp/error_classes.py"}
     assert _files_matching(growth) <= allowed
 
 

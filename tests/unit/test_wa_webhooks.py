@@ -314,7 +314,8 @@ def test_sent_status_pricing_conversation_and_callback_data():
 
 def test_group_status_keeps_participant_fields():
     (item,) = iter_statuses(parse_envelope(load("status_read_group.json")))
-    assert item.status.model_extra["recipient_type"] == "group"
+    assert (item.status.recipient_type, item.status.recipient_id) == ("group", "fowefinoewcnw")
+    assert item.status.recipient_participant_id == "<GROUP_PARTICIPANT_USER_PHONE_NUMBER>"
     assert item.status.model_extra["recipient_participant_user_id"] == "US.123456"
 
 

@@ -101,6 +101,12 @@ class AccountsApi(Controller):
         account = await runtime.accounts.get(principal.workspace_id, account_id)
         return (await runtime.accounts.test_connection(account)).to_dict()
 
+    @post("/{account_id:str}/resume-sending", summary="Resume sending after Meta restricted the number "
+          "(368 / 131031): its held messages go in order (409 NOT_STOPPED when sending is not stopped)",
+          status_code=200, responses=documented(200, AccountShape, "The number"))
+    async def resume_sending(self, account_id: str, runtime: Runtime, principal: Principal) -> dict[str, Any]:
+        return runtime.accounts.view(await runtime.accounts.resume_sending(principal.workspace_id, account_id))
+
     @get("/{account_id:str}/profile", summary="The number's WhatsApp business profile", responses=documented(200, BusinessProfileShape, "The profile"))
     async def get_profile(self, account_id: str, runtime: Runtime, principal: Principal) -> dict[str, Any]:
         account = await runtime.accounts.get(principal.workspace_id, account_id)

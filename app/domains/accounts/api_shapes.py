@@ -10,6 +10,15 @@ from pydantic import Field
 from app.api_shapes import ApiShape, page_of
 
 
+class SendingStoppedShape(ApiShape):
+    """Meta restricted or locked the number (368 / 131031): its sends are held until an admin resumes them."""
+
+    code: int | None = Field(None, examples=[368])
+    title: str = Field("", description="Meta's words")
+    detail: str = ""
+    at: str | None = Field(None, description="When sending stopped")
+
+
 class AccountHealthShape(ApiShape):
     token_state: str | None = Field(None, examples=["ok"])
     last_webhook_at: str | None = None
@@ -22,6 +31,9 @@ class AccountHealthShape(ApiShape):
     throughput_level: str | None = None
     last_checked_at: str | None = None
     last_check_error: str | None = None
+    sending_stopped: SendingStoppedShape | None = Field(
+        None, description="Set while sends are held because Meta restricted the number; null otherwise "
+                          "(POST /api/v1/accounts/{id}/resume-sending clears it)")
 
 
 class AccountShape(ApiShape):

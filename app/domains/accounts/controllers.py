@@ -1,4 +1,9 @@
-"""Admin pages for WhatsApp numbers: list and add, connect to Meta, test, edit, rotate, profile."""
+"""Admin pages for WhatsApp numbers: list and add, connect to Meta, test, edit, rotate, profile.
+
+Also Meta's news about them: the number page's "WhatsApp notices" (restrictions, bans, alerts, limit
+and quality changes, app/domains/notifications/), the banner and "Resume sending" when Meta stopped
+its sends (368 / 131031), and the admins' badge in the top navigation (``/admin/numbers/notices``,
+loaded by base.html) with "Mark as seen"."""
 
 from __future__ import annotations
 
@@ -10,10 +15,13 @@ from litestar.response import Template
 
 from app.auth import requires_admin
 from app.domains.accounts.api import PHOTO_UPLOAD_LIMIT
+from app.domains.accounts.models import WhatsAppAccount
 from app.domains.accounts.profile import VERTICALS, BusinessProfiles, ProfileChanges
 from app.domains.accounts.services import AccountChanges, NewAccount
+from app.domains.notifications.notices import notices_of
+from app.domains.notifications.services import Notices
 from app.domains.workspaces.services import Principal
-from app.errors import AppError
+from app.errors import AppError, Conflict
 from app.forms import go_to, is_htmx, read_form, render
 from app.runtime import Runtime
 
@@ -37,7 +45,55 @@ class NumbersController(Controller):
         problems = await runtime.webhooks.problems(principal.workspace_id, account.id)
         return {"active": "numbers", "n": runtime.accounts.view(account), "webhook_problems": problems,
                 "graph_api_url": runtime.accounts.graph_api_url,
-                "api_version": runtime.accounts.graph_api_version, "test": None, "saved": None, **extra}
+                "api_version": runtime.accounts.graph_api_version, "test": None, "saved": None,
+                **self._news(account), **extra}
+
+    @staticmethod
+    def _news(account: WhatsAppAccount) -> dict[str, Any]:
+        """Meta's notices about the number (newest first) and whether Meta stopped its sends."""
+        notices = notices_of(account.health.account_events)
+        return {"notices": notices, "unseen_notices": sum(1 for x in notices if x.unseen),
+                "sending_stopped": account.health.sending_stopped, "resumed": None}
+
+    # -- the admins' WhatsApp notices (top navigation) ------------------------------------------------
+
+    @get("/notices")
+    async def notice_badge(self, runtime: Runtime, principal: Principal) -> Template:
+        """The badge in the top navigation (base.html loads it on every page, then every 2 minutes)."""
+        return Template("admin/numbers/_notice_badge.html",
+                        context={"badge": await Notices().badge(principal.workspace_id)})
+
+    @post("/notices/seen", status_code=200)
+    async def notices_seen(self, request: Request, runtime: Runtime, principal: Principal) -> Any:
+        await Notices().mark_seen(principal.workspace_id, principal.user_id)
+        if not is_htmx(request):
+            return go_to(request, "/admin/numbers")
+        return Template("admin/numbers/_notice_badge.html",
+                        context={"badge": await Notices().badge(principal.workspace_id)})
+
+    @post("/{account_id:str}/notices/seen", status_code=200)
+    async def number_notices_seen(self, account_id: str, request: Request, runtime: Runtime,
+                                  principal: Principal) -> Template:
+        """This number's notices (and the same WABA-wide events on its sibling numbers) are seen."""
+        account = await runtime.accounts.get(principal.workspace_id, account_id)
+        await Notices().mark_seen(principal.workspace_id, principal.user_id, account)
+        context = await self._page(runtime, principal, account_id, oob_badge=True,
+                                   badge=await Notices().badge(principal.workspace_id))
+        return render(request, "admin/numbers/show.html", "admin/numbers/_notices.html", context)
+
+    @post("/{account_id:str}/resume", status_code=200)
+    async def resume_sending(self, account_id: str, request: Request, runtime: Runtime,
+                             principal: Principal) -> Template:
+        """Meta stopped the number's sends (368 / 131031) and the admin dealt with it: its held sends go."""
+        try:
+            await runtime.accounts.resume_sending(principal.workspace_id, account_id)
+            resumed = "now"
+        except Conflict:  # resumed meanwhile (another admin, a second click): nothing is held any more
+            resumed = "already"
+        context = await self._page(runtime, principal, account_id, oob_badge=True,
+                                   badge=await Notices().badge(principal.workspace_id))
+        context["resumed"] = resumed
+        return render(request, "admin/numbers/show.html", "admin/numbers/_sending_stopped.html", context)
 
     @get("/")
     async def index(self, runtime: Runtime, principal: Principal) -> Template:

@@ -20,6 +20,16 @@ class SendError(BaseModel):
     at: datetime = Field(default_factory=utcnow)
 
 
+class SendingStopped(BaseModel):
+    """Meta restricted or locked the number for policy (368, 131031): its sends stay queued until an
+    admin has dealt with it in Meta's Business Manager and presses "Resume sending"."""
+
+    code: int | None = None
+    title: str = ""
+    detail: str = ""
+    at: datetime = Field(default_factory=utcnow)
+
+
 class AccountHealth(BaseModel):
     """What we know of a number's state, fed by sends, webhooks and Meta's account updates."""
 
@@ -43,6 +53,8 @@ class AccountHealth(BaseModel):
     """Meta's throughput level (STANDARD = 80 mps, HIGH = up to 1,000)."""
     number_status: str | None = None
     """Meta's status of the number (CONNECTED, FLAGGED, RESTRICTED ...)."""
+    sending_stopped: SendingStopped | None = None
+    """Set when Meta answered 368 / 131031: sends are held (not failed) until an admin resumes them."""
 
 
 class WhatsAppAccount(WorkspaceDocument):

@@ -18,7 +18,7 @@ from pymongo.errors import DuplicateKeyError
 from app.cache import TtlCache
 from app.changes import Changes
 from app.db import parse_object_id, utcnow
-from app.domains.accounts.models import WhatsAppAccount
+from app.domains.accounts.models import SendError, SendingStopped, WhatsAppAccount
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.logging import get_logger
 from app.security import SecretBox, last4, new_token
@@ -356,6 +356,7 @@ class AccountService:
                 "throughput_level": health.throughput_level,
                 "last_checked_at": health.last_checked_at,
                 "last_check_error": health.last_check_error,
+                "sending_stopped": health.sending_stopped.model_dump() if health.sending_stopped else None,
             },
             "created_at": account.created_at,
             "updated_at": account.updated_at,
@@ -377,3 +378,38 @@ class AccountService:
         """A Graph client for this number, sharing the process's connection pool."""
         return GraphClient(self.access_token(account), base_url=self.graph_api_url,
                            api_version=self.graph_api_version, http=self.http)
+
+    async def stop_sending(self, account_id: PydanticObjectId, error: GraphError) -> None:
+        """Meta restricted or locked the number for policy (368 / 131031, answered to a send or in a
+        failed status): its sends are held, not failed, until an admin resumes sending; the first
+        refusal's words are kept, and every drainer and page hears of it at once."""
+        log.warning("number restricted by WhatsApp: sends held until an admin resumes them",
+                    account_id=str(account_id), code=error.code)
+        detail = error.details or error.agent_message
+        title = error.title or type(error).__name__
+        await WhatsAppAccount.find_one(WhatsAppAccount.id == account_id).update({"$set": {
+            "health.last_send_error": SendError(code=error.code, title=title, detail=error.agent_message).model_dump()}})
+        await WhatsAppAccount.find_one(WhatsAppAccount.id == account_id, {"health.sending_stopped": None}).update(
+            {"$set": {"health.sending_stopped": SendingStopped(code=error.code, title=title, detail=detail).model_dump()}})
+        await self.changed(account_id)
+
+    async def resume_sending(self, workspace_id: PydanticObjectId, account_id: str | PydanticObjectId
+                             ) -> WhatsAppAccount:
+        """An admin dealt with Meta's restriction (368 / 131031): clear ``health.sending_stopped`` and let
+        the number's held messages go, in their order. NotFound for an unknown number, Conflict
+        (NOT_STOPPED) when its sending is not stopped."""
+        account = await self.get(workspace_id, account_id)
+        if account.health.sending_stopped is None:
+            raise Conflict(f"Sending is not stopped for {account.display_phone_number}.", error_code="NOT_STOPPED",
+                           details={"id": str(account.id)})
+        now = utcnow()
+        await WhatsAppAccount.find_one(WhatsAppAccount.id == account.id).update(
+            {"$set": {"health.sending_stopped": None, "updated_at": now}})
+        account.health.sending_stopped = None
+        account.updated_at = now
+        log.info("sending resumed by an admin", account_id=str(account.id))
+        # As after a new token: every process drops its copy, and the outbox wakes the number's drainer.
+        await self.changed(account.id)
+        for listener in self.credentials_listeners:
+            await listener(account)
+        return account

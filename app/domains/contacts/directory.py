@@ -15,7 +15,7 @@ from beanie import PydanticObjectId
 from beanie.operators import In
 
 from app.domains.contacts.editing import ContactEditing
-from app.domains.contacts.models import Contact, contact_key
+from app.domains.contacts.models import Contact
 from app.domains.contacts.services import ContactService
 from app.domains.conversations.models import Conversation
 from app.domains.media.store import MediaStore
@@ -55,7 +55,8 @@ class ContactDirectory:
                                        status_code=400)
             pattern = {"$regex": re.escape(search.strip()), "$options": "i"}
             digits = re.sub(r"\D", "", search)
-            ors: list[dict[str, Any]] = [{"name": pattern}, {"profile_name": pattern}, {"username": pattern}]
+            ors: list[dict[str, Any]] = [{"name": pattern}, {"profile_name": pattern}, {"username": pattern},
+                                         {"user_id": search.strip()}]
             if digits:
                 ors += [{"wa_id": {"$regex": re.escape(digits)}}, {"phone": {"$regex": re.escape(digits)}}]
             filters.append({"$or": ors})
@@ -71,7 +72,7 @@ class ContactDirectory:
                      attributes: dict[str, str] | None = None, tags: list[str] | None = None,
                      opted_out_marketing: bool = False) -> Contact:
         wa_id = wa_id_of(phone)
-        existing = await Contact.find_one_scoped(workspace_id, Contact.key == contact_key(wa_id, None))
+        existing = await self.contacts.find(workspace_id, wa_id=wa_id)
         if existing is not None:  # checked first: the upsert would touch the existing contact
             raise Conflict("A contact with this number exists already.", error_code="CONTACT_EXISTS",
                            details={"id": str(existing.id)})
@@ -136,8 +137,10 @@ class ContactDirectory:
         return len(events)
 
     async def _erase_raw_webhooks(self, ws: PydanticObjectId, contact: Contact) -> int:
-        """Ingested raw webhook bodies that mention their number (kept for debugging, not needed after)."""
-        needles = [n.encode() for n in {contact.wa_id, *contact.previous_wa_ids} if n]
+        """Ingested raw webhook bodies that mention their number or WhatsApp user id (kept for debugging,
+        not needed after)."""
+        needles = [n.encode() for n in {contact.wa_id, *contact.previous_wa_ids, contact.user_id,
+                                         *contact.previous_user_ids} if n]
         if not needles:
             return 0
         doomed = []

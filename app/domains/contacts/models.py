@@ -1,19 +1,31 @@
-"""Contact: a customer of one workspace, keyed by wa_id (or Meta's business-scoped user id)."""
+"""Contact: a customer of one workspace, found by any of the identifiers WhatsApp gives for them.
+
+Meta names one person by up to three identifiers: the phone number (``wa_id``), the business-scoped
+user id (BSUID, ``user_id``: every webhook since spring 2026; a user who adopts a username may write
+with no phone number at all) and the parent BSUID shared across a company's portfolios. Each is kept
+in ``identities`` ("wa:…", "user:…", "parent:…"), unique per workspace, so any of them finds the
+same contact and two contacts can never claim the same one. ``key`` is the identity a contact was
+created with (kept unique for contacts stored before ``identities`` existed).
+
+A WhatsApp group the business takes part in is a contact too (``kind == "group"``, key
+"group:<group_id>"), so it has its own conversation per number; its messages name the participant
+who wrote them (``Message.sender_contact_id``).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import pymongo
-from beanie import Insert, Replace, Save, before_event
-from pydantic import Field
+from beanie import Insert, PydanticObjectId, Replace, Save, before_event
+from pydantic import BaseModel, Field
 
 from app.db import WorkspaceDocument, utcnow
 
 
 def contact_key(wa_id: str | None, user_id: str | None) -> str:
-    """The identity we dedupe on: wa_id when Meta gives one, else the BSUID."""
+    """The identity a new contact is created with: wa_id when Meta gives one, else the BSUID."""
     if wa_id:
         return f"wa:{wa_id}"
     if user_id:
@@ -21,11 +33,63 @@ def contact_key(wa_id: str | None, user_id: str | None) -> str:
     raise ValueError("a contact needs a wa_id or a user_id")
 
 
+def identities_of(wa_id: str | None = None, user_id: str | None = None,
+                  parent_user_id: str | None = None) -> list[str]:
+    """Every identity these identifiers name, strongest first (phone, BSUID, parent BSUID)."""
+    return [f"{prefix}:{value}" for prefix, value in (("wa", wa_id), ("user", user_id), ("parent", parent_user_id))
+            if value]
+
+
+def identity_of_customer(wa_id_or_user_id: str) -> str:
+    """The identity a customer id given by an integrator names: a BSUID ("US.1349…") or a wa_id."""
+    from app.whatsapp.payloads import BSUID_PATTERN
+
+    text = wa_id_or_user_id.strip()
+    return f"user:{text}" if BSUID_PATTERN.match(text) else f"wa:{text.lstrip('+')}"
+
+
+def holding(*identities: str) -> dict[str, Any]:
+    """The filter on ``identities`` that the unique partial index serves: the planner uses a partial
+    index only when the query implies its filter, so the ``$type`` test is repeated here."""
+    return {"identities": {"$in": list(identities), "$type": "string"}}
+
+
+def group_key(group_id: str) -> str:
+    return f"group:{group_id}"
+
+
+class IdentityNote(BaseModel):
+    """Something WhatsApp said about who this person is that agents should know: a new number or
+    user id, or another contact that carries one of their identifiers (never merged silently)."""
+
+    kind: Literal["number_changed", "user_id_changed", "linked", "conflict"]
+    text: str
+    other_contact_id: PydanticObjectId | None = None
+    at: datetime = Field(default_factory=utcnow)
+
+
+class GroupInfo(BaseModel):
+    """A WhatsApp group the number takes part in (a contact of kind "group")."""
+
+    group_id: str
+    subject: str = ""
+    description: str = ""
+    participant_ids: list[PydanticObjectId] = Field(default_factory=list)
+    """Contacts of the participants we know (from group webhooks and their messages)."""
+    deleted: bool = False
+
+
 class Contact(WorkspaceDocument):
     key: str
+    kind: Literal["person", "group"] = "person"
+    identities: list[str] = Field(default_factory=list)
+    """"wa:<wa_id>", "user:<BSUID>", "parent:<parent BSUID>": each finds this contact (unique per workspace)."""
     wa_id: str | None = None
     user_id: str | None = None
+    """Meta's business-scoped user id (BSUID): sends go to it when no phone number is known."""
+    parent_user_id: str | None = None
     username: str | None = None
+    """The WhatsApp username the customer chose (shown instead of a number they keep private)."""
     profile_name: str = ""
     """The name the customer set in WhatsApp (updated from every webhook)."""
     name: str = ""
@@ -36,6 +100,10 @@ class Contact(WorkspaceDocument):
     tags: list[str] = Field(default_factory=list)
     opted_out_marketing: bool = False
     previous_wa_ids: list[str] = Field(default_factory=list)
+    previous_user_ids: list[str] = Field(default_factory=list)
+    identity_notes: list[IdentityNote] = Field(default_factory=list)
+    """Newest last, capped: shown in the inbox's details panel."""
+    group: GroupInfo | None = None
     updated_at: datetime = Field(default_factory=utcnow)
     search_tokens: list[str] = Field(default_factory=list)
     """Words of name / profile name / username and suffixes of the number, for the inbox search."""
@@ -48,12 +116,23 @@ class Contact(WorkspaceDocument):
 
     @property
     def display_name(self) -> str:
-        return self.name or self.profile_name or self.phone or self.username or self.key
+        if self.group is not None:
+            return self.name or self.group.subject or "WhatsApp group"
+        return self.name or self.profile_name or self.phone or (f"@{self.username.lstrip('@')}" if self.username
+                                                                else None) or self.user_id or self.key
+
+    @property
+    def is_group(self) -> bool:
+        return self.kind == "group"
 
     class Settings:
         name = "contacts"
         indexes = [
             pymongo.IndexModel([("workspace_id", 1), ("key", 1)], unique=True),
+            # Any identifier finds the contact; no two contacts share one (contacts stored before
+            # identities existed have none, and are found by key until they are next written).
+            pymongo.IndexModel([("workspace_id", 1), ("identities", 1)], unique=True, name="identities",
+                               partialFilterExpression={"identities": {"$type": "string"}}),
             pymongo.IndexModel([("workspace_id", 1), ("updated_at", -1), ("_id", -1)]),
             pymongo.IndexModel([("workspace_id", 1), ("phone", 1)]),
             # Inbox search (app/domains/conversations/search.py): prefix regexes on these tokens.

@@ -9,42 +9,13 @@ from litestar import Controller, get
 from litestar.params import Parameter
 
 from app.auth import requires_login
-from app.db import as_utc, parse_object_id
-from app.domains.contacts.models import Contact
-from app.domains.conversations.models import Conversation, ConversationStatus
+from app.db import parse_object_id
+from app.domains.conversations.models import ConversationStatus
 from app.domains.conversations.schemas import ConversationList, conversation_out
 from app.domains.conversations.services import ConversationService
 from app.domains.workspaces.services import Principal
 from app.errors import ValidationFailed
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
-
-
-def _iso(value: Any) -> str | None:
-    return as_utc(value).isoformat() if value is not None else None
-
-
-def conversation_view(conversation: Conversation, contact: Contact | None) -> dict[str, Any]:
-    preview = conversation.last_message
-    return {
-        "id": str(conversation.id),
-        "account_id": str(conversation.account_id),
-        "contact": {
-            "id": str(conversation.contact_id),
-            "wa_id": contact.wa_id if contact else None,
-            "name": contact.display_name if contact else None,
-            "phone": contact.phone if contact else None,
-        },
-        "status": conversation.status.value,
-        "unread_count": conversation.unread_count,
-        "last_message_at": _iso(conversation.last_message_at),
-        "window_expires_at": _iso(conversation.window_expires_at),
-        "window_open": conversation.window_open(),
-        "assignee_id": str(conversation.assignee_id) if conversation.assignee_id else None,
-        "last_message": ({"id": str(preview.message_id) if preview.message_id else None, "text": preview.text,
-                          "direction": preview.direction, "type": preview.type, "status": preview.status}
-                         if preview else None),
-        "created_at": _iso(conversation.created_at),
-    }
 
 
 class ConversationsApi(Controller):

@@ -15,6 +15,10 @@ class ContactBrief(BaseModel):
     wa_id: str | None = Field(None, examples=["15551234567"])
     name: str | None = Field(None, examples=["Ada Lovelace"])
     phone: str | None = Field(None, examples=["+15551234567"])
+    user_id: str | None = Field(None, description="WhatsApp's business-scoped user id (BSUID)",
+                                examples=["US.13491208655302741918"])
+    username: str | None = Field(None, description="The customer's WhatsApp username", examples=["ada"])
+    kind: str = Field("person", description="`group` for a WhatsApp group's conversation")
 
 
 class LastMessage(BaseModel):
@@ -68,7 +72,9 @@ def conversation_out(conversation: Conversation, contact: object | None) -> Conv
     return ConversationOut(
         id=str(conversation.id), account_id=str(conversation.account_id),
         contact=ContactBrief(id=str(conversation.contact_id), wa_id=getattr(contact, "wa_id", None),
-                             name=getattr(contact, "display_name", None), phone=getattr(contact, "phone", None)),
+                             name=getattr(contact, "display_name", None), phone=getattr(contact, "phone", None),
+                             user_id=getattr(contact, "user_id", None), username=getattr(contact, "username", None),
+                             kind=getattr(contact, "kind", "person")),
         status=conversation.status, assignee_id=str(conversation.assignee_id) if conversation.assignee_id else None,
         team_id=str(conversation.team_id) if conversation.team_id else None, labels=list(conversation.labels),
         snoozed_until=_utc(conversation.snoozed_until), unread_count=conversation.unread_count,

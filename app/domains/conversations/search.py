@@ -58,7 +58,9 @@ def contact_tokens(name: str | None, profile_name: str | None, username: str | N
 def contact_tokens_of(doc: Any) -> list[str]:
     """The tokens of a Contact (model or raw document)."""
     get = doc.get if isinstance(doc, dict) else lambda key: getattr(doc, key, None)
-    return contact_tokens(get("name"), get("profile_name"), get("username"), get("wa_id"), get("phone"))
+    group = get("group")
+    subject = (group.get("subject") if isinstance(group, dict) else getattr(group, "subject", None)) if group else None
+    return contact_tokens(get("name") or subject, get("profile_name"), get("username"), get("wa_id"), get("phone"))
 
 
 def message_tokens(content: Any) -> list[str]:

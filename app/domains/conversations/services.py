@@ -12,7 +12,7 @@ from pymongo.errors import DuplicateKeyError
 
 from app.db import parse_object_id, utcnow
 from app.domains.access.scope import Scope, scope_of
-from app.domains.contacts.models import Contact, contact_key
+from app.domains.contacts.models import Contact, holding, identity_of_customer
 from app.domains.conversations.models import SERVICE_WINDOW, Conversation, ConversationStatus, MessagePreview
 from app.errors import NotFound
 from app.pagination import DEFAULT_LIMIT, Page, paginate
@@ -127,7 +127,8 @@ class ConversationService:
         if not scope.everything:
             filters.append(scope.conversation_filter())
         if wa_id is not None:
-            contact = await Contact.find_one({"workspace_id": workspace_id, "key": contact_key(wa_id, None)})
+            contact = await Contact.find_one({"workspace_id": workspace_id, "$or": [
+                holding(identity_of_customer(wa_id)), {"key": identity_of_customer(wa_id)}]})
             if contact is None:
                 return Page(items=[], next_cursor=None)
             if contact_id is not None and contact_id != contact.id:

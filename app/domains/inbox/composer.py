@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.background_tasks import BackgroundTask
 
 from app.auth import requires_login
 from app.domains.conversations.actions import ConversationActions
@@ -17,6 +18,7 @@ from app.domains.inbox.attachments import MAX_UPLOAD, file_too_large, send_attac
 from app.domains.inbox.context import error_fragment, html, me, oob_messages, oob_row, queries, render
 from app.domains.inbox.service import InboxService
 from app.domains.inbox.templates_source import approved_templates, build_template_content, find_template, preview
+from app.domains.inbox.typing import TypingIndicator
 from app.domains.inbox.vocab import canned_responses
 from app.domains.messages.models import Message
 from app.domains.outbox.uploads import receive_upload
@@ -49,6 +51,23 @@ class ComposerController(Controller):
         except ClientError as error:
             return error_fragment(error)
         return await self._answer(request, inbox, conversation, message)
+
+    @post("/c/{conversation_id:str}/typing", status_code=204)
+    async def typing(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[None]:
+        """The agent is typing a reply (the composer asks at most every 5 s): the customer sees "typing…".
+
+        Always 204 at once; the indicator (at most one per 20 s per conversation, only in an open
+        window) goes to Meta after the answer. Notes are internal: typing one tells the customer nothing.
+        """
+        conversation = await InboxService(runtime).conversation(me(request).scope, conversation_id)
+        form = await request.form()
+        if str(form.get("mode") or "text") not in ("text", "buttons"):
+            return Response(content=None, status_code=204)
+        typing = TypingIndicator(runtime)
+        due = await typing.due(conversation)
+        if due is None:
+            return Response(content=None, status_code=204)
+        return Response(content=None, status_code=204, background=BackgroundTask(typing.send, due))
 
     @staticmethod
     def _content(mode: str, body: str, buttons: list[str]) -> tuple[str, dict[str, Any]]:

@@ -194,8 +194,11 @@ class InboxQueries:
         accounts = await self._by_id(WhatsAppAccount, workspace_id, {c.account_id for c in conversations})
         users = await self._by_id(User, workspace_id, {c.assignee_id for c in conversations if c.assignee_id})
         label_info = await labels_of(workspace_id) if any(c.labels for c in conversations) else {}
+        # Groups name their participants (one read for every group of the page; none without groups).
+        people = await self._by_id(Contact, workspace_id, {p for contact in contacts.values() if contact.group
+                                                           for p in contact.group.participant_ids})
         return [ConversationRow(c, contacts.get(c.contact_id), accounts.get(c.account_id), users.get(c.assignee_id),
-                                label_info) for c in conversations]
+                                label_info, people) for c in conversations]
 
     async def row(self, conversation: Conversation) -> ConversationRow:
         return (await self.rows(conversation.workspace_id, [conversation]))[0]
@@ -237,8 +240,11 @@ class InboxQueries:
                 if q.wamid:
                     quoted[q.wamid] = q
         authors = await self._by_id(User, workspace_id, {m.sent_by for m in messages if m.sent_by})
+        senders = await self._by_id(Contact, workspace_id,
+                                    {m.sender_contact_id for m in messages if m.sender_contact_id})
         return [MessageView(m, quoted=quoted.get(m.reply_to_id) or quoted.get(m.reply_to_wamid),
-                            author=authors.get(m.sent_by)) for m in messages]
+                            author=authors.get(m.sent_by), sender=senders.get(m.sender_contact_id))
+                for m in messages]
 
     async def view(self, message: Message) -> MessageView:
         return (await self.views(message.workspace_id, [message]))[0]

@@ -90,12 +90,16 @@ class ConversationRow:
     """One line of the conversation list."""
 
     def __init__(self, conversation: Conversation, contact: Contact | None, account: WhatsAppAccount | None,
-                 assignee: User | None, label_info: dict | None = None) -> None:
+                 assignee: User | None, label_info: dict | None = None, people: dict | None = None) -> None:
         self.c = conversation
         self.contact = contact
         self.account = account
         self.assignee = assignee
         self.label_info = label_info or {}
+        group = contact.group if contact is not None else None
+        self.participants: list[Contact] = [people[i] for i in group.participant_ids if i in people] if (
+            group is not None and people) else []
+        """A group's participants we know, by name (empty for a one-to-one conversation)."""
 
     @property
     def labels(self) -> list:
@@ -113,7 +117,13 @@ class ConversationRow:
 
     @property
     def phone(self) -> str:
-        return (self.contact.phone or self.contact.wa_id or "") if self.contact else ""
+        """What stands under the name: the number, a username user's @handle, or "WhatsApp group"."""
+        c = self.contact
+        if c is None:
+            return ""
+        if c.group is not None:
+            return "WhatsApp group"
+        return c.phone or c.wa_id or (f"@{c.username.lstrip('@')}" if c.username else "")
 
     @property
     def sort_key(self) -> str:
@@ -156,10 +166,13 @@ class ConversationRow:
 class MessageView:
     """One bubble: its text, media, ticks, reactions, quote, edits, errors."""
 
-    def __init__(self, message: Message, quoted: Message | None = None, author: User | None = None) -> None:
+    def __init__(self, message: Message, quoted: Message | None = None, author: User | None = None,
+                 sender: Contact | None = None) -> None:
         self.m = message
         self.quoted = quoted
         self.author = author
+        self.sender = sender
+        """In a group's thread: the participant who wrote it (shown above the bubble's text)."""
         self.content: dict[str, Any] = message.content or {}
 
     @property

@@ -24,7 +24,8 @@ from pymongo.errors import DuplicateKeyError
 
 from app.db import as_utc, utcnow
 from app.domains.accounts.models import WhatsAppAccount
-from app.domains.contacts.models import Contact, contact_key
+from app.domains.accounts.services import AccountService
+from app.domains.contacts.models import Contact
 from app.domains.contacts.services import ContactService
 from app.domains.conversations.models import Conversation, MessagePreview
 from app.domains.conversations.search import message_tokens
@@ -52,6 +53,8 @@ WEBHOOK_STATUSES = {s.value: s for s in (MessageStatus.SENT, MessageStatus.DELIV
 LOOK_AGAIN_AFTER_SECONDS = (1.0, 4.0)
 """A status that beat its message is looked for again after 1 s, then 4 s more (the send's answer is
 being recorded); later than that, the outbox sweeper applies it."""
+
+IDENTITY_CHANGES = frozenset({"user_changed_number", "user_changed_user_id"})
 
 EnqueueMedia = Callable[[str, int], Awaitable[Any]]
 """(message id, generation): a new generation per media change, since job ids are kept a while."""
@@ -82,7 +85,8 @@ class BatchContext:
     """Per-batch memo: a batch of 100 messages from one customer upserts the contact once."""
 
     workspace_id: PydanticObjectId
-    contacts: dict[str, Contact] = field(default_factory=dict)
+    contacts: dict[tuple[str | None, str | None], Contact] = field(default_factory=dict)
+    """By (wa_id, user_id) as the webhook named them; groups by ("group", group_id)."""
     conversations: dict[tuple[PydanticObjectId, PydanticObjectId], Conversation] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     stored: int = 0
@@ -94,8 +98,10 @@ class MessageIngest:
     """Applies the messages and statuses of one webhook batch to contacts, conversations and messages."""
 
     def __init__(self, live: LiveEvents, enqueue_media: EnqueueMedia,
-                 contacts: ContactService | None = None, conversations: ConversationService | None = None) -> None:
+                 contacts: ContactService | None = None, conversations: ConversationService | None = None,
+                 accounts: AccountService | None = None) -> None:
         self.live = live
+        self.accounts = accounts
         self.enqueue_media = enqueue_media
         self.contacts = contacts or ContactService()
         self.conversations = conversations or ConversationService()
@@ -114,15 +120,27 @@ class MessageIngest:
             user_id = (contact.user_id if contact else None) or message.from_user_id
         if not wa_id and not user_id:
             return None
-        key = contact_key(wa_id, user_id)
-        if key in batch.contacts:
-            return batch.contacts[key]
+        memo = (wa_id, user_id)
+        if memo in batch.contacts:
+            return batch.contacts[memo]
         profile = contact.profile if contact else None
         found, _ = await self.contacts.upsert(
-            batch.workspace_id, wa_id=wa_id, user_id=user_id,
+            batch.workspace_id, wa_id=wa_id, user_id=user_id, parent_user_id=contact.parent_user_id if contact else None,
             profile_name=profile.name if profile else None, username=profile.username if profile else None)
-        batch.contacts[key] = found
+        batch.contacts[memo] = found
         return found
+
+    async def _group(self, batch: BatchContext, group_id: str, participant: Contact | None) -> Contact:
+        """The group's own contact (its conversation is the group's thread), knowing ``participant``."""
+        memo = ("group", group_id)
+        group = batch.contacts.get(memo)
+        if group is None:
+            group = await self.contacts.group(batch.workspace_id, group_id)
+            batch.contacts[memo] = group
+        if participant is not None and group.group is not None and participant.id not in group.group.participant_ids:
+            group.group.participant_ids.append(participant.id)
+            await self.contacts.add_participants(group, [participant.id])
+        return group
 
     async def _conversation(self, batch: BatchContext, account: WhatsAppAccount, contact: Contact) -> Conversation:
         memo = (account.id, contact.id)
@@ -137,12 +155,15 @@ class MessageIngest:
     async def store_inbound(self, batch: BatchContext, account: WhatsAppAccount, item: InboundMessage) -> None:
         """One customer message, whatever its type."""
         message = item.message
-        if message.type == "system" and message.system and message.system.type == "user_changed_number":
-            await self._change_number(batch, message.from_, message.system.wa_id)
+        if message.type == "system" and message.system and message.system.type in IDENTITY_CHANGES:
+            await self._change_identity(batch, message)
         contact = await self._contact(batch, item, outbound=False)
         if contact is None:
             batch.notes.append(f"message {message.id}: no sender (neither wa_id nor user_id); kept raw only")
             return
+        sender = None
+        if message.group_id:  # written in a group: the group's thread, never the participant's own
+            sender, contact = contact, await self._group(batch, message.group_id, contact)
         conversation = await self._conversation(batch, account, contact)
         at = message.occurred_at
         if message.type == "reaction" and message.reaction and message.reaction.message_id:
@@ -159,7 +180,7 @@ class MessageIngest:
                 await self._amend(target, message, at)
                 await self.conversations.record_inbound(conversation, at, None, unread=False)
                 return
-        await self._insert(batch, account, contact, conversation, item, direction="inbound")
+        await self._insert(batch, account, contact, conversation, item, direction="inbound", sender=sender)
 
     async def store_echo(self, batch: BatchContext, account: WhatsAppAccount, item: InboundMessage) -> None:
         """A message the business sent from the WhatsApp Business app on the same number (coexistence)."""
@@ -184,24 +205,31 @@ class MessageIngest:
                 return
         await self._insert(batch, account, contact, conversation, item, direction="outbound")
 
-    async def _change_number(self, batch: BatchContext, old_wa_id: str | None, new_wa_id: str | None) -> None:
-        if not old_wa_id or not new_wa_id or old_wa_id == new_wa_id:
+    async def _change_identity(self, batch: BatchContext, message: Any) -> None:
+        """``user_changed_number`` / ``user_changed_user_id``: the contact moves to its new identifiers
+        (before the message is stored, so it lands in the same contact and conversation)."""
+        system = message.system
+        old_wa_id, old_user_id = message.from_, message.from_user_id
+        if not old_wa_id and not old_user_id:
             return
-        moved = await Contact.find_one_scoped(batch.workspace_id, Contact.key == contact_key(new_wa_id, None))
-        if moved is not None and old_wa_id in moved.previous_wa_ids:
-            batch.contacts[contact_key(old_wa_id, None)] = moved  # applied by an earlier run
+        new_wa_id = system.wa_id if system.type == "user_changed_number" else None
+        moved = await self.contacts.find(batch.workspace_id, wa_id=new_wa_id, user_id=system.user_id)
+        if moved is not None and (old_wa_id in moved.previous_wa_ids or old_user_id in moved.previous_user_ids):
+            batch.contacts[(old_wa_id, old_user_id)] = moved  # applied by an earlier run
             return
-        await self.contacts.upsert(batch.workspace_id, wa_id=old_wa_id)
-        contact = await self.contacts.change_number(batch.workspace_id, old_wa_id, new_wa_id)
+        if await self.contacts.find(batch.workspace_id, wa_id=old_wa_id, user_id=old_user_id) is None:
+            await self.contacts.upsert(batch.workspace_id, wa_id=old_wa_id, user_id=old_user_id)
+        contact = await self.contacts.change_number(
+            batch.workspace_id, old_wa_id, new_wa_id, old_user_id=old_user_id, new_user_id=system.user_id, new_parent_user_id=system.parent_user_id)
         if contact is not None:
-            batch.contacts[contact_key(old_wa_id, None)] = contact
-            batch.contacts.pop(contact_key(new_wa_id, None), None)
+            batch.contacts[(old_wa_id, old_user_id)] = contact
 
     async def _target(self, batch: BatchContext, wamid: str) -> Message | None:
         return await Message.find_one_scoped(batch.workspace_id, Message.wamid == wamid)
 
     async def _insert(self, batch: BatchContext, account: WhatsAppAccount, contact: Contact,
-                      conversation: Conversation, item: InboundMessage, *, direction: str) -> None:
+                      conversation: Conversation, item: InboundMessage, *, direction: str,
+                      sender: Contact | None = None) -> None:
         message = item.message
         at = message.occurred_at
         content = message.content
@@ -216,7 +244,7 @@ class MessageIngest:
             status_at={("received" if inbound else "sent"): at}, error=message_error(item.errors),
             reply_to_wamid=message.context.id if message.context else None, context=context,
             referral=message.referral, media=_media_ref(message.type, content), timestamp=at,
-            via=None if inbound else "whatsapp_business_app",
+            via=None if inbound else "whatsapp_business_app", sender_contact_id=sender.id if sender else None,
         )
         if doc.reply_to_wamid:
             quoted = await self._target(batch, doc.reply_to_wamid)
@@ -316,8 +344,10 @@ class MessageIngest:
             return
         at = status_item.occurred_at
         error = message_error(list(status_item.errors or ()))
-        pricing = (status_item.pricing or {}).get("category")
+        pricing = status_item.pricing  # Meta's whole pricing object (status.as_pricing reads it)
         changed = await advance_by_wamid(batch.workspace_id, status_item.id, status, at, error, pricing)
+        if error is not None and status is MessageStatus.FAILED:
+            await self._failure_consequences(batch, item, error)
         if changed:
             await self.status_changed(changed["workspace_id"], changed["_id"], changed["conversation_id"],
                                        changed["status"])
@@ -330,6 +360,21 @@ class MessageIngest:
             elif await apply_pending_statuses(message):
                 await self.status_changed(message.workspace_id, message.id, message.conversation_id,
                                            message.status.value)
+
+    async def _failure_consequences(self, batch: BatchContext, item: InboundStatus, error: MessageError) -> None:
+        """What a failure reported in a status webhook means beyond its message, as when the send
+        itself was refused (outbox/failures.py): 131050 opts the customer out of marketing; 368 /
+        131031 stop the number's sends until an admin resumes them."""
+        meaning = error_from_code(error.code, error.title, error.detail)
+        if meaning.opts_out_marketing:
+            message = await Message.find_one_scoped(batch.workspace_id, Message.wamid == item.status.id)
+            if message is not None:
+                await self.contacts.set_marketing_opt_out(batch.workspace_id, message.contact_id, True)
+        if meaning.stops_number and self.accounts is not None and item.phone_number_id:
+            account = await WhatsAppAccount.find_one_scoped(
+                batch.workspace_id, WhatsAppAccount.phone_number_id == item.phone_number_id)
+            if account is not None and account.health.sending_stopped is None:
+                await self.accounts.stop_sending(account.id, meaning)
 
     def _look_again_soon(self, wamid: str) -> None:
         """A status beat its send's answer: apply it once the sender has stored the wamid (a moment

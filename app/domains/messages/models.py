@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -50,6 +51,57 @@ class MessageError(BaseModel):
     detail: str = ""
     agent_message: str = ""
     """A sentence an agent understands (from app.whatsapp.errors)."""
+
+
+class MessagePricing(BaseModel):
+    """Meta's pricing of one outbound message, as its status webhooks carry it (per message since July 2025)."""
+
+    billable: bool | None = None
+    """False for free messages (service replies inside the customer service window, free entry points)."""
+    model: str | None = None
+    """Meta's ``pricing_model``: PMP (per message, since July 2025) or CBP (per conversation, before)."""
+    type: str | None = None
+    """regular, free_customer_service or free_entry_point (PMP)."""
+    category: str | None = None
+    """marketing, utility, authentication, authentication_international, service, referral_conversion,
+    marketplace, group_* ..."""
+
+    @classmethod
+    def from_webhook(cls, pricing: Mapping[str, Any] | None) -> MessagePricing | None:
+        """A status webhook's ``pricing`` object (None when it has none)."""
+        if not pricing:
+            return None
+        billable = pricing.get("billable")
+        found = cls(billable=billable if isinstance(billable, bool) else None,
+                    model=_text(pricing.get("pricing_model")), type=_text(pricing.get("type")),
+                    category=_text(pricing.get("category")))
+        return found if found != cls() else None
+
+    @property
+    def label(self) -> str:
+        """For the inbox: "Marketing · billable", "Service · free"."""
+        category = self.category or ""
+        words = _CATEGORY_LABELS.get(category) or category.replace("_", " ").capitalize() or "WhatsApp pricing"
+        charge = None if self.billable is None else "billable" if self.billable else "free"
+        return " · ".join(x for x in (words, charge) if x)
+
+    @property
+    def detail(self) -> str:
+        """Meta's own words, for a tooltip: "WhatsApp pricing: PMP, regular, marketing"."""
+        words = ", ".join(x for x in (self.model, self.type, self.category) if x)
+        return f"WhatsApp pricing: {words}" if words else "WhatsApp pricing"
+
+
+_CATEGORY_LABELS = {"authentication_international": "Authentication (international)",
+                    "referral_conversion": "Referral conversion (free entry point)"}
+
+META_STATUS_LABELS = {"held_for_quality_assessment": "Held for quality assessment", "paused": "Paused by WhatsApp"}
+"""The send answer's ``message_status`` other than "accepted", in words (marketing templates may be held for
+a quality assessment, then sent later or dropped; paused: the template is paused)."""
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
 
 
 class Reaction(BaseModel):
@@ -108,6 +160,8 @@ class Message(WorkspaceDocument):
     edits: list[Edit] = Field(default_factory=list)
     deleted_at: datetime | None = None
     media: MediaRef | None = None
+    sender_contact_id: PydanticObjectId | None = None
+    """In a group conversation: the participant who wrote an inbound message (``contact_id`` is the group)."""
     sent_by: PydanticObjectId | None = None
     """The agent who wrote it (None for customers, API keys and automations)."""
     via: str | None = None
@@ -116,7 +170,12 @@ class Message(WorkspaceDocument):
     filled in: app.whatsapp.templates.render_template), for the thread and the list."""
     """How an outbound message was created: inbox, api, broadcast, automation."""
     priority: Literal["agent", "bulk"] = "agent"
+    pricing: MessagePricing | None = None
+    """Outbound: Meta's pricing from its status webhooks (the last status that carries it wins)."""
     pricing_category: str | None = None
+    """``pricing.category``, kept beside it (messages stored before ``pricing`` have only this)."""
+    meta_status: str | None = None
+    """Outbound: the send answer's ``message_status``: accepted, held_for_quality_assessment or paused."""
     attempts: int = 0
     idempotency_key: str | None = None
     recipient: str | None = None
@@ -128,6 +187,20 @@ class Message(WorkspaceDocument):
     """Inbound: its unread count / window / preview effect on the conversation was applied (once)."""
     search_tokens: list[str] = Field(default_factory=list)
     """Words of its text for the inbox search (app/domains/conversations/search.py), set on insert."""
+
+    @property
+    def pricing_info(self) -> MessagePricing | None:
+        """Meta's pricing, or what a message stored before ``pricing`` kept of it (the category)."""
+        if self.pricing is not None:
+            return self.pricing
+        return MessagePricing(category=self.pricing_category) if self.pricing_category else None
+
+    @property
+    def meta_status_label(self) -> str:
+        """The send answer's message_status in words when it is not "accepted" (else "")."""
+        if not self.meta_status or self.meta_status == "accepted":
+            return ""
+        return META_STATUS_LABELS.get(self.meta_status) or self.meta_status.replace("_", " ").capitalize()
 
     @before_event(Insert, Replace, Save)
     def _fill_search_tokens(self) -> None:
@@ -174,7 +247,9 @@ class PendingStatus(Document):
     status: MessageStatus
     timestamp: datetime
     error: MessageError | None = None
+    pricing: MessagePricing | None = None
     pricing_category: str | None = None
+    """Statuses kept before ``pricing`` existed have only the category."""
     received_at: datetime = Field(default_factory=utcnow)
 
     class Settings:

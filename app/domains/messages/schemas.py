@@ -47,6 +47,19 @@ class EditOut(BaseModel):
     replaced_at: datetime | None = None
 
 
+class PricingOut(BaseModel):
+    """Meta's pricing of an outbound message, from its status webhooks (per message since July 2025)."""
+
+    billable: bool | None = Field(None, description="Whether Meta charges for this message", examples=[True])
+    model: str | None = Field(None, description="Meta's pricing_model: PMP (per message) or CBP (per conversation, "
+                                                "before July 2025)", examples=["PMP"])
+    type: str | None = Field(None, description="regular, free_customer_service or free_entry_point",
+                             examples=["regular"])
+    category: str | None = Field(None, description="marketing, utility, authentication, "
+                                                   "authentication_international, service, referral_conversion, "
+                                                   "marketplace, ...", examples=["marketing"])
+
+
 class MessageOut(BaseModel):
     """The one JSON shape of a message: API answers (read, send, retry, notes, reactions), event webhooks
     and exports."""
@@ -79,10 +92,17 @@ class MessageOut(BaseModel):
                           "parameters filled in", examples=[{"header": None, "body": "Hi Ana, your order #42 is ready.",
                                                             "footer": "Coffee Co", "buttons": ["Thanks"]}])
     sent_by: str | None = Field(None, description="The agent who wrote it")
+    sender_contact_id: str | None = Field(None, description="In a WhatsApp group's conversation: the contact of "
+                                          "the participant who wrote this inbound message")
     edited: bool = False
     edits: list[EditOut] = Field(default_factory=list, description="What the customer's message said before each edit")
     deleted_at: datetime | None = None
-    pricing_category: str | None = None
+    pricing: PricingOut | None = Field(None, description="Meta's pricing of an outbound message, once a status "
+                                                         "webhook has carried it")
+    pricing_category: str | None = Field(None, description="The same as pricing.category")
+    meta_status: str | None = Field(None, description="The send answer's message_status (outbound): accepted, "
+                                                      "held_for_quality_assessment or paused",
+                                    examples=["accepted"])
     created_at: datetime
     updated_at: datetime
 
@@ -91,6 +111,7 @@ def message_out(message: Message, quoted: dict[str, Any] | None = None) -> Messa
     """``quoted``: wamid -> our id, for quoted messages stored after the reply (MessageQueries.quoted_ids)."""
     error = message.error
     media = message.media
+    pricing = message.pricing_info
     reply_to = None
     if message.reply_to_wamid or message.reply_to_id:
         reply_id = message.reply_to_id or (quoted or {}).get(message.reply_to_wamid or "")
@@ -112,11 +133,13 @@ def message_out(message: Message, quoted: dict[str, Any] | None = None) -> Messa
                        next_attempt_at=as_utc(media.next_attempt_at) if media.next_attempt_at else None)
         if media else None,
         via=message.via, rendered=message.rendered, sent_by=str(message.sent_by) if message.sent_by else None,
+        sender_contact_id=str(message.sender_contact_id) if message.sender_contact_id else None,
         edited=bool(message.edits) and message.deleted_at is None,
         edits=[EditOut(type=e.type, content=e.content, replaced_at=as_utc(e.replaced_at) if e.replaced_at else None)
                for e in message.edits],
         deleted_at=as_utc(message.deleted_at) if message.deleted_at else None,
-        pricing_category=message.pricing_category,
+        pricing=PricingOut(**pricing.model_dump()) if pricing else None,
+        pricing_category=pricing.category if pricing else None, meta_status=message.meta_status,
         created_at=as_utc(message.timestamp), updated_at=as_utc(message.updated_at),
     )
 

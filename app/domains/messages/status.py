@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -9,27 +10,57 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from app.db import utcnow
-from app.domains.messages.models import Message, MessageError, MessageStatus, PendingStatus, can_advance
+from app.domains.messages.models import (
+    Message,
+    MessageError,
+    MessagePricing,
+    MessageStatus,
+    PendingStatus,
+    can_advance,
+)
+
+PricingLike = MessagePricing | Mapping[str, Any] | str | None
+"""Meta's pricing: our model, a status webhook's ``pricing`` object, or (older callers) the category alone."""
+
+
+def as_pricing(pricing: PricingLike) -> MessagePricing | None:
+    if pricing is None or isinstance(pricing, MessagePricing):
+        return pricing
+    if isinstance(pricing, str):
+        return MessagePricing(category=pricing) if pricing else None
+    return MessagePricing.from_webhook(pricing)
+
+
+def pricing_changes(pricing: MessagePricing | None) -> dict[str, Any]:
+    """The ``$set`` of Meta's pricing (with ``pricing_category`` beside it); empty without pricing.
+    Every status that carries pricing sets it (the last one wins): setting it twice is a no-op."""
+    if pricing is None:
+        return {}
+    changes: dict[str, Any] = {"pricing": pricing.model_dump()}
+    if pricing.category:
+        changes["pricing_category"] = pricing.category
+    return changes
 
 
 async def advance_status(message: Message, status: MessageStatus, at: datetime | None = None,
-                         error: MessageError | None = None, pricing_category: str | None = None) -> bool:
+                         error: MessageError | None = None, pricing: PricingLike = None) -> bool:
     """Move ``message`` to ``status`` if that is forward; returns whether anything changed.
 
     The update is conditional on the status we read, so two workers applying statuses to the
-    same message at once cannot move it backwards.
+    same message at once cannot move it backwards. Meta's pricing is kept even from a status
+    that does not move the message (a late 'sent' after 'read').
     """
     at = at or utcnow()
+    priced = as_pricing(pricing)
     if not can_advance(message.status, status):
-        if pricing_category and not message.pricing_category:
-            await Message.find_one(Message.id == message.id).update({"$set": {"pricing_category": pricing_category}})
-            message.pricing_category = pricing_category
+        if priced is not None and priced != message.pricing:
+            await Message.find_one(Message.id == message.id).update({"$set": pricing_changes(priced)})
+            _remember_pricing(message, priced)
         return False
-    changes: dict = {"status": status, f"status_at.{status.value}": at, "updated_at": utcnow()}
+    changes: dict = {"status": status, f"status_at.{status.value}": at, "updated_at": utcnow(),
+                     **pricing_changes(priced)}
     if error is not None:
         changes["error"] = error.model_dump()
-    if pricing_category:
-        changes["pricing_category"] = pricing_category
     result = await Message.get_motor_collection().update_one(
         {"_id": message.id, "status": message.status.value}, {"$set": changes}
     )
@@ -38,14 +69,20 @@ async def advance_status(message: Message, status: MessageStatus, at: datetime |
         if fresh is None or fresh.status == message.status:
             return False
         message.status = fresh.status
-        return await advance_status(message, status, at, error, pricing_category)
+        return await advance_status(message, status, at, error, priced)
     message.status = status
     message.status_at[status.value] = at
     if error is not None:
         message.error = error
-    if pricing_category:
-        message.pricing_category = pricing_category
+    if priced is not None:
+        _remember_pricing(message, priced)
     return True
+
+
+def _remember_pricing(message: Message, pricing: MessagePricing) -> None:
+    message.pricing = pricing
+    if pricing.category:
+        message.pricing_category = pricing.category
 
 
 def forward_from(status: MessageStatus) -> list[str]:
@@ -54,39 +91,40 @@ def forward_from(status: MessageStatus) -> list[str]:
 
 
 async def advance_by_wamid(workspace_id: Any, wamid: str, status: MessageStatus, at: datetime,
-                           error: MessageError | None, pricing_category: str | None) -> dict | None | bool:
+                           error: MessageError | None, pricing: PricingLike) -> dict | None | bool:
     """A status webhook in one conditional update that only moves forward (the common case: one operation).
 
-    Returns the changed message's ``_id``, ``workspace_id``, ``conversation_id`` and ``status``;
-    False when the message is stored but the status is not forward (a late 'delivered' after 'read');
-    None when no message has that wamid yet (the caller keeps the status for later).
+    ``pricing``: the status's ``pricing`` object (or None); kept on the message whether or not the
+    status moves it. Returns the changed message's ``_id``, ``workspace_id``, ``conversation_id`` and
+    ``status``; False when the message is stored but the status is not forward (a late 'delivered'
+    after 'read'); None when no message has that wamid yet (the caller keeps the status for later).
     """
-    changes: dict[str, Any] = {"status": status.value, f"status_at.{status.value}": at, "updated_at": utcnow()}
+    priced = pricing_changes(as_pricing(pricing))
+    changes: dict[str, Any] = {"status": status.value, f"status_at.{status.value}": at, "updated_at": utcnow(),
+                               **priced}
     if error is not None:
         changes["error"] = error.model_dump()
-    if pricing_category:
-        changes["pricing_category"] = pricing_category
     collection = Message.get_motor_collection()
     changed = await collection.find_one_and_update(
         {"workspace_id": workspace_id, "wamid": wamid, "status": {"$in": forward_from(status)}}, {"$set": changes},
         projection={"workspace_id": 1, "conversation_id": 1, "status": 1}, return_document=ReturnDocument.AFTER)
     if changed is not None:
         return changed
-    stored = await collection.find_one({"workspace_id": workspace_id, "wamid": wamid},
-                                       projection={"pricing_category": 1})
-    if stored is None:
-        return None
-    if pricing_category and not stored.get("pricing_category"):  # Meta's pricing can come with a late status
-        await collection.update_one({"_id": stored["_id"]}, {"$set": {"pricing_category": pricing_category}})
-    return False
+    if priced:  # Meta's pricing can come with a late status: kept, and the same operation says if it is stored
+        stored = await collection.find_one_and_update({"workspace_id": workspace_id, "wamid": wamid},
+                                                      {"$set": priced}, projection={"_id": 1})
+    else:
+        stored = await collection.find_one({"workspace_id": workspace_id, "wamid": wamid}, projection={"_id": 1})
+    return None if stored is None else False
 
 
 async def keep_for_later(wamid: str, status: MessageStatus, at: datetime, error: MessageError | None,
-                         pricing_category: str | None) -> None:
+                         pricing: PricingLike) -> None:
     """A status for a wamid we have not stored yet (statuses can beat the send's own answer)."""
+    priced = as_pricing(pricing)
     try:
-        await PendingStatus(wamid=wamid, status=status, timestamp=at, error=error,
-                            pricing_category=pricing_category).insert()
+        await PendingStatus(wamid=wamid, status=status, timestamp=at, error=error, pricing=priced,
+                            pricing_category=priced.category if priced else None).insert()
     except DuplicateKeyError:
         pass  # Meta delivered the same status twice
 
@@ -98,7 +136,8 @@ async def apply_pending_statuses(message: Message) -> list[MessageStatus]:
     pending = await PendingStatus.find(PendingStatus.wamid == message.wamid).to_list()
     applied = []
     for item in sorted(pending, key=lambda p: (p.timestamp, _order(p.status))):
-        if await advance_status(message, item.status, item.timestamp, item.error, item.pricing_category):
+        if await advance_status(message, item.status, item.timestamp, item.error,
+                                item.pricing or item.pricing_category):
             applied.append(item.status)
     if pending:
         await PendingStatus.find(PendingStatus.wamid == message.wamid).delete()

@@ -1,6 +1,7 @@
 """Acceptance batching: a drainer records what WhatsApp accepted in bulk, every few milliseconds.
 
-One bulk write moves the accepted messages from ``queued`` to ``accepted`` (with their wamid),
+One bulk write moves the accepted messages from ``queued`` to ``accepted`` (with their wamid and the
+answer's ``message_status``: accepted, held_for_quality_assessment or paused),
 statuses that raced ahead of the acceptance are applied, the live events go out in one Redis
 round trip with the finished entries leaving the number's ``taken`` set.
 """
@@ -31,7 +32,7 @@ class AcceptanceBatch:
         self.queue = queue
         self.live = live
         self.account_id = account_id
-        self.accepted: list[tuple[Item, str]] = []
+        self.accepted: list[tuple[Item, str, str | None]] = []  # (item, wamid, Meta's message_status)
         self.finished: list[Entry] = []
         self.spares: list[Entry] = []  # second copies of messages the drainer holds: finished, retry state kept
 
@@ -53,10 +54,10 @@ class AcceptanceBatch:
                 self.finished[:0] = finished
                 self.spares[:0] = spares
                 raise
-            finished.extend(item.entry for item, _ in accepted)
+            finished.extend(item.entry for item, _, _ in accepted)
             events = [(item.message.workspace_id, "message.updated",
                        {"message_id": str(item.message.id), "conversation_id": str(item.message.conversation_id),
-                        "status": MessageStatus.ACCEPTED.value}) for item, _ in accepted]
+                        "status": MessageStatus.ACCEPTED.value}) for item, _, _ in accepted]
         calls = [self.queue.done_call(self.account_id, entries, spare=spare)
                  for entries, spare in ((finished, False), (spares, True)) if entries]
         if calls or events:
@@ -65,15 +66,17 @@ class AcceptanceBatch:
             for result in results[:len(calls)]:
                 if isinstance(result, Exception):
                     raise result
-        return [item.entry.message_id for item, _ in accepted]
+        return [item.entry.message_id for item, _, _ in accepted]
 
-    async def _store(self, accepted: list[tuple[Item, str]]) -> None:
+    async def _store(self, accepted: list[tuple[Item, str, str | None]]) -> None:
         now = utcnow()
         ops = [UpdateOne({"_id": item.message.id, "status": MessageStatus.QUEUED.value},
                          {"$set": {"wamid": wamid, "status": MessageStatus.ACCEPTED.value,
                                    f"status_at.{MessageStatus.ACCEPTED.value}": now, "updated_at": now,
-                                   "attempts": item.attempts + 1}})
-               for item, wamid in accepted]
+                                   "attempts": item.attempts + 1,
+                                   # Meta's answer rides on the same update (no operation of its own)
+                                   **({"meta_status": message_status} if message_status else {})}})
+               for item, wamid, message_status in accepted]
         result = await Message.get_motor_collection().bulk_write(ops, ordered=False)
         if result.modified_count < len(ops):
             log.warning("accepted messages no longer queued (sent twice after a crash?)",

@@ -38,6 +38,7 @@ from app.domains.outbox.number import NumberState
 from app.domains.outbox.sender import OutboxSender
 from app.logging import get_logger
 from app.metrics import GRAPH_LATENCY, LIMITER_WAIT, MISSED_SLOTS, SENDS
+from app.whatsapp import payloads
 from app.whatsapp.errors import GraphError
 
 if TYPE_CHECKING:
@@ -528,7 +529,7 @@ class Drainer:
                                                                  retryable=True, retry_after=5.0))
         else:
             GRAPH_LATENCY.labels(endpoint="messages").observe(time.perf_counter() - started)
-            if self._on_accepted(conv, item, result.wamid):
+            if self._on_accepted(conv, item, result.wamid, result.message_status):
                 await self.number.circuit_closed()
         finally:
             if record[1] == math.inf:  # the media upload failed: nothing was sent
@@ -617,11 +618,11 @@ class Drainer:
         await self.s.runtime.outbox.media.remember_meta_id(media, stored_id(self.number.account), meta_id)
         return meta_id
 
-    def _on_accepted(self, conv: Conv, item: Item, wamid: str) -> bool:
+    def _on_accepted(self, conv: Conv, item: Item, wamid: str, message_status: str | None = None) -> bool:
         """Queue the acceptance for the next flush; True when it closed the circuit breaker."""
         conv.items.popleft()
         self.in_memory -= 1
-        self.batch.accepted.append((item, wamid))
+        self.batch.accepted.append((item, wamid, message_status))
         SENDS.labels(type=item.message.type, result="accepted").inc()
         return self.number.breaker.succeeded()
 
@@ -640,8 +641,8 @@ def _emptied(entries: list[Entry], agent: int, bulk: int) -> bool:
 
 def _graph_body(message: Outgoing) -> dict[str, Any]:
     """The send body; the content was checked by the outbox, so it is only assembled here."""
-    body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual",
-                            "to": message.recipient, "type": message.type, message.type: message.content}
+    body: dict[str, Any] = {"messaging_product": "whatsapp", **payloads.recipient_fields(message.recipient or ""),
+                            "type": message.type, message.type: message.content}
     if message.reply_to_wamid:
         body["context"] = {"message_id": message.reply_to_wamid}
     return body

@@ -1,10 +1,12 @@
 """What a drainer does when WhatsApp refuses a send, and the number's own state (token, circuit).
 
-Follows WHATSAPP.md's table: transient errors are retried with exponential backoff and jitter
-(through the limiter, within ``send_retry_window_seconds``), 130429 pauses the whole number and
-131056 the one customer, permanent ones fail the message with Meta's code and words, 0/190 holds
-the number's sends until a new token is set, and a run of transient failures opens the circuit
-breaker (sends held; a single probe closes it again).
+Follows the error table (app/whatsapp/error_table.py): transient errors (and a throttled Flow,
+132069) are retried with exponential backoff and jitter (through the limiter, within
+``send_retry_window_seconds``), 130429 pauses the whole number and 131056 the one customer,
+permanent ones fail the message with Meta's code and words (131050 also marks the customer opted
+out of marketing), 0/190 holds the number's sends until a new token is set, 368/131031 (Meta
+restricted the number) hold them until an admin resumes sending, and a run of transient failures
+opens the circuit breaker (sends held; a single probe closes it again).
 
 :class:`Failures` decides what a refusal means (``Retry``, ``GiveUp`` or ``Hold``) and records
 a failed message; the drainer applies the decision to its own conversations and timers; the
@@ -21,14 +23,18 @@ from typing import TYPE_CHECKING, Any
 from beanie import PydanticObjectId
 from beanie.operators import In
 
+from app.domains.contacts.services import ContactService
 from app.domains.messages.models import Message, MessageError, MessageStatus
 from app.domains.messages.status import advance_status
 from app.metrics import RETRIES, SENDS
 from app.whatsapp.errors import (
     AccountError,
     AuthError,
+    CallingError,
+    FlowError,
     GraphError,
     GraphPermissionError,
+    GroupError,
     RateLimitError,
     RecipientRateLimitError,
 )
@@ -54,10 +60,12 @@ class GiveUp:
 
 
 class Hold:
-    """Not the message's fault (the token): it stays queued at the head and the number's sends are held."""
+    """Not the message's fault (the token, or Meta restricted the number): it stays queued at the head
+    and the number's sends are held."""
 
 
 HOLD = Hold()
+_OWN_THROTTLES = (FlowError, GroupError, CallingError)
 
 
 class Failures:
@@ -74,8 +82,13 @@ class Failures:
                 number.hold = "token"
                 await number.mark_token_invalid(error)
             return HOLD
+        if error.stops_number:  # 368 / 131031: nothing more leaves this number until an admin resumes it
+            if number.hold is None:
+                number.hold = "restricted"
+                await number.mark_sending_stopped(error)
+            return HOLD
         if not error.retryable:
-            if isinstance(error, (GraphPermissionError, AccountError)):
+            if error.concerns == "number" or isinstance(error, (GraphPermissionError, AccountError)):
                 await number.record_account_error(error)
             return GiveUp()
         item.attempts += 1
@@ -86,7 +99,8 @@ class Failures:
             await self.s.limiter.pause_recipient(number.account.phone_number_id, item.message.recipient or "", delay)
         elif isinstance(error, RateLimitError):
             await self.s.limiter.pause_number(number.account.phone_number_id, delay)
-        elif number.breaker.failed(time.monotonic()):
+        elif not isinstance(error, _OWN_THROTTLES) and number.breaker.failed(time.monotonic()):
+            # A throttled Flow (132069), group or call says nothing about the number's health.
             await number.circuit_opened()
         cap = 2 if error.code == 1 else self.s.settings.send_max_attempts
         if item.attempts >= cap or time.time() + delay - item.first_at > self.s.settings.send_retry_window_seconds:
@@ -105,6 +119,8 @@ class Failures:
                                      detail=error.details or "", agent_message=sentence)
         attempts = item.attempts + (0 if gave_up else 1)
         message = await Message.get(item.message.id)
+        if message is not None and error.opts_out_marketing:  # 131050: never send them marketing again
+            await ContactService().set_marketing_opt_out(message.workspace_id, message.contact_id, True)
         if message is not None:
             message.attempts = attempts
             await Message.find_one(Message.id == message.id).update({"$set": {"attempts": attempts}})

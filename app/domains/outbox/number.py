@@ -1,8 +1,8 @@
 """A number's state as its drainer sees it: the account, its token and circuit, its connections and window.
 
-Reloaded every ``ACCOUNT_RELOAD_SECONDS`` by the drainer so a disabled number or a new token is
-noticed while draining; the token and circuit outcomes are written to the account's health, which
-the admin screens show.
+Reloaded every ``ACCOUNT_RELOAD_SECONDS`` by the drainer so a disabled number, a new token or a
+stopped number (Meta restricted it: 368 / 131031) is noticed while draining; the token, circuit and
+restriction outcomes are written to the account's health, which the admin screens show.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from app.db import as_utc, utcnow
+from app.db import as_utc, stored_id, utcnow
 from app.domains.accounts.models import SendError, WhatsAppAccount
 from app.domains.outbox.pacing import SendWindow
 from app.logging import get_logger
@@ -97,7 +97,7 @@ class NumberState:
     def __init__(self, sender: OutboxSender, account_id: str) -> None:
         self.s = sender
         self.account_id = account_id
-        self.hold: str | None = None       # "token" | "disabled" | "lost" | "redis"
+        self.hold: str | None = None       # "token" | "restricted" | "disabled" | "lost" | "redis"
         self.breaker = CircuitBreaker(sender.settings.circuit_failures, sender.settings.circuit_open_seconds)
         self.window = SendWindow(1)          # Meta's 1-s window as this process sees it
         self.account: WhatsAppAccount
@@ -115,6 +115,8 @@ class NumberState:
             self.hold = "disabled"
         elif account.health.token_state == "invalid":
             self.hold = "token"
+        elif account.health.sending_stopped is not None:
+            self.hold = "restricted"
         self.breaker.load(account.health.circuit_open_until)
 
     async def reload(self) -> None:
@@ -132,6 +134,8 @@ class NumberState:
         self.window.limit = max(1, account.mps)
         if account.health.token_state == "invalid":
             self.hold = "token"
+        elif account.health.sending_stopped is not None:
+            self.hold = "restricted"
         if (account.health.circuit_open_until is None and self.breaker.until and writes % 2 == 0
                 and writes == self._circuit_writes):
             log.info("circuit closed from outside (failed messages retried)", account_id=self.account_id)
@@ -162,6 +166,10 @@ class NumberState:
             WhatsAppAccount.access_token_encrypted == self.account.access_token_encrypted,
         ).update({"$set": {"health.token_state": "invalid", "health.last_send_error": _send_error(error).model_dump()}})
         await self.s.runtime.accounts.changed(self.account.id)  # the API refuses new sends at once
+
+    async def mark_sending_stopped(self, error: GraphError) -> None:
+        """Meta restricted or locked the number (368 / 131031): see AccountService.stop_sending."""
+        await self.s.runtime.accounts.stop_sending(stored_id(self.account), error)
 
     async def record_account_error(self, error: GraphError) -> None:
         await WhatsAppAccount.find_one(WhatsAppAccount.id == self.account.id).update(

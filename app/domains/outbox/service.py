@@ -83,17 +83,21 @@ class OutboxService:
 
     async def send_to(self, workspace_id: PydanticObjectId, to: str, draft: Draft, *,
                       account_id: str | None = None, **options: Any) -> Message:
-        """Send to a phone number: finds or creates the contact and its conversation on that number."""
+        """Send to a phone number or a business-scoped user id (BSUID): finds or creates the contact and
+        its conversation on that number."""
         account = await self._account_for(workspace_id, account_id)
+        user_id = to.strip() if payloads.BSUID_PATTERN.match(to.strip()) else None
         try:
-            recipient = payloads.normalize_recipient(to)
+            recipient = None if user_id else payloads.normalize_recipient(to)
         except PayloadError as exc:
-            raise ValidationFailed(exc.message, error_code="RECIPIENT_INVALID", details={"to": exc.message}) from None
+            raise ValidationFailed(f"{exc.message} (nor a WhatsApp user id like US.13491208655302741918)",
+                                   error_code="RECIPIENT_INVALID", details={"to": exc.message}) from None
         existing = await self._idempotent(workspace_id, options.get("idempotency_key"))
         if existing is not None:
             return existing
         self._check_account(account)
-        contact, _ = await self.contacts.upsert(workspace_id, wa_id=recipient[1:])
+        contact, _ = await self.contacts.upsert(workspace_id, wa_id=recipient[1:] if recipient else None,
+                                                user_id=user_id)
         conversation, created = await self.conversations.open_for(workspace_id, stored_id(account), stored_id(contact),
                                                                   reopen=False)
         if created:
@@ -312,11 +316,21 @@ class OutboxService:
 
     @staticmethod
     def _recipient(contact: Contact) -> str:
+        """Where a send goes: the group, else the phone number when we know it, else the customer's
+        business-scoped user id (a username user who keeps their number private)."""
+        if contact.group is not None:
+            if contact.group.deleted:
+                raise ValidationFailed("This WhatsApp group was deleted; messages can no longer be sent to it.",
+                                       error_code="GROUP_DELETED")
+            return payloads.GROUP_PREFIX + contact.group.group_id
         if contact.phone:
             return contact.phone
         if contact.wa_id:
             return "+" + contact.wa_id
-        raise ValidationFailed("This contact has no WhatsApp number to send to.", error_code="RECIPIENT_INVALID")
+        if contact.user_id:
+            return payloads.USER_PREFIX + contact.user_id
+        raise ValidationFailed("This contact has no WhatsApp number or user id to send to.",
+                               error_code="RECIPIENT_INVALID")
 
     async def _reply_target(self, workspace_id: PydanticObjectId, conversation: Conversation,
                             reply_to: str | None) -> tuple[PydanticObjectId | None, str | None]:

@@ -22,21 +22,24 @@ _NAMED = re.compile(r"^[a-z][a-z0-9_]*$")
 _PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
 HEADER_FORMATS = ("TEXT", "IMAGE", "VIDEO", "DOCUMENT", "LOCATION")
 MEDIA_HEADERS = ("IMAGE", "VIDEO", "DOCUMENT")
-BUTTON_TYPES = ("QUICK_REPLY", "URL", "PHONE_NUMBER")
-_BUTTON_LIMITS = {"QUICK_REPLY": 10, "URL": 2, "PHONE_NUMBER": 1}
-_LABELS = {"QUICK_REPLY": "quick-reply", "URL": "link", "PHONE_NUMBER": "phone"}
+BUTTON_TYPES = ("QUICK_REPLY", "URL", "PHONE_NUMBER", "COPY_CODE")
+_BUTTON_LIMITS = {"QUICK_REPLY": 10, "URL": 2, "PHONE_NUMBER": 1, "COPY_CODE": 1}
+_LABELS = {"QUICK_REPLY": "quick-reply", "URL": "link", "PHONE_NUMBER": "phone", "COPY_CODE": "copy-code"}
+OFFER_CODE_MAX = 15
+CODE_EXPIRATION_MINUTES = (1, 90)
 
 
 @dataclass
 class ButtonDraft:
-    """A quick reply, a link (optionally ending in ``{{1}}``) or a phone number to call."""
+    """A quick reply, a link (optionally ending in ``{{1}}``), a phone number to call or (marketing
+    templates) a copy-code button whose ``example`` is a sample offer code; WhatsApp labels that one."""
 
     type: str
     text: str = ""
     url: str = ""
     phone_number: str = ""
     example: str = ""
-    """For a link ending in {{1}}: a sample value of that suffix."""
+    """For a link ending in {{1}}: a sample value of that suffix; for a copy-code button: a sample code."""
 
 
 @dataclass
@@ -52,11 +55,16 @@ class TemplateDraft:
     parameter_format: str | None = None
     header_format: str | None = None
     header_text: str = ""
-    header_example: str = ""
+    header_example: str | dict[str, str] = ""
+    """The example of the text header's placeholder; ``{name: example}`` for a named one."""
     header_handle: str = ""
     """A media header's sample (Meta's upload handle); the form fills it from an uploaded file."""
     footer: str = ""
     buttons: list[ButtonDraft] = field(default_factory=list)
+    add_security_recommendation: bool | None = None
+    """Authentication templates only: WhatsApp's "do not share this code" line (on unless False)."""
+    code_expiration_minutes: int | None = None
+    """Authentication templates only: the "expires in N minutes" footer (1-90)."""
 
     def definition(self, *, media_sample_pending: bool = False) -> dict[str, Any]:
         """Meta's create body; ValidationFailed with every field's problem at once."""
@@ -73,6 +81,10 @@ class TemplateDraft:
             components = self._authentication(errors)
             parameter_format = "POSITIONAL"
         else:
+            if self.add_security_recommendation is not None:
+                errors["body.add_security_recommendation"] = "Only authentication templates take this."
+            if self.code_expiration_minutes is not None:
+                errors["footer.code_expiration_minutes"] = "Only authentication templates take this."
             parameter_format = self._parameter_format(errors)
             components = [c for c in (self._header(parameter_format, errors, media_sample_pending),
                                       self._body(parameter_format, errors),
@@ -130,7 +142,9 @@ class TemplateDraft:
         if problem:
             errors["header.text"] = problem
         component: dict[str, Any] = {"type": "HEADER", "format": "TEXT", "text": text}
-        example = self.header_example.strip()
+        example = self._header_example_value(names, fmt, errors)
+        if example is None:  # already reported
+            return component
         if names and not example:
             errors["header.example"] = f"Give an example value for {_shown(names)}."
         elif example and not names:
@@ -139,6 +153,25 @@ class TemplateDraft:
             component["example"] = ({"header_text_named_params": [{"param_name": names[0], "example": example}]}
                                      if fmt == "NAMED" else {"header_text": [example]})
         return component
+
+    def _header_example_value(self, names: list[str], fmt: str, errors: dict[str, str]) -> str | None:
+        """The header example as one value (None once an error is recorded); a named one must carry
+        the placeholder's name."""
+        given = self.header_example
+        if not isinstance(given, Mapping):
+            return str(given).strip()
+        values = {str(k).strip(): str(v).strip() for k, v in given.items()}
+        if not values:
+            return ""
+        if not names:
+            errors["header.example"] = "The header has no placeholder, so it takes no example."
+        elif fmt != "NAMED":
+            errors["header.example"] = "A numbered placeholder takes a plain example value, not a named one."
+        elif list(values) != names:
+            errors["header.example"] = f"Give one example, for {_shown(names)}."
+        else:
+            return values[names[0]]
+        return None
 
     def _body(self, fmt: str, errors: dict[str, str]) -> dict[str, Any] | None:
         text = self.body
@@ -158,7 +191,7 @@ class TemplateDraft:
             if fmt != "NAMED" and given:
                 errors["body.examples"] = "Numbered placeholders take a list of examples, in order."
             elif set(given) != set(names):
-                errors["body.examples"] = _mismatch(names, list(given))
+                errors["body.examples"] = _named_mismatch(names, list(given))
             elif any(not v for v in given.values()):
                 errors["body.examples"] = "Every example needs a value."
             elif names:
@@ -198,11 +231,14 @@ class TemplateDraft:
             where = f"buttons[{index}]"
             kind = button.type.upper()
             if kind not in BUTTON_TYPES:
-                errors[f"{where}.type"] = "Quick reply, link or phone number."
+                errors[f"{where}.type"] = "Quick reply, link, phone number or copy code."
                 continue
             counts[kind] = counts.get(kind, 0) + 1
             if counts[kind] > _BUTTON_LIMITS[kind]:
                 errors[f"{where}.type"] = f"At most {_BUTTON_LIMITS[kind]} {_LABELS[kind]} button(s)."
+            if kind == "COPY_CODE":
+                out.append(self._copy_code_button(button, where, errors))
+                continue
             text = button.text.strip()
             if not text:
                 errors[f"{where}.text"] = "Every button needs a label."
@@ -221,6 +257,19 @@ class TemplateDraft:
         if len([k for i, k in enumerate(kinds) if i == 0 or k != kinds[i - 1]]) > 2:
             errors.setdefault("buttons", "Keep quick replies together, before or after the link and phone buttons.")
         return {"type": "BUTTONS", "buttons": out}
+
+    def _copy_code_button(self, button: ButtonDraft, where: str, errors: dict[str, str]) -> dict[str, Any]:
+        """WhatsApp writes the label ("Copy offer code"); the template gives a sample code."""
+        if self.category.upper() != "MARKETING":
+            errors.setdefault(f"{where}.type", "Copy-code buttons are for marketing templates only.")
+        if button.text.strip():
+            errors[f"{where}.text"] = "WhatsApp labels copy-code buttons itself: leave the label out."
+        code = button.example.strip()
+        if not code:
+            errors[f"{where}.example"] = f"Give a sample offer code (up to {OFFER_CODE_MAX} characters)."
+        elif len(code) > OFFER_CODE_MAX:
+            errors[f"{where}.example"] = f"At most {OFFER_CODE_MAX} characters (this has {len(code)})."
+        return {"type": "COPY_CODE", "example": code}
 
     @staticmethod
     def _url_button(button: ButtonDraft, item: dict[str, Any], where: str, errors: dict[str, str]) -> None:
@@ -247,8 +296,18 @@ class TemplateDraft:
         label = self.buttons[0].text.strip() if self.buttons else "Copy code"
         if len(label) > 25:
             errors["buttons[0].text"] = "At most 25 characters."
-        return [{"type": "BODY", "add_security_recommendation": True},
-                {"type": "BUTTONS", "buttons": [{"type": "OTP", "otp_type": "COPY_CODE", "text": label}]}]
+        body: dict[str, Any] = {"type": "BODY"}
+        if self.add_security_recommendation is not False:
+            body["add_security_recommendation"] = True
+        components = [body]
+        minutes = self.code_expiration_minutes
+        if minutes is not None:
+            low, high = CODE_EXPIRATION_MINUTES
+            if isinstance(minutes, bool) or not isinstance(minutes, int) or not low <= minutes <= high:
+                errors["footer.code_expiration_minutes"] = f"A whole number of minutes, {low} to {high}."
+            components.append({"type": "FOOTER", "code_expiration_minutes": minutes})
+        components.append({"type": "BUTTONS", "buttons": [{"type": "OTP", "otp_type": "COPY_CODE", "text": label}]})
+        return components
 
 
 def _placeholders(text: str) -> list[str]:
@@ -290,6 +349,16 @@ def _mismatch(names: list[str], given: list[str]) -> str:
         return "The body has no placeholders, so it takes no examples."
     return (f"The body has {len(names)} placeholder(s) ({_shown(names)}) but {len(given)} example(s) were given: "
             "give one example per placeholder.")
+
+
+def _named_mismatch(names: list[str], given: list[str]) -> str:
+    if not names:
+        return "The body has no placeholders, so it takes no examples."
+    missing = [n for n in names if n not in given]
+    unexpected = [g for g in given if g not in names]
+    found = "; ".join(part for part in (f"missing {_shown(missing)}" if missing else "",
+                                        f"not in the body: {_shown(unexpected)}" if unexpected else "") if part)
+    return f"Give one example for each of {_shown(names)} ({found})."
 
 
 def examples_from_text(raw: str, named: bool) -> list[str] | dict[str, str]:

@@ -24,14 +24,15 @@ from pymongo import ReturnDocument
 from app.cache import TtlCache
 from app.db import as_utc, utcnow
 from app.domains.accounts.models import WhatsAppAccount
-from app.domains.contacts.models import Contact, contact_key
-from app.domains.contacts.services import ContactService
+from app.domains.accounts.services import AccountService
+from app.domains.contacts.models import Contact
 from app.domains.messages.ingest import BatchContext, MessageIngest
 from app.domains.templates.services import TemplateService
+from app.domains.webhooks.groups import GROUP_FIELDS, GroupUpdates
 from app.domains.webhooks.models import WebhookEvent
 from app.domains.webhooks.updates import ACCOUNT_FIELDS, TEMPLATE_FIELDS, record_account_update, record_template_update
 from app.logging import get_logger
-from app.metrics import WEBHOOK_ITEMS_REJECTED
+from app.metrics import WEBHOOK_ITEMS_REJECTED, WEBHOOK_UNKNOWN
 from app.realtime import LiveEvents
 from app.whatsapp.webhooks import (
     EntryChange,
@@ -52,6 +53,12 @@ from app.whatsapp.webhooks import (
 log = get_logger(__name__)
 
 MESSAGE_FIELDS = frozenset({"messages", "smb_message_echoes"})
+KEPT_RAW_FIELDS = frozenset({
+    # Stored raw (the event keeps the body) and not applied yet; WHATSAPP.md lists them.
+    "calls", "history", "smb_app_state_sync", "business_capability_update", "security", "flows",
+    "message_echoes", "partner_solutions", "payment_configuration_update", "automatic_events",
+    "tracking_events", "user_id_update",
+})
 LAST_WEBHOOK_PRECISION = timedelta(seconds=60)
 """A number's "last webhook" is rewritten at most this often (the admin screen shows it in minutes)."""
 
@@ -116,6 +123,20 @@ class _Routes:
         return self._by_waba[waba_id]
 
 
+def _count_unknown_fields(changes: list[EntryChange]) -> None:
+    """Fields of messages, statuses and contacts this version has no model for: applied without
+    them, kept in the raw body, and counted (``inbox_webhook_unknown_total``) so a new field of
+    Meta's shows on a dashboard instead of going unnoticed."""
+    for change in changes:
+        value = change.value
+        if not isinstance(value, MessagesValue):
+            continue
+        for where, items in (("message", value.messages), ("status", value.statuses), ("contact", value.contacts)):
+            for item in items or ():
+                for name in item.model_extra or ():
+                    WEBHOOK_UNKNOWN.labels(where=where, name=name[:60]).inc()
+
+
 def _occurred_at(change: EntryChange, value: dict[str, Any]) -> datetime:
     for candidate in (value.get("timestamp"), change.time):
         try:
@@ -130,9 +151,11 @@ class WebhookIngestor:
     """Applies stored webhook events to the workspace's contacts, conversations, messages and accounts."""
 
     def __init__(self, live: LiveEvents, enqueue_media: Callable[[str, int], Awaitable[Any]],
-                 templates: TemplateService | None = None, numbers: NumberCache | None = None) -> None:
-        self.messages = MessageIngest(live, enqueue_media)
-        self.contacts = ContactService()
+                 templates: TemplateService | None = None, numbers: NumberCache | None = None,
+                 accounts: AccountService | None = None) -> None:
+        self.messages = MessageIngest(live, enqueue_media, accounts=accounts)
+        self.contacts = self.messages.contacts
+        self.groups = GroupUpdates(live, self.contacts, self.messages.conversations)
         self.templates = templates
         self.numbers = numbers or NumberCache()
 
@@ -173,6 +196,7 @@ class WebhookIngestor:
                         problem=problem[:300])
             WEBHOOK_ITEMS_REJECTED.labels(field=problem.split(" ", 1)[0][:40]).inc()
         changes = list(iter_changes(envelope))
+        _count_unknown_fields(changes)
         messages, echoes, statuses = (list(iter_messages(envelope)), list(iter_echoes(envelope)),
                                       list(iter_statuses(envelope)))
         if max_items is not None and len(changes) + len(messages) + len(echoes) + len(statuses) > max_items:
@@ -239,7 +263,17 @@ class WebhookIngestor:
                                         f"{event_id}:{index}")
         elif field == "user_preferences":
             await self._user_preferences(batch, raw)
-        # Every other field (calls, history, groups, ...) is kept in the raw event: never an error.
+        elif field in GROUP_FIELDS:
+            metadata = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
+            account = await routes.number(metadata.get("phone_number_id"))
+            if account is None:
+                batch.notes.append(f"{field}: number {metadata.get('phone_number_id')!r} not connected; kept raw")
+                return
+            await self.groups.apply(batch.workspace_id, account, field, raw, batch.notes)
+        elif field not in KEPT_RAW_FIELDS:
+            # A kind of change we do not know: kept in the raw event, noted and counted, never an error.
+            WEBHOOK_UNKNOWN.labels(where="field", name=field[:60]).inc()
+            batch.notes.append(f"{field}: a kind of change this version does not know; kept raw")
 
     async def _apply_to_template(self, workspace_id: PydanticObjectId, change: EntryChange) -> None:
         """Status, quality and category land on the template through the templates area's own service."""
@@ -252,16 +286,24 @@ class WebhookIngestor:
             await self.templates.apply_category_update(workspace_id, change.waba_id, value)
 
     async def _user_preferences(self, batch: BatchContext, value: dict[str, Any]) -> None:
-        """Marketing opt-out / resume: the send side must never send marketing to a customer who stopped it."""
+        """Marketing opt-out / resume: the send side must never send marketing to a customer who stopped it.
+        Whichever identifiers it carries (the BSUID alone, for a username user; the phone in the
+        preference and the BSUID in ``contacts[]``), it reaches the same contact."""
+        people = [c for c in value.get("contacts") or () if isinstance(c, dict)]
         for preference in value.get("user_preferences") or ():
             if not isinstance(preference, dict) or preference.get("category") != "marketing_messages":
                 continue
             wa_id, user_id = preference.get("wa_id"), preference.get("user_id")
+            person = next((c for c in people if (wa_id and c.get("wa_id") == wa_id)
+                           or (user_id and c.get("user_id") == user_id)), people[0] if len(people) == 1 else {})
+            wa_id, user_id = wa_id or person.get("wa_id"), user_id or person.get("user_id")
             if not wa_id and not user_id:
+                batch.notes.append("user_preferences: an item naming nobody; kept raw")
                 continue
-            await self.contacts.upsert(batch.workspace_id, wa_id=wa_id, user_id=user_id)
-            await Contact.get_motor_collection().update_one(
-                {"workspace_id": batch.workspace_id, "key": contact_key(wa_id, user_id)},
+            contact, _ = await self.contacts.upsert(
+                batch.workspace_id, wa_id=wa_id, user_id=user_id,
+                parent_user_id=preference.get("parent_user_id") or person.get("parent_user_id"))
+            await Contact.find_one(Contact.id == contact.id).update(
                 {"$set": {"opted_out_marketing": preference.get("value") == "stop", "updated_at": utcnow()}})
 
     async def _finish(self, event_id: str, *, error: str | None, notes: list[str], fields: list[str]) -> None:

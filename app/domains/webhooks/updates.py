@@ -1,5 +1,10 @@
 """Non-message webhooks: template status / quality / category on templates, number and account news on accounts.
 
+Number and account news (restrictions, bans, alerts, limit and quality changes ...) are kept on each
+number they concern as events with the notice they make (app/domains/notifications/words.py): the
+number's admin page lists them in words, and warnings and critical ones count in the admins' badge
+until one of them marks them seen.
+
 Every update is also idempotent: account events carry a key (webhook event id + position) that is
 pushed once, template updates are recorded once per (webhook event, field, template, event).
 """
@@ -14,6 +19,8 @@ from pymongo.errors import DuplicateKeyError
 
 from app.db import utcnow
 from app.domains.accounts.models import WhatsAppAccount
+from app.domains.notifications.notices import NOTIFY
+from app.domains.notifications.words import describe, tier_code
 from app.domains.webhooks.models import TemplateStatusEvent
 from app.logging import get_logger
 
@@ -25,17 +32,55 @@ TEMPLATE_FIELDS = frozenset({"message_template_status_update", "message_template
 ACCOUNT_FIELDS = frozenset({"account_update", "account_alerts", "phone_number_quality_update",
                             "phone_number_name_update", "business_capability_update", "security",
                             "account_review_update", "business_status_update"})
+LIMIT_FIELDS = frozenset({"phone_number_quality_update", "business_capability_update"})
+"""Fields whose notice says whether the messaging limit went up or down (the stored event keeps the
+limit before it)."""
 
 
 def _digits(value: Any) -> str:
     return "".join(ch for ch in str(value or "") if ch.isdigit())
 
 
-def _summary(field: str, value: dict[str, Any]) -> str:
-    """A short line for the account's health panel."""
-    parts = [str(value[k]) for k in ("event", "decision", "current_limit", "requested_verified_name",
-                                     "alert_type", "alert_status", "reason") if value.get(k)]
-    return f"{field}: {' '.join(parts)}".strip(": ")[:300]
+def _health_changes(field: str, value: dict[str, Any], account: WhatsAppAccount) -> dict[str, Any]:
+    """What a number / account webhook changes on the number's health panel."""
+    health = account.health
+    changes: dict[str, Any] = {}
+    if field == "phone_number_quality_update":
+        event = value.get("event")
+        limit = value.get("max_daily_conversations_per_business") or value.get("current_limit")
+        if event == "THROUGHPUT_UPGRADE":
+            changes["health.throughput_level"] = "HIGH"  # its "current_limit" is the throughput, not the tier
+        elif limit:
+            changes["health.messaging_limit_tier"] = tier_code(limit)
+        if event == "FLAGGED":
+            changes["health.quality_rating"] = "RED"
+        elif event == "UNFLAGGED" and health.quality_rating == "RED":
+            changes["health.quality_rating"] = None  # better, but how good Meta says at the next connection test
+    if field == "business_capability_update":
+        limit = value.get("max_daily_conversations_per_business")
+        limit = limit if limit is not None else value.get("max_daily_conversation_per_phone")
+        if limit is not None and tier_code(limit):
+            changes["health.messaging_limit_tier"] = tier_code(limit)
+    if field == "phone_number_name_update":
+        if value.get("decision"):
+            changes["health.name_status"] = value["decision"]
+        if value.get("decision") == "APPROVED" and value.get("requested_verified_name"):
+            changes["health.verified_name"] = value["requested_verified_name"]
+    return changes
+
+
+def _entry(field: str, value: dict[str, Any], at: datetime, key: str, account: WhatsAppAccount) -> dict[str, Any]:
+    """The stored event: Meta's value as sent, and the notice it makes (severity, sentence) for the
+    number's page and the admins' badge (``seen_at`` set when an admin marks it seen)."""
+    previous = account.health.messaging_limit_tier if field in LIMIT_FIELDS else None
+    notice = describe(field, value, previous_limit=previous)
+    alert = value.get("alert_info")
+    alert_type = alert.get("alert_type") if isinstance(alert, dict) else None
+    entry = {"key": key, "field": field, "event": value.get("event") or value.get("decision") or alert_type,
+             "summary": notice.text[:300], "severity": notice.severity, "seen_at": None, "at": at, "value": value}
+    if previous:
+        entry["previous_limit"] = previous
+    return entry
 
 
 async def record_account_update(workspace_id: PydanticObjectId, accounts: list[WhatsAppAccount], field: str,
@@ -43,23 +88,21 @@ async def record_account_update(workspace_id: PydanticObjectId, accounts: list[W
     """Record a number / account webhook on the accounts it concerns; returns how many changed."""
     display = _digits(value.get("display_phone_number") or value.get("phone_number"))
     targets = [a for a in accounts if not display or _digits(a.display_phone_number) == display] or accounts
-    changes: dict[str, Any] = {"health.last_webhook_at": at, "updated_at": utcnow()}
-    if field == "phone_number_quality_update" and value.get("current_limit"):
-        changes["health.messaging_limit_tier"] = value["current_limit"]
-    if field == "phone_number_name_update":
-        if value.get("decision"):
-            changes["health.name_status"] = value["decision"]
-        if value.get("decision") == "APPROVED" and value.get("requested_verified_name"):
-            changes["health.verified_name"] = value["requested_verified_name"]
-    entry = {"key": key, "field": field, "event": value.get("event") or value.get("decision"),
-             "summary": _summary(field, value), "at": at, "value": value}
     changed = 0
+    now = utcnow()
     for account in targets:
+        # Received now (``at`` is Meta's time of the event, which can be much older).
+        changes: dict[str, Any] = {"health.last_webhook_at": now, "updated_at": now,
+                                   **_health_changes(field, value, account)}
+        entry = _entry(field, value, at, key, account)
         result = await WhatsAppAccount.get_motor_collection().update_one(
             {"_id": account.id, "workspace_id": workspace_id, "health.account_events.key": {"$ne": key}},
             {"$set": changes, "$push": {"health.account_events": {"$each": [entry], "$slice": -ACCOUNT_EVENTS_KEPT}}},
         )
         changed += result.modified_count
+        if result.modified_count and entry["severity"] in NOTIFY:
+            log.info("whatsapp notice", account_id=str(account.id), field=field, severity=entry["severity"],
+                     notice=entry["summary"])
     return changed
 
 
