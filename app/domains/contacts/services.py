@@ -164,7 +164,7 @@ class ContactService:
             pushes["previous_user_ids"] = chosen.user_id
             notes.append(_note("user_id_changed", f"WhatsApp's user id for this customer changed "
                                                   f"from {chosen.user_id} to {user_id}."))
-        if "parent:" in "".join(taken):
+        if any(i.startswith("parent:") for i in taken):
             changes.pop("parent_user_id", None)
         identities += [i for i in ids if i not in taken and i not in identities]
         for other in others:
