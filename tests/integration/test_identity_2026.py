@@ -86,6 +86,26 @@ async def test_user_id_first_then_phone_links_the_phone_to_the_same_contact(env)
         assert listed[0]["contact"]["username"] == "dana"
 
 
+async def test_the_details_panel_shows_username_user_id_and_identity_notes(env):
+    from tests.conftest import sign_in
+
+    client, runtime, setup = env
+    await say(runtime, setup, "no number", wa_id=None, username="dana")
+    await say(runtime, setup, "another number", wa_id=None, user_id="US.42", username="dana2", name="Dana")
+    conversation = await Conversation.find_one({})
+    assert (await sign_in(client, setup.email, setup.password)).status_code in (302, 303)
+    html = (await client.get(f"/inbox/c/{conversation.id}", headers={"HX-Request": "true"})).text
+    assert "@dana" in html and BSUID in html and "kept private" in html
+    # A contradiction shows as a note in the panel: another contact for the same person is linked there.
+    await say(runtime, setup, "both", wa_id=PHONE)
+    created = await client.post("/api/v1/contacts", json={"phone": "+16505550001"},
+                                headers={"Authorization": f"Bearer {setup.api_key}"})
+    assert created.status_code == 201
+    await say(runtime, setup, "mine too", wa_id="16505550001")
+    html = (await client.get(f"/inbox/c/{conversation.id}", headers={"HX-Request": "true"})).text
+    assert 'class="identity-note"' in html and "Not merged" in html
+
+
 async def test_the_contacts_api_shape_carries_user_id_and_username(env):
     client, runtime, setup = env
     await say(runtime, setup, "hello", username="dana", parent=PARENT)
