@@ -11,7 +11,10 @@ from tests.integration.test_inbound_e2e import _connect, _poll, live  # noqa: F4
 
 
 async def _conversations(api: httpx.AsyncClient, count: int = 1) -> list[dict]:
-    listing = await _poll(lambda: api.get("/api/v1/conversations"), lambda r: len(r.json()["data"]) >= count)
+    """The conversations once ``count`` of them show the customer's message (a conversation is
+    listed a moment before its first message is recorded in it)."""
+    listing = await _poll(lambda: api.get("/api/v1/conversations"), lambda r: len(
+        [c for c in r.json()["data"] if c["last_message"] is not None]) >= count)
     return listing.json()["data"]
 
 
