@@ -9,7 +9,7 @@ from pydantic import Field
 
 from app.db import WorkspaceDocument, utcnow
 
-ATTRIBUTE_TYPES = ("text", "number", "date", "boolean", "list")
+ATTRIBUTE_TYPES = ("text", "number", "date", "datetime", "boolean", "list")
 
 
 class CannedResponse(WorkspaceDocument):

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from app.db import utcnow
-from app.domains.contacts.models import Contact
+from app.domains.contacts.models import CONSENT_KEPT, ConsentChange, ConsentSource, Contact
 from app.domains.conversations.models import Conversation
 from app.domains.conversations.search import contact_tokens_of
 from app.errors import ValidationFailed
@@ -73,9 +73,15 @@ class ContactEditing:
                                    details={"tags": f"{len(cleaned)} given"})
         return await self._save(contact, tags=cleaned)
 
-    async def set_opt_out(self, contact: Contact, opted_out: bool) -> Contact:
-        """Opted-out contacts get no marketing templates (the send path refuses them)."""
-        return await self._save(contact, opted_out_marketing=bool(opted_out))
+    async def set_opt_out(self, contact: Contact, opted_out: bool, *, source: ConsentSource = "agent",
+                          by: str | None = None) -> Contact:
+        """Opted-out contacts get no marketing templates (the send path refuses them); the change is
+        kept in the contact's consent history with who made it."""
+        if contact.opted_out_marketing == bool(opted_out):
+            return contact
+        change = ConsentChange(opted_out=bool(opted_out), source=source, by=by)
+        return await self._save(contact, opted_out_marketing=bool(opted_out),
+                                consent=[*contact.consent, change][-CONSENT_KEPT:])
 
     async def _save(self, contact: Contact, **changes: Any) -> Contact:
         now = utcnow()

@@ -68,6 +68,24 @@ class IdentityNote(BaseModel):
     at: datetime = Field(default_factory=utcnow)
 
 
+ConsentSource = Literal["agent", "api", "import", "keyword", "meta", "failed_send", "merge"]
+"""Who said a contact may (or may not) get marketing: an agent in the inbox or contacts page, an
+integrator's API call, an import column, the customer writing STOP / START, Meta's
+``user_preferences`` webhook, a send Meta failed with 131050, or a merge of two contacts."""
+CONSENT_KEPT = 50
+
+
+class ConsentChange(BaseModel):
+    """One entry of a contact's marketing consent history (newest last, capped at CONSENT_KEPT)."""
+
+    opted_out: bool
+    source: ConsentSource
+    at: datetime = Field(default_factory=utcnow)
+    by: str | None = None
+    """The user id of the agent or API key owner, the import's id, or Meta's event id."""
+    note: str = ""
+
+
 class GroupInfo(BaseModel):
     """A WhatsApp group the number takes part in (a contact of kind "group")."""
 
@@ -99,6 +117,13 @@ class Contact(WorkspaceDocument):
     attributes: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     opted_out_marketing: bool = False
+    """The contact's current marketing consent (True: never send them marketing templates)."""
+    consent: list[ConsentChange] = Field(default_factory=list)
+    """How ``opted_out_marketing`` came to be: every change with its source and time, newest last."""
+    email: str | None = None
+    """Lower-cased; set by agents, the API or an import (WhatsApp never sends one)."""
+    last_inbound_at: datetime | None = None
+    """When the customer last wrote to any of the workspace's numbers."""
     previous_wa_ids: list[str] = Field(default_factory=list)
     previous_user_ids: list[str] = Field(default_factory=list)
     identity_notes: list[IdentityNote] = Field(default_factory=list)
@@ -135,6 +160,11 @@ class Contact(WorkspaceDocument):
                                partialFilterExpression={"identities": {"$type": "string"}}),
             pymongo.IndexModel([("workspace_id", 1), ("updated_at", -1), ("_id", -1)]),
             pymongo.IndexModel([("workspace_id", 1), ("phone", 1)]),
+            # The contacts page's sorts (keyset on (field, _id)) and its common filters.
+            pymongo.IndexModel([("workspace_id", 1), ("created_at", -1), ("_id", -1)]),
+            pymongo.IndexModel([("workspace_id", 1), ("last_inbound_at", -1), ("_id", -1)]),
+            pymongo.IndexModel([("workspace_id", 1), ("tags", 1)]),
+            pymongo.IndexModel([("workspace_id", 1), ("email", 1)], partialFilterExpression={"email": {"$type": "string"}}),
             # Inbox search (app/domains/conversations/search.py): prefix regexes on these tokens.
             pymongo.IndexModel([("workspace_id", 1), ("search_tokens", 1)]),
         ]

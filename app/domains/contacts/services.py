@@ -3,6 +3,7 @@ parent BSUID), phone formatted; identity changes applied and noted, never merged
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import phonenumbers
@@ -11,7 +12,18 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from app.db import utcnow
-from app.domains.contacts.models import Contact, GroupInfo, IdentityNote, contact_key, group_key, holding, identities_of
+from app.domains.contacts.models import (
+    CONSENT_KEPT,
+    ConsentChange,
+    ConsentSource,
+    Contact,
+    GroupInfo,
+    IdentityNote,
+    contact_key,
+    group_key,
+    holding,
+    identities_of,
+)
 from app.domains.conversations.search import contact_tokens_of
 from app.logging import get_logger
 
@@ -53,14 +65,24 @@ def _shown(wa_id: str | None) -> str:
     return e164_from_wa_id(wa_id) or f"+{wa_id}"
 
 
+def consent_update(opted_out: bool, source: ConsentSource, *, by: str | None = None, note: str = "",
+                   at: datetime | None = None) -> dict[str, Any]:
+    """The update that sets a contact's marketing consent and records the change in its history."""
+    at = at or utcnow()
+    change = ConsentChange(opted_out=bool(opted_out), source=source, by=by, note=note[:200], at=at)
+    return {"$set": {"opted_out_marketing": bool(opted_out), "updated_at": at},
+            "$push": {"consent": {"$each": [change.model_dump()], "$slice": -CONSENT_KEPT}}}
+
+
 class ContactService:
     async def upsert(self, workspace_id: PydanticObjectId, *, wa_id: str | None = None, user_id: str | None = None,
                      parent_user_id: str | None = None, profile_name: str | None = None,
-                     username: str | None = None) -> tuple[Contact, bool]:
+                     username: str | None = None, wrote_at: datetime | None = None) -> tuple[Contact, bool]:
         """The contact any of these identifiers names, created if none does; returns (contact, created).
 
         The usual case is one operation: the contact that holds one of the identifiers and agrees with
-        the others gets the new ones and the profile. A new person is one insert; the unique index on
+        the others gets the new ones and the profile (and ``wrote_at``, when the customer wrote, moves
+        ``last_inbound_at`` forward in the same update). A new person is one insert; the unique index on
         ``identities`` makes two workers ingesting the same new customer end with one contact. When
         stored contacts disagree with what WhatsApp says (this BSUID with another number, or the phone
         on one contact and the BSUID on another), :meth:`_reconcile` links and notes it, never merging
@@ -92,7 +114,8 @@ class ContactService:
         for _ in range(3):  # each step can race another worker's; the next round sees its result
             try:
                 raw = await collection.find_one_and_update(
-                    agrees, {"$set": fields, "$addToSet": {"identities": {"$each": ids}}},
+                    agrees, {"$set": fields, "$addToSet": {"identities": {"$each": ids}},
+                             **({"$max": {"last_inbound_at": wrote_at}} if wrote_at else {})},
                     return_document=ReturnDocument.AFTER)
             except DuplicateKeyError:  # one of the identifiers is another contact's
                 raw = None
@@ -101,7 +124,7 @@ class ContactService:
                     contact = Contact.model_validate(raw)
                     break
             fresh = Contact(workspace_id=workspace_id, key=contact_key(wa_id, user_id), identities=ids,
-                            created_at=now, **fields)
+                            created_at=now, last_inbound_at=wrote_at, **fields)
             try:
                 await fresh.insert()
             except DuplicateKeyError:
@@ -311,8 +334,9 @@ class ContactService:
         return Contact.model_validate(raw) if raw is not None else None
 
     async def set_marketing_opt_out(self, workspace_id: PydanticObjectId, contact_id: PydanticObjectId,
-                                    opted_out: bool) -> None:
-        """Mark the contact opted out of (or back into) marketing messages: the send path refuses
-        marketing templates to an opted-out contact (WhatsApp answered 131050, or the customer said so)."""
-        await Contact.find_one(Contact.id == contact_id, Contact.workspace_id == workspace_id).update(
-            {"$set": {"opted_out_marketing": bool(opted_out), "updated_at": utcnow()}})
+                                    opted_out: bool, *, source: ConsentSource, by: str | None = None,
+                                    note: str = "") -> None:
+        """Mark the contact opted out of (or back into) marketing messages, and say who said so in its
+        consent history: the send path refuses marketing templates to an opted-out contact. One update."""
+        await Contact.get_motor_collection().update_one(
+            {"_id": contact_id, "workspace_id": workspace_id}, consent_update(opted_out, source, by=by, note=note))

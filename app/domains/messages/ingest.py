@@ -126,7 +126,8 @@ class MessageIngest:
         profile = contact.profile if contact else None
         found, _ = await self.contacts.upsert(
             batch.workspace_id, wa_id=wa_id, user_id=user_id, parent_user_id=contact.parent_user_id if contact else None,
-            profile_name=profile.name if profile else None, username=profile.username if profile else None)
+            profile_name=profile.name if profile else None, username=profile.username if profile else None,
+            wrote_at=None if outbound else message.occurred_at)
         batch.contacts[memo] = found
         return found
 
@@ -369,7 +370,9 @@ class MessageIngest:
         if meaning.opts_out_marketing:
             message = await Message.find_one_scoped(batch.workspace_id, Message.wamid == item.status.id)
             if message is not None:
-                await self.contacts.set_marketing_opt_out(batch.workspace_id, message.contact_id, True)
+                await self.contacts.set_marketing_opt_out(batch.workspace_id, message.contact_id, True,
+                                                          source="failed_send", by=str(error.code),
+                                                          note=error.title)
         if meaning.stops_number and self.accounts is not None and item.phone_number_id:
             account = await WhatsAppAccount.find_one_scoped(
                 batch.workspace_id, WhatsAppAccount.phone_number_id == item.phone_number_id)

@@ -120,7 +120,9 @@ class Failures:
         attempts = item.attempts + (0 if gave_up else 1)
         message = await Message.get(item.message.id)
         if message is not None and error.opts_out_marketing:  # 131050: never send them marketing again
-            await ContactService().set_marketing_opt_out(message.workspace_id, message.contact_id, True)
+            await ContactService().set_marketing_opt_out(message.workspace_id, message.contact_id, True,
+                                                         source="failed_send", by=error.code and str(error.code),
+                                                         note=error.title or "")
         if message is not None:
             message.attempts = attempts
             await Message.find_one(Message.id == message.id).update({"$set": {"attempts": attempts}})

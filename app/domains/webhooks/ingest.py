@@ -25,7 +25,6 @@ from app.cache import TtlCache
 from app.db import as_utc, utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.accounts.services import AccountService
-from app.domains.contacts.models import Contact
 from app.domains.messages.ingest import BatchContext, MessageIngest
 from app.domains.templates.services import TemplateService
 from app.domains.webhooks.groups import GROUP_FIELDS, GroupUpdates
@@ -303,8 +302,9 @@ class WebhookIngestor:
             contact, _ = await self.contacts.upsert(
                 batch.workspace_id, wa_id=wa_id, user_id=user_id,
                 parent_user_id=preference.get("parent_user_id") or person.get("parent_user_id"))
-            await Contact.find_one(Contact.id == contact.id).update(
-                {"$set": {"opted_out_marketing": preference.get("value") == "stop", "updated_at": utcnow()}})
+            await self.contacts.set_marketing_opt_out(
+                batch.workspace_id, contact.id, preference.get("value") == "stop", source="meta",
+                note=f"user_preferences: {str(preference.get('value'))[:20]}")
 
     async def _finish(self, event_id: str, *, error: str | None, notes: list[str], fields: list[str]) -> None:
         await WebhookEvent.get_motor_collection().update_one(
