@@ -121,7 +121,7 @@ class Failures:
         message = await Message.get(item.message.id)
         if message is not None and error.opts_out_marketing:  # 131050: never send them marketing again
             await ContactService().set_marketing_opt_out(message.workspace_id, message.contact_id, True,
-                                                         source="failed_send", by=error.code and str(error.code),
+                                                         source="failed_send", by=str(error.code) if error.code else None,
                                                          note=error.title or "")
         if message is not None:
             message.attempts = attempts
