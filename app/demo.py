@@ -9,6 +9,7 @@ customers write. History is written directly so the inbox opens full, in a secon
 from __future__ import annotations
 
 import secrets
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,7 @@ async def seed_demo(runtime: Runtime, sandbox_state=None) -> dict[str, str]:
         from app.demo_history import seed_history
 
         await seed_history(runtime, sandbox_state, workspace.id, accounts, admin, agent)
+        await _seed_crm(workspace.id)
         seeded = "demo data seeded (once: later starts keep it and everything you add)"
     else:  # kept from an earlier start: the sandbox keeps nothing across restarts, so tell it the numbers again
         accounts = await WhatsAppAccount.find(WhatsAppAccount.workspace_id == existing.workspace_id).to_list()
@@ -155,3 +157,31 @@ async def _seed_canned(workspace_id) -> None:
     for shortcut, text in DEMO_CANNED:
         await CannedResponse(workspace_id=workspace_id, shortcut=shortcut, text=text).insert()
 
+
+
+DEMO_ATTRIBUTES = [("plan", "Plan", "list", ["basic", "pro"]), ("city", "City", "text", []),
+                   ("renewal", "Renewal date", "date", [])]
+DEMO_PROFILES = {  # wa_id -> tags, attributes (typed as stored), email
+    "351912345678": (["vip", "wholesale"], {"plan": "pro", "city": "Lisbon", "renewal": (2027, 1, 15)}, "maria@example.com"),
+    "14155550123": (["lead"], {"plan": "basic", "city": "San Francisco"}, None),
+    "819012345678": (["vip"], {"plan": "pro", "city": "Tokyo", "renewal": (2027, 3, 1)}, "aiko@example.com"),
+    "5215512345678": (["lead"], {"city": "Mexico City"}, None),
+}
+
+
+async def _seed_crm(workspace_id) -> None:
+    """Attributes, tags and a segment, so the contacts page has something to filter on."""
+    from datetime import datetime
+
+    from app.domains.catalog.models import ContactAttribute
+    from app.domains.contacts.models import Contact
+    from app.domains.segments.services import SegmentService
+
+    for key, name, kind, options in DEMO_ATTRIBUTES:
+        await ContactAttribute(workspace_id=workspace_id, key=key, name=name, type=kind, options=options).insert()
+    for wa_id, (tags, attributes, email) in DEMO_PROFILES.items():
+        typed = {k: datetime(*v, tzinfo=UTC) if isinstance(v, tuple) else v for k, v in attributes.items()}
+        await Contact.find_one(Contact.workspace_id == workspace_id, Contact.wa_id == wa_id).update(
+            {"$set": {"tags": tags, "attributes": typed, "email": email}})
+    await SegmentService().create(workspace_id, "Pro customers", {"match": "all", "conditions": [
+        {"field": "attributes.plan", "op": "is", "value": "pro"}]})

@@ -25,7 +25,13 @@ from app.domains.accounts.controllers import NumbersController
 from app.domains.analytics.api import AnalyticsApi
 from app.domains.catalog.api import AttributesApi, CannedResponsesApi, LabelsApi
 from app.domains.catalog.controllers import AttributePages, CannedPages, LabelPages
+from app.domains.contact_files.api import ContactExportsApi, ContactImportsApi
+from app.domains.contact_files.controllers import ContactExportJobPages, ContactExportPage, ContactImportPages
 from app.domains.contacts.api import ContactsApi
+from app.domains.contacts.attribute_values import show_attribute
+from app.domains.contacts.controllers import ContactPages
+from app.domains.contacts.merge_api import ContactMergeApi
+from app.domains.contacts.merge_controllers import ContactMergePages
 from app.domains.conversations.actions_api import ConversationActionsApi, MessageReactionsApi
 from app.domains.conversations.api import ConversationsApi
 from app.domains.inbox import INBOX_HANDLERS
@@ -34,6 +40,7 @@ from app.domains.live.hub import LiveHub
 from app.domains.media.controllers import MediaController
 from app.domains.messages.api import MessagesReadApi
 from app.domains.outbox.api import SendApi
+from app.domains.segments.api import SegmentsApi
 from app.domains.subscriptions.api import SubscriptionsApi
 from app.domains.subscriptions.controllers import SubscriptionPages
 from app.domains.system.controllers import HealthController, ShellController
@@ -136,6 +143,8 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
 
     def template_globals(engine: JinjaTemplateEngine) -> None:
         engine.engine.globals.update(settings=settings, embedded_notice=size_watch.notice)
+        # Typed contact attributes (dates, yes/no) shown as people read them: {{ value | attribute_value }}
+        engine.engine.filters["attribute_value"] = lambda value, definition=None: show_attribute(definition, value)
 
     channels = channels_plugin(runtime.redis)
     plugins: list[Any] = [HTMXPlugin(), channels]
@@ -159,10 +168,12 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             Router(path="/", route_handlers=[MessagesReadApi, SendApi]), metrics_endpoint,
             AccountsApi, TemplatesApi, UsersApi, TeamsApi, ApiKeysApi, CannedResponsesApi, LabelsApi, AttributesApi,
             api_docs, SubscriptionsApi, SubscriptionPages, ContactsApi, ConversationActionsApi, MessageReactionsApi,
-            AnalyticsApi,
+            AnalyticsApi, SegmentsApi,
+            ContactMergeApi, ContactMergePages, ContactPages,
             NumbersController, TemplatesController, TeamController, ApiKeysController, InvitationController,
             ProfileController,
             CannedPages, LabelPages, AttributePages,
+            ContactImportsApi, ContactExportsApi, ContactImportPages, ContactExportPage, ContactExportJobPages,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False,
                                        cache_control=CacheControlHeader(no_cache=True)),  # cached, revalidated
         ],

@@ -79,3 +79,24 @@ async def enqueue_event_delivery(pool: ArqRedis, delivery_id: str, attempt: int,
     job = await pool.enqueue_job(DELIVER_EVENT_JOB, delivery_id, manual, _job_id=job_id,
                                  _defer_by=max(0.0, defer) or None)
     return job is not None
+
+
+# --- contacts: CSV imports and exports (issue 16), in slices (app/domains/contact_files/importing.py) ----------
+CONTACT_IMPORT_JOB = "run_contact_import"
+CONTACT_EXPORT_JOB = "run_contact_export"
+SWEEP_CONTACT_FILES_JOB = "sweep_contact_files"
+
+
+async def enqueue_contact_import(pool: ArqRedis, import_id: str, generation: int) -> bool:
+    """One slice of an import. Job id = (import, slice number): the sweeper's new slice is never swallowed
+    by a job of a dead worker, and a slice is queued once however often it is asked."""
+    job = await pool.enqueue_job(CONTACT_IMPORT_JOB, import_id, generation,
+                                 _job_id=f"contact-import:{import_id}:{generation}")
+    return job is not None
+
+
+async def enqueue_contact_export(pool: ArqRedis, export_id: str, generation: int) -> bool:
+    """One slice of a large export (same ids as imports)."""
+    job = await pool.enqueue_job(CONTACT_EXPORT_JOB, export_id, generation,
+                                 _job_id=f"contact-export:{export_id}:{generation}")
+    return job is not None

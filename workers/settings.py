@@ -32,6 +32,13 @@ CRON_JOBS += [cron(tasks.sync_templates, minute={7}, second={0}, unique=True)]
 # Inbox: snoozed conversations reopen when their time comes (checked every 30 s).
 FUNCTIONS += [tasks.wake_snoozed_conversations]
 CRON_JOBS += [cron(tasks.wake_snoozed_conversations, second={20, 50}, run_at_startup=True)]
+# Contacts: merges cut short are finished, and finished ones get their late pass (every minute).
+FUNCTIONS += [tasks.finish_contact_merges]
+CRON_JOBS += [cron(tasks.finish_contact_merges, second={40}, run_at_startup=True)]
+# Contacts: CSV imports and exports run in slices of ≤ 45 s, each queuing the next (the job timeout stays 2 min);
+# the sweep gives a dead worker's import or export to another within ~90 s (its 60-s lease, then a sweep).
+FUNCTIONS += [tasks.run_contact_import, tasks.run_contact_export, tasks.sweep_contact_files]
+CRON_JOBS += [cron(tasks.sweep_contact_files, second={10, 40}, run_at_startup=True)]
 
 
 class InboxWorker(Worker):

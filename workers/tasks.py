@@ -127,9 +127,57 @@ async def sync_templates(ctx: dict[str, Any]) -> dict[str, int]:
     return await runtime_of(ctx).templates.sync_all()
 
 
+async def finish_contact_merges(ctx: dict[str, Any]) -> int:
+    """Contact merges cut short (a crash, a deploy) are finished; finished ones get their late pass."""
+    from app.domains.contacts.merge import ContactMerger
+
+    runtime = runtime_of(ctx)
+    return await ContactMerger(runtime.live, runtime.integrations).sweep()
+
+
 async def wake_snoozed_conversations(ctx: dict[str, Any]) -> int:
     """Snoozed conversations whose time came are open again (with a system event, pushed live)."""
     from app.domains.conversations.actions import ConversationActions
 
     runtime = runtime_of(ctx)
     return await ConversationActions(runtime.live).wake_snoozed()
+
+
+# --- contacts: CSV imports and exports (issue 16) -------------------------------------------------
+
+def _continue_import(ctx: dict[str, Any]) -> Any:
+    from app.queue import enqueue_contact_import
+
+    pool = runtime_of(ctx).arq
+    return lambda import_id, generation: enqueue_contact_import(pool, import_id, generation)
+
+
+def _continue_export(ctx: dict[str, Any]) -> Any:
+    from app.queue import enqueue_contact_export
+
+    pool = runtime_of(ctx).arq
+    return lambda export_id, generation: enqueue_contact_export(pool, export_id, generation)
+
+
+async def run_contact_import(ctx: dict[str, Any], import_id: str, generation: int) -> str:
+    """One slice (≤ 45 s) of a CSV import from its checkpoint; queues the next slice itself."""
+    from app.domains.contact_files.importing import ContactImporter
+
+    return await ContactImporter().run(import_id, generation, _continue_import(ctx))
+
+
+async def run_contact_export(ctx: dict[str, Any], export_id: str, generation: int) -> str:
+    """One slice (≤ 45 s) of a large CSV export: one more part of the file; queues the next slice itself."""
+    from app.domains.contact_files.export_jobs import ContactExports
+
+    return await ContactExports().run(export_id, generation, _continue_export(ctx))
+
+
+async def sweep_contact_files(ctx: dict[str, Any]) -> str:
+    """Cron: imports and exports a dead worker left (their lease lapsed), or whose job Redis lost, go on."""
+    from app.domains.contact_files.export_jobs import ContactExports
+    from app.domains.contact_files.importing import ContactImporter
+
+    imports = await ContactImporter().sweep(_continue_import(ctx))
+    exports = await ContactExports().sweep(_continue_export(ctx))
+    return f"imports={imports} exports={exports}"

@@ -9,11 +9,13 @@ def all_documents() -> list[type[Document]]:
     """Every Document, for init_beanie."""
     from app.domains.accounts.models import WhatsAppAccount
     from app.domains.catalog.models import CannedResponse, ContactAttribute, Label
-    from app.domains.contacts.models import Contact
+    from app.domains.contact_files.models import ContactExport, ContactImport, ImportRefusal
+    from app.domains.contacts.models import Contact, ContactMerge
     from app.domains.conversations.models import Conversation
     from app.domains.media.models import MediaChunk, StoredMedia
     from app.domains.messages.models import Message, PendingStatus
     from app.domains.outbox.media import OutboundMedia
+    from app.domains.segments.models import Segment
     from app.domains.subscriptions.models import Delivery, IntegrationEvent, Subscription
     from app.domains.team.models import Invitation, Team
     from app.domains.templates.models import MessageTemplate
@@ -24,7 +26,7 @@ def all_documents() -> list[type[Document]]:
     return [
         Workspace, User, ApiKey, WebSession,
         WhatsAppAccount,
-        Contact,
+        Contact, ContactMerge,
         Conversation,
         Message, PendingStatus,
         OutboundMedia,
@@ -33,5 +35,7 @@ def all_documents() -> list[type[Document]]:
         MessageTemplate,
         Team, Invitation,
         CannedResponse, Label, ContactAttribute,
+        ContactImport, ImportRefusal, ContactExport,
+        Segment,
         Subscription, IntegrationEvent, Delivery,
     ]

@@ -80,7 +80,14 @@ def csp_violations(seen: dict[str, list]) -> list[str]:
     return [e for e in seen["errors"] if "Content Security Policy" in e or "Refused to" in e]
 
 
-__all__ = ["DEMO_ADMIN", "DEMO_AGENT", "DemoServer", "TcpProxy", "csp_violations", "demo", "sign_in", "watch_console"]
+def settled(page) -> None:
+    """Wait until HTMX has finished its request and swap: new content gets its hx- behaviour only when it
+    settles (20 ms after the swap), and Playwright can act faster than a person."""
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+
+
+__all__ = ["DEMO_ADMIN", "DEMO_AGENT", "DemoServer", "TcpProxy", "csp_violations", "demo", "settled", "sign_in",
+           "watch_console"]
 
 
 class TcpProxy:

@@ -138,11 +138,16 @@ async def test_side_panel_assign_status_snooze_labels_and_contact(client_factory
     unknown = await client.post(base + "/labels", data={"labels": ["not-a-label"]}, headers=headers)
     assert "Pick labels from the list" in unknown.text
     await client.post(base + "/contact", data={"name": "Maria <Silva>"}, headers=headers)
-    await client.post(base + "/contact/attributes", data={"key": "plan", "value": "gold"}, headers=headers)
+    # The demo's "plan" is a list of basic / pro (typed attributes, issue 16): a value outside it is refused.
+    gold = await client.post(base + "/contact/attributes", data={"key": "plan", "value": "gold"}, headers=headers)
+    assert "Plan must be one of" in gold.text, gold.text
+    await client.post(base + "/contact/attributes", data={"key": "plan", "value": "Basic"}, headers=headers)
+    await client.post(base + "/contact/attributes", data={"key": "nickname", "value": "Mar"}, headers=headers)
     await client.post(base + "/contact/tags", data={"tags": "vip, lisbon"}, headers=headers)
     out = await client.post(base + "/contact/opt-out", data={"opted_out": "1"}, headers=headers)
     contact = await Contact.get(maria.contact_id)
-    assert contact.name == "Maria <Silva>" and contact.attributes == {"plan": "gold"}
+    assert contact.name == "Maria <Silva>"
+    assert contact.attributes["plan"] == "basic" and contact.attributes["nickname"] == "Mar"
     assert contact.tags == ["vip", "lisbon"] and contact.opted_out_marketing
     assert "Maria &lt;Silva&gt;" in out.text and "opted out" in out.text
     # A refused change says why under its own field and keeps what was typed (issue 14, item 18).

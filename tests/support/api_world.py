@@ -15,12 +15,14 @@ from app.db import utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.accounts.services import NewAccount
 from app.domains.catalog.models import CannedResponse, ContactAttribute, Label
+from app.domains.contact_files.models import ContactExport, ContactImport
 from app.domains.contacts.models import Contact
 from app.domains.contacts.services import ContactService
 from app.domains.conversations.models import Conversation, MessagePreview
 from app.domains.conversations.services import ConversationService
 from app.domains.media.store import MediaStore
 from app.domains.messages.models import MediaRef, Message, MessageError, MessageStatus
+from app.domains.segments.models import Segment
 from app.domains.subscriptions.models import Delivery, DeliveryState, IntegrationEvent, Subscription
 from app.domains.team.models import Team
 from app.domains.templates.models import MessageTemplate
@@ -120,7 +122,14 @@ async def build_world(runtime: Any, name: str = "Shop", *, email: str | None = N
                                    body='{"id": "evt_x", "type": "ping", "data": {}}').insert()
     delivery = await Delivery(workspace_id=workspace.id, subscription_id=subscription.id, event_id=event.id,
                               event_type="ping", state=DeliveryState.DELIVERED, retry_until=now).insert()
-    world.extra_ids = {"attributes": str(attribute.id), "templates": str(template.id),
+    segment = await Segment(workspace_id=workspace.id, name="VIP", name_key="vip",
+                            filter={"match": "all", "conditions": [{"field": "tag", "op": "has", "value": "vip"}]}
+                            ).insert()
+    contact_import = await ContactImport(workspace_id=workspace.id, file_id=PydanticObjectId(), size=0, encoding="utf-8"
+                                         ).insert()
+    contact_export = await ContactExport(workspace_id=workspace.id).insert()
+    world.extra_ids = {"segments": str(segment.id), "imports": str(contact_import.id),
+                       "exports": str(contact_export.id), "attributes": str(attribute.id), "templates": str(template.id),
                        "subscriptions": str(subscription.id), "deliveries": str(delivery.id),
                        "api-keys": str(agent_key_record.id)}
     # A stored media file on the first customer's first message (erasure must remove it).

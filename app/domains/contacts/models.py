@@ -58,6 +58,25 @@ def group_key(group_id: str) -> str:
     return f"group:{group_id}"
 
 
+UNNAMED = "\U0010ffff"
+
+
+def sort_name_of(doc: Any) -> str:
+    """The key of the contacts page's "name" order (Contact model or raw document): the name shown,
+    case- and accent-folded; contacts known only by a number or user id come after every name
+    (UNNAMED, the highest code point, sorts after any text), in the order of their number."""
+    from app.domains.conversations.search import words
+
+    get = doc.get if isinstance(doc, dict) else lambda key: getattr(doc, key, None)
+    group = get("group")
+    subject = (group.get("subject") if isinstance(group, dict) else getattr(group, "subject", None)) if group else None
+    for text in (get("name"), subject, get("profile_name"), get("username")):
+        folded = " ".join(words(text))
+        if folded:
+            return folded[:60]
+    return UNNAMED + (get("phone") or get("user_id") or get("key") or "")[:60]
+
+
 class IdentityNote(BaseModel):
     """Something WhatsApp said about who this person is that agents should know: a new number or
     user id, or another contact that carries one of their identifiers (never merged silently)."""
@@ -84,6 +103,16 @@ class ConsentChange(BaseModel):
     by: str | None = None
     """The user id of the agent or API key owner, the import's id, or Meta's event id."""
     note: str = ""
+
+
+class ContactNote(BaseModel):
+    """A note agents keep about the person (not about one conversation: those are conversation notes)."""
+
+    id: str
+    text: str
+    by: PydanticObjectId | None = None
+    by_name: str = ""
+    at: datetime = Field(default_factory=utcnow)
 
 
 class GroupInfo(BaseModel):
@@ -129,15 +158,20 @@ class Contact(WorkspaceDocument):
     identity_notes: list[IdentityNote] = Field(default_factory=list)
     """Newest last, capped: shown in the inbox's details panel."""
     group: GroupInfo | None = None
+    notes: list[ContactNote] = Field(default_factory=list)
+    """Agents' notes about the person, newest last (capped; app/domains/contacts/notes.py)."""
     updated_at: datetime = Field(default_factory=utcnow)
     search_tokens: list[str] = Field(default_factory=list)
     """Words of name / profile name / username and suffixes of the number, for the inbox search."""
+    sort_name: str | None = None
+    """The contacts page's "name" order: see :func:`sort_name_of` (kept with ``search_tokens``)."""
 
     @before_event(Insert, Replace, Save)
     def _fill_search_tokens(self) -> None:
         from app.domains.conversations.search import contact_tokens_of
 
         self.search_tokens = contact_tokens_of(self)
+        self.sort_name = sort_name_of(self)
 
     @property
     def display_name(self) -> str:
@@ -164,7 +198,69 @@ class Contact(WorkspaceDocument):
             pymongo.IndexModel([("workspace_id", 1), ("created_at", -1), ("_id", -1)]),
             pymongo.IndexModel([("workspace_id", 1), ("last_inbound_at", -1), ("_id", -1)]),
             pymongo.IndexModel([("workspace_id", 1), ("tags", 1)]),
+            pymongo.IndexModel([("workspace_id", 1), ("sort_name", 1), ("_id", 1)]),
             pymongo.IndexModel([("workspace_id", 1), ("email", 1)], partialFilterExpression={"email": {"$type": "string"}}),
             # Inbox search (app/domains/conversations/search.py): prefix regexes on these tokens.
             pymongo.IndexModel([("workspace_id", 1), ("search_tokens", 1)]),
+        ]
+
+
+class FoldedConversation(BaseModel):
+    """One of the other contact's conversations that a merge moved or folded into the survivor's."""
+
+    conversation_id: PydanticObjectId
+    account_id: PydanticObjectId
+    into_id: PydanticObjectId
+    """The survivor's conversation on the same number (== conversation_id when it was simply moved)."""
+
+
+class MergePick(BaseModel):
+    """Whose value a merged contact keeps for one field ("name", "email", "attributes.plan" ...)."""
+
+    field: str
+    keep: Literal["survivor", "other"]
+
+
+class ContactMerge(WorkspaceDocument):
+    """Two contacts made one (app/domains/contacts/merge.py): the record is written first, with a
+    snapshot of the other contact and the admin's choices, then each step is applied and noted in
+    ``steps``; an unfinished merge is completed by the next call or the sweeper. ``other_id`` is the
+    contact that no longer exists: ``merged_into`` (= ``survivor_id``) is where its page now leads."""
+
+    survivor_id: PydanticObjectId
+    other_id: PydanticObjectId
+    picks: list[MergePick] = Field(default_factory=list)
+    """Every field that differed, with the side kept (the admin's choice, else the default)."""
+    by: str = ""
+    state: Literal["running", "done", "failed"] = "running"
+    steps: list[str] = Field(default_factory=list)
+    """The steps applied so far (merge.STEPS order)."""
+    other: dict[str, Any] = Field(default_factory=dict)
+    """The other contact as it was when the merge was planned (it is deleted by the last step); cut
+    down to its name once the merge has settled, so no copy of the person's data outlives the merge."""
+    absorbed_ids: list[PydanticObjectId] = Field(default_factory=list)
+    """Contacts a webhook created for the other's identifiers while they moved: folded in too."""
+    conversations: list[FoldedConversation] = Field(default_factory=list)
+    messages_moved: int = 0
+    locked: list[PydanticObjectId] | None = None
+    """Both contacts while running: the unique index keeps a second merge of either out meanwhile."""
+    error: str | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    settled: bool = False
+    """The late pass after ``finished_at`` (a message that was being ingested for the other contact
+    during the merge lands on the survivor too) has run."""
+
+    @property
+    def merged_into(self) -> PydanticObjectId:
+        return self.survivor_id
+
+    class Settings:
+        name = "contact_merges"
+        indexes = [
+            pymongo.IndexModel([("workspace_id", 1), ("locked", 1)], unique=True, name="locked",
+                               partialFilterExpression={"locked": {"$type": "objectId"}}),
+            pymongo.IndexModel([("workspace_id", 1), ("other_id", 1)]),
+            pymongo.IndexModel([("workspace_id", 1), ("survivor_id", 1), ("created_at", -1)]),
+            pymongo.IndexModel([("state", 1), ("settled", 1), ("updated_at", 1)]),
         ]

@@ -27,6 +27,21 @@ class IdentityNoteOut(BaseModel):
     at: datetime
 
 
+class ConsentOut(BaseModel):
+    opted_out: bool = Field(description="true: opted out of marketing from then on")
+    source: str = Field(description="agent, api, import, keyword (the customer wrote STOP / START), meta "
+                        "(WhatsApp's marketing preference), failed_send (Meta refused a send with 131050) or merge",
+                        examples=["api"])
+    at: datetime
+    by: str | None = Field(None, description="The user (or import) that made the change")
+    note: str = ""
+
+
+AttributeValue = str | int | float | bool | None
+"""A typed attribute value as sent: text, a number, true / false, an ISO date or date-time as text;
+null or "" removes it."""
+
+
 class ContactOut(BaseModel):
     id: str = Field(examples=["665f1c2e8a4b5c6d7e8f9012"])
     wa_id: str | None = Field(None, description="WhatsApp id: the number's digits", examples=["15551234567"])
@@ -44,9 +59,15 @@ class ContactOut(BaseModel):
     name: str = Field("", description="The name agents gave the contact")
     profile_name: str = Field("", description="The name the customer set in WhatsApp")
     display_name: str
-    attributes: dict[str, Any] = Field(default_factory=dict, examples=[{"plan": "pro"}])
+    email: str | None = Field(None, examples=["ada@example.com"])
+    attributes: dict[str, Any] = Field(
+        default_factory=dict, description="Typed by their definitions: text, numbers, true / false, dates and "
+        "date-times as ISO 8601 UTC", examples=[{"plan": "pro", "orders": 3, "renewal": "2025-03-01T00:00:00Z"}])
     tags: list[str] = Field(default_factory=list, examples=[["vip"]])
-    opted_out_marketing: bool = False
+    opted_out_marketing: bool = Field(False, description="The current marketing consent: true, never sent "
+                                      "marketing templates")
+    consent: list[ConsentOut] = Field(default_factory=list, description="Every consent change, oldest first")
+    last_inbound_at: datetime | None = Field(None, description="When the customer last wrote to any number")
     created_at: datetime
     updated_at: datetime
 
@@ -55,7 +76,10 @@ class ContactIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     phone: str = Field(description="E.164 number, with or without +", examples=["+15551234567"])
     name: str = Field("", max_length=120)
-    attributes: dict[str, str] = Field(default_factory=dict)
+    email: str | None = Field(None, max_length=254, description="Stored lower-case", examples=["ada@example.com"])
+    attributes: dict[str, AttributeValue] = Field(
+        default_factory=dict, description="Values of each attribute's type (422 ATTRIBUTE_INVALID otherwise)",
+        examples=[{"plan": "pro", "orders": 3}])
     tags: list[str] = Field(default_factory=list)
     opted_out_marketing: Flag = False
 
@@ -65,7 +89,9 @@ class ContactPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, max_length=120)
-    attributes: dict[str, str | None] | None = None
+    email: str | None = Field(None, max_length=254, description="null or \"\" removes it")
+    attributes: dict[str, AttributeValue] | None = Field(
+        None, description="Merged; values of each attribute's type (422 ATTRIBUTE_INVALID otherwise)")
     tags: list[str] | None = None
     opted_out_marketing: Flag | None = None
 
@@ -82,7 +108,11 @@ def contact_out(contact: Contact) -> ContactOut:
                                         other_contact_id=str(n.other_contact_id) if n.other_contact_id else None)
                         for n in contact.identity_notes],
         name=contact.name,
-        profile_name=contact.profile_name, display_name=contact.display_name, attributes=dict(contact.attributes),
+        profile_name=contact.profile_name, display_name=contact.display_name, email=contact.email,
+        attributes={k: as_utc(v) if isinstance(v, datetime) else v for k, v in contact.attributes.items()},
         tags=list(contact.tags), opted_out_marketing=contact.opted_out_marketing,
+        consent=[ConsentOut(opted_out=c.opted_out, source=c.source, at=as_utc(c.at), by=c.by, note=c.note)
+                 for c in contact.consent],
+        last_inbound_at=as_utc(contact.last_inbound_at) if contact.last_inbound_at else None,
         created_at=as_utc(contact.created_at), updated_at=as_utc(contact.updated_at),
     )

@@ -23,6 +23,7 @@ from app.domains.contacts.models import (
     group_key,
     holding,
     identities_of,
+    sort_name_of,
 )
 from app.domains.conversations.search import contact_tokens_of
 from app.logging import get_logger
@@ -137,10 +138,11 @@ class ContactService:
                 break
         if contact is None:
             raise RuntimeError(f"contact {ids} could not be stored")
-        tokens = contact_tokens_of(contact)
-        if contact.search_tokens != tokens:  # a new profile name: its inbox search words follow
-            contact.search_tokens = tokens
-            await collection.update_one({"_id": contact.id}, {"$set": {"search_tokens": tokens}})
+        tokens, sort_name = contact_tokens_of(contact), sort_name_of(contact)
+        if contact.search_tokens != tokens or contact.sort_name != sort_name:  # a new profile name: the
+            contact.search_tokens, contact.sort_name = tokens, sort_name  # search words and order follow
+            await collection.update_one({"_id": contact.id}, {"$set": {"search_tokens": tokens,
+                                                                       "sort_name": sort_name}})
         return contact, created
 
     async def _reconcile(self, workspace_id: PydanticObjectId, ids: list[str], wa_id: str | None,
@@ -175,14 +177,16 @@ class ContactService:
         if "wa:" + (wa_id or "") in taken:
             changes.pop("wa_id", None)
             changes.pop("phone", None)
-        elif wa_id and chosen.wa_id and chosen.wa_id != wa_id:
+        elif wa_id and chosen.wa_id and chosen.wa_id != wa_id and f"wa:{wa_id}" not in chosen.identities:
+            # (a number the contact holds already, e.g. two merged contacts' numbers: replies follow the
+            # one they wrote from, and both keep finding them)
             identities = [i for i in identities if i != f"wa:{chosen.wa_id}"]
             pushes["previous_wa_ids"] = chosen.wa_id
             notes.append(_note("number_changed", f"WhatsApp now gives {_shown(wa_id)} for this customer "
                                                  f"(was {_shown(chosen.wa_id)})."))
         if "user:" + (user_id or "") in taken:
             changes.pop("user_id", None)
-        elif user_id and chosen.user_id and chosen.user_id != user_id:
+        elif user_id and chosen.user_id and chosen.user_id != user_id and f"user:{user_id}" not in chosen.identities:
             identities = [i for i in identities if i != f"user:{chosen.user_id}"]
             pushes["previous_user_ids"] = chosen.user_id
             notes.append(_note("user_id_changed", f"WhatsApp's user id for this customer changed "

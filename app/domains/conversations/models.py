@@ -46,6 +46,8 @@ class Conversation(WorkspaceDocument):
     window_expires_at: datetime | None = None
     last_message: MessagePreview | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+    merged_from: list[PydanticObjectId] = Field(default_factory=list)
+    """Conversations folded into this one when their contacts were merged (app/domains/contacts/merge.py)."""
 
     def window_open(self, now: datetime | None = None) -> bool:
         """Free-form messages may be sent only while this is true (WhatsApp's 24-h rule)."""

@@ -12,6 +12,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
 
 from app.auth import requires_login
+from app.domains.contacts.attribute_values import show_attribute
 from app.domains.conversations.actions import ConversationActions
 from app.domains.conversations.models import Conversation
 from app.domains.inbox.attachments import MAX_UPLOAD, file_too_large, send_attachment
@@ -152,7 +153,7 @@ class ComposerController(Controller):
         inbox = InboxService(runtime)
         contact = await inbox.contact_of(await inbox.conversation(principal.scope, conversation_id))
         variables = {"contact.name": contact.display_name, "contact.phone": contact.phone or "",
-                     **{f"contact.{k}": v for k, v in contact.attributes.items()}}
+                     **{f"contact.{k}": show_attribute(None, v) for k, v in contact.attributes.items()}}
         items = await canned_responses(principal.workspace_id, str(request.query_params.get("q") or "")[:60], variables)
         return html(render(request, "inbox/_canned.html", items=items))
 

@@ -193,6 +193,14 @@ class LiveFeed:
         return f'<span id="unread-total" data-count="{int(unread)}" hidden hx-swap-oob="true"></span>{clock}'
 
     @staticmethod
+    def removed(conversation_id: Any) -> str:
+        """A conversation that no longer exists (folded into another by a contact merge): inbox.js
+        drops its row."""
+        oid = parse_object_id(str(conversation_id or ""))
+        return f'<div hx-swap-oob="afterbegin:#conv-items"><li id="conv-{oid}" data-remove="1" hidden></li></div>' \
+            if oid is not None else ""
+
+    @staticmethod
     def reload() -> str:
         """The tab was away too long to catch up event by event: inbox.js reloads the page."""
         return '<span id="live-clock" data-reload="1" hidden hx-swap-oob="true"></span>'

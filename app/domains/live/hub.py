@@ -86,6 +86,11 @@ class _Room:
     async def _event(self, event: dict[str, Any]) -> None:
         if isinstance(event.get("seq"), str):
             self.last_seq = event["seq"]
+        if event.get("event") == "conversation.removed":  # nothing left to read: every tab drops the row
+            for tab in list(self.tabs):
+                tab.push(self.hub.feed.removed(event.get("conversation_id")))
+            self.totals_due.set()
+            return
         rendered = await self.hub.feed.prepare(self.workspace_id, event)
         if rendered is not None:
             hits = Hits(self.hub.feed.queries)

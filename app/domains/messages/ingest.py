@@ -25,6 +25,7 @@ from pymongo.errors import DuplicateKeyError
 from app.db import as_utc, utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.accounts.services import AccountService
+from app.domains.contacts.consent import apply_keyword_consent
 from app.domains.contacts.models import Contact
 from app.domains.contacts.services import ContactService
 from app.domains.conversations.models import Conversation, MessagePreview
@@ -266,6 +267,8 @@ class MessageIngest:
                                     conversation_id=str(conversation.id))
             if not inbound:
                 await apply_pending_statuses(doc)
+        if inbound and sender is None and doc.type == "text":  # STOP / START (idempotent: by wamid)
+            await apply_keyword_consent(doc)
         if doc.media is not None and doc.media.state == "pending" and doc.media.attempts == 0:
             await self.enqueue_media(str(doc.id), 0)  # the job id dedupes a re-run's second enqueue
         await self._apply_to_conversation(batch, doc, conversation, inbound=inbound)

@@ -20,6 +20,7 @@ class EventType(StrEnum):
     CONVERSATION_CREATED = "conversation.created"
     CONVERSATION_UPDATED = "conversation.updated"
     CONTACT_CREATED = "contact.created"
+    CONTACT_MERGED = "contact.merged"
 
 
 EVENT_DESCRIPTIONS = {
@@ -29,6 +30,7 @@ EVENT_DESCRIPTIONS = {
     EventType.CONVERSATION_CREATED: "A new conversation started (first message either way).",
     EventType.CONVERSATION_UPDATED: "Status, assignee, team, labels or snooze changed.",
     EventType.CONTACT_CREATED: "A new contact was created (first message or the API).",
+    EventType.CONTACT_MERGED: "An admin merged two contacts: the survivor, and the id of the one merged into it.",
 }
 # Not subscribable: sent on demand by "Send a test event" whatever the endpoint's events are.
 PING_EVENT = "ping"
