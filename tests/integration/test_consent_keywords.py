@@ -13,8 +13,11 @@ import pytest
 from app.domains.contacts.consent import keyword_consent
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation
+from app.domains.messages.models import Message, MessageStatus
 from app.domains.templates.models import MessageTemplate
 from tests.conftest import sign_in
+from tests.integration.outbound_env import ThreadWorker, outbound, sandbox_server, wait_for  # noqa: F401
+from tests.integration.test_outbound_faults import all_settled
 from tests.support.inbound import deliver, envelope, make_setup, new_wamid, text_message
 
 CUSTOMER = "972541112233"
@@ -118,3 +121,38 @@ async def test_a_stop_written_in_a_group_does_not_opt_the_group_out(client):
     person = await _customer()
     assert group is not None and not group.opted_out_marketing and group.consent == []
     assert not person.opted_out_marketing and person.consent == []
+
+
+async def test_a_marketing_template_queued_before_the_opt_out_is_not_sent(outbound):
+    """Queued while no worker runs, then the customer is opted out: when the worker comes, the
+    marketing template fails with the reason and never reaches WhatsApp; the text behind it is sent."""
+    env = await outbound(inline_worker=False)
+    account = await env.add_number()
+    conversation = await env.conversation(account, "15550004001")
+    await MessageTemplate(workspace_id=env.workspace_id, waba_id=account.waba_id, meta_id="m-sale", name="spring_sale",
+                          language="en_US", category="MARKETING", status="APPROVED",
+                          components=[{"type": "BODY", "text": "Spring sale"}]).insert()
+    env.state.seed_template(account.waba_id, "spring_sale", "en_US", "MARKETING",
+                            [{"type": "BODY", "text": "Spring sale"}])  # WhatsApp would take it
+    url = f"/api/v1/conversations/{conversation.id}/messages"
+    marketing = await env.client.post(url, headers=env.headers, json=_template("spring_sale"))
+    assert marketing.status_code == 202, marketing.text
+    text = await env.send(conversation, "Your parcel left the warehouse")
+    assert text.status_code == 202, text.text
+    opted = await env.client.patch(f"/api/v1/contacts/{conversation.contact_id}", headers=env.headers,
+                                   json={"opted_out_marketing": True})
+    assert opted.status_code == 200, opted.text
+
+    worker = ThreadWorker(env.runtime.settings, env.runtime.db).start()
+    try:
+        await wait_for(lambda: all_settled([text.json()["id"]]))
+        await wait_for(lambda: all_settled([marketing.json()["id"]], "failed"))
+    finally:
+        worker.kill()
+    refused = await Message.get(marketing.json()["id"])
+    assert refused.status is MessageStatus.FAILED
+    assert "opted out of marketing" in refused.error.agent_message
+    sent = await env.sent(account)
+    assert [s["body"]["type"] for s in sent] == ["text"]
+    answer = await env.client.get(f"/api/v1/messages/{marketing.json()['id']}", headers=env.headers)
+    assert answer.json()["status"] == "failed"

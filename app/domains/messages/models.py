@@ -170,6 +170,8 @@ class Message(WorkspaceDocument):
     filled in: app.whatsapp.templates.render_template), for the thread and the list."""
     """How an outbound message was created: inbox, api, broadcast, automation."""
     priority: Literal["agent", "bulk"] = "agent"
+    marketing: bool = False
+    """Outbound: a MARKETING template (never sent to a contact who has opted out, even once queued)."""
     pricing: MessagePricing | None = None
     """Outbound: Meta's pricing from its status webhooks (the last status that carries it wins)."""
     pricing_category: str | None = None

@@ -28,6 +28,7 @@ from bson.errors import InvalidId
 from redis.exceptions import RedisError
 
 from app.db import DATABASE_DOWN, stored_id
+from app.domains.contacts.models import Contact
 from app.domains.messages.models import Message, MessageStatus
 from app.domains.outbox.acceptance import AcceptanceBatch
 from app.domains.outbox.failures import Failures, GiveUp, Retry, fail_all_for_missing_account
@@ -40,6 +41,10 @@ from app.logging import get_logger
 from app.metrics import GRAPH_LATENCY, LIMITER_WAIT, MISSED_SLOTS, SENDS
 from app.whatsapp import payloads
 from app.whatsapp.errors import GraphError
+
+OPTED_OUT = GraphError("CONTACT_OPTED_OUT", retryable=False,
+                       agent_message="Not sent: the customer opted out of marketing messages after it was queued.")
+"""Why a MARKETING template queued before the contact opted out is not sent (stored as failed)."""
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -504,6 +509,14 @@ class Drainer:
                 await asyncio.sleep(delay)
         finally:
             self.awaiting_slot -= 1
+        if item.message.marketing and await self._opted_out(item):
+            try:
+                await self._on_error(conv_id, conv, item, OPTED_OUT)
+            finally:
+                conv.busy = False
+                self._maybe_ready(conv_id, conv, time.monotonic())
+                self._wake()
+            return
         record = await self._depart()
         endpoint = "messages"
         started = time.perf_counter()
@@ -537,6 +550,16 @@ class Drainer:
             conv.busy = False
             self._maybe_ready(conv_id, conv, time.monotonic())
             self._wake()
+
+    @staticmethod
+    async def _opted_out(item: Item) -> bool:
+        """Whether the contact opted out of marketing after this template was queued (a STOP, Meta's
+        opt-out, an agent or an import): one read, for MARKETING templates only."""
+        if item.message.contact_id is None:
+            return False
+        found = await Contact.get_motor_collection().find_one(
+            {"_id": item.message.contact_id, "opted_out_marketing": True}, {"_id": 1})
+        return found is not None
 
     async def _expire_held(self) -> None:
         """The circuit is open (WhatsApp keeps failing for this number): a message that has waited

@@ -121,8 +121,11 @@ class OutboxService:
         content = await self._resolve_reaction(workspace_id, conversation, draft.type, content)
         checked = self._validate_payload(recipient, draft.type, content, reply_wamid)
         rendered = None
+        marketing = False
         if draft.type == "template":
-            rendered = render_template(checked, await self._check_template(workspace_id, account, contact, checked))
+            definition = await self._check_template(workspace_id, account, contact, checked)
+            rendered = render_template(checked, definition)
+            marketing = definition["category"] == "MARKETING"
         elif not conversation.window_open():
             raise ValidationFailed(
                 "More than 24 hours have passed since the customer last wrote: only a template can be sent now.",
@@ -135,7 +138,7 @@ class OutboxService:
             contact_id=contact.id, direction="outbound", type=draft.type, content=checked,
             status=MessageStatus.QUEUED, status_at={MessageStatus.QUEUED.value: now}, reply_to_id=reply_id,
             reply_to_wamid=reply_wamid, media=media, sent_by=sent_by, via=via,
-            priority="bulk" if priority == "bulk" else "agent", idempotency_key=idempotency_key,
+            priority="bulk" if priority == "bulk" else "agent", marketing=marketing, idempotency_key=idempotency_key,
             recipient=recipient, rendered=rendered, timestamp=now, created_at=now, updated_at=now,
         )
         try:
