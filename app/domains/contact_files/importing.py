@@ -79,12 +79,10 @@ class LostLease(Exception):
 
 class ContactImporter:
     def __init__(self, store: MediaStore | None = None, *, batch_rows: int = BATCH_ROWS,
-                 slice_seconds: float = SLICE_SECONDS, stop_after_batches: int | None = None) -> None:
+                 slice_seconds: float = SLICE_SECONDS) -> None:
         self.store = store or MediaStore()
         self.batch_rows = batch_rows
         self.slice_seconds = slice_seconds
-        self.stop_after_batches = stop_after_batches
-        """Tests: end the slice abruptly after this many batches, as a killed worker would (no release)."""
 
     # ---- a slice --------------------------------------------------------------------------------------
 
@@ -127,7 +125,7 @@ class ContactImporter:
         pending = job.pending
         position = pending.start if pending is not None else max(job.next_record, job.first_row)
         deadline = time.monotonic() + self.slice_seconds
-        batches, end = 0, position
+        end = position
         batch = Batch(start=position)
         chunks = file_chunks(stored)
         try:
@@ -142,10 +140,8 @@ class ContactImporter:
                         continue
                     batch.end = number + 1
                     counts = await self._write(job, token, batch, counts, pending)
-                    pending, batches = None, batches + 1
+                    pending = None
                     batch = Batch(start=batch.end)
-                    if self.stop_after_batches is not None and batches >= self.stop_after_batches:
-                        return "stopped (test)"  # as a killed worker: no checkpoint after the write, lease kept
                     if time.monotonic() >= deadline:
                         await self._hand_over(job, token, counts, batch.start, continue_later)
                         return "continues"
