@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     session_max_age_hours: int = Field(default=24 * 14, ge=1)
     """How long a browser session stays valid without signing in again."""
 
+    contact_files_keep_days: int = Field(default=30, ge=1)
+    """Days the files of a finished contact import (the upload, the refusals report) and of a background
+    export are kept; then a worker deletes them (the import's counts stay). An upload never started is
+    deleted after the same time."""
+
     worker_poll_delay: float = Field(default=0.005, gt=0)
     """Seconds an idle worker waits between queue polls; low keeps live updates fast."""
 

@@ -58,6 +58,11 @@ class Conflict(ClientError):
     error_code = "CONFLICT"
 
 
+class Gone(ClientError):
+    status_code = 410
+    error_code = "GONE"
+
+
 class PayloadTooLarge(ClientError):
     status_code = 413
     error_code = "PAYLOAD_TOO_LARGE"

@@ -39,6 +39,9 @@ CRON_JOBS += [cron(tasks.finish_contact_merges, second={40}, run_at_startup=True
 # the sweep gives a dead worker's import or export to another within ~90 s (its 60-s lease, then a sweep).
 FUNCTIONS += [tasks.run_contact_import, tasks.run_contact_export, tasks.sweep_contact_files]
 CRON_JOBS += [cron(tasks.sweep_contact_files, second={10, 40}, run_at_startup=True)]
+# Contacts: files of imports and exports ended INBOX_CONTACT_FILES_KEEP_DAYS ago are deleted (hourly).
+FUNCTIONS += [tasks.delete_old_contact_files]
+CRON_JOBS += [cron(tasks.delete_old_contact_files, minute={23}, second={0}, unique=True)]
 
 
 class InboxWorker(Worker):

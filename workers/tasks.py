@@ -173,6 +173,14 @@ async def run_contact_export(ctx: dict[str, Any], export_id: str, generation: in
     return await ContactExports().run(export_id, generation, _continue_export(ctx))
 
 
+async def delete_old_contact_files(ctx: dict[str, Any]) -> str:
+    """Cron: uploads, refusals reports and exports past INBOX_CONTACT_FILES_KEEP_DAYS are deleted."""
+    from app.domains.contact_files.retention import delete_old_files
+
+    imports, exports = await delete_old_files(runtime_of(ctx).settings.contact_files_keep_days)
+    return f"imports={imports} exports={exports}"
+
+
 async def sweep_contact_files(ctx: dict[str, Any]) -> str:
     """Cron: imports and exports a dead worker left (their lease lapsed), or whose job Redis lost, go on."""
     from app.domains.contact_files.export_jobs import ContactExports

@@ -14,6 +14,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from beanie import PydanticObjectId
 
 from app.domains.contact_files import api as contact_files_api
 from app.domains.contact_files import controllers as contact_files_pages
@@ -145,3 +146,48 @@ async def test_a_large_export_is_prepared_by_a_worker_in_parts_and_downloaded_wh
     assert "hx-trigger" not in ready.text and f'href="{url}/download"' in ready.text
     assert len(parse((await env.client.get(f"{url}/download")).content)) == 11
     assert await ContactExport.find_all().count() == 3
+
+
+async def test_files_of_old_imports_and_exports_are_deleted_and_say_so(env):
+    """Past INBOX_CONTACT_FILES_KEEP_DAYS, the upload, the refusals report and the export's parts are gone
+    from the store; the import keeps its counts, its report and the export answer 410 with why; recent
+    ones are untouched."""
+    from app.domains.contact_files.models import ContactImport
+    from app.domains.contact_files.retention import delete_old_files
+    from tests.support.contact_files import csv_bytes, upload
+
+    rows = [["phone", "name"], ["+447911123999", "Cy"], ["not a number", "Dee"]]
+    old = await imported(env, csv_bytes(rows))
+    recent = await imported(env, csv_bytes(rows))
+    never_started = (await upload(env, csv_bytes(rows))).json()["id"]
+    export = await run_export((await env.client.post("/api/v1/contacts/exports", headers=env.auth, json={})).json()["id"])
+    assert old.report_file_id is not None and export.status == "done"
+    long_ago = datetime(2020, 1, 1, tzinfo=UTC)
+    await ContactImport.get_motor_collection().update_many(
+        {"_id": {"$in": [old.id, PydanticObjectId(never_started)]}},
+        {"$set": {"finished_at": long_ago, "created_at": long_ago}})
+    await ContactExport.get_motor_collection().update_one({"_id": export.id}, {"$set": {"finished_at": long_ago}})
+    files_before = await StoredMedia.find_all().count()
+
+    assert await delete_old_files(30) == (2, 1)
+    assert await delete_old_files(30) == (0, 0)  # once
+    # The old upload, its report, the never-started upload and the export's part are gone.
+    assert await StoredMedia.find_all().count() == files_before - 4
+    report = await env.client.get(f"/api/v1/contacts/imports/{old.id}/report.csv", headers=env.auth)
+    assert report.status_code == 410 and report.json()["error_code"] == "REPORT_DELETED"
+    shown = (await env.client.get(f"/api/v1/contacts/imports/{old.id}", headers=env.auth)).json()
+    assert shown["counts"]["created"] == 1 and shown["counts"]["skipped"] == 1 and shown["files_deleted_at"]
+    assert (await env.client.get(f"/api/v1/contacts/imports/{never_started}", headers=env.auth)).json()[
+        "status"] == "cancelled"
+    kept = await env.client.get(f"/api/v1/contacts/imports/{recent.id}/report.csv", headers=env.auth)
+    assert kept.status_code == 200 and "not a number" in kept.text
+    download = await env.client.get(f"/api/v1/contacts/exports/{export.id}/download", headers=env.auth)
+    assert download.status_code == 410 and download.json()["error_code"] == "EXPORT_EXPIRED"
+    assert (await env.client.get(f"/api/v1/contacts/exports/{export.id}", headers=env.auth)).json()[
+        "status"] == "expired"
+    await sign_in(env.client, env.setup.email, env.setup.password)
+    page = await env.client.get(f"/contacts/import/{old.id}")
+    assert "the report of skipped rows were deleted on" in page.text and "report.csv" not in page.text
+    await sign_in(env.client, AGENT_EMAIL, AGENT_PASSWORD)
+    page = await env.client.get(f"/contacts/exports/{export.id}")
+    assert "Export the list again" in page.text

@@ -64,6 +64,8 @@ class ImportOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    files_deleted_at: datetime | None = Field(None, description="When the upload and the report were deleted "
+                                              "(INBOX_CONTACT_FILES_KEEP_DAYS after the end); the counts stay")
 
 
 class ExportIn(BaseModel):
@@ -76,7 +78,8 @@ class ExportIn(BaseModel):
 
 class ExportOut(BaseModel):
     id: str
-    status: str = Field(description="running, done or failed")
+    status: str = Field(description="running, done, failed, or expired (its file deleted after "
+                        "INBOX_CONTACT_FILES_KEEP_DAYS)")
     rows: int = Field(description="Contacts written so far")
     total: int | None = Field(None, description="Contacts that matched when it started (null until then)")
     error: str | None = None

@@ -36,7 +36,7 @@ from app.domains.contacts.attribute_values import attribute_definitions
 from app.domains.contacts.filters import parse_filter
 from app.domains.media.models import StoredMedia
 from app.domains.media.store import MediaStore
-from app.errors import ValidationFailed
+from app.errors import Gone, ValidationFailed
 from app.logging import get_logger
 
 log = get_logger(__name__)
@@ -74,6 +74,9 @@ class ContactExports:
 
     async def download(self, job: ContactExport) -> tuple[AsyncIterator[bytes], int]:
         """The finished export's bytes (its parts in order) and their length; 409 while it runs."""
+        if job.status == "expired":
+            raise Gone("This export's file was deleted (files are kept for a while): export the list again.",
+                       error_code="EXPORT_EXPIRED")
         if job.status != "done":
             raise ValidationFailed("The export is not ready yet." if job.status == "running" else
                                    f"The export failed: {job.error}", error_code="EXPORT_NOT_READY",

@@ -28,7 +28,7 @@ from app.domains.contacts.editing import clean_tags
 from app.domains.media.models import StoredMedia
 from app.domains.media.store import MediaStore
 from app.domains.outbox.media import Upload
-from app.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from app.errors import Conflict, Gone, NotFound, PayloadTooLarge, ValidationFailed
 from app.logging import get_logger
 
 log = get_logger(__name__)
@@ -128,6 +128,10 @@ class ContactImports:
 
     async def report(self, job: ContactImport) -> StoredMedia:
         """The CSV of refused rows (404 until the import is done, or when every row went in)."""
+        if job.report_file_id is None and job.files_deleted_at is not None:
+            raise Gone("The report was deleted with the import's file "
+                       f"on {job.files_deleted_at:%Y-%m-%d} (files are kept for a while after an import ends).",
+                       error_code="REPORT_DELETED")
         if job.report_file_id is None:
             raise NotFound("No report: " + ("every row was imported." if job.status == "done" else
                                             "it is written when the import ends."), error_code="NO_REPORT")
@@ -171,6 +175,7 @@ def view(job: ContactImport) -> dict[str, Any]:
             "mode": job.mode, "tags": job.tags, "default_country": job.default_country,
             "counts": counts.model_dump(), "percent": min(100, round(100 * counts.done / job.rows)) if job.rows else 0,
             "error": job.error or None, "report": job.report_file_id is not None,
+            "files_deleted_at": job.files_deleted_at,
             "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at}
 
 

@@ -24,7 +24,7 @@ from app.db import WorkspaceDocument, utcnow
 ImportMode = Literal["create", "update", "upsert"]
 """create only: new contacts, existing ones left alone; update existing: no new contacts; create and update."""
 ImportStatus = Literal["uploaded", "running", "done", "failed", "cancelled"]
-ExportStatus = Literal["running", "done", "failed"]
+ExportStatus = Literal["running", "done", "failed", "expired"]
 OUTCOMES = ("created", "updated", "unchanged", "skipped")
 
 
@@ -90,6 +90,8 @@ class ContactImport(WorkspaceDocument):
     """Slices the sweeper had to queue again (a worker died); too many and the import fails."""
     error: str = ""
     report_file_id: PydanticObjectId | None = None
+    files_deleted_at: datetime | None = None
+    """When the retention sweep deleted the upload and the report (INBOX_CONTACT_FILES_KEEP_DAYS)."""
     created_by: PydanticObjectId | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -1,0 +1,44 @@
+"""Files of contact imports and exports are not kept for ever: a 20 MB upload, its refusals report and a
+large export's parts are deleted ``contact_files_keep_days`` after the import or export ended (an upload
+never started: after it was made). The import's record and counts stay, so the page still says what it
+did; its report, and an expired export's download, answer 410 with why."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from app.db import utcnow
+from app.domains.contact_files.models import ContactExport, ContactImport
+from app.domains.media.store import MediaStore
+from app.logging import get_logger
+
+log = get_logger(__name__)
+
+
+async def delete_old_files(keep_days: int, store: MediaStore | None = None) -> tuple[int, int]:
+    """Delete what has outlived ``keep_days``; returns (imports, exports) whose files went."""
+    store = store or MediaStore()
+    now = utcnow()
+    cutoff = now - timedelta(days=keep_days)
+    imports = exports = 0
+    collection = ContactImport.get_motor_collection()
+    old_imports = collection.find({"files_deleted_at": None, "$or": [
+        {"status": {"$in": ["done", "failed", "cancelled"]}, "finished_at": {"$lt": cutoff}},
+        {"status": "uploaded", "created_at": {"$lt": cutoff}}]},
+        projection={"workspace_id": 1, "file_id": 1, "report_file_id": 1, "status": 1})
+    async for doc in old_imports:
+        await store.delete(doc["workspace_id"], [f for f in (doc.get("file_id"), doc.get("report_file_id")) if f])
+        update = {"files_deleted_at": now, "report_file_id": None}
+        if doc["status"] == "uploaded":  # never started: there is nothing left to start
+            update |= {"status": "cancelled", "finished_at": now}
+        await collection.update_one({"_id": doc["_id"], "status": doc["status"]}, {"$set": update})
+        imports += 1
+    collection = ContactExport.get_motor_collection()
+    async for doc in collection.find({"status": {"$in": ["done", "failed"]}, "finished_at": {"$lt": cutoff}},
+                                     projection={"workspace_id": 1, "parts": 1}):
+        await store.delete(doc["workspace_id"], doc.get("parts") or [])
+        await collection.update_one({"_id": doc["_id"]}, {"$set": {"status": "expired", "parts": []}})
+        exports += 1
+    if imports or exports:
+        log.info("contact files deleted", imports=imports, exports=exports, keep_days=keep_days)
+    return imports, exports
