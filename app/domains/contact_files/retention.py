@@ -6,6 +6,7 @@ did; its report, and an expired export's download, answer 410 with why."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from app.db import utcnow
 from app.domains.contact_files.models import ContactExport, ContactImport
@@ -21,23 +22,19 @@ async def delete_old_files(keep_days: int, store: MediaStore | None = None) -> t
     now = utcnow()
     cutoff = now - timedelta(days=keep_days)
     imports = exports = 0
-    collection = ContactImport.get_motor_collection()
-    old_imports = collection.find({"files_deleted_at": None, "$or": [
+    old_imports = ContactImport.find({"files_deleted_at": None, "$or": [
         {"status": {"$in": ["done", "failed", "cancelled"]}, "finished_at": {"$lt": cutoff}},
-        {"status": "uploaded", "created_at": {"$lt": cutoff}}]},
-        projection={"workspace_id": 1, "file_id": 1, "report_file_id": 1, "status": 1})
-    async for doc in old_imports:
-        await store.delete(doc["workspace_id"], [f for f in (doc.get("file_id"), doc.get("report_file_id")) if f])
-        update = {"files_deleted_at": now, "report_file_id": None}
-        if doc["status"] == "uploaded":  # never started: there is nothing left to start
+        {"status": "uploaded", "created_at": {"$lt": cutoff}}]})
+    async for job in old_imports:
+        await store.delete(job.workspace_id, [f for f in (job.file_id, job.report_file_id) if f])
+        update: dict[str, Any] = {"files_deleted_at": now, "report_file_id": None}
+        if job.status == "uploaded":  # never started: there is nothing left to start
             update |= {"status": "cancelled", "finished_at": now}
-        await collection.update_one({"_id": doc["_id"], "status": doc["status"]}, {"$set": update})
+        await ContactImport.find_one({"_id": job.id, "status": job.status}).update({"$set": update})
         imports += 1
-    collection = ContactExport.get_motor_collection()
-    async for doc in collection.find({"status": {"$in": ["done", "failed"]}, "finished_at": {"$lt": cutoff}},
-                                     projection={"workspace_id": 1, "parts": 1}):
-        await store.delete(doc["workspace_id"], doc.get("parts") or [])
-        await collection.update_one({"_id": doc["_id"]}, {"$set": {"status": "expired", "parts": []}})
+    async for export in ContactExport.find({"status": {"$in": ["done", "failed"]}, "finished_at": {"$lt": cutoff}}):
+        await store.delete(export.workspace_id, export.parts)
+        await ContactExport.find_one({"_id": export.id}).update({"$set": {"status": "expired", "parts": []}})
         exports += 1
     if imports or exports:
         log.info("contact files deleted", imports=imports, exports=exports, keep_days=keep_days)
