@@ -130,6 +130,10 @@ async def test_reindex_gives_tokens_to_documents_stored_before(client_factory) -
     assert await backfill_search_tokens(batch=1) == {"contacts": 1, "messages": 1}
     assert await names("legacy") == [conversation_id] and await names("timer") == [conversation_id]
     assert await backfill_search_tokens() == {"contacts": 0, "messages": 0}
+    # A contact of the time had search words but no place in the contacts page's name order.
+    await Contact.get_motor_collection().update_one({"_id": contact_id}, {"$unset": {"sort_name": ""}})
+    assert await backfill_search_tokens() == {"contacts": 1, "messages": 0}
+    assert (await Contact.get(contact_id)).sort_name == "old timer"
 
 
 async def test_a_search_that_finds_nothing_in_this_status_says_where_it_did(client_factory) -> None:

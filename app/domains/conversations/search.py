@@ -105,24 +105,30 @@ class SearchQuery:
 
 
 async def backfill_search_tokens(batch: int = 500) -> dict[str, int]:
-    """Give search tokens to contacts and messages stored before they existed (``inbox reindex-search``).
+    """Give search tokens to contacts and messages stored before they existed, and contacts their name
+    order (``inbox reindex-search``).
 
     Idempotent and resumable: it only touches documents without the field, a batch at a time.
     """
     from pymongo import UpdateOne
 
-    from app.domains.contacts.models import Contact
+    from app.domains.contacts.models import Contact, sort_name_of
     from app.domains.messages.models import Message
 
     done = {"contacts": 0, "messages": 0}
-    for model, key, tokens_of in ((Contact, "contacts", contact_tokens_of),
-                                  (Message, "messages", lambda d: message_tokens(d.get("content")))):
+    # Contacts stored before the contacts page have no ``sort_name`` (its "name" order) and the search
+    # words of the time: both are computed again.
+    missing = [{"search_tokens": {"$exists": False}}, {"sort_name": {"$exists": False}}]
+    for model, key, query, fields_of in (
+            (Contact, "contacts", {"$or": missing},
+             lambda d: {"search_tokens": contact_tokens_of(d), "sort_name": sort_name_of(d)}),
+            (Message, "messages", missing[0], lambda d: {"search_tokens": message_tokens(d.get("content"))})):
         collection = model.get_motor_collection()
         while True:
-            docs = await collection.find({"search_tokens": {"$exists": False}}).limit(batch).to_list(None)
+            docs = await collection.find(query).limit(batch).to_list(None)
             if not docs:
                 break
-            await collection.bulk_write([UpdateOne({"_id": d["_id"]}, {"$set": {"search_tokens": tokens_of(d)}})
-                                         for d in docs], ordered=False)
+            await collection.bulk_write([UpdateOne({"_id": d["_id"]}, {"$set": fields_of(d)}) for d in docs],
+                                        ordered=False)
             done[key] += len(docs)
     return done
