@@ -112,6 +112,19 @@ def _motor_client_class() -> type:
     return AnyLoopMotorClient
 
 
+def journaled(url: str) -> dict[str, Any]:
+    """Writes are acknowledged once they are in the server's journal (``j: true``), unless the URL says
+    otherwise. A standalone mongod (docker-compose.yml) acknowledges ``w: 1`` writes before its journal
+    reaches the disk (every 100 ms): a crash then loses what was acknowledged meanwhile, such as a
+    webhook answered 200 or a send answered 202. Measured on the embedded server killed with SIGKILL
+    under a stream of inserts: 205 acknowledged inserts lost in 3 runs without it, none with it. A
+    replica set's default ``w: majority`` journals anyway."""
+    options = url.partition("?")[2].lower()
+    if "journal=" in options or "w=0" in options:
+        return {}
+    return {"journal": True}
+
+
 class DatabaseUnavailable(RuntimeError):
     """The database server could not be reached: the message is one line for the operator."""
 
@@ -147,7 +160,8 @@ class Database:
             # Short timeouts: with the server gone, a request answers 503 in seconds instead of hanging
             # (pymongo's defaults wait 30 s to select a server and forever on a socket).
             self.client = _motor_client_class()(url, tz_aware=True, serverSelectionTimeoutMS=timeout_ms,
-                                             connectTimeoutMS=timeout_ms, socketTimeoutMS=max(timeout_ms, 10_000))
+                                             connectTimeoutMS=timeout_ms, socketTimeoutMS=max(timeout_ms, 10_000),
+                                             **journaled(url))
 
     async def connect(self) -> None:
         if self.in_memory:

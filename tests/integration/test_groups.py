@@ -20,7 +20,7 @@ from tests.support.inbound import deliver, envelope, make_setup, new_wamid, on_t
 
 NOW = int(time.time())
 GROUP = "Y2FwaV9ncm91cDoxODA1NTU1MDE3MjoxMjAzNjMyMjI3NzE5NjMwNjcZD"
-CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "webhooks"
+CONFORMANCE = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"  # copies of ../shared/conformance
 
 
 @pytest.fixture

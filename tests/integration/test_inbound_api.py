@@ -54,8 +54,10 @@ async def test_conversation_filters(env):
     await Conversation.find_one(Conversation.id == resolved.id).update({"$set": {"status": "resolved"}})
     only = (await client.get("/api/v1/conversations", params={"status": "resolved"}, headers=setup.auth)).json()
     assert [c["id"] for c in only["data"]] == [str(resolved.id)]
-    mine = (await client.get("/api/v1/conversations", params={"account_id": str(setup.account.id), "status": "open"},
-                             headers=setup.auth)).json()
+    answer = await client.get("/api/v1/conversations", params={"account_id": str(setup.account.id), "status": "open"},
+                              headers=setup.auth)
+    assert answer.status_code == 200, answer.text
+    mine = answer.json()
     assert len(mine["data"]) == 6
     other = (await client.get("/api/v1/conversations", params={"account_id": "0" * 24}, headers=setup.auth)).json()
     assert other == {"data": [], "next_cursor": None}
