@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     event_webhook_backoff_scale: float = Field(default=1.0, gt=0)
     """Multiplies every event-delivery retry delay (10 s, 30 s, 1 min ... 6 h over 24 h); tests shrink it."""
 
+    presence_timeout_seconds: float = Field(default=300.0, gt=0)
+    """An agent with no open inbox tab for this long shows as offline and gets no auto-assigned conversations
+    (a tab refreshes its heartbeat in Redis every third of this, at most every 30 s)."""
+
     api_rate_limit_per_minute: int = Field(default=600, ge=1)
     """Requests per minute each API key may make to /api (shared by every web process, through Redis)."""
 

@@ -23,6 +23,10 @@ from app.config import ROOT, Settings
 from app.domains.accounts.api import AccountsApi
 from app.domains.accounts.controllers import NumbersController
 from app.domains.analytics.api import AnalyticsApi
+from app.domains.assignment.api import AssignmentRulesApi, AvailabilityApi
+from app.domains.assignment.controllers import AssignmentPages, AvailabilityControl
+from app.domains.business_hours.api import BusinessHoursApi
+from app.domains.business_hours.controllers import BusinessHoursPages
 from app.domains.catalog.api import AttributesApi, CannedResponsesApi, LabelsApi
 from app.domains.catalog.controllers import AttributePages, CannedPages, LabelPages
 from app.domains.contact_files.api import ContactExportsApi, ContactImportsApi
@@ -169,10 +173,12 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             AccountsApi, TemplatesApi, UsersApi, TeamsApi, ApiKeysApi, CannedResponsesApi, LabelsApi, AttributesApi,
             api_docs, SubscriptionsApi, SubscriptionPages, ContactsApi, ConversationActionsApi, MessageReactionsApi,
             AnalyticsApi, SegmentsApi,
+            AssignmentRulesApi, AvailabilityApi, AssignmentPages, AvailabilityControl,
             ContactMergeApi, ContactMergePages, ContactPages,
             NumbersController, TemplatesController, TeamController, ApiKeysController, InvitationController,
             ProfileController,
             CannedPages, LabelPages, AttributePages,
+            BusinessHoursApi, BusinessHoursPages,
             ContactImportsApi, ContactExportsApi, ContactImportPages, ContactExportPage, ContactExportJobPages,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False,
                                        cache_control=CacheControlHeader(no_cache=True)),  # cached, revalidated

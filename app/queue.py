@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
@@ -99,4 +100,36 @@ async def enqueue_contact_export(pool: ArqRedis, export_id: str, generation: int
     """One slice of a large export (same ids as imports)."""
     job = await pool.enqueue_job(CONTACT_EXPORT_JOB, export_id, generation,
                                  _job_id=f"contact-export:{export_id}:{generation}")
+    return job is not None
+
+
+# --- auto-assignment (app/domains/assignment/) --------------------------------------------------
+AUTO_ASSIGN_JOB = "auto_assign_conversation"
+ASSIGN_WAITING_JOB = "assign_waiting_conversations"
+
+
+async def enqueue_auto_assign(pool: ArqRedis, workspace_id: str, conversation_id: str, message_id: str) -> bool:
+    """Maybe give a conversation to an agent after a new message in it. Job id = the message: a message
+    published twice (ingestion re-run) is looked at once; the job itself only assigns the unassigned."""
+    job = await pool.enqueue_job(AUTO_ASSIGN_JOB, workspace_id, conversation_id, message_id,
+                                 _job_id=f"auto-assign:{message_id}")
+    return job is not None
+
+
+async def enqueue_assign_waiting(pool: ArqRedis, workspace_id: str, *, bucket_seconds: float = 2.0) -> bool:
+    """Give out a workspace's waiting conversations (an agent came online). Job id = workspace and a
+    short time bucket: agents coming online together share one job, and a later one gets its own."""
+    bucket = int(time.time() / bucket_seconds)
+    job = await pool.enqueue_job(ASSIGN_WAITING_JOB, workspace_id, _job_id=f"assign-waiting:{workspace_id}:{bucket}")
+    return job is not None
+
+
+# --- business hours: the greeting and the away message (app/domains/business_hours/services.py) ----------
+AUTO_REPLY_JOB = "answer_customer"
+
+
+async def enqueue_auto_reply(pool: ArqRedis, workspace_id: str, message_id: str) -> bool:
+    """Greet or answer (closed) one new message. Job id = the message: asked twice, queued once (the
+    replies' idempotency keys make a second run send nothing anyway)."""
+    job = await pool.enqueue_job(AUTO_REPLY_JOB, workspace_id, message_id, _job_id=f"auto-reply:{message_id}")
     return job is not None

@@ -18,6 +18,8 @@ from app.changes import Changes
 from app.config import Settings
 from app.db import Database
 from app.domains.accounts.services import AccountService
+from app.domains.assignment.wiring import build_assignment
+from app.domains.business_hours.services import BusinessHoursService
 from app.domains.media.store import MediaStore
 from app.domains.outbox.media import OutboundMediaService
 from app.domains.outbox.service import OutboxService
@@ -82,6 +84,12 @@ class Runtime:
         self.subscriptions = SubscriptionService(self.secrets, self.integrations, self.deliverer,
                                                  allow_private=settings.allow_private_webhook_targets)
         self.live.listeners.append(self.integrations.on_live_event)
+        # Availability and auto-assignment: a customer's message queues a job where a rule is enabled.
+        self.presence, self.auto_assigner = build_assignment(self)
+        self.live.listeners.append(self.auto_assigner.on_live_event)
+        # Business hours: the inbox's "closed" notice; a customer's message queues the greeting / away job.
+        self.business_hours = BusinessHoursService(self.outbox, arq=lambda: self.arq, changes=self.changes)
+        self.live.listeners.append(self.business_hours.on_live_event)
         self.embedded_database: Any = None  # app.embedded_mongo.EmbeddedMongo when `inbox run` started one
         self._started = False
 

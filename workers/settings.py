@@ -26,6 +26,8 @@ CRON_JOBS += [cron(tasks.sweep_outbox, second=set(range(5, 60, 10)), run_at_star
 FUNCTIONS += [tasks.route_integration_event, func(tasks.deliver_integration_event, keep_result=0, timeout=60),
               tasks.sweep_event_deliveries]
 CRON_JOBS += [cron(tasks.sweep_event_deliveries, second={30})]
+# Auto-assignment: after a customer's message, and when an agent comes online (app/domains/assignment/).
+FUNCTIONS += [tasks.auto_assign_conversation, tasks.assign_waiting_conversations]
 # Templates: hourly sync from Meta (webhooks keep statuses live; this catches any that were missed).
 FUNCTIONS += [tasks.sync_templates]
 CRON_JOBS += [cron(tasks.sync_templates, minute={7}, second={0}, unique=True)]
@@ -42,6 +44,8 @@ CRON_JOBS += [cron(tasks.sweep_contact_files, second={10, 40}, run_at_startup=Tr
 # Contacts: files of imports and exports ended INBOX_CONTACT_FILES_KEEP_DAYS ago are deleted (hourly).
 FUNCTIONS += [tasks.delete_old_contact_files]
 CRON_JOBS += [cron(tasks.delete_old_contact_files, minute={23}, second={0}, unique=True)]
+# Business hours: the greeting and the away message for a customer's new message (queued by a live-event listener).
+FUNCTIONS += [tasks.answer_customer]
 
 
 class InboxWorker(Worker):

@@ -120,6 +120,19 @@ async def sweep_event_deliveries(ctx: dict[str, Any]) -> int:
     return await runtime_of(ctx).deliverer.sweep()
 
 
+# --- auto-assignment (app/domains/assignment/) --------------------------------------------------
+
+async def auto_assign_conversation(ctx: dict[str, Any], workspace_id: str, conversation_id: str,
+                                   message_id: str) -> str:
+    """After a new message: give its conversation to an agent when a rule says so and it is unassigned."""
+    return await runtime_of(ctx).auto_assigner.after_message(workspace_id, conversation_id, message_id)
+
+
+async def assign_waiting_conversations(ctx: dict[str, Any], workspace_id: str) -> int:
+    """An agent came online: give out the conversations that found nobody."""
+    return await runtime_of(ctx).auto_assigner.assign_waiting(workspace_id)
+
+
 # --- templates: the periodic sync from Meta (issue 7) ----------------------------------------------
 
 async def sync_templates(ctx: dict[str, Any]) -> dict[str, int]:
@@ -189,3 +202,20 @@ async def sweep_contact_files(ctx: dict[str, Any]) -> str:
     imports = await ContactImporter().sweep(_continue_import(ctx))
     exports = await ContactExports().sweep(_continue_export(ctx))
     return f"imports={imports} exports={exports}"
+
+
+# --- business hours: the greeting and the away message ---------------------------------------------------
+
+async def answer_customer(ctx: dict[str, Any], workspace_id: str, message_id: str) -> str:
+    """Greet a new conversation and / or send the away message for one customer message (at most once each)."""
+    from arq import Retry
+
+    from app.domains.business_hours.services import NotYet
+
+    try:
+        return await runtime_of(ctx).business_hours.answer_inbound(workspace_id, message_id)
+    except NotYet as exc:  # the ingestion is still recording the conversation's window
+        tries = ctx.get("job_try", 1)
+        if tries >= 5:
+            return "not answered: the conversation's window was never recorded"
+        raise Retry(defer=backoff(tries, base=0.2)) from exc

@@ -8,6 +8,8 @@ from beanie import Document
 def all_documents() -> list[type[Document]]:
     """Every Document, for init_beanie."""
     from app.domains.accounts.models import WhatsAppAccount
+    from app.domains.assignment.models import AssignmentRule
+    from app.domains.business_hours.models import BusinessHours
     from app.domains.catalog.models import CannedResponse, ContactAttribute, Label
     from app.domains.contact_files.models import ContactExport, ContactImport, ImportRefusal
     from app.domains.contacts.models import Contact, ContactMerge
@@ -38,4 +40,6 @@ def all_documents() -> list[type[Document]]:
         ContactImport, ImportRefusal, ContactExport,
         Segment,
         Subscription, IntegrationEvent, Delivery,
+        AssignmentRule,
+        BusinessHours,
     ]

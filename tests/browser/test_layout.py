@@ -42,7 +42,7 @@ def test_admin_pages_fit_a_phone(browser, demo):
     sign_in(page, demo.base, demo.password, DEMO_ADMIN)
     page.goto(demo.base + "/admin/numbers")
     number = page.locator("a[href^='/admin/numbers/']").first.get_attribute("href")
-    for path in ("/admin/numbers", number, "/admin/templates", "/admin/team", "/admin/api-keys", "/admin/canned",
+    for path in ("/admin/numbers", number, "/admin/templates", "/admin/team", "/admin/assignment", "/admin/api-keys", "/admin/canned",
                  "/admin/labels", "/admin/attributes", "/admin/subscriptions", "/profile"):
         page.goto(demo.base + path)
         width = page.evaluate("document.documentElement.scrollWidth")

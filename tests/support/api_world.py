@@ -14,6 +14,7 @@ from beanie import PydanticObjectId
 from app.db import utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.accounts.services import NewAccount
+from app.domains.assignment.models import AssignmentRule
 from app.domains.catalog.models import CannedResponse, ContactAttribute, Label
 from app.domains.contact_files.models import ContactExport, ContactImport
 from app.domains.contacts.models import Contact
@@ -128,10 +129,11 @@ async def build_world(runtime: Any, name: str = "Shop", *, email: str | None = N
     contact_import = await ContactImport(workspace_id=workspace.id, file_id=PydanticObjectId(), size=0, encoding="utf-8"
                                          ).insert()
     contact_export = await ContactExport(workspace_id=workspace.id).insert()
+    rule = await AssignmentRule(workspace_id=workspace.id, name="In turn", enabled=False).insert()
     world.extra_ids = {"segments": str(segment.id), "imports": str(contact_import.id),
                        "exports": str(contact_export.id), "attributes": str(attribute.id), "templates": str(template.id),
                        "subscriptions": str(subscription.id), "deliveries": str(delivery.id),
-                       "api-keys": str(agent_key_record.id)}
+                       "api-keys": str(agent_key_record.id), "assignment-rules": str(rule.id)}
     # A stored media file on the first customer's first message (erasure must remove it).
     stored = await MediaStore().put(workspace.id, b"\x89PNG fake image bytes", kind="image", content_type="image/png",
                                     message_id=world.messages[0].id)

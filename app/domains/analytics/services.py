@@ -88,7 +88,9 @@ class Analytics:
 
     async def _first_responses(self, match: dict[str, Any]) -> list[float]:
         cursor = Message.get_motor_collection().find(
-            {**match, "direction": {"$in": ["inbound", "outbound"]}, "type": {"$ne": "reaction"}},
+            # Automatic replies (greeting, away message: app/domains/business_hours) answer nobody's question.
+            {**match, "direction": {"$in": ["inbound", "outbound"]}, "type": {"$ne": "reaction"},
+             "via": {"$ne": "automation"}},
             projection={"conversation_id": 1, "direction": 1, "timestamp": 1},
         ).sort([("conversation_id", 1), ("timestamp", 1), ("_id", 1)])
         waits: list[float] = []

@@ -87,10 +87,13 @@ class ConversationActions:
 
     # --- assignment, status, snooze, labels ------------------------------------------------------
     async def assign(self, conversation: Conversation, *, assignee_id: str | PydanticObjectId | None,
-                     by: User | None, may_reassign: bool = True) -> Conversation:
+                     by: User | None, may_reassign: bool = True, only_if_unassigned: bool = False,
+                     rule_name: str | None = None) -> Conversation:
         """Give the conversation to an agent of the same workspace (None: unassign). Without
         ``may_reassign`` (an agent, not a supervisor or admin) only a conversation that is unassigned or
-        the caller's own can be given."""
+        the caller's own can be given. ``only_if_unassigned`` (auto-assignment by the rule ``rule_name``):
+        written only if nobody holds it in the database at that moment, so a person's choice made
+        meanwhile stands; then ``conversation.assignee_id`` stays as it was."""
         if not may_reassign and conversation.assignee_id not in (None, by.id if by else None):
             raise Forbidden("Only a supervisor or an admin can reassign a conversation another agent has.",
                             error_code="REASSIGN_NOT_ALLOWED", details={"assignee_id": str(conversation.assignee_id)})
@@ -103,15 +106,22 @@ class ConversationActions:
         new_id = assignee.id if assignee else None
         if conversation.assignee_id == new_id:
             return conversation
+        if only_if_unassigned:
+            if not await self._save(conversation, {"assignee_id": new_id}, only_if={"assignee_id": None}):
+                return conversation
+        else:
+            await self._save(conversation, {"assignee_id": new_id})
         conversation.assignee_id = new_id
-        await self._save(conversation, {"assignee_id": new_id})
-        if assignee is None:
+        if assignee is not None and rule_name is not None:
+            text = f"Auto-assigned to {assignee.name or assignee.email} (rule {rule_name})"
+        elif assignee is None:
             text = f"{_actor(by)} unassigned the conversation"
         elif by is not None and by.id == assignee.id:
             text = f"{_actor(by)} took the conversation"
         else:
             text = f"{_actor(by)} assigned the conversation to {assignee.name or assignee.email}"
-        await self.record_event(conversation, "assigned", text, by, assignee_id=str(new_id) if new_id else None)
+        await self.record_event(conversation, "assigned", text, by, assignee_id=str(new_id) if new_id else None,
+                                **({"rule": rule_name} if rule_name is not None else {}))
         return conversation
 
     async def assign_team(self, conversation: Conversation, *, team_id: str | PydanticObjectId | None,
@@ -256,13 +266,20 @@ class ConversationActions:
     async def _touch(self, conversation: Conversation) -> None:
         await self._save(conversation, {})
 
-    async def _save(self, conversation: Conversation, changes: dict[str, Any]) -> None:
+    async def _save(self, conversation: Conversation, changes: dict[str, Any],
+                    only_if: dict[str, Any] | None = None) -> bool:
+        """Write the changes; with ``only_if`` (conditions on the stored document) False when they no longer
+        hold (nothing written, nothing published)."""
         now = utcnow()
-        conversation.updated_at = now
         result = await Conversation.find_one(
             Conversation.id == conversation.id, Conversation.workspace_id == conversation.workspace_id,
+            only_if or {},
         ).update({"$set": {**changes, "updated_at": now}})
         if result.matched_count == 0:
+            if only_if:
+                return False
             raise NotFound("conversation not found", details={"id": str(conversation.id)})
+        conversation.updated_at = now
         await self.live.publish(conversation.workspace_id, "conversation.updated", conversation_id=str(conversation.id))
+        return True
 

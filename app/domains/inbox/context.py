@@ -70,8 +70,10 @@ async def panel_context(request: Request, conversation: Conversation, **extra: A
     row = await queries.row(conversation)
     principal = me(request)
     agents = await agents_of(principal.workspace_id)
+    statuses = await request.app.state.runtime.presence.statuses(agents)  # the picker shows who is online
     return {
         "row": row, "me": principal, "agents": agents, "teammates": mention_choices(agents),
+        "availability": {k: v.value.value.title() for k, v in statuses.items()},
         "teams": await teams_of(principal.workspace_id),
         "label_choices": list((await labels_of(principal.workspace_id)).values()),
         "panel_error": None, "panel_field": None, "typed": {}, **extra,

@@ -116,6 +116,7 @@ class InboxController(Controller):
             "show_account": len(accounts) > 1, "label_options": await label_options(principal.workspace_id),
             "unread_total": await queries.unread_total(principal.scope),
             "demo": bool(getattr(request.app.state, "demo", False)), "row": None, "live_seq": live_seq,
+            "closed_notice": await runtime.business_hours.closed_notice(principal.workspace_id),
         }
         if conversation is not None:
             context.update(await self._thread_context(request, conversation))

@@ -52,6 +52,18 @@ async def _catch_up(hub: LiveHub, runtime: Runtime, tab: LiveTab, since: Any) ->
     tab.push(hub.feed.totals(unread, events[-1]["seq"]))
 
 
+async def _heartbeat(runtime: Runtime, principal: Principal) -> None:
+    """While the tab is open its user is present (app/domains/assignment/presence.py); never ends on its own."""
+    if principal.user_id is None:
+        return await asyncio.Event().wait()
+    while True:
+        try:
+            await runtime.presence.beat(principal.workspace_id, principal.user_id)
+        except Exception as exc:  # noqa: BLE001 - Redis away: the tab keeps working, presence lapses
+            log.warning("presence heartbeat failed", error=type(exc).__name__)
+        await asyncio.sleep(runtime.presence.beat_every)
+
+
 @websocket("/live", include_in_schema=False)
 async def live_socket(socket: WebSocket, runtime: Runtime) -> None:
     principal = socket.scope.get("user")
@@ -77,7 +89,7 @@ async def live_socket(socket: WebSocket, runtime: Runtime) -> None:
 
     async with hub.join(tab):
         tasks = [asyncio.create_task(receive()), asyncio.create_task(tab.run_writer()),
-                 asyncio.create_task(tab.closed.wait())]
+                 asyncio.create_task(tab.closed.wait()), asyncio.create_task(_heartbeat(runtime, principal))]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:

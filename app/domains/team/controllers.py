@@ -29,9 +29,11 @@ class TeamController(Controller):
         users = await admin.list_users(principal.workspace_id)
         teams = await admin.list_teams(principal.workspace_id)
         names = {str(u.id): u.name or u.email for u in users}
+        presence = {str(k): {"status": v.value.value, "label": v.label}
+                    for k, v in (await runtime.presence.statuses(users)).items()}
         numbers = [{"id": str(a.id), "name": a.name} for a in await runtime.accounts.list(principal.workspace_id)]
         return {"active": "team", "users": [user_view(u) for u in users], "teams": [team_view(t) for t in teams],
-                "names": names, "numbers": numbers, "me": str(principal.user_id), "form": {"role": "agent", "mode": "invite"},
+                "names": names, "presence": presence, "numbers": numbers, "me": str(principal.user_id), "form": {"role": "agent", "mode": "invite"},
                 "team_form": {}, "link": None, "notice": None, "field_errors": {}, "error": None, **extra}
 
     def _users(self, request: Request, context: dict[str, Any], error: AppError | None = None) -> Template:

@@ -19,6 +19,16 @@ class Role(StrEnum):
     AGENT = "agent"
 
 
+class Availability(StrEnum):
+    """What a user says about themselves; auto-assignment only gives conversations to ``online`` users
+    who also have an inbox tab open (app/domains/assignment/presence.py)."""
+
+    ONLINE = "online"
+    BUSY = "busy"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
 class Workspace(Document):
     """A tenant: one business with its numbers, team and conversations."""
 
@@ -42,6 +52,9 @@ class User(WorkspaceDocument):
     """An agent sees every number's conversations, unless an admin chose some (``number_ids``)."""
     number_ids: list[PydanticObjectId] = Field(default_factory=list)
     """The numbers whose conversations an agent sees when ``all_numbers`` is off (app/domains/access)."""
+    availability: Availability = Availability.ONLINE
+    """The status the user chose; without an open inbox tab they show (and count) as offline."""
+    availability_changed_at: datetime | None = None
 
     class Settings:
         name = "users"

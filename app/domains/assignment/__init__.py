@@ -1,0 +1,1 @@
+"""Agent availability (presence in Redis) and auto-assignment rules (round-robin, least-open)."""

@@ -1,0 +1,41 @@
+"""AssignmentRule: which new or reopened conversations are given out, to whom, and how."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import pymongo
+from beanie import PydanticObjectId
+from pydantic import Field
+
+from app.db import WorkspaceDocument, utcnow
+
+
+class AssignmentMethod(StrEnum):
+    ROUND_ROBIN = "round_robin"
+    """In turn: the rule's pointer (a Redis counter) picks the next online agent."""
+    LEAST_OPEN = "least_open"
+    """The online agent with the fewest open conversations assigned to them."""
+
+
+class AssignmentRule(WorkspaceDocument):
+    """Auto-assignment for one number (or every number), among one team (or whoever sees the number)."""
+
+    name: str
+    enabled: bool = True
+    account_id: PydanticObjectId | None = None
+    """The number whose conversations this rule gives out; None: every number."""
+    team_id: PydanticObjectId | None = None
+    """Give to this team's members (conversations of another team are left alone); None: the agents and
+    supervisors who see the number."""
+    method: AssignmentMethod = AssignmentMethod.ROUND_ROBIN
+    max_open_per_agent: int | None = None
+    """An agent holding this many open conversations gets no more from this rule; None: no cap."""
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "assignment_rules"
+        indexes = [
+            pymongo.IndexModel([("workspace_id", 1), ("enabled", 1)]),
+        ]
