@@ -95,6 +95,6 @@ def requires_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteH
         raise Forbidden("Only admins can do this.", error_code="ADMIN_REQUIRED")
 
 
-async def provide_principal(request: Any) -> Principal:
+async def provide_principal(request: ASGIConnection) -> Principal:
     """Dependency: the Principal of a guarded route."""
     return principal(request)

@@ -12,6 +12,7 @@ import hmac
 from typing import Any
 
 from litestar import Request, Response, get
+from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 
 from app.errors import error_body
@@ -65,7 +66,7 @@ def may_scrape(token: str | None, authorization: str | None, peer: str | None) -
 
 
 @get("/metrics", include_in_schema=False)
-async def metrics_endpoint(request: Request, runtime: Any) -> Response[bytes]:
+async def metrics_endpoint(request: Request, runtime: NamedDependency[Any]) -> Response[bytes]:
     """Prometheus text format, for the scraper only (see ``may_scrape``)."""
     token = runtime.settings.metrics_token.get_secret_value() if runtime.settings.metrics_token else None
     if not may_scrape(token, request.headers.get("authorization"), request.client.host if request.client else None):

@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from litestar import Controller, delete, get, patch, post
 from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromPath, JSONBody
 from pydantic import BaseModel, ConfigDict
 
 from app.api_shapes import Flag, documented
@@ -69,22 +70,22 @@ class AccountsApi(Controller):
     tags = ["accounts"]
 
     @get("/", summary="The workspace's WhatsApp numbers", responses=documented(200, AccountPage, "The numbers"))
-    async def list_accounts(self, runtime: Runtime, principal: Principal) -> dict[str, Any]:
+    async def list_accounts(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> dict[str, Any]:
         accounts = await runtime.accounts.list(principal.workspace_id)
         return {"data": [runtime.accounts.view(a) for a in accounts], "next_cursor": None}
 
     @post("/", summary="Connect a number (409 when its phone number id is connected anywhere)", status_code=201, responses=documented(201, AccountShape, "The number"))
-    async def create_account(self, data: AccountIn, runtime: Runtime, principal: Principal) -> dict[str, Any]:
+    async def create_account(self, data: JSONBody[AccountIn], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> dict[str, Any]:
         account = await runtime.accounts.create(principal.workspace_id, NewAccount(**data.model_dump()))
         return runtime.accounts.view(account)
 
     @get("/{account_id:str}", summary="One number with its webhook URL and health", responses=documented(200, AccountShape, "The number"))
-    async def get_account(self, account_id: str, runtime: Runtime, principal: Principal) -> dict[str, Any]:
+    async def get_account(self, account_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> dict[str, Any]:
         return runtime.accounts.view(await runtime.accounts.get(principal.workspace_id, account_id))
 
     @patch("/{account_id:str}", summary="Edit, rotate secrets, enable or disable", responses=documented(200, AccountShape, "The number"))
-    async def update_account(self, account_id: str, data: AccountPatch, runtime: Runtime,
-                             principal: Principal) -> dict[str, Any]:
+    async def update_account(self, account_id: FromPath[str], data: JSONBody[AccountPatch], runtime: NamedDependency[Runtime],
+                             principal: NamedDependency[Principal]) -> dict[str, Any]:
         account = await runtime.accounts.get(principal.workspace_id, account_id)
         changes = AccountChanges(**data.model_dump())
         if changes.is_empty():
@@ -92,35 +93,35 @@ class AccountsApi(Controller):
         return runtime.accounts.view(await runtime.accounts.update(account, changes))
 
     @delete("/{account_id:str}", summary="Disconnect a number", status_code=204)
-    async def delete_account(self, account_id: str, runtime: Runtime, principal: Principal) -> None:
+    async def delete_account(self, account_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> None:
         await runtime.accounts.delete(await runtime.accounts.get(principal.workspace_id, account_id))
 
     @post("/{account_id:str}/test", summary="Ask Meta about the number; Meta's error in words when it fails",
           status_code=200, responses=documented(200, ConnectionCheckShape, "The outcome"))
-    async def test_account(self, account_id: str, runtime: Runtime, principal: Principal) -> dict[str, Any]:
+    async def test_account(self, account_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> dict[str, Any]:
         account = await runtime.accounts.get(principal.workspace_id, account_id)
         return (await runtime.accounts.test_connection(account)).to_dict()
 
     @post("/{account_id:str}/resume-sending", summary="Resume sending after Meta restricted the number "
           "(368 / 131031): its held messages go in order (409 NOT_STOPPED when sending is not stopped)",
           status_code=200, responses=documented(200, AccountShape, "The number"))
-    async def resume_sending(self, account_id: str, runtime: Runtime, principal: Principal) -> dict[str, Any]:
+    async def resume_sending(self, account_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> dict[str, Any]:
         return runtime.accounts.view(await runtime.accounts.resume_sending(principal.workspace_id, account_id))
 
     @get("/{account_id:str}/profile", summary="The number's WhatsApp business profile", responses=documented(200, BusinessProfileShape, "The profile"))
-    async def get_profile(self, account_id: str, runtime: Runtime, principal: Principal) -> dict[str, Any]:
+    async def get_profile(self, account_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> dict[str, Any]:
         account = await runtime.accounts.get(principal.workspace_id, account_id)
         return await BusinessProfiles(runtime.accounts).get(account)
 
     @patch("/{account_id:str}/profile", summary="Edit the business profile", responses=documented(200, BusinessProfileShape, "The new profile"))
-    async def update_profile(self, account_id: str, data: ProfilePatch, runtime: Runtime,
-                             principal: Principal) -> dict[str, Any]:
+    async def update_profile(self, account_id: FromPath[str], data: JSONBody[ProfilePatch], runtime: NamedDependency[Runtime],
+                             principal: NamedDependency[Principal]) -> dict[str, Any]:
         account = await runtime.accounts.get(principal.workspace_id, account_id)
         return await BusinessProfiles(runtime.accounts).update(account, ProfileChanges(**data.model_dump()))
 
     @post("/{account_id:str}/profile/photo", summary="Set the profile photo (JPEG or PNG, at most 5 MB)",
           status_code=200, request_max_body_size=PHOTO_UPLOAD_LIMIT, responses=documented(200, BusinessProfileShape, "The new profile"))
-    async def upload_photo(self, account_id: str, runtime: Runtime, principal: Principal,
+    async def upload_photo(self, account_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal],
                            data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
                            ) -> dict[str, Any]:
         account = await runtime.accounts.get(principal.workspace_id, account_id)

@@ -11,6 +11,8 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.response import Template
 
 from app.auth import requires_admin
@@ -58,13 +60,13 @@ class NumbersController(Controller):
     # -- the admins' WhatsApp notices (top navigation) ------------------------------------------------
 
     @get("/notices")
-    async def notice_badge(self, runtime: Runtime, principal: Principal) -> Template:
+    async def notice_badge(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         """The badge in the top navigation (base.html loads it on every page, then every 2 minutes)."""
         return Template("admin/numbers/_notice_badge.html",
                         context={"badge": await Notices().badge(principal.workspace_id)})
 
     @post("/notices/seen", status_code=200)
-    async def notices_seen(self, request: Request, runtime: Runtime, principal: Principal) -> Any:
+    async def notices_seen(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Any:
         await Notices().mark_seen(principal.workspace_id, principal.user_id)
         if not is_htmx(request):
             return go_to(request, "/admin/numbers")
@@ -72,8 +74,8 @@ class NumbersController(Controller):
                         context={"badge": await Notices().badge(principal.workspace_id)})
 
     @post("/{account_id:str}/notices/seen", status_code=200)
-    async def number_notices_seen(self, account_id: str, request: Request, runtime: Runtime,
-                                  principal: Principal) -> Template:
+    async def number_notices_seen(self, account_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime],
+                                  principal: NamedDependency[Principal]) -> Template:
         """This number's notices (and the same WABA-wide events on its sibling numbers) are seen."""
         account = await runtime.accounts.get(principal.workspace_id, account_id)
         await Notices().mark_seen(principal.workspace_id, principal.user_id, account)
@@ -82,8 +84,8 @@ class NumbersController(Controller):
         return render(request, "admin/numbers/show.html", "admin/numbers/_notices.html", context)
 
     @post("/{account_id:str}/resume", status_code=200)
-    async def resume_sending(self, account_id: str, request: Request, runtime: Runtime,
-                             principal: Principal) -> Template:
+    async def resume_sending(self, account_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime],
+                             principal: NamedDependency[Principal]) -> Template:
         """Meta stopped the number's sends (368 / 131031) and the admin dealt with it: its held sends go."""
         try:
             await runtime.accounts.resume_sending(principal.workspace_id, account_id)
@@ -96,14 +98,14 @@ class NumbersController(Controller):
         return render(request, "admin/numbers/show.html", "admin/numbers/_sending_stopped.html", context)
 
     @get("/")
-    async def index(self, runtime: Runtime, principal: Principal) -> Template:
+    async def index(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         accounts = await runtime.accounts.list(principal.workspace_id)
         return Template("admin/numbers/index.html", context={
             "active": "numbers", "numbers": [runtime.accounts.view(a) for a in accounts], "form": {"mps": "80"},
             "sandbox": runtime.accounts.uses_sandbox, "field_errors": {}})
 
     @post("/", status_code=200)
-    async def create(self, request: Request, runtime: Runtime, principal: Principal) -> Any:
+    async def create(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Any:
         form, _ = await read_form(request)
         values = {k: form.get(k, "") for k in NEW_FIELDS}
         try:
@@ -119,11 +121,11 @@ class NumbersController(Controller):
         return go_to(request, f"/admin/numbers/{account.id}")
 
     @get("/{account_id:str}")
-    async def show(self, account_id: str, runtime: Runtime, principal: Principal) -> Template:
+    async def show(self, account_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         return Template("admin/numbers/show.html", context=await self._page(runtime, principal, account_id))
 
     @post("/{account_id:str}", status_code=200)
-    async def edit(self, account_id: str, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def edit(self, account_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         form, _ = await read_form(request)
         account = await runtime.accounts.get(principal.workspace_id, account_id)
         changes = AccountChanges(name=form.get("name"), waba_id=form.get("waba_id"),
@@ -138,7 +140,7 @@ class NumbersController(Controller):
         return render(request, "admin/numbers/show.html", "admin/numbers/_edit_form.html", context)
 
     @post("/{account_id:str}/secrets", status_code=200)
-    async def rotate(self, account_id: str, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def rotate(self, account_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         form, _ = await read_form(request)
         account = await runtime.accounts.get(principal.workspace_id, account_id)
         changes = AccountChanges(access_token=form.get("access_token") or None,
@@ -156,7 +158,7 @@ class NumbersController(Controller):
         return render(request, "admin/numbers/show.html", "admin/numbers/_secrets_form.html", context, error=error)
 
     @post("/{account_id:str}/enabled", status_code=200)
-    async def set_enabled(self, account_id: str, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def set_enabled(self, account_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         form, _ = await read_form(request)
         account = await runtime.accounts.get(principal.workspace_id, account_id)
         await runtime.accounts.set_enabled(account, form.get("enabled") == "true")
@@ -164,7 +166,7 @@ class NumbersController(Controller):
         return render(request, "admin/numbers/show.html", "admin/numbers/_status.html", context)
 
     @post("/{account_id:str}/test", status_code=200)
-    async def test(self, account_id: str, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def test(self, account_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         account = await runtime.accounts.get(principal.workspace_id, account_id)
         result = await runtime.accounts.test_connection(account)
         # htmx swaps the result; the health panel it changed follows out of band.
@@ -172,14 +174,14 @@ class NumbersController(Controller):
         return render(request, "admin/numbers/show.html", "admin/numbers/_test_result.html", context)
 
     @post("/{account_id:str}/delete", status_code=200)
-    async def delete(self, account_id: str, request: Request, runtime: Runtime, principal: Principal) -> Any:
+    async def delete(self, account_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Any:
         await runtime.accounts.delete(await runtime.accounts.get(principal.workspace_id, account_id))
         return go_to(request, "/admin/numbers")
 
     # -- business profile -------------------------------------------------------------------------
 
     @get("/{account_id:str}/profile")
-    async def profile(self, account_id: str, runtime: Runtime, principal: Principal) -> Template:
+    async def profile(self, account_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         account = await runtime.accounts.get(principal.workspace_id, account_id)
         profile, error = {}, None
         try:
@@ -191,8 +193,8 @@ class NumbersController(Controller):
             "error": error, "field_errors": {}, "saved": False, "loaded": error is None})
 
     @post("/{account_id:str}/profile", status_code=200, request_max_body_size=PHOTO_UPLOAD_LIMIT)
-    async def save_profile(self, account_id: str, request: Request, runtime: Runtime,
-                           principal: Principal) -> Template:
+    async def save_profile(self, account_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime],
+                           principal: NamedDependency[Principal]) -> Template:
         form, files = await read_form(request)
         account = await runtime.accounts.get(principal.workspace_id, account_id)
         changes = ProfileChanges(

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from litestar import Controller, get
+from litestar.di import NamedDependency
 from litestar.params import Parameter, QueryParameter
 from pydantic import BaseModel, Field
 
@@ -48,7 +49,7 @@ class AnalyticsApi(Controller):
     tags = ["analytics"]
 
     @get("/summary", summary="Messages in/out, delivered and read rates, failures by code, first-response time")
-    async def summary(self, principal: Principal,
+    async def summary(self, principal: NamedDependency[Principal],
                       since: Annotated[datetime | None, QueryParameter(
                           name="from", description="Start (ISO 8601); default 7 days before `to`")] = None,
                       until: Annotated[datetime | None, QueryParameter(

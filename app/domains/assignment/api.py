@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, delete, get, patch, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api_shapes import Flag, documented
@@ -58,29 +60,29 @@ class AssignmentRulesApi(Controller):
     tags = ["settings"]
 
     @get("/", summary="Auto-assignment rules", responses=documented(200, AssignmentRulePage, "The rules"))
-    async def list_rules(self, principal: Principal, runtime: Runtime) -> dict[str, Any]:
+    async def list_rules(self, principal: NamedDependency[Principal], runtime: NamedDependency[Runtime]) -> dict[str, Any]:
         rules = await runtime.auto_assigner.rules.list(principal.workspace_id)
         return {"data": [rule_view(r) for r in rules], "next_cursor": None}
 
     @post("/", summary="Create an auto-assignment rule", status_code=201,
           responses=documented(201, AssignmentRuleShape, "The rule"))
-    async def create_rule(self, data: RuleIn, principal: Principal, runtime: Runtime) -> dict[str, Any]:
+    async def create_rule(self, data: JSONBody[RuleIn], principal: NamedDependency[Principal], runtime: NamedDependency[Runtime]) -> dict[str, Any]:
         return rule_view(await runtime.auto_assigner.rules.save(principal.workspace_id, data.model_dump()))
 
     @get("/{rule_id:str}", summary="One auto-assignment rule", responses=documented(200, AssignmentRuleShape, "It"))
-    async def get_rule(self, rule_id: str, principal: Principal, runtime: Runtime) -> dict[str, Any]:
+    async def get_rule(self, rule_id: FromPath[str], principal: NamedDependency[Principal], runtime: NamedDependency[Runtime]) -> dict[str, Any]:
         return rule_view(await runtime.auto_assigner.rules.get(principal.workspace_id, rule_id))
 
     @patch("/{rule_id:str}", summary="Change an auto-assignment rule",
            responses=documented(200, AssignmentRuleShape, "The rule"))
-    async def update_rule(self, rule_id: str, data: RulePatch, principal: Principal,
-                          runtime: Runtime) -> dict[str, Any]:
+    async def update_rule(self, rule_id: FromPath[str], data: JSONBody[RulePatch], principal: NamedDependency[Principal],
+                          runtime: NamedDependency[Runtime]) -> dict[str, Any]:
         rules = runtime.auto_assigner.rules
         rule = await rules.get(principal.workspace_id, rule_id)
         return rule_view(await rules.save(principal.workspace_id, _changes(data), rule))
 
     @delete("/{rule_id:str}", summary="Delete an auto-assignment rule", status_code=204)
-    async def delete_rule(self, rule_id: str, principal: Principal, runtime: Runtime) -> None:
+    async def delete_rule(self, rule_id: FromPath[str], principal: NamedDependency[Principal], runtime: NamedDependency[Runtime]) -> None:
         rules = runtime.auto_assigner.rules
         await rules.delete(await rules.get(principal.workspace_id, rule_id))
 
@@ -97,12 +99,12 @@ class AvailabilityApi(Controller):
     tags = ["workspace"]
 
     @get("/", summary="Your availability", responses=documented(200, AvailabilityShape, "Your availability"))
-    async def show(self, principal: Principal, runtime: Runtime) -> dict[str, Any]:
+    async def show(self, principal: NamedDependency[Principal], runtime: NamedDependency[Runtime]) -> dict[str, Any]:
         user, status = await runtime.presence.current(principal.workspace_id, _own_user(principal))
         return availability_view(user, status)
 
     @put("/", summary="Set your availability (online, busy, away, offline)",
          responses=documented(200, AvailabilityShape, "Your availability"))
-    async def set_availability(self, data: AvailabilityIn, principal: Principal, runtime: Runtime) -> dict[str, Any]:
+    async def set_availability(self, data: JSONBody[AvailabilityIn], principal: NamedDependency[Principal], runtime: NamedDependency[Runtime]) -> dict[str, Any]:
         user = await runtime.presence.choose(principal.workspace_id, _own_user(principal), data.availability)
         return availability_view(user, await runtime.presence.status_of(user))

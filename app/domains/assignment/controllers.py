@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.response import Template
 
 from app.auth import requires_admin, requires_login
@@ -46,19 +48,19 @@ class AssignmentPages(Controller):
         return self._answer(request, await self._context(runtime, principal, saved=True))
 
     @get("/")
-    async def index(self, runtime: Runtime, principal: Principal) -> Template:
+    async def index(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         return Template("admin/assignment/index.html", context=await self._context(runtime, principal))
 
     @post("/", status_code=200)
-    async def create(self, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def create(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         return await self._save(request, runtime, principal, None)
 
     @post("/{rule_id:str}", status_code=200)
-    async def update(self, rule_id: str, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def update(self, rule_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         return await self._save(request, runtime, principal, rule_id)
 
     @post("/{rule_id:str}/delete", status_code=200)
-    async def delete(self, rule_id: str, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def delete(self, rule_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         rules = runtime.auto_assigner.rules
         await rules.delete(await rules.get(principal.workspace_id, rule_id))
         return self._answer(request, await self._context(runtime, principal))
@@ -72,13 +74,13 @@ class AvailabilityControl(Controller):
     include_in_schema = False
 
     @get("/")
-    async def show(self, runtime: Runtime, principal: Principal) -> Template:
+    async def show(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         user, status = await runtime.presence.current(principal.workspace_id, principal.user_id)
         return Template("assignment/_availability.html", context={"a": availability_view(user, status),
                                                                    "choices": LABELS, "error": None})
 
     @post("/", status_code=200)
-    async def choose(self, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def choose(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         form, _ = await read_form(request)
         try:
             user = await runtime.presence.choose(principal.workspace_id, principal.user_id, form.get("availability"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, get, put
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api_shapes import ApiShape, documented
@@ -51,7 +53,7 @@ class BusinessHoursApi(Controller):
 
     @get("/", summary="Business hours, away message and greeting",
          responses=documented(200, BusinessHoursShape, "The settings (the defaults until first saved)"))
-    async def show(self, principal: Principal, runtime: Runtime) -> dict[str, Any]:
+    async def show(self, principal: NamedDependency[Principal], runtime: NamedDependency[Runtime]) -> dict[str, Any]:
         service = runtime.business_hours
         return service.view(await service.current(principal.workspace_id))
 
@@ -60,7 +62,7 @@ class BusinessHoursApi(Controller):
                      "ends before it starts or overlaps another, or a bad date answers 422 "
                      "BUSINESS_HOURS_INVALID with one message per field in ``details``; nothing is saved.",
          responses=documented(200, BusinessHoursShape, "The saved settings"))
-    async def change(self, data: BusinessHoursIn, principal: Principal, runtime: Runtime) -> dict[str, Any]:
+    async def change(self, data: JSONBody[BusinessHoursIn], principal: NamedDependency[Principal], runtime: NamedDependency[Runtime]) -> dict[str, Any]:
         fields = data.model_dump(exclude_unset=True)
         if not fields:
             raise ValidationFailed("Nothing to change.", details={"body": "Send at least one field."})

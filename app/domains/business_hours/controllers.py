@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
 from litestar.response import Template
 
 from app.auth import requires_admin
@@ -36,14 +37,14 @@ class BusinessHoursPages(Controller):
     include_in_schema = False
 
     @get("/")
-    async def show(self, principal: Principal, runtime: Runtime) -> Template:
+    async def show(self, principal: NamedDependency[Principal], runtime: NamedDependency[Runtime]) -> Template:
         service = runtime.business_hours
         settings = await service.current(principal.workspace_id)
         return Template("admin/business_hours.html",
                         context=_context(_form_of(settings), notice=service.view(settings)))
 
     @post("/", status_code=200)
-    async def save(self, request: Request, principal: Principal, runtime: Runtime) -> Template:
+    async def save(self, request: Request, principal: NamedDependency[Principal], runtime: NamedDependency[Runtime]) -> Template:
         form, _ = await read_form(request)
         try:
             settings = await runtime.business_hours.update_from_form(principal.workspace_id, form)

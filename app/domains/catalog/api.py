@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api_shapes import documented
@@ -78,19 +80,19 @@ class CannedResponsesApi(Controller):
     tags = ["settings"]
 
     @get("/", summary="Canned responses", responses=documented(200, CannedResponsePage, "The canned responses"))
-    async def list_items(self, principal: Principal) -> dict[str, Any]:
+    async def list_items(self, principal: NamedDependency[Principal]) -> dict[str, Any]:
         return _page(await catalog.canned_responses(principal.workspace_id))
 
     @post("/", summary="Create a canned response", status_code=201, responses=documented(201, CannedResponseShape, "It"))
-    async def create_item(self, data: CannedIn, principal: Principal) -> dict[str, Any]:
+    async def create_item(self, data: JSONBody[CannedIn], principal: NamedDependency[Principal]) -> dict[str, Any]:
         return catalog.view(await catalog.save_canned_response(principal.workspace_id, data.shortcut, data.text))
 
     @get("/{item_id:str}", summary="One canned response", responses=documented(200, CannedResponseShape, "It"))
-    async def get_item(self, item_id: str, principal: Principal) -> dict[str, Any]:
+    async def get_item(self, item_id: FromPath[str], principal: NamedDependency[Principal]) -> dict[str, Any]:
         return catalog.view(await catalog.canned_response(principal.workspace_id, item_id))
 
     @patch("/{item_id:str}", summary="Edit a canned response", responses=documented(200, CannedResponseShape, "It"))
-    async def update_item(self, item_id: str, data: CannedPatch, principal: Principal) -> dict[str, Any]:
+    async def update_item(self, item_id: FromPath[str], data: JSONBody[CannedPatch], principal: NamedDependency[Principal]) -> dict[str, Any]:
         _nothing_to_change(data)
         item = await catalog.canned_response(principal.workspace_id, item_id)
         return catalog.view(await catalog.save_canned_response(
@@ -98,7 +100,7 @@ class CannedResponsesApi(Controller):
             data.text if data.text is not None else item.text, item))
 
     @delete("/{item_id:str}", summary="Delete a canned response", status_code=204)
-    async def delete_item(self, item_id: str, principal: Principal) -> None:
+    async def delete_item(self, item_id: FromPath[str], principal: NamedDependency[Principal]) -> None:
         await (await catalog.canned_response(principal.workspace_id, item_id)).delete()
 
 
@@ -108,19 +110,19 @@ class LabelsApi(Controller):
     tags = ["settings"]
 
     @get("/", summary="Conversation labels", responses=documented(200, LabelPage, "The labels"))
-    async def list_items(self, principal: Principal) -> dict[str, Any]:
+    async def list_items(self, principal: NamedDependency[Principal]) -> dict[str, Any]:
         return _page(await catalog.labels(principal.workspace_id))
 
     @post("/", summary="Create a label", status_code=201, responses=documented(201, LabelShape, "The label"))
-    async def create_item(self, data: LabelIn, principal: Principal) -> dict[str, Any]:
+    async def create_item(self, data: JSONBody[LabelIn], principal: NamedDependency[Principal]) -> dict[str, Any]:
         return catalog.view(await catalog.save_label(principal.workspace_id, data.name, data.colour))
 
     @get("/{item_id:str}", summary="One label", responses=documented(200, LabelShape, "The label"))
-    async def get_item(self, item_id: str, principal: Principal) -> dict[str, Any]:
+    async def get_item(self, item_id: FromPath[str], principal: NamedDependency[Principal]) -> dict[str, Any]:
         return catalog.view(await catalog.label(principal.workspace_id, item_id))
 
     @patch("/{item_id:str}", summary="Rename or recolour a label", responses=documented(200, LabelShape, "The label"))
-    async def update_item(self, item_id: str, data: LabelPatch, principal: Principal) -> dict[str, Any]:
+    async def update_item(self, item_id: FromPath[str], data: JSONBody[LabelPatch], principal: NamedDependency[Principal]) -> dict[str, Any]:
         _nothing_to_change(data)
         item = await catalog.label(principal.workspace_id, item_id)
         return catalog.view(await catalog.save_label(
@@ -128,7 +130,7 @@ class LabelsApi(Controller):
             data.colour if data.colour is not None else item.colour, item))
 
     @delete("/{item_id:str}", summary="Delete a label (and take it off conversations)", status_code=204)
-    async def delete_item(self, item_id: str, principal: Principal) -> None:
+    async def delete_item(self, item_id: FromPath[str], principal: NamedDependency[Principal]) -> None:
         await catalog.delete_label(await catalog.label(principal.workspace_id, item_id))
 
 
@@ -138,20 +140,20 @@ class AttributesApi(Controller):
     tags = ["settings"]
 
     @get("/", summary="Custom contact attributes", responses=documented(200, AttributePage, "The attributes"))
-    async def list_items(self, principal: Principal) -> dict[str, Any]:
+    async def list_items(self, principal: NamedDependency[Principal]) -> dict[str, Any]:
         return _page(await catalog.attributes(principal.workspace_id))
 
     @post("/", summary="Define a custom contact attribute", status_code=201, responses=documented(201, AttributeShape, "It"))
-    async def create_item(self, data: AttributeIn, principal: Principal) -> dict[str, Any]:
+    async def create_item(self, data: JSONBody[AttributeIn], principal: NamedDependency[Principal]) -> dict[str, Any]:
         return catalog.view(await catalog.save_attribute(principal.workspace_id, data.name, data.type, data.key,
                                                          data.options))
 
     @get("/{item_id:str}", summary="One attribute definition", responses=documented(200, AttributeShape, "It"))
-    async def get_item(self, item_id: str, principal: Principal) -> dict[str, Any]:
+    async def get_item(self, item_id: FromPath[str], principal: NamedDependency[Principal]) -> dict[str, Any]:
         return catalog.view(await catalog.attribute(principal.workspace_id, item_id))
 
     @patch("/{item_id:str}", summary="Rename, retype or change the options of an attribute", responses=documented(200, AttributeShape, "It"))
-    async def update_item(self, item_id: str, data: AttributePatch, principal: Principal) -> dict[str, Any]:
+    async def update_item(self, item_id: FromPath[str], data: JSONBody[AttributePatch], principal: NamedDependency[Principal]) -> dict[str, Any]:
         _nothing_to_change(data)
         item = await catalog.attribute(principal.workspace_id, item_id)
         return catalog.view(await catalog.save_attribute(
@@ -161,5 +163,5 @@ class AttributesApi(Controller):
 
     @delete("/{item_id:str}", summary="Delete an attribute definition (contacts keep their values)",
             status_code=204)
-    async def delete_item(self, item_id: str, principal: Principal) -> None:
+    async def delete_item(self, item_id: FromPath[str], principal: NamedDependency[Principal]) -> None:
         await (await catalog.attribute(principal.workspace_id, item_id)).delete()

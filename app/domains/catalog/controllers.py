@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.response import Template
 
 from app.auth import requires_admin
@@ -63,19 +65,19 @@ class _CatalogPages(Controller):
         return self._answer(request, await self._context(principal, saved=True))
 
     @get("/")
-    async def index(self, principal: Principal) -> Template:
+    async def index(self, principal: NamedDependency[Principal]) -> Template:
         return Template(f"admin/catalog/{self.kind}.html", context=await self._context(principal))
 
     @post("/", status_code=200)
-    async def create(self, request: Request, principal: Principal) -> Template:
+    async def create(self, request: Request, principal: NamedDependency[Principal]) -> Template:
         return await self._save(request, principal, None)
 
     @post("/{item_id:str}", status_code=200)
-    async def update(self, item_id: str, request: Request, principal: Principal) -> Template:
+    async def update(self, item_id: FromPath[str], request: Request, principal: NamedDependency[Principal]) -> Template:
         return await self._save(request, principal, item_id)
 
     @post("/{item_id:str}/delete", status_code=200)
-    async def delete(self, item_id: str, request: Request, principal: Principal) -> Template:
+    async def delete(self, item_id: FromPath[str], request: Request, principal: NamedDependency[Principal]) -> Template:
         ws = principal.workspace_id
         if self.kind == "canned":
             await (await catalog.canned_response(ws, item_id)).delete()

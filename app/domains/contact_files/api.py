@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Stream
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
@@ -142,7 +143,7 @@ class ContactImportsApi(Controller):
     @post("/", status_code=201, summary="Upload a CSV file of contacts to import (admins)",
           request_max_body_size=MAX_BYTES + 1024 * 1024, operation_class=_MultipartUpload,
           responses=documented(201, ImportOut, "The import: its preview and guessed mapping, or running"))
-    async def upload(self, request: Request[Any, Any, Any], runtime: Runtime, principal: Principal) -> ImportOut:
+    async def upload(self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> ImportOut:
         """multipart/form-data with `file` (CSV: UTF-8, UTF-16 with BOM, or another encoding recognised;
         delimiter , ; tab or |) and optionally `options` (JSON): without options, check the guessed
         mapping and start it with `POST .../{import_id}/start`. Poll `GET .../{import_id}` for progress."""
@@ -159,21 +160,21 @@ class ContactImportsApi(Controller):
         return import_out(job)
 
     @get("/{import_id:str}", summary="An import: status, counts and progress (admins)")
-    async def get_import(self, principal: Principal, import_id: str) -> ImportOut:
+    async def get_import(self, principal: NamedDependency[Principal], import_id: FromPath[str]) -> ImportOut:
         return import_out(await imports.get(principal.workspace_id, import_id))
 
     @post("/{import_id:str}/start", status_code=202, summary="Start an uploaded import with its options (admins)",
           responses=documented(202, ImportOut, "The import, running"))
-    async def start_import(self, runtime: Runtime, principal: Principal, import_id: str,
-                           data: ImportOptions) -> ImportOut:
+    async def start_import(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal], import_id: FromPath[str],
+                           data: JSONBody[ImportOptions]) -> ImportOut:
         return import_out(await imports.start(principal.workspace_id, import_id, data, _continue_import(runtime)))
 
     @post("/{import_id:str}/cancel", status_code=200, summary="Stop an import (rows written so far stay)")
-    async def cancel_import(self, principal: Principal, import_id: str) -> ImportOut:
+    async def cancel_import(self, principal: NamedDependency[Principal], import_id: FromPath[str]) -> ImportOut:
         return import_out(await imports.cancel(principal.workspace_id, import_id))
 
     @get("/{import_id:str}/report.csv", media_type=CSV, summary="The rows an import refused, with why (CSV)")
-    async def import_report(self, principal: Principal, import_id: str) -> Stream:
+    async def import_report(self, principal: NamedDependency[Principal], import_id: FromPath[str]) -> Stream:
         job = await imports.get(principal.workspace_id, import_id)
         stored = await imports.report(job)
         return Stream(imports.store.stream(stored), media_type=CSV, headers={
@@ -186,7 +187,7 @@ class ContactExportsApi(Controller):
     tags = ["contacts"]
 
     @get("/export.csv", media_type=CSV, summary="Contacts as CSV, streamed (up to 10,000; more: POST /exports)")
-    async def export_csv(self, principal: Principal,
+    async def export_csv(self, principal: NamedDependency[Principal],
                          filter: str | None = Parameter(default=None, max_length=20_000,
                                                         description="The contacts filter language, as JSON"),
                          segment: str | None = Parameter(default=None, max_length=40, description="A segment id"),
@@ -203,17 +204,17 @@ class ContactExportsApi(Controller):
 
     @post("/exports", status_code=202, summary="Prepare a CSV export in the background (any size)",
           responses=documented(202, ExportOut, "The export job: poll it until done, then download"))
-    async def start_export(self, runtime: Runtime, principal: Principal, data: ExportIn) -> ExportOut:
+    async def start_export(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal], data: JSONBody[ExportIn]) -> ExportOut:
         job = await exports.start(principal.workspace_id, filter=data.filter, q=data.q, segment_id=data.segment,
                                   ids=data.ids, by=principal.user_id, continue_later=_continue_export(runtime))
         return export_out(job)
 
     @get("/exports/{export_id:str}", summary="A background export: progress, and its download link once done")
-    async def get_export(self, principal: Principal, export_id: str) -> ExportOut:
+    async def get_export(self, principal: NamedDependency[Principal], export_id: FromPath[str]) -> ExportOut:
         return export_out(await exports.get(principal.workspace_id, export_id))
 
     @get("/exports/{export_id:str}/download", media_type=CSV, summary="A finished export's CSV file")
-    async def download_export(self, principal: Principal, export_id: str) -> Stream:
+    async def download_export(self, principal: NamedDependency[Principal], export_id: FromPath[str]) -> Stream:
         job = await exports.get(principal.workspace_id, export_id)
         chunks, length = await exports.download(job)
         return Stream(chunks, media_type=CSV, headers={

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.response import Stream, Template
 
 from app.auth import requires_admin, requires_login
@@ -69,11 +71,11 @@ class ContactImportPages(Controller):
         return render(request, "contacts/import_show.html", "contacts/_import_setup.html", context, error=error)
 
     @get("/")
-    async def upload_page(self, principal: Principal) -> Template:
+    async def upload_page(self, principal: NamedDependency[Principal]) -> Template:
         return await self._upload_page(principal)
 
     @post("/", status_code=200, request_max_body_size=MAX_BYTES + 1024 * 1024)
-    async def upload(self, request: Request, principal: Principal) -> Response[Any] | Template:
+    async def upload(self, request: Request, principal: NamedDependency[Principal]) -> Response[Any] | Template:
         """The file streams to a temporary file, refused at 20 MB; read through once; kept; its preview next."""
         try:
             async with receive_upload(request, limit=MAX_BYTES, too_large=file_too_large) as form:
@@ -85,13 +87,13 @@ class ContactImportPages(Controller):
         return go_to(request, f"/contacts/import/{job.id}")
 
     @get("/{import_id:str}")
-    async def show(self, request: Request, principal: Principal, import_id: str) -> Template:
+    async def show(self, request: Request, principal: NamedDependency[Principal], import_id: FromPath[str]) -> Template:
         """Before the start: the preview, the mapping, the options. After: the progress (polled while running)."""
         return await self._show(request, principal, import_id)
 
     @post("/{import_id:str}", status_code=200)
-    async def start(self, request: Request, runtime: Runtime, principal: Principal,
-                    import_id: str) -> Response[Any] | Template:
+    async def start(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal],
+                    import_id: FromPath[str]) -> Response[Any] | Template:
         form, _ = await read_form(request)
         job = await imports.get(principal.workspace_id, import_id)
         mapping = {f"#{i + 1}": value for i, value in enumerate(await read_list(request, "map"))}
@@ -109,18 +111,18 @@ class ContactImportPages(Controller):
         return go_to(request, f"/contacts/import/{import_id}")
 
     @get("/{import_id:str}/progress")
-    async def progress(self, principal: Principal, import_id: str) -> Template:
+    async def progress(self, principal: NamedDependency[Principal], import_id: FromPath[str]) -> Template:
         """The progress fragment: it polls itself every second while the import runs, and stops when it ends."""
         job = await imports.get(principal.workspace_id, import_id)
         return Template("contacts/_import_progress.html", context={"job": view(job)})
 
     @post("/{import_id:str}/cancel", status_code=200)
-    async def cancel(self, request: Request, principal: Principal, import_id: str) -> Response[Any]:
+    async def cancel(self, request: Request, principal: NamedDependency[Principal], import_id: FromPath[str]) -> Response[Any]:
         await imports.cancel(principal.workspace_id, import_id)
         return go_to(request, f"/contacts/import/{import_id}")
 
     @get("/{import_id:str}/report.csv", media_type=CSV)
-    async def report(self, principal: Principal, import_id: str) -> Stream:
+    async def report(self, principal: NamedDependency[Principal], import_id: FromPath[str]) -> Stream:
         job = await imports.get(principal.workspace_id, import_id)
         stored = await imports.report(job)
         return Stream(imports.store.stream(stored), media_type=CSV, headers={
@@ -133,7 +135,7 @@ class ContactExportPage(Controller):
     include_in_schema = False
 
     @get("/", media_type=CSV)
-    async def export_csv(self, request: Request, principal: Principal) -> Stream | Template:
+    async def export_csv(self, request: Request, principal: NamedDependency[Principal]) -> Stream | Template:
         """The contacts list as filtered (the same query string), streamed; above 10,000 contacts, a page
         that offers to prepare the file in the background."""
         pairs = [(k, str(v)) for k, v in request.query_params.multi_items()]
@@ -158,7 +160,7 @@ class ContactExportJobPages(Controller):
     include_in_schema = False
 
     @post("/", status_code=200)
-    async def start(self, request: Request, runtime: Runtime, principal: Principal) -> Response[Any]:
+    async def start(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Response[Any]:
         form, _ = await read_form(request)
         ids = await read_list(request, "id")
         job = await exports.start(principal.workspace_id, filter=_json_or_none(form.get("filter")),
@@ -167,17 +169,17 @@ class ContactExportJobPages(Controller):
         return go_to(request, f"/contacts/exports/{job.id}")
 
     @get("/{export_id:str}")
-    async def show(self, principal: Principal, export_id: str) -> Template:
+    async def show(self, principal: NamedDependency[Principal], export_id: FromPath[str]) -> Template:
         job = await exports.get(principal.workspace_id, export_id)
         return Template("contacts/export_job.html", context={"active": "contacts", "job": progress_of(job)})
 
     @get("/{export_id:str}/progress")
-    async def progress(self, principal: Principal, export_id: str) -> Template:
+    async def progress(self, principal: NamedDependency[Principal], export_id: FromPath[str]) -> Template:
         job = await exports.get(principal.workspace_id, export_id)
         return Template("contacts/_export_progress.html", context={"job": progress_of(job)})
 
     @get("/{export_id:str}/download", media_type=CSV)
-    async def download(self, principal: Principal, export_id: str) -> Stream:
+    async def download(self, principal: NamedDependency[Principal], export_id: FromPath[str]) -> Stream:
         job = await exports.get(principal.workspace_id, export_id)
         chunks, length = await exports.download(job)
         return Stream(chunks, media_type=CSV, headers={

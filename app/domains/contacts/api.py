@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, delete, get, patch, post
-from litestar.params import Parameter, QueryParameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth import requires_admin, requires_login
@@ -108,7 +109,7 @@ class ContactsApi(Controller):
     @get("/", summary="Contacts: search, filter, segment, sort; keyset-paged",
          description="Every parameter narrows the list (all must hold). `filter` is a JSON contact filter; "
          "for long ones use `POST /api/v1/contacts/search`. Groups are never listed.")
-    async def list_contacts(self, runtime: Runtime, principal: Principal,
+    async def list_contacts(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal],
                             q: str | None = Parameter(default=None, max_length=100, description=SEARCH_DESCRIPTION),
                             tag: str | None = Parameter(default=None, max_length=40, description="Contacts with this tag"),
                             filter_: Annotated[str | None, QueryParameter(
@@ -124,7 +125,7 @@ class ContactsApi(Controller):
 
     @post("/search", summary="Contacts matching a filter given in the body (for filters too long for a URL)",
           status_code=200, description="The same list as `GET /api/v1/contacts`, its parameters in a JSON body.")
-    async def search_contacts(self, data: ContactSearch, runtime: Runtime, principal: Principal) -> ContactList:
+    async def search_contacts(self, data: JSONBody[ContactSearch], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> ContactList:
         page = await directory(runtime).page(principal.workspace_id, search=data.q, tag=data.tag,
                                              filter=parse_filter(data.filter), segment_id=data.segment,
                                              sort=data.sort, limit=data.limit, cursor=data.cursor)
@@ -134,7 +135,7 @@ class ContactsApi(Controller):
           status_code=200, description="Choose the contacts by `ids` (at most 1000) or by `filter`, `q` and / or "
           "`segment` (every contact they match). `delete` is for admins (403 otherwise) and erases each contact "
           "with their conversations and messages. Values are checked first: a refused one changes nothing.")
-    async def bulk_contacts(self, data: ContactBulkIn, runtime: Runtime, principal: Principal) -> BulkOut:
+    async def bulk_contacts(self, data: JSONBody[ContactBulkIn], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> BulkOut:
         chosen_by_query = data.filter is not None or data.q or data.segment
         if data.ids is not None and chosen_by_query:
             raise ValidationFailed("Choose contacts by ids or by a filter / segment, not both.",
@@ -146,7 +147,7 @@ class ContactsApi(Controller):
         return BulkOut(action=result.action, matched=result.matched, changed=result.changed)
 
     @post("/", summary="Create a contact (409 when the number exists)", status_code=201)
-    async def create_contact(self, data: ContactIn, runtime: Runtime, principal: Principal) -> ContactOut:
+    async def create_contact(self, data: JSONBody[ContactIn], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> ContactOut:
         contact = await directory(runtime).create(principal.workspace_id, data.phone, name=data.name,
                                                   attributes=data.attributes, tags=data.tags,
                                                   opted_out_marketing=data.opted_out_marketing, email=data.email,
@@ -154,12 +155,12 @@ class ContactsApi(Controller):
         return contact_out(contact)
 
     @get("/{contact_id:str}", summary="One contact")
-    async def get_contact(self, contact_id: str, runtime: Runtime, principal: Principal) -> ContactOut:
+    async def get_contact(self, contact_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> ContactOut:
         return contact_out(await directory(runtime).get(principal.workspace_id, contact_id))
 
     @patch("/{contact_id:str}", summary="Edit name, email, attributes (merged, typed), tags or marketing opt-out")
-    async def update_contact(self, contact_id: str, data: ContactPatch, runtime: Runtime,
-                             principal: Principal) -> ContactOut:
+    async def update_contact(self, contact_id: FromPath[str], data: JSONBody[ContactPatch], runtime: NamedDependency[Runtime],
+                             principal: NamedDependency[Principal]) -> ContactOut:
         contacts = directory(runtime)
         contact = await contacts.get(principal.workspace_id, contact_id)
         if not data.model_fields_set:
@@ -174,14 +175,14 @@ class ContactsApi(Controller):
 
     @delete("/{contact_id:str}", summary="Erase the contact with their conversations, messages and media (GDPR)",
             guards=[requires_admin], status_code=200)
-    async def erase_contact(self, contact_id: str, runtime: Runtime, principal: Principal) -> Erasure:
+    async def erase_contact(self, contact_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Erasure:
         contacts = directory(runtime)
         removed = await contacts.erase(await contacts.get(principal.workspace_id, contact_id))
         return Erasure(**removed)
 
     @get("/{contact_id:str}/export", summary="Everything held about the contact, as JSON (GDPR access)",
          guards=[requires_admin])
-    async def export_contact(self, contact_id: str, runtime: Runtime, principal: Principal) -> ContactExport:
+    async def export_contact(self, contact_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> ContactExport:
         contacts = directory(runtime)
         held = await contacts.export(await contacts.get(principal.workspace_id, contact_id))
         contact = held["contact"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.response import Template
 
 from app.auth import requires_login
@@ -60,7 +62,7 @@ class ContactPages(Controller):
                 "is_admin": principal.is_admin, "notice": None, **extra}
 
     @get("/")
-    async def index(self, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def index(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         """The list; with HTMX (the filter form, a condition row added or removed) only its main part."""
         params = _pairs(request)
         add = request.query_params.get("add_row") == "1"
@@ -71,14 +73,14 @@ class ContactPages(Controller):
         return render(request, "contacts/index.html", "contacts/_main.html", context)
 
     @get("/rows")
-    async def more_rows(self, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def more_rows(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         """The next page of rows (the "Load more" button replaces itself with them)."""
         state = await list_state(principal.workspace_id, _pairs(request))
         context = await self._list_context(runtime, principal, state, cursor=request.query_params.get("cursor"))
         return Template("contacts/_rows.html", context=context)
 
     @post("/bulk", status_code=200)
-    async def bulk(self, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def bulk(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         """An action on the ticked contacts, or on every contact the list's filter matches."""
         form, _ = await read_form(request)
         ids = await read_list(request, "ids")
@@ -98,7 +100,7 @@ class ContactPages(Controller):
         return render(request, "contacts/index.html", "contacts/_main.html", context, error=error)
 
     @post("/segments", status_code=200)
-    async def save_segment(self, request: Request, runtime: Runtime, principal: Principal) -> Response[Any] | Template:
+    async def save_segment(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Response[Any] | Template:
         """Save the list's conditions as a named segment (broadcasts and automations pick it later)."""
         form, _ = await read_form(request)
         pairs = [(k, v) for k in ("q", "sort", "match", "field", "op", "value") for v in await read_list(request, k)]
@@ -113,7 +115,7 @@ class ContactPages(Controller):
         return go_to(request, f"/contacts?segment={segment.id}")
 
     @post("/segments/{segment_id:str}/delete", status_code=200)
-    async def delete_segment(self, request: Request, principal: Principal, segment_id: str) -> Response[Any]:
+    async def delete_segment(self, request: Request, principal: NamedDependency[Principal], segment_id: FromPath[str]) -> Response[Any]:
         await segments.delete(principal.workspace_id, segment_id)
         return go_to(request, "/contacts")
 
@@ -127,7 +129,7 @@ class ContactPages(Controller):
                        "is_admin": principal.is_admin}, error=error)
 
     @get("/{contact_id:str}")
-    async def show(self, request: Request, principal: Principal, contact_id: str) -> Response[Any] | Template:
+    async def show(self, request: Request, principal: NamedDependency[Principal], contact_id: FromPath[str]) -> Response[Any] | Template:
         """The contact's page; a contact merged into another one leads to the one it became."""
         try:
             return await self._show(request, principal, contact_id)
@@ -138,7 +140,7 @@ class ContactPages(Controller):
             return go_to(request, f"/contacts/{survivor}")
 
     @post("/{contact_id:str}", status_code=200)
-    async def edit(self, request: Request, runtime: Runtime, principal: Principal, contact_id: str) -> Template:
+    async def edit(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal], contact_id: FromPath[str]) -> Template:
         """Name, email, tags and every attribute of the form, each validated by its type."""
         form, _ = await read_form(request)
         contact = await profiles.contact(principal.workspace_id, contact_id)
@@ -152,7 +154,7 @@ class ContactPages(Controller):
         return await self._show(request, principal, contact_id, saved="details")
 
     @post("/{contact_id:str}/consent", status_code=200)
-    async def consent(self, request: Request, runtime: Runtime, principal: Principal, contact_id: str) -> Template:
+    async def consent(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal], contact_id: FromPath[str]) -> Template:
         form, _ = await read_form(request)
         contact = await profiles.contact(principal.workspace_id, contact_id)
         await _directory(runtime).editing.set_opt_out(contact, form.get("opted_out") == "1", source="agent",
@@ -160,7 +162,7 @@ class ContactPages(Controller):
         return await self._show(request, principal, contact_id, saved="consent")
 
     @post("/{contact_id:str}/notes", status_code=200)
-    async def add_note(self, request: Request, principal: Principal, contact_id: str) -> Template:
+    async def add_note(self, request: Request, principal: NamedDependency[Principal], contact_id: FromPath[str]) -> Template:
         form, _ = await read_form(request)
         contact = await profiles.contact(principal.workspace_id, contact_id)
         try:
@@ -171,13 +173,13 @@ class ContactPages(Controller):
         return await self._show(request, principal, contact_id, saved="note")
 
     @post("/{contact_id:str}/notes/{note_id:str}/delete", status_code=200)
-    async def delete_note(self, request: Request, principal: Principal, contact_id: str, note_id: str) -> Template:
+    async def delete_note(self, request: Request, principal: NamedDependency[Principal], contact_id: FromPath[str], note_id: FromPath[str]) -> Template:
         contact = await profiles.contact(principal.workspace_id, contact_id)
         await profiles.delete_note(contact, note_id)
         return await self._show(request, principal, contact_id)
 
     @post("/{contact_id:str}/message", status_code=200)
-    async def message(self, request: Request, principal: Principal, contact_id: str) -> Response[Any] | Template:
+    async def message(self, request: Request, principal: NamedDependency[Principal], contact_id: FromPath[str]) -> Response[Any] | Template:
         """Open the contact's conversation on the chosen number (started if new) in the inbox, where the
         composer offers a template when WhatsApp's 24-hour window is closed."""
         form, _ = await read_form(request)
@@ -189,7 +191,7 @@ class ContactPages(Controller):
         return go_to(request, f"/inbox?c={conversation.id}")
 
     @post("/{contact_id:str}/delete", status_code=200)
-    async def erase(self, request: Request, runtime: Runtime, principal: Principal, contact_id: str) -> Response[Any]:
+    async def erase(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal], contact_id: FromPath[str]) -> Response[Any]:
         """Erase the contact with everything of theirs (GDPR): admins only."""
         if not principal.is_admin:
             raise Forbidden("Only admins can erase a contact.", error_code="ADMIN_REQUIRED")

@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, Parameter
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth import requires_admin
@@ -129,7 +130,7 @@ class ContactMergeApi(Controller):
 
     @get("/duplicates", summary="Likely duplicate contacts (same number, user id, email, or name and similar "
                                 "number; or linked by WhatsApp), strongest first")
-    async def list_duplicates(self, runtime: Runtime, principal: Principal,
+    async def list_duplicates(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal],
                               limit: int = Parameter(default=50, ge=1, le=MAX_LIMIT)) -> DuplicateList:
         pairs = await merger(runtime).duplicates(principal.workspace_id, limit)
         return DuplicateList(data=[DuplicatePairOut(a=contact_out(p.a), b=contact_out(p.b), reasons=p.reasons)
@@ -137,7 +138,7 @@ class ContactMergeApi(Controller):
 
     @post("/merge/preview", summary="What merging two contacts would do: the fields that differ, and each "
                                     "one's conversations", status_code=200)
-    async def preview_merge(self, data: MergePair, runtime: Runtime, principal: Principal) -> MergePreviewOut:
+    async def preview_merge(self, data: JSONBody[MergePair], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> MergePreviewOut:
         preview = await merger(runtime).preview(principal.workspace_id, data.survivor_id, data.other_id)
         return MergePreviewOut(
             survivor=contact_out(preview.survivor), other=contact_out(preview.other),
@@ -149,7 +150,7 @@ class ContactMergeApi(Controller):
     @post("/merge", summary="Merge two contacts: conversations, messages, tags, consent and the picked fields "
                             "move to the survivor; the other is deleted (recorded, never loses a message)",
           status_code=200)
-    async def merge_contacts(self, data: MergeIn, runtime: Runtime, principal: Principal) -> MergeOut:
+    async def merge_contacts(self, data: JSONBody[MergeIn], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> MergeOut:
         by = str(principal.user_id or (principal.api_key.id if principal.api_key else ""))
         merge, survivor = await merger(runtime).merge_and_show(principal.workspace_id, data.survivor_id,
                                                                data.other_id, choose=data.choose, by=by)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromQuery
 from litestar.response import Template
 
 from app.auth import requires_admin
@@ -30,7 +32,7 @@ class ContactMergePages(Controller):
     include_in_schema = False
 
     @get("/duplicates")
-    async def duplicates(self, runtime: Runtime, principal: Principal) -> Template:
+    async def duplicates(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         pairs = await _merger(runtime).duplicates(principal.workspace_id, MAX_LIMIT)
         return Template("contacts/duplicates.html", context={"active": "contacts", "pairs": pairs})
 
@@ -41,8 +43,8 @@ class ContactMergePages(Controller):
                       {"active": "contacts", "p": preview, "picks": picks or {}}, error=error)
 
     @get("/merge")
-    async def merge_page(self, request: Request, runtime: Runtime, principal: Principal, a: str = "",
-                         b: str = "") -> Template:
+    async def merge_page(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal], a: FromQuery[str] = "",
+                         b: FromQuery[str] = "") -> Template:
         """``a`` survives, ``b`` is merged into it (the page has a link to swap them)."""
         if not a or not b:
             raise ValidationFailed("Choose two contacts to merge.", error_code="MERGE_PAIR_MISSING",
@@ -50,7 +52,7 @@ class ContactMergePages(Controller):
         return await self._page(request, runtime, principal, a, b)
 
     @post("/merge", status_code=200)
-    async def merge(self, request: Request, runtime: Runtime, principal: Principal) -> Response[Any] | Template:
+    async def merge(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Response[Any] | Template:
         form, _ = await read_form(request)
         a, b = form.get("survivor_id", ""), form.get("other_id", "")
         picks = {k[len(PICK):]: v for k, v in form.items() if k.startswith(PICK)}

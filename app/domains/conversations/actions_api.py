@@ -7,6 +7,8 @@ The list (GET /api/v1/conversations) lives in conversations/api.py; these routes
 from __future__ import annotations
 
 from litestar import Controller, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth import requires_login
@@ -38,13 +40,13 @@ class ConversationActionsApi(Controller):
     tags = ["conversations"]
 
     @get("/{conversation_id:str}", summary="One conversation")
-    async def get_conversation(self, conversation_id: str, runtime: Runtime, principal: Principal) -> ConversationOut:
+    async def get_conversation(self, conversation_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> ConversationOut:
         actions = ConversationActions(runtime.live)
         return await _out(actions, await actions.get(principal.scope, conversation_id))
 
     @patch("/{conversation_id:str}", summary="Change status, assignee, team, labels or snooze")
-    async def update_conversation(self, conversation_id: str, data: ConversationPatch, runtime: Runtime,
-                                  principal: Principal) -> ConversationOut:
+    async def update_conversation(self, conversation_id: FromPath[str], data: JSONBody[ConversationPatch], runtime: NamedDependency[Runtime],
+                                  principal: NamedDependency[Principal]) -> ConversationOut:
         actions = ConversationActions(runtime.live)
         conversation = await actions.get(principal.scope, conversation_id)
         sent = data.model_fields_set
@@ -92,8 +94,8 @@ class ConversationActionsApi(Controller):
 
     @post("/{conversation_id:str}/notes", summary="Add an internal note (agents see it; never sent)",
           status_code=201)
-    async def add_note(self, conversation_id: str, data: NoteIn, runtime: Runtime,
-                       principal: Principal) -> MessageOut:
+    async def add_note(self, conversation_id: FromPath[str], data: JSONBody[NoteIn], runtime: NamedDependency[Runtime],
+                       principal: NamedDependency[Principal]) -> MessageOut:
         actions = ConversationActions(runtime.live)
         conversation = await actions.get(principal.scope, conversation_id)
         return message_out(await actions.add_note(conversation, data.text, by=principal.user))
@@ -106,7 +108,7 @@ class MessageReactionsApi(Controller):
 
     @post("/{message_id:str}/reactions", summary="React to a message with an emoji (sent on WhatsApp)",
           status_code=202)
-    async def react(self, message_id: str, data: ReactionIn, runtime: Runtime, principal: Principal) -> MessageOut:
+    async def react(self, message_id: FromPath[str], data: JSONBody[ReactionIn], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> MessageOut:
         target = await runtime.outbox.get(principal.scope, message_id)
         reaction, _ = await runtime.outbox.react(principal.workspace_id, target, data.emoji, by=principal.user_id,
                                                  via="api")

@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, Parameter
 
 from app.auth import requires_login
 from app.db import parse_object_id
@@ -24,13 +25,13 @@ class ConversationsApi(Controller):
     tags = ["conversations"]
 
     @get("/", summary="Conversations, latest activity first")
-    async def list_conversations(self, principal: Principal, status: str | None = None,
-                                 account_id: str | None = None,
+    async def list_conversations(self, principal: NamedDependency[Principal], status: FromQuery[str | None] = None,
+                                 account_id: FromQuery[str | None] = None,
                                  limit: int = Parameter(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
                                  cursor: str | None = Parameter(default=None, max_length=500),
                                  assignee_id: str | None = Parameter(
                                      default=None, description="A user id, or `none` for unassigned"),
-                                 team_id: str | None = None,
+                                 team_id: FromQuery[str | None] = None,
                                  label: str | None = Parameter(default=None, description="A label id"),
                                  updated_since: datetime | None = Parameter(
                                      default=None, description="Changed at or after this time (ISO 8601)"),

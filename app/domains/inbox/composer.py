@@ -10,6 +10,8 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from app.auth import requires_login
 from app.domains.contacts.attribute_values import show_attribute
@@ -35,7 +37,7 @@ class ComposerController(Controller):
     include_in_schema = False
 
     @post("/c/{conversation_id:str}/messages", status_code=200)
-    async def send(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+    async def send(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:
         principal = me(request)
         inbox = InboxService(runtime)
         conversation = await inbox.conversation(principal.scope, conversation_id)
@@ -54,7 +56,7 @@ class ComposerController(Controller):
         return await self._answer(request, inbox, conversation, message)
 
     @post("/c/{conversation_id:str}/typing", status_code=204)
-    async def typing(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[None]:
+    async def typing(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[None]:
         """The agent is typing a reply (the composer asks at most every 5 s): the customer sees "typing…".
 
         Always 204 at once; the indicator (at most one per 20 s per conversation, only in an open
@@ -95,7 +97,7 @@ class ComposerController(Controller):
     # storing it); Litestar's default body limit (10 MB) refused videos and PDFs WhatsApp accepts.
     # The file streams into a temporary file (app/domains/outbox/uploads.py), never whole in memory.
     @post("/c/{conversation_id:str}/attachments", status_code=200, request_max_body_size=MAX_UPLOAD + 1024 * 1024)
-    async def attach(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+    async def attach(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:
         principal = me(request)
         inbox = InboxService(runtime)
         conversation = await inbox.conversation(principal.scope, conversation_id)
@@ -111,7 +113,7 @@ class ComposerController(Controller):
         return await self._answer(request, inbox, conversation, message)
 
     @get("/c/{conversation_id:str}/templates")
-    async def templates(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+    async def templates(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:
         inbox = InboxService(runtime)
         conversation = await inbox.conversation(me(request).scope, conversation_id)
         account = await inbox.account_of(conversation)
@@ -120,7 +122,7 @@ class ComposerController(Controller):
                            chosen=None, values={}))
 
     @get("/c/{conversation_id:str}/templates/{key:str}")
-    async def template_form(self, request: Request, runtime: Runtime, conversation_id: str, key: str) -> Response[str]:
+    async def template_form(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str], key: FromPath[str]) -> Response[str]:
         inbox = InboxService(runtime)
         conversation = await inbox.conversation(me(request).scope, conversation_id)
         account = await inbox.account_of(conversation)
@@ -129,7 +131,7 @@ class ComposerController(Controller):
                            values={}, preview=preview))
 
     @post("/c/{conversation_id:str}/templates", status_code=200)
-    async def send_template(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+    async def send_template(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:
         principal = me(request)
         inbox = InboxService(runtime)
         conversation = await inbox.conversation(principal.scope, conversation_id)
@@ -147,7 +149,7 @@ class ComposerController(Controller):
         return await self._answer(request, inbox, conversation, message, headers={"HX-Trigger": "templateSent"})
 
     @get("/c/{conversation_id:str}/canned")
-    async def canned(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+    async def canned(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:
         """Canned responses matching what follows the ``/``, with this contact's variables filled in."""
         principal = me(request)
         inbox = InboxService(runtime)
@@ -158,7 +160,7 @@ class ComposerController(Controller):
         return html(render(request, "inbox/_canned.html", items=items))
 
     @post("/m/{message_id:str}/retry", status_code=200)
-    async def retry(self, request: Request, runtime: Runtime, message_id: str) -> Response[str]:
+    async def retry(self, request: Request, runtime: NamedDependency[Runtime], message_id: FromPath[str]) -> Response[str]:
         principal = me(request)
         inbox = InboxService(runtime)
         message = await inbox.message(principal.scope, message_id)
@@ -170,7 +172,7 @@ class ComposerController(Controller):
         return await self._answer(request, inbox, conversation, message)
 
     @post("/m/{message_id:str}/react", status_code=200)
-    async def react(self, request: Request, runtime: Runtime, message_id: str) -> Response[str]:
+    async def react(self, request: Request, runtime: NamedDependency[Runtime], message_id: FromPath[str]) -> Response[str]:
         principal = me(request)
         inbox = InboxService(runtime)
         message = await inbox.message(principal.scope, message_id)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.response import Template
 
 from app.auth import requires_login
@@ -35,7 +37,7 @@ class InboxController(Controller):
     include_in_schema = False
 
     @get("/")
-    async def page(self, request: Request, runtime: Runtime) -> Template:
+    async def page(self, request: Request, runtime: NamedDependency[Runtime]) -> Template:
         """The whole inbox; ``?c=<id>`` opens a conversation, the other parameters are the filters."""
         conversation_id = request.query_params.get("c")
         conversation = None
@@ -44,7 +46,7 @@ class InboxController(Controller):
         return await self._full_page(request, runtime, filters_from(request), conversation)
 
     @get("/conversations")
-    async def conversation_list(self, request: Request, runtime: Runtime) -> Response[str] | Template:
+    async def conversation_list(self, request: Request, runtime: NamedDependency[Runtime]) -> Response[str] | Template:
         """A page of rows for the filter form and the "load more" sentinel."""
         filters = filters_from(request)
         if not request.htmx:
@@ -59,7 +61,7 @@ class InboxController(Controller):
         return html(body, headers={"HX-Push-Url": url} if not cursor else None)
 
     @get("/c/{conversation_id:str}")
-    async def open_conversation(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str] | Template:
+    async def open_conversation(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str] | Template:
         conversation = await InboxService(runtime).conversation(me(request).scope, conversation_id)
         if not request.htmx or request.headers.get("hx-history-restore-request"):
             return await self._full_page(request, runtime, filters_from(request), conversation)
@@ -70,19 +72,19 @@ class InboxController(Controller):
         return html(body + oob_row(request, context["row"]))
 
     @get("/c/{conversation_id:str}/older")
-    async def older_messages(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+    async def older_messages(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:
         conversation = await InboxService(runtime).conversation(me(request).scope, conversation_id)
         thread = await queries.thread_page(conversation, before=request.query_params.get("before"))
         return html(render(request, "inbox/_messages.html", thread=thread, conversation_id=str(conversation.id)))
 
     @get("/c/{conversation_id:str}/others")
-    async def other_conversations(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+    async def other_conversations(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:
         """The contact's conversations on other numbers (loaded after the panel, off the thread's path)."""
         conversation = await InboxService(runtime).conversation(me(request).scope, conversation_id)
         return html(render(request, "inbox/_earlier.html", earlier=await queries.earlier_conversations(conversation, me(request).scope)))
 
     @post("/c/{conversation_id:str}/read", status_code=200)
-    async def read(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+    async def read(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:
         """The agent is looking at the thread while a message arrives: it is read."""
         conversation = await InboxService(runtime).conversation(me(request).scope, conversation_id)
         await self._mark_read(runtime, conversation)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from litestar import Controller, Request, Response, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from markupsafe import escape
 
 from app.auth import requires_login
@@ -39,13 +41,13 @@ class PanelController(Controller):
     include_in_schema = False
 
     @post("/assign", status_code=200)
-    async def assign(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+    async def assign(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:
         form = await request.form()
         return await self._apply(request, runtime, conversation_id, lambda actions, c, by: actions.assign(
             c, assignee_id=str(form.get("assignee_id") or "") or None, by=by, may_reassign=me(request).may_reassign))
 
     @post("/team", status_code=200)
-    async def team(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+    async def team(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:
         form = await request.form()
         team_id = str(form.get("team_id") or "")
         teams = {str(t.id): t.name for t in await teams_of(me(request).workspace_id)}
@@ -55,13 +57,13 @@ class PanelController(Controller):
             c, team_id=team_id or None, team_name=teams.get(team_id), by=by))
 
     @post("/status", status_code=200)
-    async def status(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+    async def status(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:
         form = await request.form()
         return await self._apply(request, runtime, conversation_id, lambda actions, c, by: actions.set_status(
             c, str(form.get("status") or ""), by=by))
 
     @post("/snooze", status_code=200)
-    async def snooze(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+    async def snooze(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:
         form = await request.form()
         try:
             until = parse_local_time(str(form.get("until") or ""), str(form.get("tz_offset") or "0"))
@@ -72,7 +74,7 @@ class PanelController(Controller):
                                  lambda actions, c, by: actions.snooze(c, until, by=by), field="snooze")
 
     @post("/labels", status_code=200)
-    async def labels(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+    async def labels(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:
         form = await request.form()
         known = {i.id: i.name for i in (await labels_of(me(request).workspace_id)).values()}
         values = [str(v) for v in form.getall("labels", [])] if known else str(form.get("labels") or "")
@@ -82,28 +84,28 @@ class PanelController(Controller):
 
     # --- the contact ---------------------------------------------------------------------------------
     @post("/contact", status_code=200)
-    async def rename(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+    async def rename(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:
         form = await request.form()
         return await self._contact(request, runtime, conversation_id,
                                    lambda editing, contact: editing.rename(contact, str(form.get("name") or "")),
                                    field="name", typed={"name": str(form.get("name") or "")})
 
     @post("/contact/attributes", status_code=200)
-    async def attribute(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+    async def attribute(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:
         form = await request.form()
         return await self._contact(request, runtime, conversation_id, lambda editing, contact: editing.set_attribute(
             contact, str(form.get("key") or ""), str(form.get("value") or "")), field="attribute",
             typed={"key": str(form.get("key") or ""), "value": str(form.get("value") or "")})
 
     @post("/contact/tags", status_code=200)
-    async def contact_tags(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+    async def contact_tags(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:
         form = await request.form()
         return await self._contact(request, runtime, conversation_id,
                                    lambda editing, contact: editing.set_tags(contact, str(form.get("tags") or "")),
                                    field="tags", typed={"tags": str(form.get("tags") or "")})
 
     @post("/contact/opt-out", status_code=200)
-    async def opt_out(self, request: Request, runtime: Runtime, conversation_id: str) -> Response[str]:
+    async def opt_out(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:
         form = await request.form()
         return await self._contact(request, runtime, conversation_id, lambda editing, contact: editing.set_opt_out(
             contact, str(form.get("opted_out") or "") == "1"))

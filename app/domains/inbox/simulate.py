@@ -7,6 +7,7 @@ the message then takes the real inbound path (webhook -> apply -> live push).
 from __future__ import annotations
 
 from litestar import Controller, Request, Response, post
+from litestar.di import NamedDependency
 
 from app.auth import requires_login
 from app.domains.inbox.context import error_fragment, html, me
@@ -21,7 +22,7 @@ class SimulateController(Controller):
     include_in_schema = False
 
     @post("/", status_code=200)
-    async def simulate(self, request: Request, runtime: Runtime) -> Response[str]:
+    async def simulate(self, request: Request, runtime: NamedDependency[Runtime]) -> Response[str]:
         sandbox = getattr(request.app.state, "sandbox", None)
         if sandbox is None or not getattr(request.app.state, "demo", False):
             raise NotFound("The customer simulator exists only in demo mode.", error_code="DEMO_ONLY")

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from litestar import WebSocket, websocket
+from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
 
 from app.domains.live.feed import Hits, TabState
@@ -65,7 +66,7 @@ async def _heartbeat(runtime: Runtime, principal: Principal) -> None:
 
 
 @websocket("/live", include_in_schema=False)
-async def live_socket(socket: WebSocket, runtime: Runtime) -> None:
+async def live_socket(socket: WebSocket, runtime: NamedDependency[Runtime]) -> None:
     principal = socket.scope.get("user")
     if not isinstance(principal, Principal) or principal.user is None or not same_origin(socket):
         await socket.close(code=4401, reason="sign in first")

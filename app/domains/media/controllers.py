@@ -6,6 +6,8 @@ import re
 from urllib.parse import quote
 
 from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.response import Stream
 
 from app.auth import requires_login
@@ -38,7 +40,7 @@ class MediaController(Controller):
     include_in_schema = False
 
     @get("/{media_id:str}")
-    async def download(self, principal: Principal, media_id: str) -> Stream:
+    async def download(self, principal: NamedDependency[Principal], media_id: FromPath[str]) -> Stream:
         store = MediaStore()
         stored = await store.get(principal.workspace_id, media_id)
         if stored.metadata.message_id is not None:  # a customer's file: as visible as its conversation

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, Parameter
 
 from app.auth import requires_login
 from app.domains.messages.api_shapes import ThreadPage, documented
@@ -22,9 +23,9 @@ class MessagesReadApi(Controller):
 
     @get("/{conversation_id:str}/messages", summary="A conversation's messages, newest first",
          responses=documented(200, ThreadPage, "A page of messages"))
-    async def list_messages(self, principal: Principal, conversation_id: str,
+    async def list_messages(self, principal: NamedDependency[Principal], conversation_id: FromPath[str],
                             limit: int = Parameter(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
-                            cursor: str | None = None) -> dict[str, Any]:
+                            cursor: FromQuery[str | None] = None) -> dict[str, Any]:
         queries = MessageQueries()
         page = await queries.thread(principal.scope, conversation_id, limit=limit, cursor=cursor)
         quoted = await queries.quoted_ids(principal.workspace_id, page.items)

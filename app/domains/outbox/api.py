@@ -11,10 +11,11 @@ twice, even while Redis is away or after the 24 hours).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import Body
+from litestar.di import NamedDependency
+from litestar.params import Body, FromPath, FromQuery
 
 from app.auth import requires_admin, requires_login
 from app.db import as_utc, utcnow
@@ -86,9 +87,9 @@ class SendApi(Controller):
 
     @post("/messages", status_code=202, summary="Send a message to a phone number",
           responses=documented(202, SentMessage, "The message, queued to send"))
-    async def send_to_number(self, request: Request[Any, Any, Any], runtime: Runtime, principal: Principal,
-                             data: Any = Body(description="{account_id?, to, type, content, reply_to?, priority?}",
-                                             schema_extra=SEND_BODY)
+    async def send_to_number(self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal],
+                             data: Annotated[Any, Body(description="{account_id?, to, type, content, reply_to?, priority?}",
+                                             schema_extra=SEND_BODY)]
                              ) -> dict[str, Any]:
         data = _object(data)
         draft = _draft(data)
@@ -100,9 +101,9 @@ class SendApi(Controller):
 
     @post("/conversations/{conversation_id:str}/messages", status_code=202, summary="Send in a conversation",
           responses=documented(202, SentMessage, "The message, queued to send"))
-    async def send_in_conversation(self, request: Request[Any, Any, Any], runtime: Runtime, principal: Principal,
-                                   conversation_id: str,
-                                   data: Any = Body(description="{type, content, reply_to?, priority?}", schema_extra=SEND_BODY)
+    async def send_in_conversation(self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal],
+                                   conversation_id: FromPath[str],
+                                   data: Annotated[Any, Body(description="{type, content, reply_to?, priority?}", schema_extra=SEND_BODY)]
                                    ) -> dict[str, Any]:
         data = _object(data)
         for name in ("to", "account_id"):
@@ -115,19 +116,19 @@ class SendApi(Controller):
 
     @get("/messages/{message_id:str}", summary="One message with its delivery status",
          responses=documented(200, SentMessage, "The message"))
-    async def get_message(self, runtime: Runtime, principal: Principal, message_id: str) -> dict[str, Any]:
+    async def get_message(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal], message_id: FromPath[str]) -> dict[str, Any]:
         return message_json(await runtime.outbox.get(principal.scope, message_id))
 
     @post("/messages/{message_id:str}/retry", status_code=202, summary="Send a failed message again",
           responses=documented(202, SentMessage, "The message, queued again"))
-    async def retry_message(self, runtime: Runtime, principal: Principal, message_id: str) -> dict[str, Any]:
+    async def retry_message(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal], message_id: FromPath[str]) -> dict[str, Any]:
         return message_json(await runtime.outbox.retry(principal.scope, message_id))
 
     @post("/accounts/{account_id:str}/retry-failed", status_code=202, guards=[requires_admin],
           summary="Send again the number's messages that failed since a time (default: the last 24 h)",
           responses=documented(202, RetryReport, "What was queued again, and what was not (by error code)"))
-    async def retry_failed(self, runtime: Runtime, principal: Principal, account_id: str,
-                           since: datetime | None = None) -> dict[str, Any]:
+    async def retry_failed(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal], account_id: FromPath[str],
+                           since: FromQuery[datetime | None] = None) -> dict[str, Any]:
         """For after WhatsApp was down for a number: ``{"retried", "skipped": {error_code: n}, "more"}``;
         call again while ``more`` is true. Admins only."""
         since = as_utc(since) if since is not None else utcnow() - timedelta(hours=24)
@@ -136,7 +137,7 @@ class SendApi(Controller):
     @post("/media", status_code=201, summary="Upload a file to send (multipart: file, type?)",
           request_max_body_size=MAX_UPLOAD_BYTES + 1024 * 1024,
           responses=documented(201, UploadedMedia, "The stored file"))
-    async def upload_media(self, request: Request[Any, Any, Any], runtime: Runtime, principal: Principal
+    async def upload_media(self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]
                            ) -> dict[str, Any]:
         if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
             raise ValidationFailed("Upload the file as multipart/form-data with a 'file' part (and optionally "

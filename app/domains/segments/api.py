@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from litestar import Controller, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth import requires_login
@@ -62,21 +64,21 @@ class SegmentsApi(Controller):
     tags = ["contacts"]
 
     @get("/", summary="Segments (saved contact filters), by name, each with its count")
-    async def list_segments(self, principal: Principal) -> SegmentList:
+    async def list_segments(self, principal: NamedDependency[Principal]) -> SegmentList:
         return SegmentList(data=[await segment_out(s) for s in await segments.list(principal.workspace_id)])
 
     @post("/", summary="Save a contact filter as a named segment", status_code=201,
           description="The filter is checked when saved (422 `FILTER_INVALID`); a name in use answers 409.")
-    async def create_segment(self, data: SegmentIn, principal: Principal) -> SegmentOut:
+    async def create_segment(self, data: JSONBody[SegmentIn], principal: NamedDependency[Principal]) -> SegmentOut:
         return await segment_out(await segments.create(principal.workspace_id, data.name, data.filter,
                                                        by=principal.user_id))
 
     @get("/{segment_id:str}", summary="One segment with its count")
-    async def get_segment(self, segment_id: str, principal: Principal) -> SegmentOut:
+    async def get_segment(self, segment_id: FromPath[str], principal: NamedDependency[Principal]) -> SegmentOut:
         return await segment_out(await segments.get(principal.workspace_id, segment_id))
 
     @patch("/{segment_id:str}", summary="Rename a segment or replace its filter")
-    async def update_segment(self, segment_id: str, data: SegmentPatch, principal: Principal) -> SegmentOut:
+    async def update_segment(self, segment_id: FromPath[str], data: JSONBody[SegmentPatch], principal: NamedDependency[Principal]) -> SegmentOut:
         await segments.get(principal.workspace_id, segment_id)  # another workspace's: 404 before anything else
         if not data.model_fields_set:
             raise ValidationFailed("Nothing to change.", details={"body": "Send at least one field."})
@@ -87,5 +89,5 @@ class SegmentsApi(Controller):
                                                        filter=data.filter))
 
     @delete("/{segment_id:str}", summary="Delete a segment (its contacts are not touched)", status_code=204)
-    async def delete_segment(self, segment_id: str, principal: Principal) -> None:
+    async def delete_segment(self, segment_id: FromPath[str], principal: NamedDependency[Principal]) -> None:
         await segments.delete(principal.workspace_id, segment_id)

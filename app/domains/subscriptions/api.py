@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, delete, get, patch, post
-from litestar.params import Parameter, QueryParameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api_shapes import Flag
@@ -124,24 +125,24 @@ class SubscriptionsApi(Controller):
     tags = ["event subscriptions"]
 
     @get("/", summary="Event subscriptions (webhook endpoints)")
-    async def list_subscriptions(self, runtime: Runtime, principal: Principal) -> SubscriptionList:
+    async def list_subscriptions(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> SubscriptionList:
         items = await runtime.subscriptions.list(principal.workspace_id)
         return SubscriptionList(data=[subscription_out(s) for s in items])
 
     @post("/", summary="Register an endpoint; the answer's `secret` is shown this once", status_code=201)
-    async def create_subscription(self, data: SubscriptionIn, runtime: Runtime,
-                                  principal: Principal) -> SubscriptionCreated:
+    async def create_subscription(self, data: JSONBody[SubscriptionIn], runtime: NamedDependency[Runtime],
+                                  principal: NamedDependency[Principal]) -> SubscriptionCreated:
         subscription, secret = await runtime.subscriptions.create(
             principal.workspace_id, data.url, [e.value for e in data.events], data.description, principal.user_id)
         return SubscriptionCreated(**subscription_out(subscription).model_dump(), secret=secret)
 
     @get("/{subscription_id:str}", summary="One event subscription")
-    async def get_subscription(self, subscription_id: str, runtime: Runtime, principal: Principal) -> SubscriptionOut:
+    async def get_subscription(self, subscription_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> SubscriptionOut:
         return subscription_out(await runtime.subscriptions.get(principal.workspace_id, subscription_id))
 
     @patch("/{subscription_id:str}", summary="Change the URL, events or description; disable or re-enable")
-    async def update_subscription(self, subscription_id: str, data: SubscriptionPatch, runtime: Runtime,
-                                  principal: Principal) -> SubscriptionOut:
+    async def update_subscription(self, subscription_id: FromPath[str], data: JSONBody[SubscriptionPatch], runtime: NamedDependency[Runtime],
+                                  principal: NamedDependency[Principal]) -> SubscriptionOut:
         subscription = await runtime.subscriptions.get(principal.workspace_id, subscription_id)
         if not data.model_fields_set:
             raise ValidationFailed("Nothing to change.", details={"body": "Send at least one field."})
@@ -154,21 +155,21 @@ class SubscriptionsApi(Controller):
         return subscription_out(await runtime.subscriptions.update(subscription, **changes))
 
     @delete("/{subscription_id:str}", summary="Delete an endpoint and its delivery log", status_code=204)
-    async def delete_subscription(self, subscription_id: str, runtime: Runtime, principal: Principal) -> None:
+    async def delete_subscription(self, subscription_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> None:
         await runtime.subscriptions.delete(await runtime.subscriptions.get(principal.workspace_id, subscription_id))
 
     @post("/{subscription_id:str}/rotate-secret", summary="A new signing secret (shown this once)", status_code=200)
-    async def rotate_secret(self, subscription_id: str, runtime: Runtime, principal: Principal) -> SecretOut:
+    async def rotate_secret(self, subscription_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> SecretOut:
         subscription = await runtime.subscriptions.get(principal.workspace_id, subscription_id)
         return SecretOut(secret=await runtime.subscriptions.rotate_secret(subscription))
 
     @post("/{subscription_id:str}/test", summary="Send a `ping` event to this endpoint", status_code=202)
-    async def send_test(self, subscription_id: str, runtime: Runtime, principal: Principal) -> DeliveryOut:
+    async def send_test(self, subscription_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> DeliveryOut:
         subscription = await runtime.subscriptions.get(principal.workspace_id, subscription_id)
         return delivery_out(await runtime.subscriptions.send_test(subscription))
 
     @get("/{subscription_id:str}/deliveries", summary="The delivery log: every event, its attempts and answers")
-    async def list_deliveries(self, subscription_id: str, runtime: Runtime, principal: Principal,
+    async def list_deliveries(self, subscription_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal],
                               delivery_state: Annotated[DeliveryState | None, QueryParameter(name="state")] = None,
                               limit: int = Parameter(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
                               cursor: str | None = Parameter(default=None, max_length=500)) -> DeliveryList:
@@ -177,8 +178,8 @@ class SubscriptionsApi(Controller):
         return DeliveryList(data=[delivery_out(d) for d in page.items], next_cursor=page.next_cursor)
 
     @get("/{subscription_id:str}/deliveries/{delivery_id:str}", summary="One delivery with the exact payload")
-    async def get_delivery(self, subscription_id: str, delivery_id: str, runtime: Runtime,
-                           principal: Principal) -> DeliveryOut:
+    async def get_delivery(self, subscription_id: FromPath[str], delivery_id: FromPath[str], runtime: NamedDependency[Runtime],
+                           principal: NamedDependency[Principal]) -> DeliveryOut:
         subscription = await runtime.subscriptions.get(principal.workspace_id, subscription_id)
         delivery = await runtime.subscriptions.delivery(subscription, delivery_id)
         event = await runtime.subscriptions.event_of(delivery)
@@ -186,8 +187,8 @@ class SubscriptionsApi(Controller):
 
     @post("/{subscription_id:str}/deliveries/{delivery_id:str}/redeliver", status_code=202,
           summary="Send this event again now (same event id; a new 24-hour retry window)")
-    async def redeliver(self, subscription_id: str, delivery_id: str, runtime: Runtime,
-                        principal: Principal) -> DeliveryOut:
+    async def redeliver(self, subscription_id: FromPath[str], delivery_id: FromPath[str], runtime: NamedDependency[Runtime],
+                        principal: NamedDependency[Principal]) -> DeliveryOut:
         subscription = await runtime.subscriptions.get(principal.workspace_id, subscription_id)
         delivery = await runtime.subscriptions.delivery(subscription, delivery_id)
         return delivery_out(await runtime.subscriptions.redeliver(subscription, delivery))

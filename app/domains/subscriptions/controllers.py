@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from app.auth import requires_admin
@@ -44,11 +46,11 @@ class SubscriptionPages(Controller):
         return Template("admin/subscriptions_show.html", context=context, status_code=status_code)
 
     @get("/")
-    async def index(self, runtime: Runtime, principal: Principal) -> Template:
+    async def index(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         return await self._index(runtime, principal)
 
     @post("/")
-    async def create(self, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def create(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         form, _ = await read_form(request)
         events = await read_list(request, "events")
         try:
@@ -61,13 +63,13 @@ class SubscriptionPages(Controller):
                                 notice="Endpoint added. Copy its signing secret now: it is shown this once.")
 
     @get("/{subscription_id:str}")
-    async def show(self, subscription_id: str, runtime: Runtime, principal: Principal,
-                   cursor: str | None = None) -> Template:
+    async def show(self, subscription_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal],
+                   cursor: FromQuery[str | None] = None) -> Template:
         return await self._show(runtime, principal, subscription_id, cursor=cursor)
 
     @post("/{subscription_id:str}")
-    async def update(self, subscription_id: str, request: Request, runtime: Runtime,
-                     principal: Principal) -> Template | Redirect:
+    async def update(self, subscription_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime],
+                     principal: NamedDependency[Principal]) -> Template | Redirect:
         form, _ = await read_form(request)
         events = await read_list(request, "events")
         subscription = await runtime.subscriptions.get(principal.workspace_id, subscription_id)
@@ -80,22 +82,22 @@ class SubscriptionPages(Controller):
         return Redirect(f"/admin/subscriptions/{subscription_id}", status_code=303)
 
     @post("/{subscription_id:str}/active")
-    async def set_active(self, subscription_id: str, request: Request, runtime: Runtime,
-                         principal: Principal) -> Redirect:
+    async def set_active(self, subscription_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime],
+                         principal: NamedDependency[Principal]) -> Redirect:
         form, _ = await read_form(request)
         subscription = await runtime.subscriptions.get(principal.workspace_id, subscription_id)
         await runtime.subscriptions.update(subscription, active=form.get("active") == "true")
         return Redirect(f"/admin/subscriptions/{subscription_id}", status_code=303)
 
     @post("/{subscription_id:str}/rotate")
-    async def rotate(self, subscription_id: str, runtime: Runtime, principal: Principal) -> Template:
+    async def rotate(self, subscription_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         subscription = await runtime.subscriptions.get(principal.workspace_id, subscription_id)
         secret = await runtime.subscriptions.rotate_secret(subscription)
         return await self._show(runtime, principal, subscription_id, secret=secret,
                                 notice="New signing secret. The old one stopped working; copy this one now.")
 
     @post("/{subscription_id:str}/test")
-    async def send_test(self, subscription_id: str, runtime: Runtime, principal: Principal) -> Template | Redirect:
+    async def send_test(self, subscription_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template | Redirect:
         subscription = await runtime.subscriptions.get(principal.workspace_id, subscription_id)
         try:
             await runtime.subscriptions.send_test(subscription)
@@ -104,14 +106,14 @@ class SubscriptionPages(Controller):
         return Redirect(f"/admin/subscriptions/{subscription_id}", status_code=303)
 
     @post("/{subscription_id:str}/delete")
-    async def remove(self, subscription_id: str, runtime: Runtime, principal: Principal) -> Redirect:
+    async def remove(self, subscription_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Redirect:
         subscription = await runtime.subscriptions.get(principal.workspace_id, subscription_id)
         await runtime.subscriptions.delete(subscription)
         return Redirect("/admin/subscriptions", status_code=303)
 
     @post("/{subscription_id:str}/deliveries/{delivery_id:str}/redeliver")
-    async def redeliver(self, subscription_id: str, delivery_id: str, runtime: Runtime,
-                        principal: Principal) -> Template | Redirect:
+    async def redeliver(self, subscription_id: FromPath[str], delivery_id: FromPath[str], runtime: NamedDependency[Runtime],
+                        principal: NamedDependency[Principal]) -> Template | Redirect:
         subscription = await runtime.subscriptions.get(principal.workspace_id, subscription_id)
         delivery = await runtime.subscriptions.delivery(subscription, delivery_id)
         try:

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from litestar import Controller, MediaType, Request, Response, get
+from litestar.di import NamedDependency
 from litestar.response import Redirect
 
 from app.queue import HEARTBEAT_KEY
@@ -50,7 +51,7 @@ class HealthController(Controller):
         return {"status": "ok", "checks": {"process": {"status": "ok"}}}
 
     @get("/ready", summary="MongoDB, Redis and a worker are reachable", media_type=MediaType.JSON)
-    async def ready(self, runtime: Runtime) -> Response[dict]:
+    async def ready(self, runtime: NamedDependency[Runtime]) -> Response[dict]:
         mongo, redis_check, worker = await asyncio.gather(
             _check(_database_answers(runtime)), _check(runtime.redis.ping()), _check(_worker_alive(runtime))
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api_shapes import Flag, documented
@@ -78,23 +80,23 @@ class UsersApi(Controller):
     tags = ["team"]
 
     @get("/", summary="Users of the workspace", responses=documented(200, UserPage, "The users"))
-    async def list_users(self, runtime: Runtime, principal: Principal) -> dict[str, Any]:
+    async def list_users(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> dict[str, Any]:
         users = await team_admin(runtime).list_users(principal.workspace_id)
         return {"data": [user_view(u) for u in users], "next_cursor": None}
 
     @post("/", summary="Create a user, or invite one (no password: a one-time link)", status_code=201, responses=documented(201, InvitedUser, "The user"))
-    async def create_user(self, data: UserIn, runtime: Runtime, principal: Principal) -> dict[str, Any]:
+    async def create_user(self, data: JSONBody[UserIn], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> dict[str, Any]:
         user, link = await team_admin(runtime).add_user(principal.workspace_id, data.email, data.name, data.role,
                                                         data.password)
         return {**user_view(user), "invite_url": link}
 
     @get("/{user_id:str}", summary="One user", responses=documented(200, UserShape, "The user"))
-    async def get_user(self, user_id: str, runtime: Runtime, principal: Principal) -> dict[str, Any]:
+    async def get_user(self, user_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> dict[str, Any]:
         return user_view(await team_admin(runtime).get_user(principal.workspace_id, user_id))
 
     @patch("/{user_id:str}", summary="Rename, change role, deactivate / reactivate, set a password", responses=documented(200, UserShape, "The user"))
-    async def update_user(self, user_id: str, data: UserPatch, runtime: Runtime,
-                          principal: Principal) -> dict[str, Any]:
+    async def update_user(self, user_id: FromPath[str], data: JSONBody[UserPatch], runtime: NamedDependency[Runtime],
+                          principal: NamedDependency[Principal]) -> dict[str, Any]:
         admin = team_admin(runtime)
         user = await admin.get_user(principal.workspace_id, user_id)
         if not data.model_fields_set:
@@ -103,7 +105,7 @@ class UsersApi(Controller):
 
     @post("/{user_id:str}/reset-password", summary="A one-time link (24 h) to choose a new password",
           status_code=200, responses=documented(200, ResetLink, "The link"))
-    async def reset_password(self, user_id: str, runtime: Runtime, principal: Principal) -> dict[str, Any]:
+    async def reset_password(self, user_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> dict[str, Any]:
         admin = team_admin(runtime)
         return {"reset_url": await admin.reset_link(await admin.get_user(principal.workspace_id, user_id))}
 
@@ -114,17 +116,17 @@ class TeamsApi(Controller):
     tags = ["team"]
 
     @get("/", summary="Teams (groups of agents for assignment)", responses=documented(200, TeamPage, "The teams"))
-    async def list_teams(self, runtime: Runtime, principal: Principal) -> dict[str, Any]:
+    async def list_teams(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> dict[str, Any]:
         return {"data": [team_view(t) for t in await team_admin(runtime).list_teams(principal.workspace_id)],
                 "next_cursor": None}
 
     @post("/", summary="Create a team", status_code=201, responses=documented(201, TeamShape, "The team"))
-    async def create_team(self, data: TeamIn, runtime: Runtime, principal: Principal) -> dict[str, Any]:
+    async def create_team(self, data: JSONBody[TeamIn], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> dict[str, Any]:
         return team_view(await team_admin(runtime).save_team(principal.workspace_id, data.name, data.member_ids))
 
     @patch("/{team_id:str}", summary="Rename a team or change its members", responses=documented(200, TeamShape, "The team"))
-    async def update_team(self, team_id: str, data: TeamPatch, runtime: Runtime,
-                          principal: Principal) -> dict[str, Any]:
+    async def update_team(self, team_id: FromPath[str], data: JSONBody[TeamPatch], runtime: NamedDependency[Runtime],
+                          principal: NamedDependency[Principal]) -> dict[str, Any]:
         admin = team_admin(runtime)
         team = await admin.get_team(principal.workspace_id, team_id)
         members = data.member_ids if data.member_ids is not None else [str(m) for m in team.member_ids]
@@ -132,7 +134,7 @@ class TeamsApi(Controller):
                                                else team.name, members, team))
 
     @delete("/{team_id:str}", summary="Delete a team", status_code=204)
-    async def delete_team(self, team_id: str, runtime: Runtime, principal: Principal) -> None:
+    async def delete_team(self, team_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> None:
         admin = team_admin(runtime)
         await admin.delete_team(await admin.get_team(principal.workspace_id, team_id))
 
@@ -143,15 +145,15 @@ class ApiKeysApi(Controller):
     tags = ["team"]
 
     @get("/", summary="API keys with their last use (never the keys themselves)", responses=documented(200, ApiKeyPage, "The keys"))
-    async def list_keys(self, runtime: Runtime, principal: Principal) -> dict[str, Any]:
+    async def list_keys(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> dict[str, Any]:
         keys = await team_admin(runtime).list_api_keys(principal.workspace_id)
         return {"data": [api_key_view(k) for k in keys], "next_cursor": None}
 
     @post("/", summary="Create a key; the answer's `key` is shown this once", status_code=201, responses=documented(201, NewApiKey, "The key"))
-    async def create_key(self, data: ApiKeyIn, runtime: Runtime, principal: Principal) -> dict[str, Any]:
+    async def create_key(self, data: JSONBody[ApiKeyIn], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> dict[str, Any]:
         record, plaintext = await team_admin(runtime).create_api_key(principal, data.name, data.role)
         return {**api_key_view(record), "key": plaintext}
 
     @delete("/{key_id:str}", summary="Revoke a key (it stops working at once)", status_code=204)
-    async def revoke_key(self, key_id: str, runtime: Runtime, principal: Principal) -> None:
+    async def revoke_key(self, key_id: FromPath[str], runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> None:
         await team_admin(runtime).revoke_api_key(principal.workspace_id, key_id)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from app.auth import requires_admin, requires_login, set_session_cookie
@@ -45,11 +47,11 @@ class TeamController(Controller):
         return render(request, "admin/team/index.html", "admin/team/_teams.html", context, error=error)
 
     @get("/")
-    async def index(self, runtime: Runtime, principal: Principal) -> Template:
+    async def index(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         return Template("admin/team/index.html", context=await self._context(runtime, principal))
 
     @post("/users", status_code=200)
-    async def add_user(self, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def add_user(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         form, _ = await read_form(request)
         password = form.get("password", "") if form.get("mode") == "password" else None
         try:
@@ -76,24 +78,24 @@ class TeamController(Controller):
         return self._users(request, await self._context(runtime, principal, notice=f"Saved {user.name}."))
 
     @post("/users/{user_id:str}", status_code=200)
-    async def update_user(self, user_id: str, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def update_user(self, user_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         form, _ = await read_form(request)
         return await self._update(request, runtime, principal, user_id, name=form.get("name"), role=form.get("role"))
 
     @post("/users/{user_id:str}/access", status_code=200)
-    async def set_access(self, user_id: str, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def set_access(self, user_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         """Which numbers' conversations an agent sees: all, or those ticked (plus their teams' and their own)."""
         form, _ = await read_form(request)
         return await self._update(request, runtime, principal, user_id, all_numbers=form.get("numbers") != "chosen",
                                   number_ids=await read_list(request, "number_ids"))
 
     @post("/users/{user_id:str}/active", status_code=200)
-    async def set_active(self, user_id: str, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def set_active(self, user_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         form, _ = await read_form(request)
         return await self._update(request, runtime, principal, user_id, active=form.get("active") == "true")
 
     @post("/users/{user_id:str}/reset", status_code=200)
-    async def reset(self, user_id: str, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def reset(self, user_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         admin = _admin(runtime)
         user = await admin.get_user(principal.workspace_id, user_id)
         try:
@@ -104,7 +106,7 @@ class TeamController(Controller):
         return self._users(request, await self._context(runtime, principal, notice=notice, link=link))
 
     @post("/teams", status_code=200)
-    async def add_team(self, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def add_team(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         form, _ = await read_form(request)
         members = await read_list(request, "member_ids")
         try:
@@ -116,7 +118,7 @@ class TeamController(Controller):
         return self._teams(request, await self._context(runtime, principal))
 
     @post("/teams/{team_id:str}", status_code=200)
-    async def update_team(self, team_id: str, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def update_team(self, team_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         form, _ = await read_form(request)
         admin = _admin(runtime)
         team = await admin.get_team(principal.workspace_id, team_id)
@@ -128,7 +130,7 @@ class TeamController(Controller):
         return self._teams(request, await self._context(runtime, principal))
 
     @post("/teams/{team_id:str}/delete", status_code=200)
-    async def delete_team(self, team_id: str, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def delete_team(self, team_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         admin = _admin(runtime)
         await admin.delete_team(await admin.get_team(principal.workspace_id, team_id))
         return self._teams(request, await self._context(runtime, principal))
@@ -146,11 +148,11 @@ class ApiKeysController(Controller):
                 "form": {"role": "agent"}, "new_key": None, "field_errors": {}, "error": None, **extra}
 
     @get("/")
-    async def index(self, runtime: Runtime, principal: Principal) -> Template:
+    async def index(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         return Template("admin/api_keys/index.html", context=await self._context(runtime, principal))
 
     @post("/", status_code=200)
-    async def create(self, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def create(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         form, _ = await read_form(request)
         try:
             record, plaintext = await _admin(runtime).create_api_key(principal, form.get("name", ""),
@@ -162,7 +164,7 @@ class ApiKeysController(Controller):
         return render(request, "admin/api_keys/index.html", "admin/api_keys/_keys.html", context)
 
     @post("/{key_id:str}/revoke", status_code=200)
-    async def revoke(self, key_id: str, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def revoke(self, key_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         await _admin(runtime).revoke_api_key(principal.workspace_id, key_id)
         return render(request, "admin/api_keys/index.html", "admin/api_keys/_keys.html",
                       await self._context(runtime, principal))
@@ -175,7 +177,7 @@ class InvitationController(Controller):
     include_in_schema = False
 
     @get("/{token:str}")
-    async def show(self, token: str, runtime: Runtime) -> Template:
+    async def show(self, token: FromPath[str], runtime: NamedDependency[Runtime]) -> Template:
         valid = await _admin(runtime).invitation(token)
         if valid is None:
             error = AppError("This link has expired or was already used. Ask an admin for a new one.",
@@ -185,7 +187,7 @@ class InvitationController(Controller):
         return Template("team/invite.html", context={"user": user, "purpose": invitation.purpose, "token": token})
 
     @post("/{token:str}", status_code=200)
-    async def accept(self, token: str, request: Request, runtime: Runtime) -> Template | Redirect:
+    async def accept(self, token: FromPath[str], request: Request, runtime: NamedDependency[Runtime]) -> Template | Redirect:
         form, _ = await read_form(request)
         admin = _admin(runtime)
         valid = await admin.invitation(token)
@@ -217,13 +219,13 @@ class ProfileController(Controller):
     include_in_schema = False
 
     @get("/")
-    async def show(self, runtime: Runtime, principal: Principal) -> Template:
+    async def show(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         user = await _admin(runtime).get_user(principal.workspace_id, str(principal.user_id))
         return Template("team/profile.html", context={"active": "profile", "user": user_view(user), "form": {},
                                                       "notice": None, "error": None, "field_errors": {}})
 
     @post("/", status_code=200)
-    async def save(self, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def save(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         form, _ = await read_form(request)
         admin = _admin(runtime)
         user = await admin.get_user(principal.workspace_id, str(principal.user_id))

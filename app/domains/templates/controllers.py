@@ -14,7 +14,9 @@ from urllib.parse import urlsplit
 
 from litestar import Controller, Request, WebSocket, get, post, websocket
 from litestar.channels import ChannelsPlugin
+from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
+from litestar.params import FromPath, FromQuery
 from litestar.response import Response, Template
 
 from app.auth import requires_admin
@@ -90,14 +92,14 @@ class TemplatesController(Controller):
                 "wabas": sorted({a.waba_id for a in accounts}), "has_accounts": bool(accounts), "report": None, **extra}
 
     @get("/")
-    async def index(self, request: Request, runtime: Runtime, principal: Principal, status: str | None = None,
-                    category: str | None = None, language: str | None = None,
-                    waba_id: str | None = None) -> Template:
+    async def index(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal], status: FromQuery[str | None] = None,
+                    category: FromQuery[str | None] = None, language: FromQuery[str | None] = None,
+                    waba_id: FromQuery[str | None] = None) -> Template:
         context = await self._list_context(runtime, principal, _filters(status, category, language, waba_id))
         return render(request, "admin/templates/index.html", "admin/templates/_table.html", context)
 
     @post("/sync", status_code=200)
-    async def sync(self, request: Request, runtime: Runtime, principal: Principal) -> Template:
+    async def sync(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         report = await runtime.templates.sync(principal.workspace_id)
         context = await self._list_context(runtime, principal, {}, report=report.to_dict())
         return render(request, "admin/templates/index.html", "admin/templates/_table.html", context)
@@ -108,12 +110,12 @@ class TemplatesController(Controller):
                 "categories": CATEGORIES, "languages": LANGUAGES, "button_rows": range(BUTTON_ROWS)}
 
     @get("/new")
-    async def new(self, runtime: Runtime, principal: Principal) -> Template:
+    async def new(self, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Template:
         context = await self._form_context(runtime, principal, {"language": "en_US", "category": "UTILITY"})
         return Template("admin/templates/new.html", context={**context, "field_errors": {}})
 
     @post("/new", status_code=200, request_max_body_size=SAMPLE_UPLOAD_LIMIT)
-    async def create(self, request: Request, runtime: Runtime, principal: Principal) -> Any:
+    async def create(self, request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Any:
         form, files = await read_form(request)
         draft, rows = _draft_from_form(form)
         upload = files.get("header_sample")
@@ -129,7 +131,7 @@ class TemplatesController(Controller):
         return go_to(request, f"/admin/templates?created={template.id}")
 
     @post("/{template_id:str}/delete", status_code=200)
-    async def delete(self, template_id: str, request: Request, runtime: Runtime, principal: Principal) -> Any:
+    async def delete(self, template_id: FromPath[str], request: Request, runtime: NamedDependency[Runtime], principal: NamedDependency[Principal]) -> Any:
         template = await runtime.templates.get(principal.workspace_id, template_id)
         try:
             await runtime.templates.delete(template)
@@ -142,7 +144,7 @@ class TemplatesController(Controller):
         return go_to(request, "/admin/templates")
 
     @websocket("/live")
-    async def live(self, socket: WebSocket, channels: ChannelsPlugin, runtime: Runtime) -> None:
+    async def live(self, socket: WebSocket, channels: NamedDependency[ChannelsPlugin], runtime: NamedDependency[Runtime]) -> None:
         """Pushes changed rows; holds no database resources while waiting."""
         principal: Principal = socket.scope["user"]
         origin = socket.headers.get("origin")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, MediaType, Request, Response, get, post
-from litestar.params import QueryParameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, QueryParameter
 
 from app.domains.webhooks.fastpath import answer_body, unknown_webhook_key
 from app.domains.webhooks.services import MAX_BODY_BYTES, WebhookReceiver, body_too_large
@@ -24,7 +25,7 @@ class WhatsAppWebhookController(Controller):
     tags = ["webhooks"]
 
     @get("/{account_key:str}", media_type=MediaType.TEXT)
-    async def verify(self, runtime: Runtime, account_key: str,
+    async def verify(self, runtime: NamedDependency[Runtime], account_key: FromPath[str],
                      mode: Annotated[str | None, QueryParameter(name="hub.mode")] = None,
                      token: Annotated[str | None, QueryParameter(name="hub.verify_token")] = None,
                      challenge: Annotated[str | None, QueryParameter(name="hub.challenge")] = None) -> Response[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Controller, get
+from litestar.di import NamedDependency
 
 from app.api_shapes import documented
 from app.auth import requires_login
@@ -17,7 +18,7 @@ class MeApi(Controller):
     tags = ["workspace"]
 
     @get("/me", summary="The API key's workspace and role", responses=documented(200, MeShape, "Who is calling"))
-    async def me(self, principal: Principal, runtime: Runtime) -> dict:
+    async def me(self, principal: NamedDependency[Principal], runtime: NamedDependency[Runtime]) -> dict:
         workspace = await runtime.people.workspace(principal.workspace_id)
         return {
             "workspace": {"id": str(principal.workspace_id), "name": workspace.name if workspace else ""},

@@ -6,6 +6,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from app.auth import SESSION_COOKIE, set_session_cookie
@@ -35,13 +37,13 @@ class AuthController(Controller):
     """The pages a browser uses to get a session."""
 
     @get("/login")
-    async def login_page(self, request: Request, next: str | None = None) -> Template | Redirect:
+    async def login_page(self, request: Request, next: FromQuery[str | None] = None) -> Template | Redirect:
         if request.user:
             return Redirect(_safe_next(next))
         return Template("auth/login.html", context={"form": {"next": next or ""}})
 
     @post("/login")
-    async def login(self, request: Request, runtime: Runtime) -> Template | Redirect:
+    async def login(self, request: Request, runtime: NamedDependency[Runtime]) -> Template | Redirect:
         form = dict(await request.form())
         email, password = str(form.get("email", "")), str(form.get("password", ""))
         try:
@@ -51,7 +53,7 @@ class AuthController(Controller):
         return _signed_in(runtime, token, _safe_next(str(form.get("next") or "")))
 
     @post("/logout")
-    async def logout(self, request: Request, runtime: Runtime) -> Redirect:
+    async def logout(self, request: Request, runtime: NamedDependency[Runtime]) -> Redirect:
         token = request.cookies.get(SESSION_COOKIE)
         if token:
             await runtime.people.close_session(token)
@@ -60,7 +62,7 @@ class AuthController(Controller):
         return response
 
     @get("/signup")
-    async def signup_page(self, runtime: Runtime) -> Template:
+    async def signup_page(self, runtime: NamedDependency[Runtime]) -> Template:
         if not runtime.settings.allow_signup:
             return Template("errors/error.html", status_code=404,
                             context={"error": AppError("Sign-up is closed on this server. Ask an admin for an account.",
@@ -68,7 +70,7 @@ class AuthController(Controller):
         return Template("auth/signup.html", context={"form": {}})
 
     @post("/signup")
-    async def signup(self, request: Request, runtime: Runtime) -> Template | Redirect:
+    async def signup(self, request: Request, runtime: NamedDependency[Runtime]) -> Template | Redirect:
         if not runtime.settings.allow_signup:
             return await self.signup_page.fn(self, runtime)  # same 404 page as GET
         form = dict(await request.form())
