@@ -30,7 +30,7 @@ from app.domains.contact_files.exporting import (
     row_of,
     selection,
 )
-from app.domains.contact_files.importing import LEASE, MAX_RESTARTS, STALL, ContinueLater
+from app.domains.contact_files.importing import LEASE, ContinueLater, sweep_slices
 from app.domains.contact_files.models import ContactExport
 from app.domains.contacts.attribute_values import attribute_definitions
 from app.domains.contacts.filters import parse_filter
@@ -169,28 +169,8 @@ class ContactExports:
         return "continues"
 
     async def sweep(self, continue_later: ContinueLater) -> int:
-        """Queue again the exports a dead worker left or whose slice never started (as imports: importing.py)."""
-        now = utcnow()
-        collection = ContactExport.get_motor_collection()
-        queued = 0
-        async for doc in collection.find({"status": "running", "$or": [
-                {"lease_until": {"$lt": now}}, {"lease_until": None, "queued_at": {"$lt": now - STALL}}]},
-                projection={"generation": 1, "restarts": 1, "lease_until": 1, "error": 1}):
-            died = doc.get("lease_until") is not None
-            if died and doc.get("restarts", 0) >= MAX_RESTARTS:
-                await collection.update_one({"_id": doc["_id"], "generation": doc["generation"]}, {"$set": {
-                    "status": "failed", "finished_at": now, "owner": None, "lease_until": None,
-                    "error": f"Stopped {MAX_RESTARTS} times before the end"
-                             + (f" (last: {doc['error']})" if doc.get("error") else "")}})
-                continue
-            result = await collection.update_one(
-                {"_id": doc["_id"], "generation": doc["generation"], "status": "running"},
-                {"$set": {"owner": None, "lease_until": None, "queued_at": now},
-                 "$inc": {"generation": 1, "restarts": 1 if died else 0}})
-            if result.modified_count:
-                await continue_later(str(doc["_id"]), doc["generation"] + 1)
-                queued += 1
-        return queued
+        """Queue again the exports a dead worker left or whose slice never started (as imports)."""
+        return await sweep_slices(ContactExport.get_motor_collection(), continue_later)
 
 
 def progress_of(job: ContactExport) -> dict[str, Any]:

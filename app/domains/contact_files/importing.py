@@ -301,28 +301,35 @@ class ContactImporter:
     async def sweep(self, continue_later: ContinueLater) -> int:
         """Queue again the imports a dead worker left (lease lapsed) or whose slice never started; fail
         those restarted ``MAX_RESTARTS`` times. Returns how many were queued again."""
-        now = utcnow()
-        collection = ContactImport.get_motor_collection()
-        queued = 0
-        stale = collection.find({"status": "running", "$or": [
-            {"lease_until": {"$lt": now}}, {"lease_until": None, "queued_at": {"$lt": now - STALL}}]},
-            projection={"generation": 1, "restarts": 1, "lease_until": 1, "error": 1})
-        async for doc in stale:
-            died = doc.get("lease_until") is not None
-            if died and doc.get("restarts", 0) >= MAX_RESTARTS:
-                await collection.update_one({"_id": doc["_id"], "generation": doc["generation"]}, {"$set": {
-                    "status": "failed", "finished_at": now, "owner": None, "lease_until": None,
-                    "error": f"Stopped {MAX_RESTARTS} times before the end"
-                             + (f" (last: {doc['error']})" if doc.get("error") else "") + ": upload the file again."}})
-                continue
-            result = await collection.update_one(
-                {"_id": doc["_id"], "generation": doc["generation"], "status": "running"},
-                {"$set": {"owner": None, "lease_until": None, "queued_at": now},
-                 "$inc": {"generation": 1, "restarts": 1 if died else 0}})
-            if result.modified_count:
-                await continue_later(str(doc["_id"]), doc["generation"] + 1)
-                queued += 1
-        return queued
+        return await sweep_slices(ContactImport.get_motor_collection(), continue_later,
+                                  failed_advice=": upload the file again.")
+
+
+async def sweep_slices(collection: Any, continue_later: ContinueLater, *, failed_advice: str = "") -> int:
+    """The sweeper of jobs run in leased slices (imports, exports): a running job whose lease lapsed (its
+    worker died) or whose first slice never started (Redis lost the job) gets a new generation and is
+    queued again; one restarted ``MAX_RESTARTS`` times fails with its last error. Returns how many."""
+    now = utcnow()
+    queued = 0
+    stale = collection.find({"status": "running", "$or": [
+        {"lease_until": {"$lt": now}}, {"lease_until": None, "queued_at": {"$lt": now - STALL}}]},
+        projection={"generation": 1, "restarts": 1, "lease_until": 1, "error": 1})
+    async for doc in stale:
+        died = doc.get("lease_until") is not None
+        if died and doc.get("restarts", 0) >= MAX_RESTARTS:
+            await collection.update_one({"_id": doc["_id"], "generation": doc["generation"]}, {"$set": {
+                "status": "failed", "finished_at": now, "owner": None, "lease_until": None,
+                "error": f"Stopped {MAX_RESTARTS} times before the end"
+                         + (f" (last: {doc['error']})" if doc.get("error") else "") + failed_advice}})
+            continue
+        result = await collection.update_one(
+            {"_id": doc["_id"], "generation": doc["generation"], "status": "running"},
+            {"$set": {"owner": None, "lease_until": None, "queued_at": now},
+             "$inc": {"generation": 1, "restarts": 1 if died else 0}})
+        if result.modified_count:
+            await continue_later(str(doc["_id"]), doc["generation"] + 1)
+            queued += 1
+    return queued
 
 
 async def file_chunks(stored: StoredMedia, per_read: int = CHUNKS_PER_READ) -> AsyncIterator[bytes]:
