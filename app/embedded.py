@@ -71,13 +71,19 @@ def _parent_pid(pid: int) -> int | None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether the process runs. A zombie does not: a server whose parent was killed is reparented to
+    PID 1, and a container's PID 1 may reap it late or never, while the data it held is free."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (not Linux): a signal reached it
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 class EmbeddedServer:

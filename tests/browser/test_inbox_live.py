@@ -81,7 +81,8 @@ def test_customer_writes_agent_replies_ticks_advance_second_agent_sees_it(browse
     admin.locator(f"#{message_id}").wait_for()
     assert "ship to Zagreb in 2 days" in admin.locator(f"#{message_id}").inner_text()
     # The agent takes the conversation; the admin sees the assignment live.
-    agent.select_option("#assignee", label="Demo Agent (me)")
+    me = agent.locator("#assignee option", has_text="Demo Agent (me)")  # "Demo Agent (me) · Online"
+    agent.select_option("#assignee", value=me.get_attribute("value"))
     admin.locator("#thread-meta", has_text="Assigned to Demo Agent").wait_for()
     admin.locator("#thread-items .msg-event", has_text="took the conversation").wait_for()
     admin.locator(".conv-row", has_text="Nina Novak").locator(".badge-agent").wait_for()
