@@ -28,6 +28,7 @@ from app.domains.messages.models import Message
 from app.domains.workspaces.models import Role, User
 from app.queue import ASSIGN_WAITING_JOB, AUTO_ASSIGN_JOB
 from app.runtime import Runtime
+from tests.support.command_capture import capture
 from tests.support.inbound import APP_SECRET, PHONE_NUMBER_ID, WABA_ID, envelope, signed, text_message, wait_for
 
 KEY = "wai_auto-assignment-test-key-0001"
@@ -297,23 +298,15 @@ async def test_rules_api_validates_and_is_admin_only(env):
 
 
 async def test_no_rule_costs_the_webhook_no_database_operation(env):
-    """With no enabled rule the hook answers from its cache: the webhook path reads nothing more."""
+    """With no enabled rule the hook answers from its cache: what MongoDB is asked while customers write
+    (the driver's own command log) holds nothing about assignment rules, and no job is queued."""
     rules = env.runtime.auto_assigner.rules
     assert await rules.has_enabled(env.workspace_id) is False
-    calls = []
-    original = AssignmentRule.find_one
-
-    def counting(*args, **kwargs):
-        calls.append(args)
-        return original(*args, **kwargs)
-
-    AssignmentRule.find_one = counting  # type: ignore[method-assign]
-    try:
+    with capture(env.runtime.settings.mongodb_database) as seen:
         for _ in range(3):
             await customer_writes(env)
-    finally:
-        AssignmentRule.find_one = original  # type: ignore[method-assign]
-    assert calls == []
+    assert seen, "the webhooks were stored"
+    assert not [c for c in seen if c.command.get(c.name) == AssignmentRule.Settings.name]
     assert not [j for j in await env.runtime.arq.queued_jobs() if j.function == AUTO_ASSIGN_JOB]
 
 

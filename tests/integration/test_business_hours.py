@@ -17,6 +17,7 @@ from app.domains.messages.models import Message
 from app.queue import DEFAULT_QUEUE, open_pool
 from tests.conftest import csrf_from, sign_in
 from tests.integration.outbound_env import outbound, sandbox_server, wait_for  # noqa: F401 (fixtures)
+from tests.support.command_capture import capture
 from tests.support.inbound import envelope, new_wamid, signed, text_message
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -252,33 +253,23 @@ async def test_admin_page_saves_shows_field_errors_and_the_inbox_says_closed(out
     assert 'href="/admin/business-hours"' in inbox.text
 
 
-async def test_the_webhook_path_asks_the_database_once_then_only_its_cached_answer(monkeypatch):
-    """Business hours off: each new message costs the listener no database operation (one read per
-    workspace per process, until a change is heard) and queues no job."""
-    from beanie import PydanticObjectId
+async def test_the_webhook_path_reads_the_settings_once_then_only_its_cached_answer(outbound):  # noqa: F811
+    """Replies off: a customer's message costs the hook no database operation once its answer is cached
+    (the driver's own command log), and queues no job; an admin's save is heard, and read once again."""
+    env, account, _ = await _world(outbound)
+    database = env.runtime.settings.mongodb_database
 
-    from app.changes import Changes
-    from app.domains.business_hours.services import TOPIC, BusinessHoursService
+    def settings_reads(seen) -> int:
+        return sum(1 for c in seen if c.command.get(c.name) == BusinessHours.Settings.name)
 
-    reads, queued = [], []
+    with capture(database) as seen:
+        for _ in range(4):
+            assert await _customer_writes(env, account, str(next(_phones))) == "no job"
+    assert seen and settings_reads(seen) <= 1  # the first message may fill this process's cache
+    answer = await env.client.put("/api/v1/business-hours", headers=env.headers, json={"time_zone": "Europe/Berlin"})
+    assert answer.status_code == 200, answer.text  # saved, still no reply configured
+    with capture(database) as seen:
+        for _ in range(3):
+            assert await _customer_writes(env, account, str(next(_phones))) == "no job"
+    assert settings_reads(seen) == 1  # the change was heard: read once, then cached again
 
-    async def find_one_scoped(workspace_id, *filters):
-        reads.append(workspace_id)
-        return None
-
-    class Pool:
-        async def enqueue_job(self, *args, **kwargs):
-            queued.append(args)
-
-    monkeypatch.setattr(BusinessHours, "find_one_scoped", find_one_scoped)
-    changes = Changes()
-    service = BusinessHoursService(arq=lambda: Pool(), changes=changes)
-    workspace = str(PydanticObjectId())
-    for _ in range(50):
-        await service.on_live_event(workspace, "message.created", {"message_id": "m", "conversation_id": "c"})
-    assert len(reads) == 1 and queued == []
-    await changes.publish(TOPIC, workspace)  # saved somewhere: every process reads it again
-    await service.on_live_event(workspace, "message.created", {"message_id": "m", "conversation_id": "c"})
-    assert len(reads) == 2
-    await service.on_live_event(workspace, "conversation.updated", {"conversation_id": "c"})
-    assert len(reads) == 2

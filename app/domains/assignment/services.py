@@ -218,7 +218,8 @@ class AutoAssigner:
     async def on_live_event(self, workspace_id: PydanticObjectId | str, event: str, data: dict[str, Any]) -> None:
         """A LiveEvents listener. A new conversation always comes with its first message.created, so that
         event alone is enough (conversation.created would only queue a second job for the same turn)."""
-        if event != "message.created" or not await self.rules.has_enabled(workspace_id):
+        if event != "message.created" or data.get("direction") != "inbound" or \
+                not await self.rules.has_enabled(workspace_id):
             return
         conversation_id, message_id = data.get("conversation_id"), data.get("message_id")
         if conversation_id and message_id:

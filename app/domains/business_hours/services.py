@@ -161,10 +161,9 @@ class BusinessHoursService:
     # -- the automatic replies ------------------------------------------------------------------------
     async def on_live_event(self, workspace_id: PydanticObjectId | str, event: str, data: dict[str, Any]) -> None:
         """LiveEvents listener: a new message in a workspace that replies automatically queues a job. In
-        one that does not, it costs the cached answer only (no database operation). Outbound messages
-        queue a job too (the event does not say the direction); the job reads the message and stops."""
-        if event != "message.created" or "message_id" not in data:
-            return
+        one that does not, it costs the cached answer only (no database operation)."""
+        if event != "message.created" or "message_id" not in data or data.get("direction") != "inbound":
+            return  # only ingestion says "inbound": the business's own sends never queue a job
         settings = await self.cached(workspace_id)
         if settings is None or not settings.replies:
             return

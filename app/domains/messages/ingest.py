@@ -264,7 +264,7 @@ class MessageIngest:
         if created:
             batch.stored += 1
             await self.live.publish(batch.workspace_id, "message.created", message_id=str(doc.id),
-                                    conversation_id=str(conversation.id))
+                                    conversation_id=str(conversation.id), direction=direction)
             if not inbound:
                 await apply_pending_statuses(doc)
         if inbound and sender is None and doc.type == "text":  # STOP / START (idempotent: by wamid)
