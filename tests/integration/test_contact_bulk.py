@@ -141,3 +141,25 @@ async def test_a_filter_walks_every_matching_contact_in_batches(people, monkeypa
 
 async def tags_of_all(p) -> int:
     return await Contact.find({"workspace_id": p.workspace_id, "tags": "seen"}).count()
+
+
+async def test_open_inboxes_hear_of_a_bulk_change_to_their_customers(people):
+    """A tag added in bulk reaches the inbox as one contact's edit does: a live update for each of the
+    changed contacts' conversations still in play, none for a resolved one or an unchanged contact."""
+    client, p = people
+    heard: list[str] = []
+
+    async def listener(workspace_id, event, data):
+        if event == "conversation.updated":
+            heard.append(data["conversation_id"])
+
+    client.app.state.runtime.live.listeners.append(listener)
+    cleo = await Conversation.find_one(Conversation.contact_id == PydanticObjectId(p.ids["Cleo"]))
+    ada = await Conversation.find_one(Conversation.contact_id == PydanticObjectId(p.ids["Ada"]))
+    await Conversation.find_one(Conversation.id == ada.id).update({"$set": {"status": "resolved"}})
+    answer = await bulk(client, p, action="add_tags", tags=["autumn"], filter=EVERYONE)
+    assert answer.json()["changed"] == 3
+    assert heard == [str(cleo.id)]  # Ada's conversation is resolved; Bob has none
+    heard.clear()
+    again = await bulk(client, p, action="add_tags", tags=["autumn"], filter=EVERYONE)
+    assert again.json()["changed"] == 0 and heard == []  # nothing changed: nothing to show

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from beanie import PydanticObjectId
+from beanie.operators import NE, In
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.db import utcnow
@@ -26,6 +27,7 @@ from app.domains.contacts.editing import MAX_TAGS, check_attribute_key, clean_ta
 from app.domains.contacts.filters import ContactFilter
 from app.domains.contacts.models import ConsentSource, Contact
 from app.domains.contacts.services import consent_update
+from app.domains.conversations.models import Conversation, ConversationStatus
 from app.errors import Forbidden, ValidationFailed
 
 if TYPE_CHECKING:
@@ -34,6 +36,9 @@ if TYPE_CHECKING:
 MAX_BULK_IDS = 1000
 BATCH = 500
 ERASE_BATCH = 100
+MAX_ANNOUNCED = 2000
+"""Live updates one bulk action sends at most (open inboxes refresh the rest on their next load): every
+web process reads and renders each event once, so a change to 100,000 contacts must not flood them."""
 BULK_ACTIONS = ("add_tags", "remove_tags", "set_attribute", "opt_out", "opt_in", "delete")
 _DONE = {"add_tags": "Tags added", "remove_tags": "Tags removed", "set_attribute": "Attribute set",
          "opt_out": "Opted out of marketing", "opt_in": "Opted back in to marketing", "delete": "Deleted"}
@@ -104,11 +109,24 @@ class ContactBulk:
             return await self._erase(ws, selection)
         narrow, update = await self._change(ws, action, by=by, source=source)
         matched = changed = 0
+        announced = 0
         async for batch in self._batches(selection):
             matched += len(batch)
             result = await self.collection.update_many({"_id": {"$in": batch}, "workspace_id": ws, **narrow}, update)
             changed += result.modified_count
+            if result.modified_count and announced < MAX_ANNOUNCED:
+                announced += await self._announce(ws, batch, MAX_ANNOUNCED - announced)
         return BulkResult(action.action, matched, changed)
+
+    async def _announce(self, ws: PydanticObjectId, contact_ids: list[PydanticObjectId], limit: int) -> int:
+        """Open inboxes show the change as for one contact's edit: a ``conversation.updated`` for each
+        conversation of theirs still in play (not resolved), in one Redis round trip per batch."""
+        conversations = await Conversation.find(
+            Conversation.workspace_id == ws, In(Conversation.contact_id, contact_ids),
+            NE(Conversation.status, ConversationStatus.RESOLVED)).limit(limit).to_list()
+        await self.directory.editing.live.publish_many(
+            [(ws, "conversation.updated", {"conversation_id": str(c.id)}) for c in conversations])
+        return len(conversations)
 
     async def _change(self, ws: PydanticObjectId, action: BulkAction, *, by: str | None,
                       source: ConsentSource) -> tuple[dict[str, Any], dict[str, Any]]:
