@@ -138,16 +138,7 @@ async def test_concurrent_assignments_spread_evenly(env):
     await settled(env)  # no rule yet: nobody was assigned
     assert [(await Conversation.get(c.id)).assignee_id for c in conversations] == [None] * 6
     await AssignmentRule(workspace_id=env.workspace_id, name="RR").insert()
-    url = env.runtime.settings.redis_url
-    redis_a, redis_b = Redis.from_url(url), Redis.from_url(url)
-    try:
-        workers = [AutoAssigner(AssignmentRules(), Presence(r, 30), ConversationActions(env.runtime.live), r,
-                                enqueue_assign=_never, enqueue_waiting=_never) for r in (redis_a, redis_b)]
-        outcomes = await asyncio.gather(*(workers[i % 2].assign(env.workspace_id, c.id)
-                                          for i, c in enumerate(conversations)))
-    finally:
-        await redis_a.aclose()
-        await redis_b.aclose()
+    outcomes = await two_assigners(env, conversations)
     assert outcomes == ["assigned"] * 6
     held = [(await Conversation.get(c.id)).assignee_id for c in conversations]
     assert sorted(held.count(a.id) for a in agents) == [2, 2, 2]
@@ -160,16 +151,7 @@ async def test_counting_rules_hold_under_concurrency(env):
     await settled(env)
     await AssignmentRule(workspace_id=env.workspace_id, name="Least", method="least_open",
                          max_open_per_agent=2).insert()
-    url = env.runtime.settings.redis_url
-    redis_a, redis_b = Redis.from_url(url), Redis.from_url(url)
-    try:
-        workers = [AutoAssigner(AssignmentRules(), Presence(r, 30), ConversationActions(env.runtime.live), r,
-                                enqueue_assign=_never, enqueue_waiting=_never) for r in (redis_a, redis_b)]
-        outcomes = await asyncio.gather(*(workers[i % 2].assign(env.workspace_id, c.id)
-                                          for i, c in enumerate(conversations)))
-    finally:
-        await redis_a.aclose()
-        await redis_b.aclose()
+    outcomes = await two_assigners(env, conversations)
     assert sorted(outcomes) == ["assigned"] * 6 + ["nobody"] * 2
     held = [(await Conversation.get(c.id)).assignee_id for c in conversations]
     assert sorted(held.count(a.id) for a in agents) == [2, 2, 2]
@@ -308,6 +290,21 @@ async def test_no_rule_costs_the_webhook_no_database_operation(env):
     assert seen, "the webhooks were stored"
     assert not [c for c in seen if c.command.get(c.name) == AssignmentRule.Settings.name]
     assert not [j for j in await env.runtime.arq.queued_jobs() if j.function == AUTO_ASSIGN_JOB]
+
+
+async def two_assigners(env, conversations) -> list[str]:
+    """The conversations given out at once by two assigners, each with its own Redis connection (two
+    workers), taking them in turn."""
+    url = env.runtime.settings.redis_url
+    redis_a, redis_b = Redis.from_url(url), Redis.from_url(url)
+    try:
+        workers = [AutoAssigner(AssignmentRules(), Presence(r, 30), ConversationActions(env.runtime.live), r,
+                                enqueue_assign=_never, enqueue_waiting=_never) for r in (redis_a, redis_b)]
+        return list(await asyncio.gather(*(workers[i % 2].assign(env.workspace_id, c.id)
+                                           for i, c in enumerate(conversations))))
+    finally:
+        await redis_a.aclose()
+        await redis_b.aclose()
 
 
 async def _never(*args: object) -> None:

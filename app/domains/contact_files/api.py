@@ -175,10 +175,8 @@ class ContactImportsApi(Controller):
 
     @get("/{import_id:str}/report.csv", media_type=CSV, summary="The rows an import refused, with why (CSV)")
     async def import_report(self, principal: NamedDependency[Principal], import_id: FromPath[str]) -> Stream:
-        job = await imports.get(principal.workspace_id, import_id)
-        stored = await imports.report(job)
-        return Stream(imports.store.stream(stored), media_type=CSV, headers={
-            "Content-Length": str(stored.length), "Content-Disposition": f'attachment; filename="{stored.filename}"'})
+        body, headers = await imports.report_download(principal.workspace_id, import_id)
+        return Stream(body, media_type=CSV, headers=headers)
 
 
 class ContactExportsApi(Controller):

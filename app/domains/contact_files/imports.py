@@ -11,6 +11,7 @@ Then the file goes to the media store (GridFS), where the worker streams it from
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import phonenumbers
@@ -125,6 +126,13 @@ class ContactImports:
         if raw is None:
             raise Conflict(f"This import is {job.status} already.", error_code="IMPORT_FINISHED")
         return ContactImport.model_validate(raw)
+
+    async def report_download(self, workspace_id: PydanticObjectId, import_id: str
+                              ) -> tuple[AsyncIterator[bytes], dict[str, str]]:
+        """The refused rows' CSV as it streams, with its length and file name (page and API alike)."""
+        stored = await self.report(await self.get(workspace_id, import_id))
+        return self.store.stream(stored), {"Content-Length": str(stored.length),
+                                           "Content-Disposition": f'attachment; filename="{stored.filename}"'}
 
     async def report(self, job: ContactImport) -> StoredMedia:
         """The CSV of refused rows (404 until the import is done, or when every row went in)."""
