@@ -34,6 +34,7 @@ from app.domains.contact_files.controllers import ContactExportJobPages, Contact
 from app.domains.contacts.api import ContactsApi
 from app.domains.contacts.attribute_values import show_attribute
 from app.domains.contacts.controllers import ContactPages
+from app.domains.contacts.keywords_api import KeywordSettingsApi
 from app.domains.contacts.merge_api import ContactMergeApi
 from app.domains.contacts.merge_controllers import ContactMergePages
 from app.domains.conversations.actions_api import ConversationActionsApi, MessageReactionsApi
@@ -178,7 +179,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             NumbersController, TemplatesController, TeamController, ApiKeysController, InvitationController,
             ProfileController,
             CannedPages, LabelPages, AttributePages,
-            BusinessHoursApi, BusinessHoursPages,
+            BusinessHoursApi, BusinessHoursPages, KeywordSettingsApi,
             ContactImportsApi, ContactExportsApi, ContactImportPages, ContactExportPage, ContactExportJobPages,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False,
                                        cache_control=CacheControlHeader(no_cache=True)),  # cached, revalidated

@@ -133,3 +133,15 @@ async def enqueue_auto_reply(pool: ArqRedis, workspace_id: str, message_id: str)
     replies' idempotency keys make a second run send nothing anyway)."""
     job = await pool.enqueue_job(AUTO_REPLY_JOB, workspace_id, message_id, _job_id=f"auto-reply:{message_id}")
     return job is not None
+
+
+# --- STOP / START confirmations (app/domains/contacts/keywords.py) ----------------------------------------
+CONSENT_CONFIRMATION_JOB = "confirm_consent_keyword"
+
+
+async def enqueue_consent_confirmation(pool: ArqRedis, workspace_id: str, message_id: str) -> bool:
+    """Confirm a STOP / START keyword if this message is one that changed consent. Job id = the message
+    (the send's idempotency key makes a second run send nothing anyway)."""
+    job = await pool.enqueue_job(CONSENT_CONFIRMATION_JOB, workspace_id, message_id,
+                                 _job_id=f"consent-confirm:{message_id}")
+    return job is not None

@@ -20,6 +20,7 @@ from app.db import Database
 from app.domains.accounts.services import AccountService
 from app.domains.assignment.wiring import build_assignment
 from app.domains.business_hours.services import BusinessHoursService
+from app.domains.contacts.keywords import ConsentKeywords
 from app.domains.media.store import MediaStore
 from app.domains.outbox.media import OutboundMediaService
 from app.domains.outbox.service import OutboxService
@@ -66,8 +67,11 @@ class Runtime:
             session_max_age=timedelta(hours=settings.session_max_age_hours),
             changes=self.changes,
         )
+        # A workspace's own STOP / START words (cached for ingestion) and the confirmations' job.
+        self.consent_keywords = ConsentKeywords(arq=lambda: self.arq, changes=self.changes)
         # One ingestor per process: the webhook endpoint applies bodies with it, the worker stored ones.
-        self.ingestor = WebhookIngestor(self.live, self._enqueue_media, self.templates, accounts=self.accounts)
+        self.ingestor = WebhookIngestor(self.live, self._enqueue_media, self.templates, accounts=self.accounts,
+                                        keywords=self.consent_keywords)
         self.webhooks = WebhookReceiver(self.accounts, lambda: self.arq, self.ingestor)
         # The one send path (validate -> outbox -> drain job); a new token resumes held sends.
         self.outbox = OutboxService(redis=self.redis, arq=lambda: self.arq, live=self.live, accounts=self.accounts,
@@ -88,8 +92,11 @@ class Runtime:
         self.presence, self.auto_assigner = build_assignment(self)
         self.live.listeners.append(self.auto_assigner.on_live_event)
         # Business hours: the inbox's "closed" notice; a customer's message queues the greeting / away job.
-        self.business_hours = BusinessHoursService(self.outbox, arq=lambda: self.arq, changes=self.changes)
+        self.business_hours = BusinessHoursService(self.outbox, arq=lambda: self.arq, changes=self.changes,
+                                                   keywords=self.consent_keywords)
         self.live.listeners.append(self.business_hours.on_live_event)
+        # STOP / START: a customer's message queues the confirmation job where confirmations are set.
+        self.live.listeners.append(self.consent_keywords.on_live_event)
         self.embedded_database: Any = None  # app.embedded_mongo.EmbeddedMongo when `inbox run` started one
         self._started = False
 

@@ -46,6 +46,8 @@ FUNCTIONS += [tasks.delete_old_contact_files]
 CRON_JOBS += [cron(tasks.delete_old_contact_files, minute={23}, second={0}, unique=True)]
 # Business hours: the greeting and the away message for a customer's new message (queued by a live-event listener).
 FUNCTIONS += [tasks.answer_customer]
+# STOP / START: the workspace's confirmation for a keyword that changed consent (queued by a live-event listener).
+FUNCTIONS += [tasks.confirm_consent_keyword]
 
 
 class InboxWorker(Worker):

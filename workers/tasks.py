@@ -219,3 +219,21 @@ async def answer_customer(ctx: dict[str, Any], workspace_id: str, message_id: st
         if tries >= 5:
             return "not answered: the conversation's window was never recorded"
         raise Retry(defer=backoff(tries, base=0.2)) from exc
+
+
+# --- STOP / START: the confirmation sent back -------------------------------------------------------------
+
+async def confirm_consent_keyword(ctx: dict[str, Any], workspace_id: str, message_id: str) -> str:
+    """Send the workspace's confirmation for a keyword message that changed consent (at most once)."""
+    from arq import Retry
+
+    from app.domains.contacts.keywords import NotYet
+
+    runtime = runtime_of(ctx)
+    try:
+        return await runtime.consent_keywords.confirm(runtime.outbox, workspace_id, message_id)
+    except NotYet as exc:  # the ingestion is still recording the consent change or the window
+        tries = ctx.get("job_try", 1)
+        if tries >= 5:
+            return "not confirmed: the consent change was never recorded"
+        raise Retry(defer=backoff(tries, base=0.2)) from exc

@@ -12,7 +12,7 @@ def all_documents() -> list[type[Document]]:
     from app.domains.business_hours.models import BusinessHours
     from app.domains.catalog.models import CannedResponse, ContactAttribute, Label
     from app.domains.contact_files.models import ContactExport, ContactImport, ImportRefusal
-    from app.domains.contacts.models import Contact, ContactMerge
+    from app.domains.contacts.models import Contact, ContactMerge, KeywordSettings
     from app.domains.conversations.models import Conversation
     from app.domains.media.models import MediaChunk, StoredMedia
     from app.domains.messages.models import Message, PendingStatus
@@ -28,7 +28,7 @@ def all_documents() -> list[type[Document]]:
     return [
         Workspace, User, ApiKey, WebSession,
         WhatsAppAccount,
-        Contact, ContactMerge,
+        Contact, ContactMerge, KeywordSettings,
         Conversation,
         Message, PendingStatus,
         OutboundMedia,

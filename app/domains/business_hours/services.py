@@ -31,7 +31,7 @@ from app.domains.business_hours.rules import (
     validate_hours,
     values_from_form,
 )
-from app.domains.contacts.consent import keyword_consent
+from app.domains.contacts.consent import NO_EXTRA, KeywordLookup, keyword_consent
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation
 from app.domains.messages.models import Message
@@ -57,8 +57,11 @@ class NotYet(Exception):
 
 class BusinessHoursService:
     def __init__(self, outbox: OutboxService | None = None, *, arq: Callable[[], ArqRedis | None] = lambda: None,
-                 changes: Changes | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+                 changes: Changes | None = None, clock: Callable[[], datetime] = utcnow,
+                 keywords: KeywordLookup | None = None) -> None:
         self.outbox = outbox
+        self.keywords = keywords
+        """The workspace's extra STOP / START words (cached): keywords get no automatic reply."""
         self._arq = arq
         self.changes = changes
         self.clock = clock
@@ -187,7 +190,8 @@ class BusinessHoursService:
         if message.sender_contact_id is not None or message.type in NOT_WRITING:
             return "not answered: a group, a reaction, an edit or a system message"
         if message.type == "text" and isinstance(message.content, dict) and \
-                keyword_consent(message.content.get("body")) is not None:
+                keyword_consent(message.content.get("body"),
+                                await self.keywords.extra_words(wid) if self.keywords else NO_EXTRA) is not None:
             return "not answered: a STOP / START keyword"
         conversation = await Conversation.find_one({"_id": message.conversation_id, "workspace_id": wid})
         contact = await Contact.find_one({"_id": message.contact_id, "workspace_id": wid})

@@ -264,3 +264,26 @@ class ContactMerge(WorkspaceDocument):
             pymongo.IndexModel([("workspace_id", 1), ("survivor_id", 1), ("created_at", -1)]),
             pymongo.IndexModel([("state", 1), ("settled", 1), ("updated_at", 1)]),
         ]
+
+
+class KeywordSettings(WorkspaceDocument):
+    """The workspace's own STOP / START words and the confirmations sent back (contacts/keywords.py)."""
+
+    opt_out_words: list[str] = Field(default_factory=list)
+    """Extra whole-message words that opt out of marketing, beside the built-in ones (consent.py)."""
+    opt_in_words: list[str] = Field(default_factory=list)
+    """Extra whole-message words that opt back in."""
+    opt_out_confirmation: str = ""
+    """Sent to the customer when a keyword opted them out ("" = none)."""
+    opt_in_confirmation: str = ""
+    """Sent to the customer when a keyword opted them back in ("" = none)."""
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def confirms(self) -> bool:
+        """Whether a keyword may get a confirmation (the webhook path's cached question)."""
+        return bool(self.opt_out_confirmation or self.opt_in_confirmation)
+
+    class Settings:
+        name = "keyword_settings"
+        indexes = [pymongo.IndexModel([("workspace_id", 1)], unique=True)]

@@ -25,7 +25,7 @@ from pymongo.errors import DuplicateKeyError
 from app.db import as_utc, utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.accounts.services import AccountService
-from app.domains.contacts.consent import apply_keyword_consent
+from app.domains.contacts.consent import KeywordLookup, apply_keyword_consent
 from app.domains.contacts.models import Contact
 from app.domains.contacts.services import ContactService
 from app.domains.conversations.models import Conversation, MessagePreview
@@ -100,9 +100,10 @@ class MessageIngest:
 
     def __init__(self, live: LiveEvents, enqueue_media: EnqueueMedia,
                  contacts: ContactService | None = None, conversations: ConversationService | None = None,
-                 accounts: AccountService | None = None) -> None:
+                 accounts: AccountService | None = None, keywords: KeywordLookup | None = None) -> None:
         self.live = live
         self.accounts = accounts
+        self.keywords = keywords  # the workspace's extra STOP / START words (cached), or the built-in only
         self.enqueue_media = enqueue_media
         self.contacts = contacts or ContactService()
         self.conversations = conversations or ConversationService()
@@ -268,7 +269,7 @@ class MessageIngest:
             if not inbound:
                 await apply_pending_statuses(doc)
         if inbound and sender is None and doc.type == "text":  # STOP / START (idempotent: by wamid)
-            await apply_keyword_consent(doc)
+            await apply_keyword_consent(doc, self.keywords)
         if doc.media is not None and doc.media.state == "pending" and doc.media.attempts == 0:
             await self.enqueue_media(str(doc.id), 0)  # the job id dedupes a re-run's second enqueue
         await self._apply_to_conversation(batch, doc, conversation, inbound=inbound)

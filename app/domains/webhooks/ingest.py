@@ -25,6 +25,7 @@ from app.cache import TtlCache
 from app.db import as_utc, utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.accounts.services import AccountService
+from app.domains.contacts.consent import KeywordLookup
 from app.domains.messages.ingest import BatchContext, MessageIngest
 from app.domains.templates.services import TemplateService
 from app.domains.webhooks.groups import GROUP_FIELDS, GroupUpdates
@@ -151,8 +152,8 @@ class WebhookIngestor:
 
     def __init__(self, live: LiveEvents, enqueue_media: Callable[[str, int], Awaitable[Any]],
                  templates: TemplateService | None = None, numbers: NumberCache | None = None,
-                 accounts: AccountService | None = None) -> None:
-        self.messages = MessageIngest(live, enqueue_media, accounts=accounts)
+                 accounts: AccountService | None = None, keywords: KeywordLookup | None = None) -> None:
+        self.messages = MessageIngest(live, enqueue_media, accounts=accounts, keywords=keywords)
         self.contacts = self.messages.contacts
         self.groups = GroupUpdates(live, self.contacts, self.messages.conversations)
         self.templates = templates
