@@ -200,7 +200,7 @@ async def test_live_events_for_messages_statuses_and_conversations(env):
     names = [e["event"] for e in events]
     inbound = await Message.find_one(Message.direction == "inbound")
     assert {"event": "message.created", "message_id": str(inbound.id),
-            "conversation_id": str(inbound.conversation_id)} in events
+            "conversation_id": str(inbound.conversation_id), "direction": "inbound"} in events
     assert "conversation.updated" in names
     assert any(e["event"] == "message.updated" and e["message_id"] == str(sent.id) and e["status"] == "sent"
                for e in events)
