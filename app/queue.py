@@ -145,3 +145,24 @@ async def enqueue_consent_confirmation(pool: ArqRedis, workspace_id: str, messag
     job = await pool.enqueue_job(CONSENT_CONFIRMATION_JOB, workspace_id, message_id,
                                  _job_id=f"consent-confirm:{message_id}")
     return job is not None
+
+
+# --- workflows (app/domains/workflows/) -------------------------------------------------------------
+WORKFLOW_RUN_JOB = "advance_workflow_run"
+WORKFLOW_EVENT_JOB = "workflow_event"
+
+
+async def enqueue_workflow_run(pool: ArqRedis, run_id: str, marker: str) -> bool:
+    """Advance one run. Job id = run and ``marker`` (its visit count, a wake-up, a reply): asked twice for the
+    same moment, queued once; the run's lease keeps two jobs of different moments from both advancing it."""
+    job = await pool.enqueue_job(WORKFLOW_RUN_JOB, run_id, _job_id=f"wf-run:{run_id}:{marker}")
+    return job is not None
+
+
+async def enqueue_workflow_event(pool: ArqRedis, workspace_id: str, kind: str, ids: dict[str, str]) -> bool:
+    """Start the runs one event triggers. Job id = the event (its message, conversation or contact change)."""
+    ident = ids.get("message_id") or ids.get("conversation_id") or ids.get("contact_id") or uuid.uuid4().hex
+    if kind == "contact":  # each change of a contact is its own event
+        ident = f"{ident}:{uuid.uuid4().hex}"
+    job = await pool.enqueue_job(WORKFLOW_EVENT_JOB, workspace_id, kind, ids, _job_id=f"wf-event:{kind}:{ident}")
+    return job is not None

@@ -109,6 +109,11 @@ class LiveEvents:
         for workspace_id, event, data in events:
             await self._tell_listeners(workspace_id, event, data)
 
+    async def tell(self, workspace_id: PydanticObjectId | str, event: str, **data: Any) -> None:
+        """Tell this process's listeners only (no tab shows it): a fact for automations, such as a
+        contact's tags changing (``contact.changed``)."""
+        await self._tell_listeners(workspace_id, event, data)
+
     async def latest_seq(self, workspace_id: PydanticObjectId | str) -> str:
         """The id of the workspace's newest event ("0-0" when none): a page rendered after reading it
         shows everything up to it, and its tab catches up from there."""

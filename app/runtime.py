@@ -31,6 +31,7 @@ from app.domains.subscriptions.ssrf import guarded_client
 from app.domains.templates.services import TemplateService
 from app.domains.webhooks.ingest import WebhookIngestor
 from app.domains.webhooks.services import WebhookReceiver
+from app.domains.workflows.wiring import build_workflows
 from app.domains.workspaces.services import AccountsOfPeople
 from app.logging import get_logger
 from app.queue import open_pool
@@ -97,6 +98,9 @@ class Runtime:
         self.live.listeners.append(self.business_hours.on_live_event)
         # STOP / START: a customer's message queues the confirmation job where confirmations are set.
         self.live.listeners.append(self.consent_keywords.on_live_event)
+        # Workflows: live events, timers, dates and segments start durable runs, advanced by worker jobs.
+        self.workflows = build_workflows(self)
+        self.live.listeners.append(self.workflows.triggers.on_live_event)
         self.embedded_database: Any = None  # app.embedded_mongo.EmbeddedMongo when `inbox run` started one
         self._started = False
 

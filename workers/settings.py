@@ -48,6 +48,11 @@ CRON_JOBS += [cron(tasks.delete_old_contact_files, minute={23}, second={0}, uniq
 FUNCTIONS += [tasks.answer_customer]
 # STOP / START: the workspace's confirmation for a keyword that changed consent (queued by a live-event listener).
 FUNCTIONS += [tasks.confirm_consent_keyword]
+# Workflows: runs advance in jobs (a slice of steps each); the tick fires timers, scans date and segment
+# triggers and wakes runs whose wait ended or whose worker died (every 10 s).
+FUNCTIONS += [func(tasks.advance_workflow_run, keep_result=0), func(tasks.workflow_event, keep_result=0),
+              tasks.workflow_tick]
+CRON_JOBS += [cron(tasks.workflow_tick, second=set(range(3, 60, 10)), run_at_startup=True)]
 
 
 class InboxWorker(Worker):

@@ -237,3 +237,30 @@ async def confirm_consent_keyword(ctx: dict[str, Any], workspace_id: str, messag
         if tries >= 5:
             return "not confirmed: the consent change was never recorded"
         raise Retry(defer=backoff(tries, base=0.2)) from exc
+
+
+# --- workflows (app/domains/workflows/) ---------------------------------------------------------
+
+async def advance_workflow_run(ctx: dict[str, Any], run_id: str) -> str:
+    """Do a run's steps until it waits or ends."""
+    return await runtime_of(ctx).workflows.engine.advance(run_id)
+
+
+async def workflow_event(ctx: dict[str, Any], workspace_id: str, kind: str, ids: dict[str, str]) -> str:
+    """Hand a customer's message to the run that waits for it, or start the runs an event triggers."""
+    from arq import Retry
+
+    from app.domains.workflows.triggers import NotYet
+
+    try:
+        return await runtime_of(ctx).workflows.triggers.handle(workspace_id, kind, ids)
+    except NotYet as exc:  # the ingestion is still recording the conversation's window
+        tries = ctx.get("job_try", 1)
+        if tries >= 5:
+            return "the conversation's window was never recorded"
+        raise Retry(defer=backoff(tries, base=0.2)) from exc
+
+
+async def workflow_tick(ctx: dict[str, Any]) -> dict[str, int]:
+    """Fire due "no reply" timers, scan date and segment triggers, queue the runs whose time has come."""
+    return await runtime_of(ctx).workflows.triggers.tick()

@@ -22,6 +22,7 @@ def all_documents() -> list[type[Document]]:
     from app.domains.team.models import Invitation, Team
     from app.domains.templates.models import MessageTemplate
     from app.domains.webhooks.models import TemplateStatusEvent, WebhookEvent
+    from app.domains.workflows.models import Workflow, WorkflowRun, WorkflowTimer
     from app.domains.workspaces.models import ApiKey, User, WebSession, Workspace
 
     # Each area adds its Documents here (one line per area keeps merges trivial).
@@ -42,4 +43,5 @@ def all_documents() -> list[type[Document]]:
         Subscription, IntegrationEvent, Delivery,
         AssignmentRule,
         BusinessHours,
+        Workflow, WorkflowRun, WorkflowTimer,
     ]

@@ -142,6 +142,7 @@ class ContactDirectory:
                                     opted_out_marketing=opted_out_marketing or None, email=email or None, by=by)
         await self.integrations.emit(workspace_id, EventType.CONTACT_CREATED, f"contact.created:{contact.id}",
                                      {"contact": _contact_json(contact)}, contact.created_at)
+        await self.editing.live.tell(workspace_id, "contact.created", contact_id=str(contact.id))
         return contact
 
     async def update(self, contact: Contact, *, name: str | None = None, attributes: dict[str, Any] | None = None,

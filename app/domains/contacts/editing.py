@@ -126,6 +126,8 @@ class ContactEditing:
 
     async def _save(self, contact: Contact, **changes: Any) -> Contact:
         now = utcnow()
+        before_tags = {t.casefold(): t for t in contact.tags}
+        before_attributes = dict(contact.attributes)
         for key, value in changes.items():
             setattr(contact, key, value)
         if "name" in changes:  # the inbox search finds the contact by its new name, the list sorts by it
@@ -140,4 +142,17 @@ class ContactEditing:
         await theirs.update({"$set": {"updated_at": now}})
         for conversation in conversations:
             await self.live.publish(contact.workspace_id, "conversation.updated", conversation_id=str(conversation.id))
+        await self._tell_changes(contact, before_tags, before_attributes, changes)
         return contact
+
+    async def _tell_changes(self, contact: Contact, before_tags: dict[str, str], before_attributes: dict[str, Any],
+                            changes: dict[str, Any]) -> None:
+        """Tags added or removed and attributes changed, for workflows' triggers (listeners only)."""
+        after_tags = {t.casefold(): t for t in contact.tags}
+        added = [t for k, t in after_tags.items() if k not in before_tags] if "tags" in changes else []
+        removed = [t for k, t in before_tags.items() if k not in after_tags] if "tags" in changes else []
+        attributes = sorted(k for k in set(before_attributes) | set(contact.attributes)
+                            if before_attributes.get(k) != contact.attributes.get(k)) if "attributes" in changes else []
+        if added or removed or attributes:
+            await self.live.tell(contact.workspace_id, "contact.changed", contact_id=str(contact.id),
+                                 tags_added=added, tags_removed=removed, attributes=attributes)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from beanie import PydanticObjectId
+from pymongo.errors import DuplicateKeyError
 
 from app.db import as_utc, utcnow
 from app.domains.access.scope import Scope
@@ -28,6 +29,7 @@ MAX_NOTE = 4096
 MAX_LABELS = 20
 MAX_LABEL_LENGTH = 40
 MAX_SNOOZE = timedelta(days=365)
+PRIORITIES = ("urgent", "high", "medium", "low")
 _LABEL = re.compile(r"^[\w][\w .:/&+-]*$", re.UNICODE)
 
 
@@ -221,6 +223,22 @@ class ConversationActions:
         await self.record_event(conversation, "labels", f"{_actor(by)} {' and '.join(parts)}", by, labels=cleaned)
         return conversation
 
+    async def set_priority(self, conversation: Conversation, priority: str | None, *, by: User | None,
+                           by_name: str | None = None) -> Conversation:
+        """urgent / high / medium / low, or None (or "none") to clear it."""
+        new = None if priority in (None, "", "none") else priority
+        if new not in PRIORITIES:
+            raise ValidationFailed("Priority must be urgent, high, medium, low or none.", error_code="BAD_PRIORITY",
+                                   details={"priority": str(priority)[:40]})
+        if conversation.priority == new:
+            return conversation
+        conversation.priority = new  # type: ignore[assignment]
+        await self._save(conversation, {"priority": new})
+        who = by_name or _actor(by)
+        text = f"{who} set the priority to {new}" if new else f"{who} cleared the priority"
+        await self.record_event(conversation, "priority", text, by, priority=new)
+        return conversation
+
     async def mark_read(self, conversation: Conversation) -> bool:
         """The agent opened it: unread back to 0; returns whether anything changed."""
         if not conversation.unread_count:
@@ -230,8 +248,10 @@ class ConversationActions:
         return True
 
     # --- notes and system events -----------------------------------------------------------------
-    async def add_note(self, conversation: Conversation, text: str, *, by: User | None) -> Message:
-        """An internal note: seen by agents only, never sent to WhatsApp."""
+    async def add_note(self, conversation: Conversation, text: str, *, by: User | None,
+                       idempotency_key: str | None = None) -> Message:
+        """An internal note: seen by agents only, never sent to WhatsApp. With ``idempotency_key`` (a
+        workflow's step) a second call with the same key adds nothing and returns the first note."""
         body = (text or "").strip()
         if not body:
             raise ValidationFailed("Write something first.", error_code="EMPTY_NOTE", details={"text": "empty"})
@@ -242,7 +262,19 @@ class ConversationActions:
         mentions = await mentioned_users(conversation.workspace_id, body)
         if mentions:
             content["mentions"] = mentions
-        note = await self._internal(conversation, "note", content, by)
+        if idempotency_key is not None:
+            found = await Message.find_one({"workspace_id": conversation.workspace_id,
+                                            "idempotency_key": idempotency_key})
+            if found is not None:
+                return found
+        try:
+            note = await self._internal(conversation, "note", content, by, idempotency_key=idempotency_key)
+        except DuplicateKeyError:  # the same step, done twice at once
+            found = await Message.find_one({"workspace_id": conversation.workspace_id,
+                                            "idempotency_key": idempotency_key})
+            if found is None:
+                raise
+            return found
         await self._touch(conversation)
         return note
 
@@ -252,14 +284,15 @@ class ConversationActions:
         return await self._internal(conversation, "event", {"kind": kind, "text": text, **data}, by)
 
     async def _internal(self, conversation: Conversation, type_: str, content: dict[str, Any],
-                        by: User | None) -> Message:
+                        by: User | None, *, idempotency_key: str | None = None) -> Message:
         now = utcnow()
         message = Message(workspace_id=conversation.workspace_id, conversation_id=conversation.id,
                           account_id=conversation.account_id, contact_id=conversation.contact_id,
                           direction="internal", type=type_, content=content, status=MessageStatus.DELIVERED,
-                          sent_by=by.id if by else None, via="inbox", timestamp=now, updated_at=now)
+                          sent_by=by.id if by else None, via="inbox", timestamp=now, updated_at=now,
+                          idempotency_key=idempotency_key)
         await message.insert()
-        await self.live.publish(conversation.workspace_id, "message.created",
+        await self.live.publish(conversation.workspace_id, "message.created", direction="internal",
                                 conversation_id=str(conversation.id), message_id=str(message.id))
         return message
 

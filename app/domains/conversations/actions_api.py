@@ -44,7 +44,7 @@ class ConversationActionsApi(Controller):
         actions = ConversationActions(runtime.live)
         return await _out(actions, await actions.get(principal.scope, conversation_id))
 
-    @patch("/{conversation_id:str}", summary="Change status, assignee, team, labels or snooze")
+    @patch("/{conversation_id:str}", summary="Change status, assignee, team, labels, priority or snooze")
     async def update_conversation(self, conversation_id: FromPath[str], data: JSONBody[ConversationPatch], runtime: NamedDependency[Runtime],
                                   principal: NamedDependency[Principal]) -> ConversationOut:
         actions = ConversationActions(runtime.live)
@@ -86,6 +86,8 @@ class ConversationActionsApi(Controller):
                                                      team_name=team.name if team else None, by=by)
         if data.labels is not None:
             conversation = await actions.set_labels(conversation, data.labels, by=by, known=known)
+        if data.priority is not None:
+            conversation = await actions.set_priority(conversation, data.priority, by=by)
         if snooze and data.snoozed_until is not None:
             conversation = await actions.snooze(conversation, data.snoozed_until, by=by)
         elif data.status is not None:

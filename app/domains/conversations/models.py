@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Literal
 
 import pymongo
 from beanie import PydanticObjectId
@@ -38,6 +39,8 @@ class Conversation(WorkspaceDocument):
     assignee_id: PydanticObjectId | None = None
     team_id: PydanticObjectId | None = None
     labels: list[str] = Field(default_factory=list)
+    priority: Literal["urgent", "high", "medium", "low"] | None = None
+    """Set by agents, the API or a workflow (escalation); the inbox shows it and can sort by it."""
     snoozed_until: datetime | None = None
     unread_count: int = 0
     last_message_at: datetime | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,6 +38,7 @@ class ConversationOut(BaseModel):
     assignee_id: str | None = None
     team_id: str | None = None
     labels: list[str] = Field(default_factory=list, description="Label ids (see /api/v1/labels)")
+    priority: Literal["urgent", "high", "medium", "low"] | None = None
     snoozed_until: datetime | None = None
     unread_count: int = 0
     last_message_at: datetime | None = None
@@ -56,6 +58,8 @@ class ConversationPatch(BaseModel):
     assignee_id: str | None = Field(None, description="A user id of the workspace; null to unassign")
     team_id: str | None = Field(None, description="A team id; null to remove the team")
     labels: list[str] | None = Field(None, description="The full list of label ids")
+    priority: Literal["urgent", "high", "medium", "low", "none"] | None = Field(
+        None, description="\"none\" clears it")
 
 
 class NoteIn(BaseModel):
@@ -77,6 +81,7 @@ def conversation_out(conversation: Conversation, contact: object | None) -> Conv
                              kind=getattr(contact, "kind", "person")),
         status=conversation.status, assignee_id=str(conversation.assignee_id) if conversation.assignee_id else None,
         team_id=str(conversation.team_id) if conversation.team_id else None, labels=list(conversation.labels),
+        priority=conversation.priority,
         snoozed_until=_utc(conversation.snoozed_until), unread_count=conversation.unread_count,
         last_message_at=_utc(conversation.last_message_at), window_expires_at=_utc(conversation.window_expires_at),
         window_open=conversation.window_open(),

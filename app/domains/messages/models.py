@@ -165,10 +165,12 @@ class Message(WorkspaceDocument):
     sent_by: PydanticObjectId | None = None
     """The agent who wrote it (None for customers, API keys and automations)."""
     via: str | None = None
+    """How an outbound message was created: inbox, api, broadcast, automation."""
+    automation: dict[str, str] | None = None
+    """Sent by a workflow: {"workflow_id", "name", "run_id"} (the thread names the workflow)."""
     rendered: dict[str, Any] | None = None
     """A template we sent as the customer read it (header, body, footer, buttons with the parameters
     filled in: app.whatsapp.templates.render_template), for the thread and the list."""
-    """How an outbound message was created: inbox, api, broadcast, automation."""
     priority: Literal["agent", "bulk"] = "agent"
     marketing: bool = False
     """Outbound: a MARKETING template (never sent to a contact who has opted out, even once queued)."""

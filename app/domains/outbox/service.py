@@ -107,8 +107,9 @@ class OutboxService:
     async def send(self, workspace_id: PydanticObjectId, conversation: Conversation, draft: Draft, *,
                    sent_by: PydanticObjectId | None = None, via: str = "api", priority: str = "agent",
                    idempotency_key: str | None = None, account: WhatsAppAccount | None = None,
-                   contact: Contact | None = None) -> Message:
-        """Validate ``draft`` for ``conversation``, store it queued, and queue it; returns the message."""
+                   contact: Contact | None = None, automation: dict[str, str] | None = None) -> Message:
+        """Validate ``draft`` for ``conversation``, store it queued, and queue it; returns the message.
+        ``automation``: the workflow that sends it ({"workflow_id", "name", "run_id"}), shown in the thread."""
         existing = await self._idempotent(workspace_id, idempotency_key)
         if existing is not None:
             return existing
@@ -137,7 +138,7 @@ class OutboxService:
             workspace_id=workspace_id, conversation_id=conversation.id, account_id=account.id,
             contact_id=contact.id, direction="outbound", type=draft.type, content=checked,
             status=MessageStatus.QUEUED, status_at={MessageStatus.QUEUED.value: now}, reply_to_id=reply_id,
-            reply_to_wamid=reply_wamid, media=media, sent_by=sent_by, via=via,
+            reply_to_wamid=reply_wamid, media=media, sent_by=sent_by, via=via, automation=automation,
             priority="bulk" if priority == "bulk" else "agent", marketing=marketing, idempotency_key=idempotency_key,
             recipient=recipient, rendered=rendered, timestamp=now, created_at=now, updated_at=now,
         )
@@ -153,7 +154,8 @@ class OutboxService:
             conversation, now, MessagePreview(text=preview_text(draft.type, checked, rendered), direction="outbound",
                                               type=draft.type, status=message.status.value, message_id=message.id))
         await self._enqueue(message, [
-            (workspace_id, "message.created", {"message_id": str(message.id), "conversation_id": str(conversation.id)}),
+            (workspace_id, "message.created", {"message_id": str(message.id), "conversation_id": str(conversation.id),
+                                                "direction": "outbound"}),
             (workspace_id, "conversation.updated", {"conversation_id": str(conversation.id)})])
         return message
 
