@@ -50,6 +50,8 @@ def parse_object_id(value: str | PydanticObjectId | None) -> PydanticObjectId | 
     """An ObjectId from user input, or None when it is not one (callers answer 404)."""
     if isinstance(value, PydanticObjectId):
         return value
+    if value is None:  # ObjectId(None) would be a brand-new id
+        return None
     try:
         return PydanticObjectId(value)
     except (InvalidId, TypeError, ValueError):

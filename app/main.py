@@ -57,6 +57,7 @@ from app.domains.templates.controllers import TemplatesController
 from app.domains.webhooks.controllers import WhatsAppWebhookController
 from app.domains.webhooks.fastpath import InboxApp
 from app.domains.workflows.api import WorkflowHooks, WorkflowRunsApi, WorkflowsApi
+from app.domains.workflows.controllers import WorkflowPages
 from app.domains.workspaces.api import MeApi
 from app.domains.workspaces.controllers import AuthController
 from app.error_handlers import handle_exception
@@ -180,7 +181,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             NumbersController, TemplatesController, TeamController, ApiKeysController, InvitationController,
             ProfileController,
             CannedPages, LabelPages, AttributePages,
-            BusinessHoursApi, BusinessHoursPages, KeywordSettingsApi,
+            BusinessHoursApi, BusinessHoursPages, WorkflowPages, KeywordSettingsApi,
             WorkflowsApi, WorkflowRunsApi, WorkflowHooks,
             ContactImportsApi, ContactExportsApi, ContactImportPages, ContactExportPage, ContactExportJobPages,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False,

@@ -10,7 +10,7 @@ from litestar.response import Template
 
 from app.domains.conversations.models import Conversation
 from app.domains.inbox.queries import InboxQueries, ListFilters
-from app.domains.inbox.views import ConversationRow
+from app.domains.inbox.views import PRIORITY_CHOICES, ConversationRow
 from app.domains.inbox.vocab import labels_of, teams_of
 from app.domains.workspaces.models import User
 from app.domains.workspaces.services import Principal
@@ -76,6 +76,7 @@ async def panel_context(request: Request, conversation: Conversation, **extra: A
         "availability": {k: v.value.value.title() for k, v in statuses.items()},
         "teams": await teams_of(principal.workspace_id),
         "label_choices": list((await labels_of(principal.workspace_id)).values()),
+        "priority_choices": PRIORITY_CHOICES,
         "panel_error": None, "panel_field": None, "typed": {}, **extra,
     }
 

@@ -1,4 +1,5 @@
-"""The side panel's actions: contact name, attributes, tags, opt-out; agent, team, status, snooze, labels.
+"""The side panel's actions: contact name, attributes, tags, opt-out; agent, team, status, priority, snooze,
+labels (its Automations section is automations.py).
 
 Each answers with the refreshed panel (and the row and status line out of band); the system
 event each change leaves reaches every tab, this one included, through the live feed.
@@ -61,6 +62,12 @@ class PanelController(Controller):
         form = await request.form()
         return await self._apply(request, runtime, conversation_id, lambda actions, c, by: actions.set_status(
             c, str(form.get("status") or ""), by=by))
+
+    @post("/priority", status_code=200)
+    async def priority(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:
+        form = await request.form()
+        return await self._apply(request, runtime, conversation_id, lambda actions, c, by: actions.set_priority(
+            c, str(form.get("priority") or "none"), by=by), field="priority")
 
     @post("/snooze", status_code=200)
     async def snooze(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:

@@ -19,6 +19,7 @@ from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation
 from app.domains.messages.models import Message
 from app.domains.messages.preview import preview_text
+from app.domains.workflows.models import ACTIVE, WorkflowRun
 from app.domains.workspaces.models import User
 
 WINDOW_WARNING = timedelta(hours=2)
@@ -35,6 +36,13 @@ TICKS = {
     "read": ("✓✓", "Read"),
     "failed": ("⚠", "Failed"),
 }
+
+
+# The panel's choices, lowest first; "none" clears it (ConversationActions.set_priority).
+PRIORITY_CHOICES = (("none", "No priority"), ("low", "Low"), ("medium", "Medium"), ("high", "High"),
+                    ("urgent", "Urgent"))
+PRIORITY_WORDS = {value: word for value, word in PRIORITY_CHOICES if value != "none"}
+FLAGGED_PRIORITIES = ("urgent", "high")
 
 
 def status_attr(direction: str, status: str | None) -> str:
@@ -161,6 +169,20 @@ class ConversationRow:
     @property
     def assignee_name(self) -> str:
         return (self.assignee.name or self.assignee.email) if self.assignee else ""
+
+    @property
+    def priority(self) -> str:
+        """urgent / high / medium / low, or "" (none)."""
+        return self.c.priority or ""
+
+    @property
+    def priority_word(self) -> str:
+        return PRIORITY_WORDS.get(self.priority, "")
+
+    @property
+    def priority_flagged(self) -> bool:
+        """Urgent and high stand out in the list (a badge with its word, not a colour alone)."""
+        return self.priority in FLAGGED_PRIORITIES
 
 
 class MessageView:
@@ -343,9 +365,71 @@ class MessageView:
     def author_name(self) -> str:
         if self.author:
             return self.author.name or self.author.email
-        return {"api": "API", "broadcast": "Broadcast", "automation": "Automation"}.get(self.m.via or "", "")
+        if self.m.via == "automation":  # a workflow's message names it; business-hours replies have no name
+            name = str((self.m.automation or {}).get("name") or "").strip()
+            return f"Automation · {name}" if name else "Automation"
+        return {"api": "API", "broadcast": "Broadcast"}.get(self.m.via or "", "")
 
     @property
     def can_act(self) -> bool:
         """Reply and react work on real WhatsApp messages (they need a wamid)."""
         return self.m.direction != "internal" and bool(self.m.wamid) and not self.deleted
+
+
+RUN_WORDS = {"running": "Running", "waiting": "Waiting", "completed": "Completed", "stopped": "Stopped",
+             "failed": "Failed"}
+
+
+class RunView:
+    """One workflow run of a conversation, as the side panel's Automations section shows it."""
+
+    def __init__(self, run: WorkflowRun) -> None:
+        self.r = run
+
+    @property
+    def id(self) -> str:
+        return str(self.r.id)
+
+    @property
+    def workflow_name(self) -> str:
+        return self.r.workflow_name
+
+    @property
+    def active(self) -> bool:
+        return self.r.status in ACTIVE
+
+    @property
+    def status(self) -> str:
+        return self.r.status
+
+    @property
+    def status_word(self) -> str:
+        return RUN_WORDS.get(self.r.status, self.r.status)
+
+    @property
+    def waiting_for(self) -> str:
+        """"reply" (an answer from the customer), "time", or "" (running: a worker is on it)."""
+        if self.r.status != "waiting" or self.r.waiting is None:
+            return ""
+        return self.r.waiting.kind
+
+    @property
+    def until(self) -> datetime | None:
+        return as_utc(self.r.waiting.until) if self.waiting_for and self.r.waiting and self.r.waiting.until else None
+
+    @property
+    def until_iso(self) -> str:
+        return iso(self.until)
+
+    @property
+    def until_text(self) -> str:
+        """The wait's end in UTC (inbox.js shows it in the agent's own time)."""
+        return self.until.strftime("%Y-%m-%d %H:%M UTC") if self.until else ""
+
+    @property
+    def end_reason(self) -> str:
+        return self.r.end_reason or ""
+
+    @property
+    def ended_iso(self) -> str:
+        return iso(self.r.ended_at)

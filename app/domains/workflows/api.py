@@ -3,10 +3,12 @@ incoming-webhook trigger's public endpoint."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
-from litestar import Controller, Request, delete, get, post, put
+from litestar import Controller, MediaType, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
 from litestar.params import FromPath, FromQuery, JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,7 +17,8 @@ from app.auth import requires_admin, requires_login
 from app.domains.workflows.definition import Definition
 from app.domains.workflows.models import run_summary
 from app.domains.workspaces.services import Principal
-from app.errors import ValidationFailed
+from app.error_handlers import handle_exception
+from app.errors import PayloadTooLarge, ValidationFailed
 from app.runtime import Runtime
 
 MAX_HOOK_BODY = 64 * 1024
@@ -98,6 +101,32 @@ def _definition(data: Definition) -> dict[str, Any]:
     return data.model_dump(mode="json", exclude_none=True)
 
 
+def _refused_definition(prefix: str = "") -> dict[type[Exception], Any]:
+    """A definition refused by its shape (a step type, a condition field, a JSON type, an unknown key) answers as
+    one refused by ``check_definition``: 422 WORKFLOW_INVALID, ``details`` keyed by the place
+    (``steps.0.type``), so an integrator reads every mistake of a workflow one way. ``prefix``: where the
+    definition sits in the body (the dry run's ``workflow.``); other fields' mistakes keep the usual answer.
+    (These routes take no query parameters to get wrong; unknown ones are refused before, as everywhere.)"""
+
+    def handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        extra = exc.extra if isinstance(exc, ValidationException) and isinstance(exc.extra, list) else []
+        places: dict[str, str] = {}
+        for e in extra:
+            key = str(e.get("key") or "") if isinstance(e, dict) else ""
+            if not isinstance(e, dict) or (prefix and not key.startswith(prefix) and key != prefix.rstrip(".")):
+                return handle_exception(request, exc)
+            place = key.removeprefix(prefix) if key.startswith(prefix) else ""
+            places[place if place not in ("", "data") else "definition"] = str(e.get("message"))
+        if not places:
+            return handle_exception(request, exc)
+        error = ValidationFailed("The workflow has mistakes: " + "; ".join(f"{k}: {v}" for k, v in
+                                                                         list(places.items())[:5]),
+                                 error_code="WORKFLOW_INVALID", details=places)
+        return Response(error.to_dict(), status_code=error.status_code, media_type=MediaType.JSON)
+
+    return {ValidationException: handler}
+
+
 class WorkflowsApi(Controller):
     path = "/api/v1/workflows"
     guards = [requires_admin]
@@ -109,7 +138,7 @@ class WorkflowsApi(Controller):
         service = runtime.workflows
         return {"data": [service.view(w) for w in await service.all(principal.workspace_id)]}
 
-    @post("/", summary="Create a workflow", status_code=201,
+    @post("/", summary="Create a workflow", status_code=201, exception_handlers=_refused_definition(),
           description="A trigger, conditions and steps (see the README's Automations). Anything wrong is 422 "
                       "WORKFLOW_INVALID with one message per place in ``details`` (``steps.2.params.text``).",
           responses=documented(201, WorkflowShape, "The workflow"))
@@ -130,7 +159,8 @@ class WorkflowsApi(Controller):
         return service.view(await service.from_ready_made(principal.workspace_id, key, by=principal.user_id))
 
     @post("/dry-run", summary="What a workflow would do for a contact and a message", status_code=200,
-          description="Nothing is sent, written or called.", responses=documented(200, DryRunShape, "Each step"))
+          exception_handlers=_refused_definition("workflow."), description="Nothing is sent, written or called.",
+          responses=documented(200, DryRunShape, "Each step"))
     async def dry_run(self, data: JSONBody[DryRunIn], principal: NamedDependency[Principal],
                       runtime: NamedDependency[Runtime]) -> dict[str, Any]:
         return await runtime.workflows.dry_run(principal.workspace_id, _definition(data.workflow),
@@ -142,7 +172,7 @@ class WorkflowsApi(Controller):
         service = runtime.workflows
         return service.view(await service.get(principal.workspace_id, workflow_id))
 
-    @put("/{workflow_id:str}", summary="Replace a workflow",
+    @put("/{workflow_id:str}", summary="Replace a workflow", exception_handlers=_refused_definition(),
          description="Runs in progress keep the steps they started with.",
          responses=documented(200, WorkflowShape, "The workflow"))
     async def replace_workflow(self, workflow_id: FromPath[str], data: JSONBody[Definition],
@@ -239,14 +269,19 @@ class WorkflowHooks(Controller):
           responses=documented(202, RunShape, "The run"))
     async def hook(self, workflow_id: FromPath[str], token: FromPath[str], request: Request[Any, Any, Any],
                    runtime: NamedDependency[Runtime]) -> dict[str, Any]:
-        raw = await request.body()
-        if len(raw) > MAX_HOOK_BODY:
-            raise ValidationFailed("The body is larger than 64 KB.", error_code="BODY_TOO_LARGE", details={})
-        import json
-
+        too_large = PayloadTooLarge("The body is larger than 64 KB.", error_code="BODY_TOO_LARGE",
+                                    details={"limit": MAX_HOOK_BODY})
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_HOOK_BODY:
+            raise too_large
+        raw = b""
+        async for chunk in request.stream():  # read no more than the limit, whatever the sender declared
+            raw += chunk
+            if len(raw) > MAX_HOOK_BODY:
+                raise too_large
         try:
             body = json.loads(raw or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             raise ValidationFailed("The body must be JSON.", error_code="INVALID_JSON", details={}) from None
         if not isinstance(body, dict):
             raise ValidationFailed("The body must be a JSON object.", error_code="INVALID_JSON", details={})

@@ -252,22 +252,26 @@ class WorkflowEngine:
         if outcome.vars:
             run.vars = {**run.vars, **outcome.vars}
         waiting = outcome.waiting
+        # Woken early (a contact's attribute changed) to the same wait: not a step done, nothing to log.
+        same_wait = waiting is not None and run.waiting is not None and waiting.model_dump() == run.waiting.model_dump()
         fields: dict[str, Any] = {
             "cursor": outcome.cursor if outcome.cursor is not None else run.cursor, "vars": run.vars,
             "waiting": waiting.model_dump() if waiting is not None else None, "reply": None,
-            "updated_at": now, "visits": run.visits + 1}
+            "updated_at": now, "visits": run.visits + (0 if same_wait else 1)}
         if waiting is not None:
             fields.update(status="waiting", wake_at=outcome.wake_at, lease_until=None, owner=None)
         else:
             fields.update(lease_until=now + LEASE)
         entry = RunLogEntry(step_id=step["id"], type=step["type"], outcome=outcome.outcome,  # type: ignore[arg-type]
                             text=outcome.text, at=now)
-        result = await WorkflowRun.find_one({"_id": run.id, "owner": self.owner}).update(
-            {"$set": fields, "$push": {"log": {"$each": [entry.model_dump()], "$slice": -LOG_KEPT}}})
+        update: dict[str, Any] = {"$set": fields}
+        if not same_wait:
+            update["$push"] = {"log": {"$each": [entry.model_dump()], "$slice": -LOG_KEPT}}
+        result = await WorkflowRun.find_one({"_id": run.id, "owner": self.owner}).update(update)
         if result.matched_count == 0:
             return False
         run.cursor = fields["cursor"]
-        run.visits += 1
+        run.visits = fields["visits"]
         run.waiting = waiting
         run.reply = None
         return True

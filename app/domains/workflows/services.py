@@ -193,7 +193,7 @@ class WorkflowService:
         """The incoming-webhook trigger: the workflow's secret URL, a contact by phone or id, optional data."""
         workflow = await Workflow.find_one({"_id": parse_object_id(workflow_id)})
         if workflow is None or not workflow.webhook_secret or \
-                not secrets.compare_digest(self.box.decrypt(workflow.webhook_secret), token):
+                not secrets.compare_digest(self.box.decrypt(workflow.webhook_secret).encode(), token.encode()):
             raise NotFound("no such workflow webhook")
         if workflow.trigger.get("type") != "webhook" or not workflow.enabled:
             raise ValidationFailed("This workflow is off or not started by a webhook.", error_code="WORKFLOW_OFF",

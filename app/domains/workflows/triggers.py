@@ -33,7 +33,7 @@ from app.domains.messages.preview import preview_text
 from app.domains.segments.models import Segment
 from app.domains.workflows.conditions import has_word
 from app.domains.workflows.engine import WorkflowEngine
-from app.domains.workflows.models import Workflow, WorkflowTimer
+from app.domains.workflows.models import Workflow, WorkflowRun, WorkflowTimer
 from app.logging import get_logger
 
 log = get_logger(__name__)
@@ -127,7 +127,9 @@ class WorkflowTriggers:
         if kind is None or ident is None:
             return
         types = await self.types(workspace_id)
-        if not types or not (kind == "inbound" or types & _CARES[kind]):
+        # A customer's message may answer a run; a changed attribute may move a run's wait ("2 h before
+        # appointment_at"): both matter wherever a workflow is on. The rest only to their triggers.
+        if not types or not (kind == "inbound" or types & _CARES[kind] or (kind == "contact" and data.get("attributes"))):
             return
         await self._enqueue(str(workspace_id), kind, {k: str(v) for k, v in data.items()
                                                       if k in ("message_id", "conversation_id", "contact_id")}
@@ -233,6 +235,9 @@ class WorkflowTriggers:
         attributes = {a for a in ids.get("attributes", "").split(",") if a}
         if contact_id is None:
             return "bad id"
+        if attributes:  # a wait until a date attribute is worked out again from the new value
+            await WorkflowRun.find({"workspace_id": wid, "contact_id": contact_id, "status": "waiting",
+                                    "waiting.kind": "time"}).update({"$set": {"wake_at": utcnow()}})
         started = 0
         stamp = int(utcnow().timestamp())
         for workflow in workflows:
