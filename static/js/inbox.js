@@ -239,7 +239,7 @@
     var now = new Date();
     var sameDay = when.toDateString() === now.toDateString();
     el.textContent = sameDay ? when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
-      : when.toLocaleDateString([], { month: "short", day: "numeric" }) + (el.closest(".msg-foot, .msg-event") ?
+      : when.toLocaleDateString([], { month: "short", day: "numeric" }) + (el.closest(".msg-foot, .msg-event, .run-when") ?
         " " + when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "");
     el.title = when.toLocaleString();
   }
@@ -844,11 +844,18 @@
   });
 
   document.addEventListener("htmx:afterSettle", function () { refreshTitle(); });
-  // Another agent's assignment or status change: the panel's selects follow (unless being used).
+  // The Automations section swaps itself (outerHTML): afterSwap names the element it replaced, so its
+  // times are put in the agent's own clock when the new one loads.
+  document.addEventListener("htmx:load", function (evt) {
+    var elt = evt.detail.elt;
+    if (elt && (elt.id === "automations" || elt.id === "automation-runs")) decorate(elt);
+  });
+  // Another agent's assignment, status or priority change: the panel's selects follow (unless being used).
   function syncPanel() {
     var meta = document.getElementById("thread-meta");
     if (!meta) return;
-    [["assignee", meta.getAttribute("data-assignee")], ["conv-status", meta.getAttribute("data-status")]].forEach(function (pair) {
+    [["assignee", meta.getAttribute("data-assignee")], ["conv-status", meta.getAttribute("data-status")],
+     ["conv-priority", meta.getAttribute("data-priority")]].forEach(function (pair) {
       var select = document.getElementById(pair[0]);
       if (!select || select === document.activeElement || pair[1] === null) return;
       if ($$("option", select).some(function (o) { return o.value === pair[1]; })) select.value = pair[1];

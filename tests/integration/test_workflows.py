@@ -297,7 +297,7 @@ async def test_a_resolved_conversation_starts_a_workflow_that_starts_another(out
 async def test_appointment_reminders_fire_before_the_date_and_follow_a_moved_appointment(outbound):  # noqa: F811
     """The ready-made reminders, with a text instead of a template (the customer wrote today): 24 h before
     appointment_at the run starts; its "2 h before" wait follows the attribute when the appointment moves."""
-    from app.domains.workflows.models import Workflow
+    from app.domains.workflows.models import WorkflowTimer
 
     env = await outbound()
     account = await env.add_number()
@@ -317,17 +317,20 @@ async def test_appointment_reminders_fire_before_the_date_and_follow_a_moved_app
 
     phone = str(next(_phones))
     message = await customer_writes(env, account, phone, "see you tomorrow")
-    await env.runtime.workflows.triggers.scan("date_reached")  # the first scan only marks where scans start
-    workflow = await Workflow.find_one({})
-    await Workflow.find_one({"_id": workflow.id}).update(
-        {"$set": {"scanned_until": utcnow() - timedelta(minutes=2)}})  # the last scan, two minutes ago
-    appointment = utcnow() + timedelta(hours=24) - timedelta(minutes=1)
+    triggers = env.runtime.workflows.triggers
+    appointment = utcnow() + timedelta(hours=24) + timedelta(minutes=1)
     patched = await env.client.patch(f"/api/v1/contacts/{message.contact_id}", headers=env.headers,
                                      json={"attributes": {"appointment_at": appointment.isoformat()}})
     assert patched.status_code == 200, patched.text
-
-    assert await env.runtime.workflows.triggers.scan("date_reached") == 1
-    assert await env.runtime.workflows.triggers.scan("date_reached") == 0  # once per appointment
+    assert await triggers.scan("date_reached") == 1  # turned on: its contacts with a date get their timer
+    timer = await WorkflowTimer.find_one({})
+    assert abs((timer.due_at - (appointment - timedelta(hours=24))).total_seconds()) < 1
+    assert await triggers.fire_timers() == 0  # a minute early
+    await WorkflowTimer.find({}).update({"$set": {"due_at": utcnow()}})  # a minute later
+    assert await triggers.fire_timers() == 1
+    await triggers.scan("date_reached")  # scans overlap: the contact is seen again
+    await WorkflowTimer.find({}).update({"$set": {"due_at": utcnow()}})
+    assert await triggers.fire_timers() == 0  # but one run per appointment
     assert (await texts(env, account, phone, 1))[0].startswith("Reminder (day)")
     run = await waiting({})
     assert abs((run.wake_at - (appointment - timedelta(hours=2))).total_seconds()) < 2

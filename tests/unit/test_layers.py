@@ -144,6 +144,9 @@ RAW_MOTOR = {
     "app/domains/analytics/services.py": "aggregation pipelines",
     "app/domains/media/store.py": "GridFS's own collections (motor's bucket)",
     "app/domains/system/embedded_size.py": "estimated_document_count (Beanie only counts exactly)",
+    "app/domains/workflows/engine.py": "a run's lease claim and a reply handed to a waiting run: find_one_and_update",
+    "app/domains/workflows/triggers.py": "timers: find_one_and_delete of the next due one, upserts with $setOnInsert",
+    "app/domains/workflows/services.py": "runs in progress per workflow: one $group aggregate",
 }
 
 

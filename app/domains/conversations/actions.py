@@ -227,7 +227,7 @@ class ConversationActions:
                            by_name: str | None = None) -> Conversation:
         """urgent / high / medium / low, or None (or "none") to clear it."""
         new = None if priority in (None, "", "none") else priority
-        if new not in PRIORITIES:
+        if new is not None and new not in PRIORITIES:
             raise ValidationFailed("Priority must be urgent, high, medium, low or none.", error_code="BAD_PRIORITY",
                                    details={"priority": str(priority)[:40]})
         if conversation.priority == new:

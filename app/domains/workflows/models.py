@@ -121,23 +121,27 @@ class WorkflowRun(WorkspaceDocument):
 
 
 class WorkflowTimer(WorkspaceDocument):
-    """A "no agent reply" / "no customer reply" trigger's clock for one conversation: due at ``due_at``
-    unless the other side writes first (checked when it fires, from the conversation's messages)."""
+    """A moment a trigger waits for, one per workflow and subject (``key``):
+    - "no agent reply" / "no customer reply" (key ``c:<conversation>``): due ``minutes`` after ``since``
+      (the customer's unanswered message, or our last one) unless the other side writes first, which is
+      checked again from the stored messages when it fires;
+    - "date reached" (key ``d:<contact>``): due at the contact's date attribute (``since``) plus the
+      trigger's offset; kept current by the scan of contacts changed since the last one, and checked
+      against the attribute again when it fires."""
 
     workflow_id: PydanticObjectId
-    conversation_id: PydanticObjectId
+    key: str
+    kind: Literal["no_agent_reply", "no_customer_reply", "date_reached"]
     contact_id: PydanticObjectId
-    kind: Literal["no_agent_reply", "no_customer_reply"]
+    conversation_id: PydanticObjectId | None = None
     since: datetime
-    """The message that started the clock (the customer's unanswered one, or our last one)."""
     due_at: datetime
 
     class Settings:
         name = "workflow_timers"
         indexes = [
-            pymongo.IndexModel([("workflow_id", 1), ("conversation_id", 1)], unique=True),
+            pymongo.IndexModel([("workflow_id", 1), ("key", 1)], unique=True),
             pymongo.IndexModel([("due_at", 1)]),
-            pymongo.IndexModel([("workspace_id", 1), ("conversation_id", 1)]),
         ]
 
 

@@ -7,9 +7,11 @@ workflows pays no database operation on the webhook path. The job reads the mess
 and starts runs through the engine; each start has a key (the message, the conversation, the date
 value ...) unique per workflow, so a job run twice starts nothing twice.
 
-"No reply" triggers keep a timer per conversation (``WorkflowTimer``); the cron fires the due ones
-after checking, from the stored messages, that the other side really did not write. Date and
-segment triggers are scanned by the cron every minute from where the last scan ended.
+"No reply" and date triggers keep timers (``WorkflowTimer``, read by their due time's index); the
+tick fires the due ones after checking that they still hold (the other side did not write; the
+date did not move). Date timers, and segment entries, come from a scan of the contacts changed since
+the last scan (the contacts' ``updated_at`` index), so edits, API calls, imports and bulk changes are
+all seen; turning a date workflow on scans its contacts once.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ TOPIC = "workflows"
 _CACHE_SECONDS = 300.0  # a change is heard at once (app/changes.py); this bounds a lost one
 MESSAGE_TRIGGERS = frozenset({"message_received", "no_agent_reply", "no_customer_reply", "contact_created"})
 NOT_WRITING = frozenset({"reaction", "system", "edit", "revoke", "request_welcome", "ephemeral"})
-SCAN_LIMIT = 1000
-"""Contacts one date or segment scan starts runs for (the rest: the next minute's scan)."""
+SCAN_OVERLAP = timedelta(seconds=5)
+"""Each scan looks this far back past the last one (clocks of processes, writes in flight)."""
 
 
 
@@ -195,7 +197,7 @@ class WorkflowTriggers:
             elif kind == "no_agent_reply":
                 await _start_clock(workflow, conversation, "no_agent_reply", message.timestamp, keep=True)
             elif kind == "no_customer_reply":
-                await WorkflowTimer.find({"workflow_id": workflow.id, "conversation_id": conversation.id}).delete()
+                await WorkflowTimer.find({"workflow_id": workflow.id, "key": f"c:{conversation.id}"}).delete()
             elif kind == "contact_created" and await _first_of_contact(message):
                 started += await self._start(workflow, message.contact_id, conversation, f"contact:{message.contact_id}",
                                              {"type": "contact_created"}, text)
@@ -213,7 +215,7 @@ class WorkflowTriggers:
             if kind == "no_customer_reply" and _on_number(workflow.trigger, conversation):
                 await _start_clock(workflow, conversation, "no_customer_reply", message.timestamp, keep=False)
             elif kind == "no_agent_reply" and by_person:
-                await WorkflowTimer.find({"workflow_id": workflow.id, "conversation_id": conversation.id}).delete()
+                await WorkflowTimer.find({"workflow_id": workflow.id, "key": f"c:{conversation.id}"}).delete()
         return "clocks set"
 
     async def _internal(self, message: Message, workflows: list[Workflow]) -> str:
@@ -284,43 +286,57 @@ class WorkflowTriggers:
                 break
             timer = WorkflowTimer.model_validate(raw)
             workflow = await Workflow.find_one({"_id": timer.workflow_id, "enabled": True})
+            if workflow is None:
+                continue
+            if timer.kind == "date_reached":
+                fired += await self._date_due(workflow, timer)
+                continue
             conversation = await Conversation.find_one({"_id": timer.conversation_id})
-            if workflow is None or conversation is None or not await _still_silent(timer):
+            if conversation is None or not await _still_silent(timer):
                 continue
             fired += await self._start(workflow, timer.contact_id, conversation,
                                        f"{timer.kind}:{timer.conversation_id}:{as_utc(timer.since).timestamp()}",
                                        {"type": timer.kind}, None)
         return fired
 
+    async def _date_due(self, workflow: Workflow, timer: WorkflowTimer) -> int:
+        contact = await Contact.find_one({"_id": timer.contact_id, "workspace_id": workflow.workspace_id})
+        value = _moment_of(contact, workflow) if contact is not None else None
+        if contact is None or value is None or value != as_utc(timer.since):
+            return 0  # the date moved or went: the scan made (or will make) the timer of the new one
+        run = await self.engine.start(workflow, contact, trigger={"type": "date_reached",
+                                                                  "text": f"{workflow.trigger.get('attribute')} "
+                                                                          f"{value:%Y-%m-%d %H:%M} UTC"},
+                                      dedupe_key=f"date:{contact.id}:{value.isoformat()}")
+        return int(run is not None)
+
     async def scan(self, kind: str) -> int:
-        started = 0
+        """Date triggers: (re)set the timers of contacts changed since the last scan. Segment triggers: start
+        runs for contacts changed since the last scan who are in the segment (once per contact)."""
+        done = 0
         async for workflow in Workflow.find({"enabled": True, "trigger.type": kind}):
             now = utcnow()
             since = workflow.scanned_until
-            await Workflow.find_one({"_id": workflow.id}).update({"$set": {"scanned_until": now}})
-            if since is None:  # first scan: moments before the workflow was turned on are not caught up
-                continue
+            changed: dict[str, Any] = {"workspace_id": workflow.workspace_id}
+            if since is not None:
+                changed["updated_at"] = {"$gt": as_utc(since) - SCAN_OVERLAP}
             if kind == "date_reached":
-                offset = timedelta(minutes=int(workflow.trigger.get("offset_minutes") or 0))
-                attribute = f"attributes.{workflow.trigger.get('attribute')}"
-                query: dict[str, Any] = {"workspace_id": workflow.workspace_id,
-                                         attribute: {"$gt": as_utc(since) - offset, "$lte": now - offset}}
-            else:
+                if since is None:  # turned on: every contact holding the date, once
+                    changed[f"attributes.{workflow.trigger.get('attribute')}"] = {"$exists": True}
+                async for contact in Contact.find(changed):
+                    done += await _set_date_timer(workflow, contact, now)
+            elif since is not None:  # a segment: entries after the workflow was turned on
                 segment = await Segment.find_one({"_id": parse_object_id(workflow.trigger.get("segment_id")),
                                                   "workspace_id": workflow.workspace_id})
-                if segment is None:
-                    continue
-                query = {"$and": [await contact_query(workflow.workspace_id, parse_filter(segment.filter)),
-                                  {"updated_at": {"$gt": as_utc(since) - timedelta(seconds=5)}}]}
-            async for contact in Contact.find(query).limit(SCAN_LIMIT):
-                if kind == "date_reached":
-                    value = (contact.attributes or {}).get(str(workflow.trigger.get("attribute")))
-                    key = f"date:{contact.id}:{as_utc(value).isoformat() if isinstance(value, datetime) else value}"
-                else:
-                    key = f"segment:{contact.id}"
-                run = await self.engine.start(workflow, contact, trigger={"type": kind}, dedupe_key=key)
-                started += int(run is not None)
-        return started
+                if segment is not None:
+                    query = {"$and": [await contact_query(workflow.workspace_id, parse_filter(segment.filter)),
+                                      changed]}
+                    async for contact in Contact.find(query):
+                        run = await self.engine.start(workflow, contact, trigger={"type": kind},
+                                                      dedupe_key=f"segment:{contact.id}")
+                        done += int(run is not None)
+            await Workflow.find_one({"_id": workflow.id}).update({"$set": {"scanned_until": now}})
+        return done
 
 
 _CARES: dict[str, frozenset[str]] = {
@@ -356,14 +372,38 @@ async def _start_clock(workflow: Workflow, conversation: Conversation, kind: str
     minutes = int(workflow.trigger.get("minutes") or 60)
     since = as_utc(since)
     fields = {"since": since, "due_at": since + timedelta(minutes=minutes), "kind": kind,
-              "contact_id": conversation.contact_id, "workspace_id": conversation.workspace_id}
-    query = {"workflow_id": workflow.id, "conversation_id": conversation.id}
+              "contact_id": conversation.contact_id, "conversation_id": conversation.id,
+              "workspace_id": conversation.workspace_id}
+    await _upsert_timer(workflow, f"c:{conversation.id}", fields, keep=keep)
+
+
+async def _upsert_timer(workflow: Workflow, key: str, fields: dict[str, Any], *, keep: bool) -> None:
+    query = {"workflow_id": workflow.id, "key": key}
     update = {"$setOnInsert": {**fields, "created_at": utcnow()}} if keep else {
         "$set": fields, "$setOnInsert": {"created_at": utcnow()}}
     try:
         await WorkflowTimer.get_motor_collection().update_one(query, update, upsert=True)
     except DuplicateKeyError:  # two jobs at once: the other one's clock stands
         pass
+
+
+def _moment_of(contact: Contact, workflow: Workflow) -> datetime | None:
+    value = (contact.attributes or {}).get(str(workflow.trigger.get("attribute")))
+    return as_utc(value) if isinstance(value, datetime) else None
+
+
+async def _set_date_timer(workflow: Workflow, contact: Contact, now: datetime) -> int:
+    """The contact's timer for a date trigger: due at the date plus the offset; none when there is no date
+    or that moment has passed (a date set too late for "24 h before" is not caught up)."""
+    value = _moment_of(contact, workflow)
+    key = f"d:{contact.id}"
+    due = value + timedelta(minutes=int(workflow.trigger.get("offset_minutes") or 0)) if value else None
+    if value is None or due is None or due < now - SCAN_OVERLAP:
+        await WorkflowTimer.find({"workflow_id": workflow.id, "key": key}).delete()
+        return 0
+    await _upsert_timer(workflow, key, {"kind": "date_reached", "contact_id": contact.id, "since": value,
+                                        "due_at": due, "workspace_id": contact.workspace_id}, keep=False)
+    return 1
 
 
 async def _still_silent(timer: WorkflowTimer) -> bool:
