@@ -422,3 +422,46 @@ async def test_a_worker_killed_in_the_middle_of_a_step_resumes_it_without_doing_
 
 async def _async_true(value: bool) -> bool | None:
     return True if value else None
+
+
+async def test_every_read_of_the_workflow_engine_is_served_by_a_declared_index(outbound):  # noqa: F811
+    """Triggers, reply routing, timers, scans, the tick and runs: each read the product makes while workflows
+    work is checked against the indexes the server lists (tests/support/index_rule.py)."""
+    from app.domains.workflows.models import WorkflowTimer
+    from tests.integration.test_inbox_indexes import check_all, seen_in
+    from tests.support.command_capture import capture, phase
+
+    env = await outbound()
+    account = await env.add_number()
+    await env.client.post("/api/v1/attributes", headers=env.headers,
+                          json={"name": "Appointment at", "key": "appointment_at", "type": "datetime"})
+    await create(env, BOOKING)
+    await create(env, {"name": "Nudge", "enabled": True, "trigger": {"type": "no_agent_reply", "minutes": 5},
+                       "steps": [{"id": "n", "type": "note", "params": {"text": "waiting"}}]})
+    await create(env, {"name": "Remind", "enabled": True,
+                       "trigger": {"type": "date_reached", "attribute": "appointment_at", "offset_minutes": -60},
+                       "steps": [{"id": "t", "type": "tags", "params": {"add": ["reminded"], "remove": []}}]})
+    triggers = env.runtime.workflows.triggers
+    await triggers.tick()  # the date workflow's first scan
+    phone = str(next(_phones))
+    with capture(env.runtime.settings.mongodb_database) as seen:
+        phase("trigger")
+        message = await customer_writes(env, account, phone, "book")
+        await waiting({"workflow_name": "Booking"})
+        phase("answer")
+        await customer_writes(env, account, phone, "2")
+        await ended({"workflow_name": "Booking"})
+        phase("date")
+        await env.client.patch(f"/api/v1/contacts/{message.contact_id}", headers=env.headers,
+                               json={"attributes": {"appointment_at": (utcnow() + timedelta(minutes=61)).isoformat()}})
+        phase("tick")
+        await triggers.tick()  # the scan sets the contact's timer
+        await WorkflowTimer.find({}).update({"$set": {"due_at": utcnow()}})  # a minute later
+        await triggers.tick()
+        await ended({"workflow_name": "Remind"})
+    # The test's own reads (by workflow name, every timer) are left out: they are not the product's.
+    seen = [c for c in seen if "workflow_name" not in str(c.command)
+            and not (c.name == "update" and c.command.get("updates", [{}])[0].get("q") == {})]
+    checked = await check_all("workflows", seen)
+    assert seen_in(checked, "answer", "workflow_runs", "findAndModify") or seen_in(checked, "answer", "workflow_runs")
+    assert seen_in(checked, "tick", "workflow_timers", "findAndModify") or seen_in(checked, "tick", "workflow_timers")

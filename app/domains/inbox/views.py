@@ -411,7 +411,7 @@ class RunView:
         """"reply" (an answer from the customer), "time", or "" (running: a worker is on it)."""
         if self.r.status != "waiting" or self.r.waiting is None:
             return ""
-        return self.r.waiting.kind
+        return "reply" if self.r.waiting.kind in ("reply", "answered") else "time"
 
     @property
     def until(self) -> datetime | None:

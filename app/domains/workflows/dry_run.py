@@ -43,7 +43,11 @@ async def dry_run(engine: WorkflowEngine, definition: Definition, contact: Conta
         return result
     steps = dumped_steps(definition)
     cursor: list[int] | None = [0]
-    window_open = conversation.window_open() if conversation is not None else False
+    # A customer's message opens the 24-hour window: a message trigger with a text is taken as having written.
+    wrote = trigger["type"] == "message_received" and bool(text)
+    window_open = wrote or (conversation.window_open() if conversation is not None else False)
+    if wrote and not (conversation is not None and conversation.window_open()):
+        say(None, "the customer's message opens the 24-hour window: free-form messages can be sent", "info")
     while cursor is not None and len(lines) < MAX_LINES:
         step = locate(steps, cursor)
         if step is None:

@@ -315,20 +315,19 @@ class WorkflowEngine:
         asked (and wakes it), a wait that ends on a reply ends its run. Returns what happened, None when no
         run waits (the message may then start new runs)."""
         now = utcnow()
+        here = {"workspace_id": workspace_id, "conversation_id": conversation_id}
         raw = await WorkflowRun.get_motor_collection().find_one_and_update(
-            {"workspace_id": workspace_id, "conversation_id": conversation_id, "status": "waiting",
-             "waiting.kind": "reply", "reply": None},
-            {"$set": {"reply": {"message_id": message_id, "text": text}, "wake_at": now, "updated_at": now}},
+            {**here, "waiting.kind": "reply", "status": "waiting"},
+            {"$set": {"reply": {"message_id": message_id, "text": text}, "waiting.kind": "answered", "wake_at": now,
+                      "updated_at": now}},
             return_document=ReturnDocument.AFTER)
         if raw is not None:
             await self.tools.enqueue_run(str(raw["_id"]), f"reply:{message_id}")
             return "answer"
-        if await WorkflowRun.find_one({"workspace_id": workspace_id, "conversation_id": conversation_id,
-                                       "status": {"$in": list(ACTIVE)}, "waiting.kind": "reply"}) is not None:
+        if await WorkflowRun.find_one({**here, "waiting.kind": "answered"}) is not None:
             return "answer (the run is reading an earlier one)"
         ended = 0
-        async for run in WorkflowRun.find({"workspace_id": workspace_id, "conversation_id": conversation_id,
-                                           "status": "waiting", "waiting.end_on_reply": True}):
+        async for run in WorkflowRun.find({**here, "waiting.kind": "until_reply", "status": "waiting"}):
             if await self._end(run, "completed", "the customer replied", only_if={"status": "waiting"}):
                 ended += 1
         return "ended on reply" if ended else None
@@ -354,7 +353,7 @@ class WorkflowEngine:
         """Queue the runs whose time has come and that no worker holds (the cron)."""
         now = utcnow()
         queued = 0
-        async for run in WorkflowRun.find({"status": {"$in": list(ACTIVE)}, "wake_at": {"$lte": now},
+        async for run in WorkflowRun.find({"wake_at": {"$lte": now},  # only runs in progress have one
                                            "$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}]}
                                           ).sort("wake_at").limit(limit):
             await self.tools.enqueue_run(str(run.id), f"{run.visits}:{int(as_utc(run.wake_at or now).timestamp())}")

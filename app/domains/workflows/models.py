@@ -63,7 +63,9 @@ class RunLogEntry(BaseModel):
 
 class Waiting(BaseModel):
     step_id: str
-    kind: Literal["time", "reply"]
+    kind: Literal["time", "until_reply", "reply", "answered"]
+    """time: a wait; until_reply: a wait the customer's reply ends; reply: a question waiting for its answer;
+    answered: the answer came and the run is about to read it (the reply routing's index reads ``kind``)."""
     until: datetime | None = None
     end_on_reply: bool = False
     """A wait that ends the run when the customer writes (follow-up sequences)."""
@@ -109,8 +111,10 @@ class WorkflowRun(WorkspaceDocument):
     class Settings:
         name = "workflow_runs"
         indexes = [
-            pymongo.IndexModel([("status", 1), ("wake_at", 1)]),
-            pymongo.IndexModel([("workspace_id", 1), ("conversation_id", 1), ("status", 1)]),
+            pymongo.IndexModel([("wake_at", 1)]),  # ended runs have none
+            pymongo.IndexModel([("workspace_id", 1), ("conversation_id", 1), ("waiting.kind", 1), ("status", 1)]),
+            pymongo.IndexModel([("workspace_id", 1), ("conversation_id", 1), ("_id", -1)]),
+            pymongo.IndexModel([("workspace_id", 1), ("contact_id", 1), ("waiting.kind", 1)]),
             pymongo.IndexModel([("workspace_id", 1), ("contact_id", 1), ("_id", -1)]),
             pymongo.IndexModel([("workspace_id", 1), ("workflow_id", 1), ("_id", -1)]),
             pymongo.IndexModel([("active_key", 1)], unique=True,

@@ -15,12 +15,15 @@ from app.domains.access.services import visible_conversation
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation
-from app.domains.workflows.definition import Definition, check_definition, dumped_steps
+from app.domains.segments.models import Segment
+from app.domains.team.models import Team
+from app.domains.workflows.definition import Definition, check_definition, dumped_steps, walk
 from app.domains.workflows.dry_run import dry_run
 from app.domains.workflows.engine import WorkflowEngine
 from app.domains.workflows.library import READY_MADE
 from app.domains.workflows.models import ACTIVE, Workflow, WorkflowRun
 from app.domains.workflows.triggers import WorkflowTriggers
+from app.domains.workspaces.models import User
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.security import SecretBox
 
@@ -110,13 +113,32 @@ class WorkflowService:
         workflow.max_runs_per_hour = definition.max_runs_per_hour
 
     async def _check_refs(self, workspace_id: PydanticObjectId, definition: Definition) -> None:
-        """Numbers and workflows named by the definition are this workspace's."""
+        """Numbers, segments, workflows, agents and teams named by the definition are this workspace's."""
         problems: dict[str, str] = {}
         for where, value in (("account_id", definition.account_id), ("trigger.account_id",
                                                                      definition.trigger.account_id)):
             if value and await WhatsAppAccount.find_one({"_id": parse_object_id(value),
                                                          "workspace_id": workspace_id}) is None:
                 problems[where] = "not one of this workspace's numbers"
+        trigger = definition.trigger
+        if trigger.segment_id and await Segment.find_one({"_id": parse_object_id(trigger.segment_id),
+                                                          "workspace_id": workspace_id}) is None:
+            problems["trigger.segment_id"] = "not one of this workspace's segments"
+        for step, where, _ in walk(definition.steps):
+            p = step.params
+            refs: list[tuple[str, Any, Any]] = []
+            if step.type == "start_workflow":
+                refs.append(("workflow_id", Workflow, p.get("workflow_id")))
+            if step.type == "assign" and p.get("to") == "agent":
+                refs.append(("user_id", User, p.get("user_id")))
+            if step.type == "assign" and p.get("team_id"):
+                refs.append(("team_id", Team, p.get("team_id")))
+            if step.type == "notify":
+                refs += [("user_ids", User, u) for u in p.get("user_ids") or []]
+            for name, model, value in refs:
+                found = await model.find_one({"_id": parse_object_id(str(value)), "workspace_id": workspace_id})
+                if found is None:
+                    problems[f"{where}.params.{name}"] = "not in this workspace (deleted?)"
         if problems:
             raise ValidationFailed("The workflow names something that is not there.", error_code="WORKFLOW_INVALID",
                                    details=problems)

@@ -203,8 +203,8 @@ class StepRunner:
         return Outcome(f"waiting until {until:%Y-%m-%d %H:%M} UTC" + (" (ends if the customer replies)"
                                                                      if p.get("end_on_reply") else ""),
                        cursor=run.cursor, outcome="waiting", wake_at=until,
-                       waiting=Waiting(step_id=step["id"], kind="time", until=until,
-                                       end_on_reply=bool(p.get("end_on_reply"))))
+                       waiting=Waiting(step_id=step["id"], kind="until_reply" if p.get("end_on_reply") else "time",
+                                       until=until, end_on_reply=bool(p.get("end_on_reply"))))
 
     async def _wait_until(self, p: dict[str, Any], facts: Facts, started: datetime, waiting: Waiting | None,
                           now: datetime) -> datetime | None:

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from beanie import PydanticObjectId
+from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from app.cache import TtlCache
@@ -238,8 +239,9 @@ class WorkflowTriggers:
         if contact_id is None:
             return "bad id"
         if attributes:  # a wait until a date attribute is worked out again from the new value
-            await WorkflowRun.find({"workspace_id": wid, "contact_id": contact_id, "status": "waiting",
-                                    "waiting.kind": "time"}).update({"$set": {"wake_at": utcnow()}})
+            await WorkflowRun.find({"workspace_id": wid, "contact_id": contact_id,
+                                    "waiting.kind": {"$in": ["time", "until_reply"]}}
+                                   ).update({"$set": {"wake_at": utcnow()}})
         started = 0
         stamp = int(utcnow().timestamp())
         for workflow in workflows:
@@ -407,12 +409,18 @@ async def _set_date_timer(workflow: Workflow, contact: Contact, now: datetime) -
 
 
 async def _still_silent(timer: WorkflowTimer) -> bool:
-    """Did the other side stay silent since the clock started?"""
-    after = {"workspace_id": timer.workspace_id, "conversation_id": timer.conversation_id,
-             "timestamp": {"$gt": as_utc(timer.since)}}
-    if timer.kind == "no_agent_reply":
-        return await Message.find_one({**after, "direction": "outbound", "via": {"$ne": "automation"}}) is None
-    return await Message.find_one({**after, "direction": "inbound"}) is None
+    """Did the other side stay silent since the clock started? Reads the conversation's messages stored
+    since then, newest last, on the (workspace, conversation, _id) index; stops at the first that speaks."""
+    newer = {"workspace_id": timer.workspace_id, "conversation_id": timer.conversation_id,
+             "_id": {"$gt": ObjectId.from_datetime(as_utc(timer.since) - timedelta(seconds=1))}}
+    async for message in Message.find(newer).sort("_id"):
+        if as_utc(message.timestamp) <= as_utc(timer.since):
+            continue
+        if timer.kind == "no_agent_reply" and message.direction == "outbound" and message.via != "automation":
+            return False
+        if timer.kind == "no_customer_reply" and message.direction == "inbound":
+            return False
+    return True
 
 
 async def _first_of_contact(message: Message) -> bool:
