@@ -19,7 +19,7 @@ from app.auth import requires_admin
 from app.domains.contacts.directory import ContactDirectory
 from app.domains.segments.services import SegmentService
 from app.domains.team.services import TeamAdmin
-from app.domains.workflows.definition import CONDITION_FIELDS, OPS, PRIORITIES, STEP_TYPES, TRIGGERS
+from app.domains.workflows.definition import CONDITION_FIELDS, MAX_TEXT, OPS, PRIORITIES, STEP_TYPES, TRIGGERS
 from app.domains.workflows.models import run_summary
 from app.domains.workspaces.services import Principal
 from app.errors import AppError, NotFound, ValidationFailed
@@ -28,6 +28,7 @@ from app.runtime import Runtime
 
 RUN_FILTERS = ("active", "completed", "stopped", "failed")
 RECENT_CONTACTS = 50
+MAX_ANSWERS = 20
 BLANK = {"name": "", "description": "", "enabled": False, "trigger": {"type": "message_received", "match": "any"},
          "conditions": {"match": "all", "conditions": []}, "steps": []}
 STEP_NAMES = {"send_text": "Send a text", "send_media": "Send media", "send_buttons": "Send buttons",
@@ -278,8 +279,8 @@ class WorkflowPages(Controller):
             answers = body.get("answers") or []
             result = await runtime.workflows.dry_run(
                 principal.workspace_id, body["workflow"], contact_id=str(body.get("contact_id") or "") or None,
-                text=str(body.get("text") or "") or None,
-                answers=[str(a) for a in answers] if isinstance(answers, list) else [])
+                text=str(body.get("text") or "")[:MAX_TEXT] or None,  # the API's limits
+                answers=[str(a)[:MAX_TEXT] for a in answers][:MAX_ANSWERS] if isinstance(answers, list) else [])
         except AppError as error:
             answer = error.to_dict()
             if error.error_code == "WORKFLOW_INVALID":
