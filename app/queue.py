@@ -116,6 +116,18 @@ async def enqueue_auto_assign(pool: ArqRedis, workspace_id: str, conversation_id
     return job is not None
 
 
+REASSIGN_OFFLINE_JOB = "reassign_offline_conversations"
+"""workers/tasks.py: a gone agent's conversations to online agents (at once, and by cron every 30 s)."""
+
+
+async def enqueue_reassign_offline(pool: ArqRedis, workspace_id: str) -> bool:
+    """One reassignment pass over a workspace (an agent chose away or offline, or someone came online). Job id
+    = the workspace: changes made while a pass is queued share it; the task keeps no result (workers/settings.py),
+    so the next change after it ran gets its own pass at once (a change during a pass waits for the cron)."""
+    job = await pool.enqueue_job(REASSIGN_OFFLINE_JOB, workspace_id, _job_id=f"reassign-offline:{workspace_id}")
+    return job is not None
+
+
 async def enqueue_assign_waiting(pool: ArqRedis, workspace_id: str, *, bucket_seconds: float = 2.0) -> bool:
     """Give out a workspace's waiting conversations (an agent came online). Job id = workspace and a
     short time bucket: agents coming online together share one job, and a later one gets its own."""

@@ -27,7 +27,11 @@ FUNCTIONS += [tasks.route_integration_event, func(tasks.deliver_integration_even
               tasks.sweep_event_deliveries]
 CRON_JOBS += [cron(tasks.sweep_event_deliveries, second={30})]
 # Auto-assignment: after a customer's message, and when an agent comes online (app/domains/assignment/).
-FUNCTIONS += [tasks.auto_assign_conversation, tasks.assign_waiting_conversations]
+# (assign_waiting keeps no result: its job id is a 2-s bucket, and a kept result would refuse a later one.)
+FUNCTIONS += [tasks.auto_assign_conversation, func(tasks.assign_waiting_conversations, keep_result=0)]
+# ... and a gone agent's open conversations to online agents (a rule's setting): at once, and every 30 s.
+FUNCTIONS += [func(tasks.reassign_offline_conversations, keep_result=0)]  # keep_result=0: see wiring.py
+CRON_JOBS += [cron(tasks.reassign_offline_conversations, second={25, 55}, run_at_startup=True)]
 # Templates: hourly sync from Meta (webhooks keep statuses live; this catches any that were missed).
 FUNCTIONS += [tasks.sync_templates]
 CRON_JOBS += [cron(tasks.sync_templates, minute={7}, second={0}, unique=True)]

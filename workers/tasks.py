@@ -133,6 +133,13 @@ async def assign_waiting_conversations(ctx: dict[str, Any], workspace_id: str) -
     return await runtime_of(ctx).auto_assigner.assign_waiting(workspace_id)
 
 
+async def reassign_offline_conversations(ctx: dict[str, Any], workspace_id: str | None = None) -> int:
+    """A gone agent's open conversations to online agents, where a rule says so: one workspace (an agent chose
+    away or offline), or, by cron, every workspace with such a rule (catches presence lapsed by inactivity)."""
+    assigner = runtime_of(ctx).auto_assigner
+    return await (assigner.reassign_offline(workspace_id) if workspace_id else assigner.reassign_offline_everywhere())
+
+
 # --- templates: the periodic sync from Meta (issue 7) ----------------------------------------------
 
 async def sync_templates(ctx: dict[str, Any]) -> dict[str, int]:

@@ -288,7 +288,8 @@ async def test_no_rule_costs_the_webhook_no_database_operation(env):
         for _ in range(3):
             await customer_writes(env)
     assert seen, "the webhooks were stored"
-    assert not [c for c in seen if c.command.get(c.name) == AssignmentRule.Settings.name]
+    # (the reassignment cron's one distinct over every workspace may fall in the window; it is no webhook's)
+    assert not [c for c in seen if c.command.get(c.name) == AssignmentRule.Settings.name and c.name != "distinct"]
     assert not [j for j in await env.runtime.arq.queued_jobs() if j.function == AUTO_ASSIGN_JOB]
 
 

@@ -5,20 +5,22 @@ inbox composer), never utility ones."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 
 import pytest
 
 from app.domains.contacts.consent import keyword_consent
-from app.domains.contacts.models import Contact
+from app.domains.contacts.models import Contact, KeywordSettings
 from app.domains.conversations.models import Conversation
 from app.domains.messages.models import Message, MessageStatus
 from app.domains.templates.models import MessageTemplate
 from tests.conftest import sign_in
 from tests.integration.outbound_env import ThreadWorker, outbound, sandbox_server, wait_for  # noqa: F401
 from tests.integration.test_outbound_faults import all_settled
-from tests.support.inbound import deliver, envelope, make_setup, new_wamid, text_message
+from tests.support.command_capture import capture
+from tests.support.inbound import deliver, envelope, make_setup, new_wamid, signed, text_message
 
 CUSTOMER = "972541112233"
 
@@ -156,3 +158,44 @@ async def test_a_marketing_template_queued_before_the_opt_out_is_not_sent(outbou
     assert [s["body"]["type"] for s in sent] == ["text"]
     answer = await env.client.get(f"/api/v1/messages/{marketing.json()['id']}", headers=env.headers)
     assert answer.json()["status"] == "failed"
+
+
+async def test_ingestion_reads_the_workspaces_words_once_then_only_its_cached_copy(outbound):  # noqa: F811
+    """With extra words saved, customers' messages through the webhook cost at most one read of the
+    keyword settings (this process's cache filling; the driver's own command log); an admin's change is
+    heard and read exactly once again; a custom word still changes consent."""
+    env = await outbound()
+    account = await env.add_number()
+    saved = await env.client.put("/api/v1/opt-out-keywords", headers=env.headers,
+                                 json={"opt_out_words": ["ALTO"], "opt_in_words": ["volver"]})
+    assert saved.status_code == 200, saved.text
+    database = env.runtime.settings.mongodb_database
+    phones = iter(f"3466600{i:04d}" for i in range(100))
+
+    async def writes(text: str) -> Contact:
+        phone, wamid = next(phones), new_wamid()
+        body, headers = signed(envelope(messages=[text_message(text, wamid=wamid, from_=phone)],
+                                        phone_number_id=account.phone_number_id, waba_id=account.waba_id), "secret")
+        answer = await env.client.post(f"/webhooks/whatsapp/{account.webhook_key}", content=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        await wait_for(lambda: Message.find_one(Message.wamid == wamid))
+        return await Contact.find_one(Contact.wa_id == phone)
+
+    def settings_reads(seen) -> int:
+        return sum(1 for c in seen if c.command.get(c.name) == KeywordSettings.Settings.name)
+
+    await asyncio.sleep(0.2)  # the save's own change notice comes back from Redis too, and drops the copy again
+    with capture(database) as seen:
+        said = [await writes(text) for text in ("Hola", "alto", "Where is my parcel?", "ALTO!")]
+    assert seen and settings_reads(seen) <= 1  # the first message may fill this process's cache
+    assert [c.opted_out_marketing for c in said] == [False, True, False, True]
+
+    changed = await env.client.put("/api/v1/opt-out-keywords", headers=env.headers,
+                                   json={"opt_out_words": ["ALTO", "basta"]})
+    assert changed.status_code == 200, changed.text
+    await asyncio.sleep(0.2)
+    with capture(database) as seen:
+        said = [await writes(text) for text in ("basta", "Hi", "stop")]
+    assert settings_reads(seen) == 1  # the change was heard: read once, then cached again
+    assert [c.opted_out_marketing for c in said] == [True, False, True]
+    assert said[0].consent[-1].source == "keyword"

@@ -15,6 +15,7 @@ from app.db import parse_object_id, utcnow
 from app.domains.analytics.services import Analytics, first_response_stats
 from app.domains.workspaces.services import Principal
 from app.errors import ValidationFailed
+from app.runtime import Runtime
 
 
 class FailureOut(BaseModel):
@@ -29,6 +30,14 @@ class FirstResponse(BaseModel):
     median_seconds: float | None = None
 
 
+class BusinessFirstResponse(FirstResponse):
+    """The same turns as ``first_response``, each wait counting only its seconds inside business hours."""
+
+    business_hours: bool = Field(description="Business hours are on: only seconds inside them count (the weekly "
+                                             "hours in the workspace's time zone, holidays closed); false: every "
+                                             "second counts, as in first_response")
+
+
 class AnalyticsSummary(BaseModel):
     start: datetime = Field(description="The range's start (the `from` parameter)")
     end: datetime = Field(description="The range's end, exclusive (the `to` parameter)")
@@ -40,7 +49,10 @@ class AnalyticsSummary(BaseModel):
     read_rate: float | None = Field(None, description="Share of sent messages the customer read", examples=[0.81])
     failed: int
     failures_by_code: list[FailureOut]
-    first_response: FirstResponse
+    first_response: FirstResponse = Field(description="Time to the first answer of each customer turn, in all hours")
+    first_response_business: BusinessFirstResponse = Field(
+        description="The same turns in business time: a question asked on Friday evening and answered on Monday "
+                    "morning counts the minutes the business was open, not the weekend")
 
 
 class AnalyticsApi(Controller):
@@ -49,7 +61,7 @@ class AnalyticsApi(Controller):
     tags = ["analytics"]
 
     @get("/summary", summary="Messages in/out, delivered and read rates, failures by code, first-response time")
-    async def summary(self, principal: NamedDependency[Principal],
+    async def summary(self, principal: NamedDependency[Principal], runtime: NamedDependency[Runtime],
                       since: Annotated[datetime | None, QueryParameter(
                           name="from", description="Start (ISO 8601); default 7 days before `to`")] = None,
                       until: Annotated[datetime | None, QueryParameter(
@@ -64,9 +76,12 @@ class AnalyticsApi(Controller):
         account = parse_object_id(account_id) if account_id is not None else None
         if account_id is not None and account is None:
             raise ValidationFailed("account_id is not an id.", details={"account_id": "not an id"}, status_code=400)
-        s = await Analytics().summary(principal.scope, since, until, account)
+        hours = await runtime.business_hours.cached(principal.workspace_id)
+        s = await Analytics().summary(principal.scope, since, until, account, hours=hours)
         return AnalyticsSummary(
             start=s.since, end=s.until, account_id=account_id, messages_in=s.messages_in, messages_out=s.messages_out,
             delivered_rate=s.rate(s.delivered), read_rate=s.rate(s.read), failed=s.failed,
             failures_by_code=[FailureOut(code=f.code, title=f.title, count=f.count) for f in s.failures],
-            first_response=FirstResponse(**first_response_stats(s.first_responses)))
+            first_response=FirstResponse(**first_response_stats(s.first_responses)),
+            first_response_business=BusinessFirstResponse(**first_response_stats(s.first_responses_business),
+                                                          business_hours=s.business_hours))

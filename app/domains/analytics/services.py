@@ -3,6 +3,10 @@
 Counts run as Mongo aggregations; first-response time walks the range's customer and business
 messages in order per conversation: a customer turn starts with an inbound message after a
 business message (or the conversation's first), and ends with the next outbound message.
+
+Each turn is measured twice: in all hours, and in business time (the seconds of the wait inside the
+workspace's business hours: business_hours/rules.py ``business_seconds``; with business hours off or
+never saved every second counts, so both figures agree).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from beanie import PydanticObjectId
 
 from app.db import as_utc
 from app.domains.access.scope import Scope, scope_of
+from app.domains.business_hours.rules import Schedule, business_seconds
 from app.domains.messages.models import Message
 from app.errors import ValidationFailed
 
@@ -44,6 +49,10 @@ class Summary:
     failed: int = 0
     failures: list[FailureCount] = field(default_factory=list)
     first_responses: list[float] = field(default_factory=list)
+    first_responses_business: list[float] = field(default_factory=list)
+    """The same waits in business time (same order)."""
+    business_hours: bool = False
+    """Business hours were on: the business-time waits count only open seconds."""
 
     def rate(self, part: int) -> float | None:
         return round(part / self.outbound_settled, 4) if self.outbound_settled else None
@@ -51,8 +60,9 @@ class Summary:
 
 class Analytics:
     async def summary(self, who: PydanticObjectId | Scope, since: datetime, until: datetime,
-                      account_id: PydanticObjectId | None = None) -> Summary:
-        """The figures of the numbers ``who`` sees whole (an agent limited to some numbers: those)."""
+                      account_id: PydanticObjectId | None = None, *, hours: Schedule | None = None) -> Summary:
+        """The figures of the numbers ``who`` sees whole (an agent limited to some numbers: those).
+        ``hours``: the workspace's business hours settings (BusinessHoursService.cached), for business time."""
         scope = scope_of(who)
         workspace_id = scope.workspace_id
         since, until = as_utc(since), as_utc(until)
@@ -83,17 +93,21 @@ class Analytics:
         summary.failures = sorted((FailureCount(code=r["_id"], title=r.get("title") or "", count=r["count"])
                                    for r in rows), key=lambda f: (-f.count, f.code or 0))
         summary.failed = sum(f.count for f in summary.failures)
-        summary.first_responses = await self._first_responses(match)
+        turns = await self._first_responses(match)
+        summary.first_responses = [max(0.0, (answered - asked).total_seconds()) for asked, answered in turns]
+        summary.first_responses_business = [business_seconds(hours, asked, answered) for asked, answered in turns]
+        summary.business_hours = bool(hours is not None and getattr(hours, "enabled", True))
         return summary
 
-    async def _first_responses(self, match: dict[str, Any]) -> list[float]:
+    async def _first_responses(self, match: dict[str, Any]) -> list[tuple[datetime, datetime]]:
+        """Each answered customer turn: (its first message's time, the answer's time)."""
         cursor = Message.get_motor_collection().find(
             # Automatic replies (greeting, away message: app/domains/business_hours) answer nobody's question.
             {**match, "direction": {"$in": ["inbound", "outbound"]}, "type": {"$ne": "reaction"},
              "via": {"$ne": "automation"}},
             projection={"conversation_id": 1, "direction": 1, "timestamp": 1},
         ).sort([("conversation_id", 1), ("timestamp", 1), ("_id", 1)])
-        waits: list[float] = []
+        waits: list[tuple[datetime, datetime]] = []
         conversation = None
         waiting_since: datetime | None = None
         async for row in cursor:
@@ -103,7 +117,7 @@ class Analytics:
             if row["direction"] == "inbound":
                 waiting_since = waiting_since or at
             elif waiting_since is not None:
-                waits.append(max(0.0, (at - waiting_since).total_seconds()))
+                waits.append((waiting_since, at))
                 waiting_since = None
         return waits
 

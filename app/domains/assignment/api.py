@@ -11,7 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api_shapes import Flag, documented
 from app.auth import requires_admin, requires_login
-from app.domains.assignment.api_shapes import AssignmentRulePage, AssignmentRuleShape, AvailabilityShape
+from app.domains.assignment.api_shapes import (
+    REASSIGN_HELP,
+    AssignmentRulePage,
+    AssignmentRuleShape,
+    AvailabilityShape,
+)
 from app.domains.assignment.presence import availability_view
 from app.domains.assignment.services import rule_view
 from app.domains.workspaces.services import Principal
@@ -27,6 +32,7 @@ class RuleIn(BaseModel):
     team_id: str | None = Field(None, description="A team's id; null or left out: whoever sees the number")
     method: str = Field("round_robin", description="round_robin or least_open")
     max_open_per_agent: int | None = Field(None, description="1 to 1000; null: no cap")
+    reassign_when_offline: Flag = Field(False, description=REASSIGN_HELP)
 
 
 class RulePatch(BaseModel):
@@ -37,6 +43,7 @@ class RulePatch(BaseModel):
     team_id: str | None = None
     method: str | None = None
     max_open_per_agent: int | None = None
+    reassign_when_offline: Flag | None = Field(None, description=REASSIGN_HELP)
 
 
 class AvailabilityIn(BaseModel):
@@ -48,7 +55,7 @@ def _changes(data: RulePatch) -> dict[str, Any]:
     fields = data.model_dump(exclude_unset=True)
     if not fields:
         raise ValidationFailed("Nothing to change.", details={"body": "Send at least one field."})
-    for name in ("name", "enabled", "method"):
+    for name in ("name", "enabled", "method", "reassign_when_offline"):
         if name in fields and fields[name] is None:
             raise ValidationFailed("Check the highlighted fields.", details={name: "May not be null."})
     return fields

@@ -20,7 +20,8 @@ from app.runtime import Runtime
 def _rule_fields(form: dict[str, str]) -> dict[str, Any]:
     return {"name": form.get("name", ""), "enabled": form.get("enabled") in ("on", "true", "1"),
             "account_id": form.get("account_id") or None, "team_id": form.get("team_id") or None,
-            "method": form.get("method", ""), "max_open_per_agent": form.get("max_open_per_agent") or None}
+            "method": form.get("method", ""), "max_open_per_agent": form.get("max_open_per_agent") or None,
+            "reassign_when_offline": form.get("reassign_when_offline") in ("on", "true", "1")}
 
 
 class AssignmentPages(Controller):

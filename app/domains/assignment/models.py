@@ -32,10 +32,16 @@ class AssignmentRule(WorkspaceDocument):
     method: AssignmentMethod = AssignmentMethod.ROUND_ROBIN
     max_open_per_agent: int | None = None
     """An agent holding this many open conversations gets no more from this rule; None: no cap."""
+    reassign_when_offline: bool = False
+    """When an agent holding open conversations under this rule goes away or offline (chosen, or no inbox
+    open for the presence timeout), those conversations go to an online agent by this rule: every open one
+    of theirs, however it came to them (services.py, ``AutoAssigner.reassign_offline``)."""
     updated_at: datetime = Field(default_factory=utcnow)
 
     class Settings:
         name = "assignment_rules"
         indexes = [
             pymongo.IndexModel([("workspace_id", 1), ("enabled", 1)]),
+            # The reassignment cron: which workspaces have an enabled rule with reassign_when_offline.
+            pymongo.IndexModel([("reassign_when_offline", 1), ("enabled", 1), ("workspace_id", 1)]),
         ]

@@ -26,6 +26,7 @@ log = get_logger(__name__)
 
 PREFIX = "inbox:presence:"
 CameOnline = Callable[[PydanticObjectId, PydanticObjectId], Awaitable[None]]
+WentAway = Callable[[PydanticObjectId, PydanticObjectId], Awaitable[None]]
 
 LABELS = {Availability.ONLINE: "Online", Availability.BUSY: "Busy", Availability.AWAY: "Away",
           Availability.OFFLINE: "Offline"}
@@ -73,6 +74,8 @@ class Presence:
         self.timeout_seconds = timeout_seconds
         self.came_online: list[CameOnline] = []
         """Told when a user's heartbeat starts (first tab after a lapse) or they choose online."""
+        self.went_away: list[WentAway] = []
+        """Told when a user chooses away or offline (a lapse by inactivity is noticed by the reassignment cron)."""
 
     @property
     def beat_every(self) -> float:
@@ -108,7 +111,7 @@ class Presence:
         return (await self.statuses([user]))[user.id] if user.id is not None else Status(user.availability, False)
 
     async def choose(self, workspace_id: PydanticObjectId, user_id: PydanticObjectId | None,
-                     availability: str | Availability) -> User:
+                     availability: str | Availability | None) -> User:
         """The user sets their own status (the inbox header, their profile, or the API)."""
         chosen = parse_availability(availability)
         user = await User.get_scoped(workspace_id, user_id)
@@ -118,14 +121,17 @@ class Presence:
         user.availability, user.availability_changed_at = chosen, now
         if chosen is Availability.ONLINE and user.id is not None:
             await self._tell(workspace_id, user.id)
+        elif chosen in (Availability.AWAY, Availability.OFFLINE) and user.id is not None:
+            await self._tell(workspace_id, user.id, self.went_away)
         return user
 
     async def current(self, workspace_id: PydanticObjectId, user_id: PydanticObjectId | None) -> tuple[User, Status]:
         user = await User.get_scoped(workspace_id, user_id)
         return user, await self.status_of(user)
 
-    async def _tell(self, workspace_id: PydanticObjectId, user_id: PydanticObjectId) -> None:
-        for listener in self.came_online:
+    async def _tell(self, workspace_id: PydanticObjectId, user_id: PydanticObjectId,
+                    listeners: list[CameOnline] | None = None) -> None:
+        for listener in self.came_online if listeners is None else listeners:
             try:
                 await listener(workspace_id, user_id)
             except Exception as exc:  # noqa: BLE001 - a tab's heartbeat must not end because a listener failed

@@ -22,10 +22,22 @@ both see one agent as the least busy or below the cap.
 
 Nobody eligible: the conversation waits unassigned. When an agent comes online (first inbox tab, or
 chooses online), ``assign_waiting`` gives out the workspace's waiting conversations, oldest first.
+
+Reassignment (a rule's ``reassign_when_offline``): an agent who is gone (chose away or offline, or has
+had no inbox tab open for the presence timeout; busy keeps theirs) loses their open conversations that
+such a rule governs to an online agent, by the rule's method and under its cap, through
+ConversationActions.assign, with a line in the thread saying why. A conversation's rule is the most
+specific enabled rule that applies to it (as for new conversations); when it has the setting on, it and
+then the next applying rules with the setting on are tried. Every open conversation of the gone agent
+counts, however it came to them (a person's assignment too: that is what the setting asks for);
+pending, snoozed and resolved ones stay. Nobody online: they stay, and a later pass moves them. Passes:
+a cron job every 30 s over the workspaces with such a rule (one indexed query), and a job at once when
+an agent chooses away or offline, or someone comes online.
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
@@ -39,7 +51,7 @@ from app.changes import Changes
 from app.db import parse_object_id, utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.assignment.models import AssignmentMethod, AssignmentRule
-from app.domains.assignment.presence import Presence
+from app.domains.assignment.presence import Presence, Status
 from app.domains.conversations.actions import ConversationActions
 from app.domains.conversations.models import Conversation, ConversationStatus
 from app.domains.messages.models import Message
@@ -58,6 +70,10 @@ MAX_NAME = 80
 MAX_CAP = 1000
 WAITING_BATCH = 200
 """At most this many waiting conversations are given out when an agent comes online."""
+REASSIGN_BATCH = 200
+"""At most this many of gone agents' conversations are looked at per workspace per pass (the next pass goes on)."""
+GONE = (Availability.AWAY, Availability.OFFLINE)
+"""Statuses (as others see them) whose holder's open conversations a reassigning rule gives to someone else."""
 LOCK_MS = 10_000
 POINTER = "inbox:assignment:rr:"
 LOCK = "inbox:assignment:lock:"
@@ -65,13 +81,14 @@ RULE_LOCK = "inbox:assignment:rule-lock:"
 
 EnqueueAssign = Callable[[str, str, str], Awaitable[Any]]
 EnqueueWaiting = Callable[[str], Awaitable[Any]]
+EnqueueReassign = Callable[[str], Awaitable[Any]]
 
 
 def rule_view(rule: AssignmentRule) -> dict[str, Any]:
     return {"id": str(rule.id), "name": rule.name, "enabled": rule.enabled,
             "account_id": str(rule.account_id) if rule.account_id else None,
             "team_id": str(rule.team_id) if rule.team_id else None, "method": rule.method.value,
-            "max_open_per_agent": rule.max_open_per_agent,
+            "max_open_per_agent": rule.max_open_per_agent, "reassign_when_offline": rule.reassign_when_offline,
             "created_at": rule.created_at.isoformat() if rule.created_at else None,
             "updated_at": rule.updated_at.isoformat() if rule.updated_at else None}
 
@@ -93,6 +110,7 @@ class AssignmentRules:
     def __init__(self, *, changes: Changes | None = None) -> None:
         self.changes = changes
         self._enabled: dict[str, tuple[float, bool]] = {}
+        self._reassigning: dict[str, tuple[float, bool]] = {}
         if changes is not None:
             changes.on(TOPIC, self._forget)
 
@@ -107,11 +125,30 @@ class AssignmentRules:
         self._enabled[key] = (time.monotonic() + CACHE_SECONDS, found)
         return found
 
+    async def has_reassigning(self, workspace_id: PydanticObjectId | str) -> bool:
+        """The workspace has an enabled rule with ``reassign_when_offline`` (cached like ``has_enabled``)."""
+        key = str(workspace_id)
+        cached = self._reassigning.get(key)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        oid = parse_object_id(key)
+        found = oid is not None and await AssignmentRule.find_one(
+            {"reassign_when_offline": True, "enabled": True, "workspace_id": oid}) is not None
+        self._reassigning[key] = (time.monotonic() + CACHE_SECONDS, found)
+        return found
+
+    async def reassigning_workspaces(self) -> list[PydanticObjectId]:
+        """Every workspace with an enabled rule that reassigns a gone agent's conversations (the cron's list)."""
+        ids = await AssignmentRule.distinct("workspace_id", {"reassign_when_offline": True, "enabled": True})
+        return sorted(PydanticObjectId(i) for i in ids)
+
     def _forget(self, workspace_id: str | None) -> None:
         if workspace_id is None:
             self._enabled.clear()
+            self._reassigning.clear()
         else:
             self._enabled.pop(workspace_id, None)
+            self._reassigning.pop(workspace_id, None)
 
     async def _changed(self, workspace_id: PydanticObjectId) -> None:
         if self.changes is None:
@@ -122,7 +159,7 @@ class AssignmentRules:
     async def list(self, workspace_id: PydanticObjectId) -> list[AssignmentRule]:
         return await AssignmentRule.scoped(workspace_id).sort("created_at", "_id").to_list()
 
-    async def enabled(self, workspace_id: PydanticObjectId) -> list[AssignmentRule]:
+    async def enabled(self, workspace_id: PydanticObjectId) -> builtins.list[AssignmentRule]:
         rules = await AssignmentRule.scoped(workspace_id, AssignmentRule.enabled == True).to_list()  # noqa: E712
         return sorted(rules, key=_specificity)
 
@@ -135,7 +172,7 @@ class AssignmentRules:
         errors: dict[str, str] = {}
         current = rule_view(rule) if rule else {"name": "", "enabled": True, "account_id": None, "team_id": None,
                                                 "method": AssignmentMethod.ROUND_ROBIN.value,
-                                                "max_open_per_agent": None}
+                                                "max_open_per_agent": None, "reassign_when_offline": False}
         wanted = {**current, **fields}
         name = " ".join(str(wanted.get("name") or "").split())
         if not name or len(name) > MAX_NAME:
@@ -159,6 +196,9 @@ class AssignmentRules:
         enabled = wanted.get("enabled")
         if not isinstance(enabled, bool):
             errors["enabled"] = "true or false."
+        reassign = wanted.get("reassign_when_offline")
+        if not isinstance(reassign, bool):
+            errors["reassign_when_offline"] = "true or false."
         account_id = await self._ref(workspace_id, WhatsAppAccount, wanted.get("account_id"), "account_id",
                                      "No such number.", errors)
         team_id = await self._ref(workspace_id, Team, wanted.get("team_id"), "team_id", "No such team.", errors)
@@ -170,6 +210,7 @@ class AssignmentRules:
         rule = rule or AssignmentRule(workspace_id=workspace_id, name=name, created_at=now)
         rule.name, rule.method, rule.max_open_per_agent = name, method, cap
         rule.enabled, rule.account_id, rule.team_id, rule.updated_at = bool(enabled), account_id, team_id, now
+        rule.reassign_when_offline = bool(reassign)
         await (rule.insert() if rule.id is None else rule.save())
         await self._changed(workspace_id)
         return rule
@@ -193,13 +234,15 @@ class AutoAssigner:
     """Picks an agent for a conversation and assigns it (the worker's side), and the hooks that queue it."""
 
     def __init__(self, rules: AssignmentRules, presence: Presence, actions: ConversationActions, redis: Redis, *,
-                 enqueue_assign: EnqueueAssign, enqueue_waiting: EnqueueWaiting) -> None:
+                 enqueue_assign: EnqueueAssign, enqueue_waiting: EnqueueWaiting,
+                 enqueue_reassign: EnqueueReassign | None = None) -> None:
         self.rules = rules
         self.presence = presence
         self.actions = actions
         self.redis = redis
         self._enqueue_assign = enqueue_assign
         self._enqueue_waiting = enqueue_waiting
+        self._enqueue_reassign = enqueue_reassign
 
     async def screen(self, workspace_id: PydanticObjectId) -> dict[str, Any]:
         """What the admin screen shows: the rules, the numbers and teams to choose from, and who is online."""
@@ -229,6 +272,15 @@ class AutoAssigner:
         """A presence listener: someone may now take the conversations that found nobody."""
         if await self.rules.has_enabled(workspace_id):
             await self._enqueue_waiting(str(workspace_id))
+        await self._queue_reassign(workspace_id)  # gone agents' conversations may now find someone
+
+    async def on_went_away(self, workspace_id: PydanticObjectId, user_id: PydanticObjectId) -> None:
+        """A presence listener (chose away or offline): a rule may give their open conversations to others."""
+        await self._queue_reassign(workspace_id)
+
+    async def _queue_reassign(self, workspace_id: PydanticObjectId) -> None:
+        if self._enqueue_reassign is not None and await self.rules.has_reassigning(workspace_id):
+            await self._enqueue_reassign(str(workspace_id))
 
     # -- the jobs ---------------------------------------------------------------------------------
     async def after_message(self, workspace_id: str, conversation_id: str, message_id: str) -> str:
@@ -286,6 +338,74 @@ class AutoAssigner:
             if conversation.id is not None and await self.assign(wid, conversation.id) == "assigned":
                 assigned += 1
         return assigned
+
+    async def reassign_offline_everywhere(self) -> int:
+        """The cron pass: every workspace with a reassigning rule; returns how many conversations moved."""
+        moved = 0
+        for workspace_id in await self.rules.reassigning_workspaces():
+            try:
+                moved += await self.reassign_offline(str(workspace_id))
+            except Exception as exc:  # noqa: BLE001 - one workspace's trouble must not stop the others'
+                log.warning("reassignment pass failed", workspace_id=str(workspace_id), error=type(exc).__name__)
+        return moved
+
+    async def reassign_offline(self, workspace_id: str) -> int:
+        """Give the open conversations of the workspace's gone agents (away, offline, no inbox open) to
+        online agents, where their rule says so; returns how many moved."""
+        wid = parse_object_id(workspace_id)
+        rules = await self.rules.enabled(wid) if wid is not None else []
+        if wid is None or not any(r.reassign_when_offline for r in rules):
+            return 0
+        users = await User.scoped(wid).to_list()
+        statuses = await self.presence.statuses(users)
+        if not any(s.takes_conversations for s in statuses.values()):
+            return 0  # nobody to give them to: they stay, a later pass moves them
+        gone = {u.id: u for u in users if u.id is not None and u.id in statuses and statuses[u.id].value in GONE}
+        held = await self.open_counts(wid, list(gone))
+        moved, budget = 0, REASSIGN_BATCH
+        for holder_id in sorted((i for i, n in held.items() if n), key=str):
+            if budget <= 0:
+                break
+            conversations = await Conversation.find({"workspace_id": wid, "assignee_id": holder_id,
+                                                     "status": ConversationStatus.OPEN.value}
+                                                    ).sort("last_message_at").limit(budget).to_list()
+            budget -= len(conversations)
+            for conversation in conversations:
+                if await self._reassign(rules, conversation, gone[holder_id], statuses[holder_id]) == "reassigned":
+                    moved += 1
+        return moved
+
+    async def _reassign(self, rules: list[AssignmentRule], conversation: Conversation, holder: User,
+                        status: Status) -> str:
+        """One gone agent's open conversation to an online agent by its rule (when that rule reassigns)."""
+        applying = [r for r in rules if applies(r, conversation)]
+        if not applying or not applying[0].reassign_when_offline:
+            return "not-reassigning"  # its rule (the most specific that applies) leaves it with its agent
+        lock = f"{LOCK}{conversation.id}"
+        if not await self.redis.set(lock, "1", nx=True, px=LOCK_MS):
+            return "busy"
+        try:
+            for rule in (r for r in applying if r.reassign_when_offline):
+                counting = rule.method is AssignmentMethod.LEAST_OPEN or rule.max_open_per_agent is not None
+                async with self.redis.lock(f"{RULE_LOCK}{rule.id}", timeout=LOCK_MS / 1000, blocking_timeout=5,
+                                           sleep=0.01) if counting else contextlib.nullcontext():
+                    fresh = await Conversation.find_one({"_id": conversation.id, "workspace_id": conversation.workspace_id})
+                    if fresh is None or fresh.assignee_id != holder.id or fresh.status is not ConversationStatus.OPEN:
+                        return "changed"  # somebody took it, or it was resolved, meanwhile
+                    agent = await self.pick(rule, fresh)
+                    if agent is None:
+                        continue
+                    went = "went away" if status.value is Availability.AWAY else \
+                        "went offline (no inbox open)" if status.inactive else "went offline"
+                    done = await self.actions.assign(
+                        fresh, assignee_id=agent.id, by=None, rule_name=rule.name, only_if_assignee=holder.id,
+                        event_text=f"{holder.name or holder.email} {went}: reassigned to {agent.name or agent.email} "
+                                   f"(rule {rule.name})",
+                        previous_assignee_id=str(holder.id), reason=status.value.value)
+                    return "reassigned" if done.assignee_id == agent.id else "changed"
+            return "nobody"
+        finally:
+            await self.redis.delete(lock)
 
     # -- choosing ---------------------------------------------------------------------------------
     async def candidates(self, rule: AssignmentRule, conversation: Conversation) -> list[User]:

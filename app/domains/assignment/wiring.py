@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from app.domains.assignment.presence import Presence
 from app.domains.assignment.services import AssignmentRules, AutoAssigner
 from app.domains.conversations.actions import ConversationActions
-from app.queue import enqueue_assign_waiting, enqueue_auto_assign
+from app.queue import enqueue_assign_waiting, enqueue_auto_assign, enqueue_reassign_offline
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -24,8 +24,15 @@ def build_assignment(runtime: Runtime) -> tuple[Presence, AutoAssigner]:
         if runtime.arq is not None:
             await enqueue_assign_waiting(runtime.arq, workspace_id)
 
+    async def reassign_job(workspace_id: str) -> None:
+        if runtime.arq is not None:
+            await enqueue_reassign_offline(runtime.arq, workspace_id)
+
     presence = Presence(runtime.redis, runtime.settings.presence_timeout_seconds)
     assigner = AutoAssigner(AssignmentRules(changes=runtime.changes), presence, ConversationActions(runtime.live),
-                            runtime.redis, enqueue_assign=assign_job, enqueue_waiting=waiting_job)
+                            runtime.redis, enqueue_assign=assign_job, enqueue_waiting=waiting_job,
+                            enqueue_reassign=reassign_job)
     presence.came_online.append(assigner.on_came_online)
+    presence.went_away.append(assigner.on_went_away)
     return presence, assigner
+

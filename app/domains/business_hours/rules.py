@@ -318,3 +318,66 @@ def opens_label(settings: Schedule, at: datetime) -> str:
     if (opens.date() - local_now.date()).days < 7:
         return opens.strftime("%a %H:%M")
     return f"{opens.strftime('%a')} {opens.day} {opens.strftime('%b %H:%M')}"
+
+
+# --- business time (SLA figures) ----------------------------------------------------------------------
+
+def business_seconds(settings: Schedule | None, start: datetime, end: datetime) -> float:
+    """The seconds between two instants (naive ones read as UTC) that fall inside the opening hours, on the
+    workspace's local clock exactly as ``is_open`` reads it: an instant counts when its local wall-clock
+    time is in an interval of its local weekday, and its local date is no holiday. So a day from 00:00 to
+    24:00 holds 23 hours on a spring-forward day and 25 on a fall-back day, and a wall-clock hour the
+    clocks repeat counts both times it is open. ``end`` before or at ``start``: 0. Business hours off
+    (``enabled`` false) or never saved (None): every second counts.
+
+    Walked per stretch of one UTC offset (a day at a time, a change found by bisection): within it the
+    local clock runs with UTC, so each local day's intervals are plain intersections.
+    """
+    start, end = _aware(start).astimezone(UTC), _aware(end).astimezone(UTC)
+    if end <= start:
+        return 0.0
+    if settings is None or not getattr(settings, "enabled", True):
+        return (end - start).total_seconds()
+    tz = _tz(settings.time_zone)
+    holidays = {h.date for h in settings.holidays}
+    weekly = {DAYS.index(day): [(minutes(i.start), minutes(i.end, end=True)) for i in intervals]
+              for day, intervals in settings.weekly.items() if day in DAYS}
+    total = 0.0
+    for piece_start, piece_end, offset in _same_offset(start, end, tz):
+        local_start = piece_start.replace(tzinfo=None) + offset  # the local wall clock, naive
+        local_end = piece_end.replace(tzinfo=None) + offset
+        day = local_start.date()
+        while (midnight := datetime.combine(day, time())) < local_end:
+            if day.isoformat() not in holidays:
+                for opens, closes in weekly.get(day.weekday(), ()):
+                    stretch = (min(local_end, midnight + timedelta(minutes=closes))
+                               - max(local_start, midnight + timedelta(minutes=opens)))
+                    total += max(0.0, stretch.total_seconds())
+            day += timedelta(days=1)
+    return total
+
+
+def _same_offset(start: datetime, end: datetime, tz: ZoneInfo) -> list[tuple[datetime, datetime, timedelta]]:
+    """[start, end) (UTC) cut where ``tz``'s UTC offset changes: (from, to, offset) pieces. The offset is
+    looked at a day apart (no zone changes it twice within a day); a change, always on a whole second, is
+    found by bisection to the second."""
+    def offset(at: datetime) -> timedelta:
+        return at.astimezone(tz).utcoffset() or timedelta(0)
+
+    pieces: list[tuple[datetime, datetime, timedelta]] = []
+    piece_start, current, at = start, offset(start), start
+    while at < end:
+        ahead = min(end, at + timedelta(days=1))
+        if offset(ahead) == current:
+            at = ahead
+            continue
+        low, high = at, ahead  # the change is in (low, high]
+        while high - low > timedelta(seconds=1):
+            middle = low + (high - low) / 2
+            low, high = (middle, high) if offset(middle) == current else (low, middle)
+        high = high.replace(microsecond=0)  # the whole second it changed at (high is less than 1 s past it)
+        pieces.append((piece_start, high, current))
+        piece_start, current, at = high, offset(high), high
+    if piece_start < end:
+        pieces.append((piece_start, end, current))
+    return pieces

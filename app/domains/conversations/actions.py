@@ -90,12 +90,15 @@ class ConversationActions:
     # --- assignment, status, snooze, labels ------------------------------------------------------
     async def assign(self, conversation: Conversation, *, assignee_id: str | PydanticObjectId | None,
                      by: User | None, may_reassign: bool = True, only_if_unassigned: bool = False,
-                     rule_name: str | None = None) -> Conversation:
+                     rule_name: str | None = None, only_if_assignee: PydanticObjectId | None = None,
+                     event_text: str | None = None, **event_data: Any) -> Conversation:
         """Give the conversation to an agent of the same workspace (None: unassign). Without
         ``may_reassign`` (an agent, not a supervisor or admin) only a conversation that is unassigned or
         the caller's own can be given. ``only_if_unassigned`` (auto-assignment by the rule ``rule_name``):
         written only if nobody holds it in the database at that moment, so a person's choice made
-        meanwhile stands; then ``conversation.assignee_id`` stays as it was."""
+        meanwhile stands; then ``conversation.assignee_id`` stays as it was. ``only_if_assignee`` (taking it
+        from an agent who went offline): written only if that agent still holds it. ``event_text`` (and
+        ``event_data``) replace the thread's line, which then says why."""
         if not may_reassign and conversation.assignee_id not in (None, by.id if by else None):
             raise Forbidden("Only a supervisor or an admin can reassign a conversation another agent has.",
                             error_code="REASSIGN_NOT_ALLOWED", details={"assignee_id": str(conversation.assignee_id)})
@@ -108,13 +111,16 @@ class ConversationActions:
         new_id = assignee.id if assignee else None
         if conversation.assignee_id == new_id:
             return conversation
-        if only_if_unassigned:
-            if not await self._save(conversation, {"assignee_id": new_id}, only_if={"assignee_id": None}):
+        if only_if_unassigned or only_if_assignee is not None:
+            held = {"assignee_id": only_if_assignee}  # None: nobody holds it
+            if not await self._save(conversation, {"assignee_id": new_id}, only_if=held):
                 return conversation
         else:
             await self._save(conversation, {"assignee_id": new_id})
         conversation.assignee_id = new_id
-        if assignee is not None and rule_name is not None:
+        if event_text is not None:
+            text = event_text
+        elif assignee is not None and rule_name is not None:
             text = f"Auto-assigned to {assignee.name or assignee.email} (rule {rule_name})"
         elif assignee is None:
             text = f"{_actor(by)} unassigned the conversation"
@@ -123,7 +129,7 @@ class ConversationActions:
         else:
             text = f"{_actor(by)} assigned the conversation to {assignee.name or assignee.email}"
         await self.record_event(conversation, "assigned", text, by, assignee_id=str(new_id) if new_id else None,
-                                **({"rule": rule_name} if rule_name is not None else {}))
+                                **({"rule": rule_name} if rule_name is not None else {}), **event_data)
         return conversation
 
     async def assign_team(self, conversation: Conversation, *, team_id: str | PydanticObjectId | None,

@@ -111,7 +111,7 @@ def _step_at(definition: Any, parts: list[str]) -> tuple[list[str], list[str]]:
         index = int(parts[1])
         if parts[0] == "steps":
             step = steps[index] if isinstance(steps, list) and index < len(steps) else None
-            kind = STEP_NAMES.get(step.get("type"), "") if isinstance(step, dict) else ""
+            kind = STEP_NAMES.get(str(step.get("type")), "") if isinstance(step, dict) else ""
             words.append(f"step {index + 1}" + (f" ({kind})" if kind else ""))
         else:
             branches = step.get("branches") if isinstance(step, dict) else None
