@@ -315,6 +315,8 @@
     }
     if (type === "no_agent_reply" || type === "no_customer_reply") {
       box.appendChild(number("trigger.minutes", "After how many minutes", t, "minutes"));
+      box.appendChild(checkbox("trigger.business_hours", "Count business hours only (an SLA clock)", t.business_hours,
+        function (on) { if (on) t.business_hours = true; else delete t.business_hours; }));
     }
     if (type === "tag_added" || type === "tag_removed") box.appendChild(text("trigger.tag", "Tag", t, "tag"));
     if (type === "attribute_changed") {

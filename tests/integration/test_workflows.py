@@ -7,10 +7,10 @@ shortened by moving a run's wake-up time, never by a test switch in the product.
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from app.db import utcnow
+from app.db import as_utc, utcnow
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation
 from app.domains.messages.models import Message
@@ -465,3 +465,26 @@ async def test_every_read_of_the_workflow_engine_is_served_by_a_declared_index(o
     checked = await check_all("workflows", seen)
     assert seen_in(checked, "answer", "workflow_runs", "findAndModify") or seen_in(checked, "answer", "workflow_runs")
     assert seen_in(checked, "tick", "workflow_timers", "findAndModify") or seen_in(checked, "tick", "workflow_timers")
+
+
+async def test_a_no_reply_clock_in_business_hours_runs_only_while_open(outbound):  # noqa: F811
+    """"No agent reply within 15 minutes" counted in business hours: a customer who writes on a closed day
+    (today is a holiday) is due 15 minutes after tomorrow's opening, not 15 minutes from now."""
+    from datetime import UTC
+
+    from app.domains.workflows.models import WorkflowTimer
+
+    env = await outbound()
+    account = await env.add_number()
+    today = utcnow().astimezone(UTC).date()
+    every_day = {d: [{"start": "09:00", "end": "10:00"}] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    hours = await env.client.put("/api/v1/business-hours", headers=env.headers, json={
+        "enabled": True, "time_zone": "UTC", "weekly": every_day, "holidays": [{"date": today.isoformat()}]})
+    assert hours.status_code == 200, hours.text
+    await create(env, {"name": "SLA", "enabled": True,
+                       "trigger": {"type": "no_agent_reply", "minutes": 15, "business_hours": True},
+                       "steps": [{"id": "p", "type": "set_priority", "params": {"priority": "urgent"}}]})
+    message = await customer_writes(env, account, str(next(_phones)), "hello?")
+    timer = await wait_for(lambda: WorkflowTimer.find_one({"conversation_id": message.conversation_id}))
+    tomorrow = today + timedelta(days=1)
+    assert as_utc(timer.due_at) == datetime(tomorrow.year, tomorrow.month, tomorrow.day, 9, 15, tzinfo=UTC)

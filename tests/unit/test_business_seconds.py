@@ -11,7 +11,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import Field
 
-from app.domains.business_hours.rules import Holiday, OpenInterval, Week, business_seconds, default_weekly, is_open
+from app.domains.business_hours.rules import (
+    Holiday,
+    OpenInterval,
+    Week,
+    business_deadline,
+    business_seconds,
+    default_weekly,
+    is_open,
+)
 
 HOUR = 3600.0
 NINE_TO_FIVE = {d: [OpenInterval(start="09:00", end="17:00")] for d in ("mon", "tue", "wed", "thu", "fri")}
@@ -122,3 +130,18 @@ def test_agrees_with_is_open_minute_by_minute(start):
     end = start + timedelta(days=4)
     slow = sum(60.0 for m in range(4 * 24 * 60) if is_open(schedule, start + timedelta(minutes=m)))
     assert business_seconds(schedule, start, end) == slow
+
+
+def test_a_deadline_in_business_time_is_where_that_much_open_time_has_passed():
+    """30 business minutes from Friday 21:00 in Berlin (closed): Monday 09:30 local; from Monday 16:50: Tuesday
+    09:20 (10 minutes before five, 20 after nine); hours off: 30 plain minutes."""
+    friday_night = utc(2026, 3, 13, 20, 0)  # 21:00 in Berlin (UTC+1)
+    assert business_deadline(BERLIN_OFFICE, friday_night, 1800) == utc(2026, 3, 16, 8, 30)
+    assert business_deadline(BERLIN_OFFICE, utc(2026, 3, 16, 15, 50), 1800) == utc(2026, 3, 17, 8, 20)
+    assert business_deadline(None, friday_night, 1800) == friday_night + timedelta(minutes=30)
+    assert business_deadline(BERLIN_OFFICE, friday_night, 0) == friday_night
+    for start in (friday_night, utc(2026, 3, 27, 16, 59, 59), utc(2026, 12, 24, 8, 0)):
+        deadline = business_deadline(BERLIN_OFFICE, start, 2 * HOUR)
+        assert business_seconds(BERLIN_OFFICE, start, deadline) == 2 * HOUR  # the inverse, to the second
+    never_open = Week(time_zone="UTC", weekly={})
+    assert business_deadline(never_open, friday_night, 60) == friday_night + timedelta(days=60)

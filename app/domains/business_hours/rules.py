@@ -357,6 +357,35 @@ def business_seconds(settings: Schedule | None, start: datetime, end: datetime) 
     return total
 
 
+def business_deadline(settings: Schedule | None, start: datetime, seconds: float,
+                      horizon: timedelta = timedelta(days=60)) -> datetime:
+    """The first instant by which ``seconds`` of business time have passed since ``start`` (the inverse of
+    ``business_seconds``: a "30 business minutes" clock started on Friday evening runs out on Monday
+    morning). Found a day at a time, then to the second by bisection; never later than ``horizon`` (a
+    schedule with no opening hours at all)."""
+    start = _aware(start).astimezone(UTC)
+    if seconds <= 0:
+        return start
+    if settings is None or not getattr(settings, "enabled", True):
+        return start + timedelta(seconds=seconds)
+    low, done = start, 0.0
+    while low - start < horizon:
+        high = low + timedelta(days=1)
+        day = business_seconds(settings, low, high)
+        if done + day >= seconds:
+            while high - low > timedelta(seconds=1):
+                middle = low + (high - low) / 2
+                part = business_seconds(settings, low, middle)
+                if done + part >= seconds:
+                    high = middle
+                else:
+                    low, done = middle, done + part
+            whole = high.replace(microsecond=0)  # on a whole second, as the clock shows it
+            return whole if done + business_seconds(settings, low, whole) >= seconds else whole + timedelta(seconds=1)
+        low, done = high, done + day
+    return start + horizon
+
+
 def _same_offset(start: datetime, end: datetime, tz: ZoneInfo) -> list[tuple[datetime, datetime, timedelta]]:
     """[start, end) (UTC) cut where ``tz``'s UTC offset changes: (from, to, offset) pieces. The offset is
     looked at a day apart (no zone changes it twice within a day); a change, always on a whole second, is

@@ -85,6 +85,8 @@ class Trigger(_Strict):
     """Only this number's conversations (message, conversation and reply triggers)."""
     minutes: int | None = Field(None, ge=1, le=60 * 24 * 30)
     """no_agent_reply / no_customer_reply: after how long."""
+    business_hours: bool = False
+    """no_agent_reply / no_customer_reply: ``minutes`` count in business hours only (an SLA clock)."""
     tag: str | None = Field(None, max_length=60)
     attribute: str | None = Field(None, max_length=64)
     offset_minutes: int = Field(0, ge=-60 * 24 * 60, le=60 * 24 * 60)

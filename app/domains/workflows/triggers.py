@@ -28,6 +28,7 @@ from pymongo.errors import DuplicateKeyError
 from app.cache import TtlCache
 from app.changes import Changes
 from app.db import as_utc, parse_object_id, utcnow
+from app.domains.business_hours.rules import business_deadline
 from app.domains.contacts.filters import contact_query, parse_filter
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation
@@ -196,7 +197,7 @@ class WorkflowTriggers:
                                              {"type": "message_received", "message_id": str(message.id),
                                               "text": text[:500]}, text)
             elif kind == "no_agent_reply":
-                await _start_clock(workflow, conversation, "no_agent_reply", message.timestamp, keep=True)
+                await self._start_clock(workflow, conversation, "no_agent_reply", message.timestamp, keep=True)
             elif kind == "no_customer_reply":
                 await WorkflowTimer.find({"workflow_id": workflow.id, "key": f"c:{conversation.id}"}).delete()
             elif kind == "contact_created" and await _first_of_contact(message):
@@ -214,7 +215,7 @@ class WorkflowTriggers:
         for workflow in workflows:
             kind = workflow.trigger.get("type")
             if kind == "no_customer_reply" and _on_number(workflow.trigger, conversation):
-                await _start_clock(workflow, conversation, "no_customer_reply", message.timestamp, keep=False)
+                await self._start_clock(workflow, conversation, "no_customer_reply", message.timestamp, keep=False)
             elif kind == "no_agent_reply" and by_person:
                 await WorkflowTimer.find({"workflow_id": workflow.id, "key": f"c:{conversation.id}"}).delete()
         return "clocks set"
@@ -273,6 +274,21 @@ class WorkflowTriggers:
         run = await self.engine.start(workflow, contact, conversation=conversation, trigger=trigger, dedupe_key=key,
                                       message_text=text)
         return int(run is not None)
+
+    async def _start_clock(self, workflow: Workflow, conversation: Conversation, kind: str, since: Any, *,
+                           keep: bool) -> None:
+        """Start (or, ``keep`` False, restart) the conversation's "no reply" clock for the workflow; in business
+        hours only when the trigger says so (due when that much open time has passed)."""
+        minutes = int(workflow.trigger.get("minutes") or 60)
+        since = as_utc(since)
+        if workflow.trigger.get("business_hours"):
+            settings = await self.engine.tools.business_hours.cached(workflow.workspace_id)
+            due = business_deadline(settings, since, minutes * 60)
+        else:
+            due = since + timedelta(minutes=minutes)
+        fields = {"since": since, "due_at": due, "kind": kind, "contact_id": conversation.contact_id,
+                  "conversation_id": conversation.id, "workspace_id": conversation.workspace_id}
+        await _upsert_timer(workflow, f"c:{conversation.id}", fields, keep=keep)
 
     # -- the cron: timers, dates, segments ---------------------------------------------------------
     async def tick(self) -> dict[str, int]:
@@ -367,16 +383,6 @@ def _job_of(event: str, data: dict[str, Any]) -> tuple[str | None, str | None]:
 
 def _on_number(trigger: dict[str, Any], conversation: Conversation) -> bool:
     return not trigger.get("account_id") or str(conversation.account_id) == str(trigger["account_id"])
-
-
-async def _start_clock(workflow: Workflow, conversation: Conversation, kind: str, since: Any, *, keep: bool) -> None:
-    """Start (or, ``keep`` False, restart) the conversation's "no reply" clock for the workflow."""
-    minutes = int(workflow.trigger.get("minutes") or 60)
-    since = as_utc(since)
-    fields = {"since": since, "due_at": since + timedelta(minutes=minutes), "kind": kind,
-              "contact_id": conversation.contact_id, "conversation_id": conversation.id,
-              "workspace_id": conversation.workspace_id}
-    await _upsert_timer(workflow, f"c:{conversation.id}", fields, keep=keep)
 
 
 async def _upsert_timer(workflow: Workflow, key: str, fields: dict[str, Any], *, keep: bool) -> None:
