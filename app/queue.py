@@ -178,3 +178,21 @@ async def enqueue_workflow_event(pool: ArqRedis, workspace_id: str, kind: str, i
         ident = f"{ident}:{uuid.uuid4().hex}"
     job = await pool.enqueue_job(WORKFLOW_EVENT_JOB, workspace_id, kind, ids, _job_id=f"wf-event:{kind}:{ident}")
     return job is not None
+
+
+# --- broadcasts (app/domains/broadcasts/) -------------------------------------------------------------
+BROADCAST_SLICE_JOB = "send_broadcast"
+BROADCAST_REPLY_JOB = "note_broadcast_reply"
+
+
+async def enqueue_broadcast_slice(pool: ArqRedis, broadcast_id: str, generation: int, *, defer: float = 0.0) -> bool:
+    """The next slice of a broadcast. Job id = broadcast and generation (each slice's claim moves it on), so
+    a slice is queued once however many ask; the broadcast's lease keeps two from sending at once."""
+    job = await pool.enqueue_job(BROADCAST_SLICE_JOB, broadcast_id, _job_id=f"broadcast:{broadcast_id}:{generation}",
+                                 _defer_by=defer or None)
+    return job is not None
+
+
+async def enqueue_broadcast_reply(pool: ArqRedis, workspace_id: str, message_id: str) -> bool:
+    job = await pool.enqueue_job(BROADCAST_REPLY_JOB, workspace_id, message_id, _job_id=f"broadcast-reply:{message_id}")
+    return job is not None

@@ -19,6 +19,7 @@ from app.config import Settings
 from app.db import Database
 from app.domains.accounts.services import AccountService
 from app.domains.assignment.wiring import build_assignment
+from app.domains.broadcasts.wiring import build_broadcasts
 from app.domains.business_hours.services import BusinessHoursService
 from app.domains.contacts.keywords import ConsentKeywords
 from app.domains.media.store import MediaStore
@@ -101,6 +102,8 @@ class Runtime:
         # Workflows: live events, timers, dates and segments start durable runs, advanced by worker jobs.
         self.workflows = build_workflows(self)
         self.live.listeners.append(self.workflows.triggers.on_live_event)
+        # Broadcasts: template campaigns sent in slices through the outbox's bulk lane.
+        self.broadcasts = build_broadcasts(self)
         self.embedded_database: Any = None  # app.embedded_mongo.EmbeddedMongo when `inbox run` started one
         self._started = False
 

@@ -57,6 +57,10 @@ FUNCTIONS += [tasks.confirm_consent_keyword]
 FUNCTIONS += [func(tasks.advance_workflow_run, keep_result=0), func(tasks.workflow_event, keep_result=0),
               tasks.workflow_tick]
 CRON_JOBS += [cron(tasks.workflow_tick, second=set(range(3, 60, 10)), run_at_startup=True)]
+# Broadcasts: slices of ≤ 45 s each queue the next; the cron starts scheduled ones and takes over a dead worker's.
+FUNCTIONS += [func(tasks.send_broadcast, keep_result=0), func(tasks.note_broadcast_reply, keep_result=0),
+              tasks.broadcasts_due]
+CRON_JOBS += [cron(tasks.broadcasts_due, second=set(range(7, 60, 15)), run_at_startup=True)]
 
 
 class InboxWorker(Worker):

@@ -271,3 +271,26 @@ async def workflow_event(ctx: dict[str, Any], workspace_id: str, kind: str, ids:
 async def workflow_tick(ctx: dict[str, Any]) -> dict[str, int]:
     """Fire due "no reply" timers, scan date and segment triggers, queue the runs whose time has come."""
     return await runtime_of(ctx).workflows.triggers.tick()
+
+
+# --- broadcasts (app/domains/broadcasts/) -------------------------------------------------------
+
+async def send_broadcast(ctx: dict[str, Any], broadcast_id: str) -> str:
+    """One slice of a broadcast: recipients handed to the outbox at the number's pace."""
+    return await runtime_of(ctx).broadcasts.sender.run_slice(broadcast_id)
+
+
+async def note_broadcast_reply(ctx: dict[str, Any], workspace_id: str, message_id: str) -> bool:
+    """A customer's message: their recipient of a recent broadcast is marked replied."""
+    from app.db import parse_object_id
+    from app.domains.messages.models import Message
+
+    message = await Message.find_one({"_id": parse_object_id(message_id), "workspace_id": parse_object_id(workspace_id)})
+    if message is None or message.direction != "inbound":
+        return False
+    return await runtime_of(ctx).broadcasts.note_reply(message.workspace_id, message.contact_id, message.timestamp)
+
+
+async def broadcasts_due(ctx: dict[str, Any]) -> int:
+    """Scheduled broadcasts whose time came, and sending ones no worker holds."""
+    return await runtime_of(ctx).broadcasts.due()

@@ -9,6 +9,7 @@ def all_documents() -> list[type[Document]]:
     """Every Document, for init_beanie."""
     from app.domains.accounts.models import WhatsAppAccount
     from app.domains.assignment.models import AssignmentRule
+    from app.domains.broadcasts.models import Broadcast, BroadcastRecipient
     from app.domains.business_hours.models import BusinessHours
     from app.domains.catalog.models import CannedResponse, ContactAttribute, Label
     from app.domains.contact_files.models import ContactExport, ContactImport, ImportRefusal
@@ -44,4 +45,5 @@ def all_documents() -> list[type[Document]]:
         AssignmentRule,
         BusinessHours,
         Workflow, WorkflowRun, WorkflowTimer,
+        Broadcast, BroadcastRecipient,
     ]

@@ -147,6 +147,9 @@ RAW_MOTOR = {
     "app/domains/workflows/engine.py": "a run's lease claim and a reply handed to a waiting run: find_one_and_update",
     "app/domains/workflows/triggers.py": "timers: find_one_and_delete of the next due one, upserts with $setOnInsert",
     "app/domains/workflows/services.py": "runs in progress per workflow: one $group aggregate",
+    "app/domains/broadcasts/audience.py": "freezing: a projected scan of the audience, insert_many of recipients",
+    "app/domains/broadcasts/sending.py": "a slice's lease claim: find_one_and_update",
+    "app/domains/broadcasts/services.py": "progress: $group aggregates of recipients and messages",
 }
 
 

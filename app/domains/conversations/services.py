@@ -48,8 +48,10 @@ class ConversationService:
         return Conversation.model_validate(raw), contact
 
     async def open_for(self, workspace_id: PydanticObjectId, account_id: PydanticObjectId,
-                       contact_id: PydanticObjectId, *, reopen: bool = True) -> tuple[Conversation, bool]:
-        """The conversation of (number, contact), created if new, reopened if resolved or snoozed.
+                       contact_id: PydanticObjectId, *, reopen: bool = True,
+                       status_if_new: ConversationStatus = ConversationStatus.OPEN) -> tuple[Conversation, bool]:
+        """The conversation of (number, contact), created if new (``status_if_new``: a broadcast's recipient's
+        is created resolved, so it shows when they answer), reopened if resolved or snoozed.
 
         Returns (conversation, created). Atomic on the unique index, so concurrent ingestion of
         the same customer yields one conversation.
@@ -63,7 +65,7 @@ class ConversationService:
             try:
                 raw = await collection.find_one_and_update(
                     query,
-                    {"$setOnInsert": {**query, "_id": new_id, "status": ConversationStatus.OPEN.value, "labels": [],
+                    {"$setOnInsert": {**query, "_id": new_id, "status": status_if_new.value, "labels": [],
                                       "unread_count": 0, "created_at": now, "updated_at": now}},
                     upsert=True, return_document=ReturnDocument.AFTER,
                 )

@@ -368,7 +368,10 @@ class MessageView:
         if self.m.via == "automation":  # a workflow's message names it; business-hours replies have no name
             name = str((self.m.automation or {}).get("name") or "").strip()
             return f"Automation · {name}" if name else "Automation"
-        return {"api": "API", "broadcast": "Broadcast"}.get(self.m.via or "", "")
+        if self.m.via == "broadcast":
+            name = str((self.m.broadcast or {}).get("name") or "").strip()
+            return f"Broadcast · {name}" if name else "Broadcast"
+        return {"api": "API"}.get(self.m.via or "", "")
 
     @property
     def can_act(self) -> bool:

@@ -168,6 +168,8 @@ class Message(WorkspaceDocument):
     """How an outbound message was created: inbox, api, broadcast, automation."""
     automation: dict[str, str] | None = None
     """Sent by a workflow: {"workflow_id", "name", "run_id"} (the thread names the workflow)."""
+    broadcast: dict[str, str] | None = None
+    """Sent by a broadcast: {"id", "name"} (the thread names it; its progress counts these)."""
     rendered: dict[str, Any] | None = None
     """A template we sent as the customer read it (header, body, footer, buttons with the parameters
     filled in: app.whatsapp.templates.render_template), for the thread and the list."""
@@ -222,6 +224,8 @@ class Message(WorkspaceDocument):
             pymongo.IndexModel([("workspace_id", 1), ("idempotency_key", 1)], unique=True,
                                partialFilterExpression={"idempotency_key": {"$type": "string"}}),
             pymongo.IndexModel([("workspace_id", 1), ("contact_id", 1)]),
+            pymongo.IndexModel([("broadcast.id", 1), ("status", 1)],
+                               partialFilterExpression={"broadcast.id": {"$type": "string"}}),
             pymongo.IndexModel([("workspace_id", 1), ("timestamp", 1)]),
             # Inbox search: anchored prefix regexes on lowercased words (multikey).
             pymongo.IndexModel([("workspace_id", 1), ("search_tokens", 1)]),

@@ -107,9 +107,11 @@ class OutboxService:
     async def send(self, workspace_id: PydanticObjectId, conversation: Conversation, draft: Draft, *,
                    sent_by: PydanticObjectId | None = None, via: str = "api", priority: str = "agent",
                    idempotency_key: str | None = None, account: WhatsAppAccount | None = None,
-                   contact: Contact | None = None, automation: dict[str, str] | None = None) -> Message:
+                   contact: Contact | None = None, automation: dict[str, str] | None = None,
+                   broadcast: dict[str, str] | None = None) -> Message:
         """Validate ``draft`` for ``conversation``, store it queued, and queue it; returns the message.
-        ``automation``: the workflow that sends it ({"workflow_id", "name", "run_id"}), shown in the thread."""
+        ``automation``: the workflow that sends it ({"workflow_id", "name", "run_id"}), ``broadcast``: the
+        broadcast ({"id", "name"}); both shown in the thread."""
         existing = await self._idempotent(workspace_id, idempotency_key)
         if existing is not None:
             return existing
@@ -138,7 +140,7 @@ class OutboxService:
             workspace_id=workspace_id, conversation_id=conversation.id, account_id=account.id,
             contact_id=contact.id, direction="outbound", type=draft.type, content=checked,
             status=MessageStatus.QUEUED, status_at={MessageStatus.QUEUED.value: now}, reply_to_id=reply_id,
-            reply_to_wamid=reply_wamid, media=media, sent_by=sent_by, via=via, automation=automation,
+            reply_to_wamid=reply_wamid, media=media, sent_by=sent_by, via=via, automation=automation, broadcast=broadcast,
             priority="bulk" if priority == "bulk" else "agent", marketing=marketing, idempotency_key=idempotency_key,
             recipient=recipient, rendered=rendered, timestamp=now, created_at=now, updated_at=now,
         )

@@ -21,6 +21,8 @@ class EventType(StrEnum):
     CONVERSATION_UPDATED = "conversation.updated"
     CONTACT_CREATED = "contact.created"
     CONTACT_MERGED = "contact.merged"
+    BROADCAST_COMPLETED = "broadcast.completed"
+    BROADCAST_PAUSED = "broadcast.paused"
 
 
 EVENT_DESCRIPTIONS = {
@@ -31,6 +33,9 @@ EVENT_DESCRIPTIONS = {
     EventType.CONVERSATION_UPDATED: "Status, assignee, team, labels or snooze changed.",
     EventType.CONTACT_CREATED: "A new contact was created (first message or the API).",
     EventType.CONTACT_MERGED: "An admin merged two contacts: the survivor, and the id of the one merged into it.",
+    EventType.BROADCAST_COMPLETED: "A broadcast handed its last recipient to the outbox, with its counts.",
+    EventType.BROADCAST_PAUSED: "A broadcast paused (by a person, or by itself: a limit, an error, the template), "
+                                "with the reason and its counts.",
 }
 # Not subscribable: sent on demand by "Send a test event" whatever the endpoint's events are.
 PING_EVENT = "ping"

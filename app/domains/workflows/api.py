@@ -85,6 +85,16 @@ class DryRunIn(BaseModel):
     answers: list[str] = Field(default_factory=list, max_length=20, description="Answers to questions, in order")
 
 
+class ReadyMade(ApiShape):
+    key: str = Field(description="What POST /api/v1/workflows/ready-made/{key} takes")
+    name: str
+    description: str
+
+
+class ReadyMadeList(ApiShape):
+    data: list[ReadyMade]
+
+
 class DryRunShape(ApiShape):
     trigger_matches: bool
     conditions_hold: bool
@@ -147,7 +157,8 @@ class WorkflowsApi(Controller):
         service = runtime.workflows
         return service.view(await service.save(principal.workspace_id, _definition(data), by=principal.user_id))
 
-    @get("/ready-made", summary="Ready-made workflows to copy")
+    @get("/ready-made", summary="Ready-made workflows to copy",
+         responses=documented(200, ReadyMadeList, "Each with its key, name and what it does"))
     async def ready_made(self, runtime: NamedDependency[Runtime]) -> dict[str, Any]:
         return {"data": runtime.workflows.ready_made()}
 

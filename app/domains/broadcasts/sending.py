@@ -1,0 +1,280 @@
+"""Sending a broadcast: resumable slices that hand recipients to the outbox, never faster than it sends.
+
+Each slice is an arq job (``send_broadcast``, job id = broadcast and generation) holding the broadcast
+by a lease; it freezes the audience on its first run, then takes pending recipients in ``_id`` order
+and stores each one's message through ``OutboxService.send`` at bulk priority (the number's drainer
+paces them at its messages per second; agent replies overtake). A recipient is marked queued in the
+same pass, and the message's idempotency key (``bc:<broadcast>:<contact>``) makes a slice cut short
+and run again store nothing twice: one message per contact per broadcast, ever.
+
+It keeps at most ``AHEAD_SECONDS`` of the number's rate queued ahead of the drainer, so a pause stops
+sending within seconds and the worker's memory does not grow with the audience; it counts the
+number's unique recipients of the last 24 h against Meta's daily messaging limit for its tier and
+waits for the window to roll when it is reached (saying so); errors that mean the number must stop
+(131048, 131049, 368, quality RED, the token or the template gone) pause it with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from beanie import PydanticObjectId
+from pymongo import ReturnDocument
+
+from app.db import as_utc, parse_object_id, utcnow
+from app.domains.accounts.models import WhatsAppAccount
+from app.domains.broadcasts import audience
+from app.domains.broadcasts.models import Broadcast, BroadcastRecipient, ParamSource
+from app.domains.contacts.models import Contact
+from app.domains.conversations.models import ConversationStatus
+from app.domains.conversations.services import ConversationService
+from app.domains.messages.models import Message
+from app.domains.outbox.service import Draft, OutboxService
+from app.domains.templates.models import MessageTemplate
+from app.errors import AppError
+from app.logging import get_logger
+from app.realtime import LiveEvents
+
+log = get_logger(__name__)
+
+LEASE = timedelta(seconds=60)
+SLICE_SECONDS = 45.0
+BATCH = 100
+AHEAD_SECONDS = 20
+"""At most this many seconds of the number's rate stored and not yet sent."""
+DAILY_LIMITS = {"TIER_250": 250, "TIER_1K": 1000, "TIER_10K": 10_000, "TIER_100K": 100_000}
+"""Meta's daily messaging limit: unique customers a number may start conversations with in a rolling 24 h."""
+STOPPING_CODES = {131048: "spam rate limit hit (131048): Meta limits this number's messages",
+                  131049: "Meta did not deliver marketing messages to keep engagement healthy (131049)",
+                  368: "the number is temporarily blocked for policy violations (368)"}
+PAUSING_ERRORS = {"TEMPLATE_NOT_APPROVED", "ACCOUNT_DISABLED", "ACCOUNT_TOKEN_INVALID"}
+PROGRESS_EVERY = 1.0
+
+
+class BroadcastSender:
+    def __init__(self, outbox: OutboxService, live: LiveEvents,
+                 enqueue: Callable[[str, int, float], Awaitable[Any]],
+                 emit: Callable[..., Awaitable[Any]] | None = None) -> None:
+        self.outbox = outbox
+        self.live = live
+        self._emit = emit
+        """IntegrationEvents.emit: broadcast.completed / broadcast.paused for event webhooks."""
+        self._enqueue = enqueue
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.conversations = ConversationService()
+
+    async def run_slice(self, broadcast_id: str) -> str:
+        oid = parse_object_id(broadcast_id)
+        if oid is None:
+            return "bad id"
+        now = utcnow()
+        raw = await Broadcast.get_motor_collection().find_one_and_update(
+            {"_id": oid, "status": "sending", "$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}]},
+            {"$set": {"owner": self.owner, "lease_until": now + LEASE}, "$inc": {"generation": 1}},
+            return_document=ReturnDocument.AFTER)
+        if raw is None:
+            return "not sending, or held by another worker"
+        broadcast = Broadcast.model_validate(raw)
+        try:
+            return await self._slice(broadcast)
+        finally:
+            await Broadcast.find_one({"_id": broadcast.id, "owner": self.owner}).update(
+                {"$set": {"owner": None, "lease_until": None}})
+
+    async def _slice(self, broadcast: Broadcast) -> str:
+        account = await WhatsAppAccount.find_one({"_id": broadcast.account_id, "workspace_id": broadcast.workspace_id})
+        template = await MessageTemplate.find_one({"workspace_id": broadcast.workspace_id,
+                                                   "waba_id": account.waba_id if account else None,
+                                                   "name": broadcast.template_name, "language": broadcast.language})
+        problem = _stop_reason(account, template)
+        if problem is not None:
+            return await self.pause(broadcast, problem)
+        assert account is not None and template is not None
+        marketing = template.category == "MARKETING"
+        if broadcast.frozen_at is None:
+            total = await audience.freeze(broadcast.workspace_id, broadcast.id, broadcast.audience,  # type: ignore[arg-type]
+                                          marketing=marketing)
+            now = utcnow()
+            await Broadcast.find_one({"_id": broadcast.id}).update({"$set": {"frozen_at": now, "total": total}})
+            broadcast.total, broadcast.frozen_at = total, now
+            await self.announce(broadcast)
+        deadline = time.monotonic() + SLICE_SECONDS
+        announced = time.monotonic()
+        while time.monotonic() < deadline:
+            current = await Broadcast.find_one({"_id": broadcast.id})
+            if current is None or current.status != "sending":
+                return current.status if current else "gone"
+            stopped = await self._stopping_failure(broadcast)
+            if stopped is not None:
+                return await self.pause(broadcast, stopped)
+            room = await self._room(broadcast, account)
+            if isinstance(room, str):  # the daily limit: wait for the window to roll
+                return room
+            if room <= 0:
+                await self._enqueue(str(broadcast.id), broadcast.generation, 1.0)  # the drainer catches up
+                return "waiting for the outbox"
+            batch = await BroadcastRecipient.find({"broadcast_id": broadcast.id, "status": "pending"}
+                                                  ).sort("_id").limit(min(BATCH, room)).to_list()
+            if not batch:
+                return await self.complete(broadcast)
+            outcome = await self._send_batch(broadcast, account, template, batch)
+            if outcome is not None:
+                return await self.pause(broadcast, outcome)
+            if time.monotonic() - announced >= PROGRESS_EVERY:
+                await self.announce(broadcast)
+                announced = time.monotonic()
+        await self._enqueue(str(broadcast.id), broadcast.generation, 0.0)
+        return "continues"
+
+    async def _send_batch(self, broadcast: Broadcast, account: WhatsAppAccount, template: MessageTemplate,
+                          batch: list[BroadcastRecipient]) -> str | None:
+        contacts = {c.id: c for c in await Contact.find({"_id": {"$in": [r.contact_id for r in batch]},
+                                                         "workspace_id": broadcast.workspace_id}).to_list()}
+        for recipient in batch:
+            contact = contacts.get(recipient.contact_id)
+            if contact is None:
+                await _mark(recipient, "skipped", reason="the contact was deleted")
+                continue
+            values, missing = render_params(broadcast.params, contact)
+            if missing:
+                await _mark(recipient, "skipped", reason=f"no value for {missing}")
+                continue
+            try:
+                message = await self._send_one(broadcast, account, contact, values)
+            except AppError as exc:
+                if exc.error_code in PAUSING_ERRORS:
+                    return exc.message
+                await _mark(recipient, "skipped", reason=exc.message)
+                continue
+            await _mark(recipient, "queued", message_id=message.id, account_id=account.id)
+        return None
+
+    async def _send_one(self, broadcast: Broadcast, account: WhatsAppAccount, contact: Contact,
+                        values: list[str]) -> Message:
+        conversation, created = await self.conversations.open_for(
+            broadcast.workspace_id, account.id, contact.id, reopen=False,  # type: ignore[arg-type]
+            status_if_new=ConversationStatus.OPEN if broadcast.open_conversations else ConversationStatus.RESOLVED)
+        if created:
+            await self.live.publish(broadcast.workspace_id, "conversation.created", conversation_id=str(conversation.id))
+        content = template_content(broadcast, values)
+        return await self.outbox.send(broadcast.workspace_id, conversation, Draft("template", content), via="broadcast",
+                                      priority="bulk", idempotency_key=f"bc:{broadcast.id}:{contact.id}",
+                                      account=account, contact=contact,
+                                      broadcast={"id": str(broadcast.id), "name": broadcast.name})
+
+    async def _room(self, broadcast: Broadcast, account: WhatsAppAccount) -> int | str:
+        """How many recipients may be stored now: the rate's lead over the drainer, and the daily limit."""
+        ahead = max(account.mps * AHEAD_SECONDS, BATCH)
+        waiting = await Message.find({"broadcast.id": str(broadcast.id), "status": "queued"}).count()
+        room = ahead - waiting
+        limit = DAILY_LIMITS.get(account.health.messaging_limit_tier or "") if account.health else None
+        if limit is None:
+            return room
+        since = utcnow() - timedelta(hours=24)
+        recent = {"account_id": account.id, "status": "queued", "updated_at": {"$gt": since}}
+        used = await BroadcastRecipient.find(recent).count()
+        if used >= limit:
+            oldest = await BroadcastRecipient.find(recent).sort("updated_at").first_or_none()
+            rolls = as_utc(oldest.updated_at) + timedelta(hours=24) if oldest else utcnow() + timedelta(minutes=5)
+            await Broadcast.find_one({"_id": broadcast.id}).update({"$set": {"next_send_at": rolls}})
+            await self.announce(broadcast)
+            return f"daily limit of {limit:,} reached: continues at {rolls:%Y-%m-%d %H:%M} UTC"
+        if broadcast.next_send_at is not None:
+            await Broadcast.find_one({"_id": broadcast.id}).update({"$set": {"next_send_at": None}})
+        return min(room, limit - used)
+
+    async def _stopping_failure(self, broadcast: Broadcast) -> str | None:
+        failed = await Message.find_one({"broadcast.id": str(broadcast.id), "status": "failed",
+                                         "error.code": {"$in": list(STOPPING_CODES)}})
+        return STOPPING_CODES.get(failed.error.code) if failed is not None and failed.error else None  # type: ignore[arg-type]
+
+    # -- state changes -------------------------------------------------------------------------------
+    async def pause(self, broadcast: Broadcast, reason: str) -> str:
+        result = await Broadcast.find_one({"_id": broadcast.id, "status": {"$in": ["sending", "scheduled"]}}).update(
+            {"$set": {"status": "paused", "pause_reason": reason, "updated_at": utcnow()}})
+        if result.matched_count:
+            log.info("broadcast paused", broadcast_id=str(broadcast.id), reason=reason)
+            broadcast.status, broadcast.pause_reason = "paused", reason
+            await self.announce(broadcast, event="broadcast.paused")
+            await self._integration_event(broadcast, "broadcast.paused", reason=reason)
+        return f"paused: {reason}"
+
+    async def complete(self, broadcast: Broadcast) -> str:
+        result = await Broadcast.find_one({"_id": broadcast.id, "status": "sending"}).update(
+            {"$set": {"status": "completed", "completed_at": utcnow(), "next_send_at": None, "updated_at": utcnow()}})
+        if result.matched_count:
+            broadcast.status = "completed"
+            await self.announce(broadcast, event="broadcast.completed")
+            await self._integration_event(broadcast, "broadcast.completed")
+        return "completed"
+
+    async def _integration_event(self, broadcast: Broadcast, kind: str, **more: Any) -> None:
+        if self._emit is None:
+            return
+        now = utcnow()
+        data = {"broadcast": {"id": str(broadcast.id), "name": broadcast.name, "status": broadcast.status,
+                              "total": broadcast.total, **more}}
+        await self._emit(broadcast.workspace_id, kind, f"{kind}:{broadcast.id}:{broadcast.generation}", data, now)
+
+    async def announce(self, broadcast: Broadcast, event: str = "broadcast.updated") -> None:
+        await self.live.publish(broadcast.workspace_id, event, broadcast_id=str(broadcast.id))
+
+
+def _stop_reason(account: WhatsAppAccount | None, template: MessageTemplate | None) -> str | None:
+    if account is None or not account.enabled:
+        return "the number is gone or turned off"
+    if account.health is not None and (account.health.quality_rating or "").upper() == "RED":
+        return "the number's quality rating is RED: sending more would risk it"
+    if template is None:
+        return "the template no longer exists"
+    if template.status != "APPROVED":
+        return f"the template is {template.status.lower()}, not approved"
+    return None
+
+
+def render_params(params: list[ParamSource], contact: Contact) -> tuple[list[str], str | None]:
+    """The body parameters for ``contact`` (fallbacks filled in), or the first value missing without one."""
+    values: list[str] = []
+    for param in params:
+        if param.source == "text":
+            value: Any = param.value
+        elif param.source == "name":
+            value = contact.display_name
+        elif param.source == "phone":
+            value = contact.phone
+        else:
+            value = (contact.attributes or {}).get(param.value)
+        text = "" if value is None else (value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "strftime") else str(value))
+        if not text.strip():
+            if param.fallback is None or not param.fallback.strip():
+                return [], param.value if param.source == "attribute" else param.source
+            text = param.fallback
+        values.append(text)
+    return values, None
+
+
+def template_content(broadcast: Broadcast, values: list[str]) -> dict[str, Any]:
+    content: dict[str, Any] = {"name": broadcast.template_name, "language": {"code": broadcast.language}}
+    components: list[dict[str, Any]] = []
+    if broadcast.header_link:
+        kind = "video" if broadcast.header_link.lower().endswith((".mp4", ".3gp")) else \
+            "document" if broadcast.header_link.lower().endswith(".pdf") else "image"
+        components.append({"type": "header", "parameters": [{"type": kind, kind: {"link": broadcast.header_link}}]})
+    if values:
+        components.append({"type": "body", "parameters": [{"type": "text", "text": v} for v in values]})
+    if components:
+        content["components"] = components
+    return content
+
+
+async def _mark(recipient: BroadcastRecipient, status: str, *, reason: str | None = None,
+                message_id: PydanticObjectId | None = None, account_id: PydanticObjectId | None = None) -> None:
+    fields: dict[str, Any] = {"status": status, "reason": reason, "updated_at": utcnow()}
+    if message_id is not None:
+        fields.update(message_id=message_id, account_id=account_id)
+    await BroadcastRecipient.find_one({"_id": recipient.id}).update({"$set": fields})
