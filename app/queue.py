@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import datetime
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
@@ -164,10 +165,11 @@ WORKFLOW_RUN_JOB = "advance_workflow_run"
 WORKFLOW_EVENT_JOB = "workflow_event"
 
 
-async def enqueue_workflow_run(pool: ArqRedis, run_id: str, marker: str) -> bool:
-    """Advance one run. Job id = run and ``marker`` (its visit count, a wake-up, a reply): asked twice for the
-    same moment, queued once; the run's lease keeps two jobs of different moments from both advancing it."""
-    job = await pool.enqueue_job(WORKFLOW_RUN_JOB, run_id, _job_id=f"wf-run:{run_id}:{marker}")
+async def enqueue_workflow_run(pool: ArqRedis, run_id: str, marker: str, at: datetime | None = None) -> bool:
+    """Advance one run (``at``: not before then, the end of a wait). Job id = run and ``marker`` (its visit
+    count, a wake-up, a reply): asked twice for the same moment, queued once; the run's lease keeps two jobs
+    of different moments from both advancing it. A deferred job Redis forgets is queued by the tick."""
+    job = await pool.enqueue_job(WORKFLOW_RUN_JOB, run_id, _job_id=f"wf-run:{run_id}:{marker}", _defer_until=at)
     return job is not None
 
 

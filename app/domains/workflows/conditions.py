@@ -38,8 +38,11 @@ class Facts:
         contact, conversation = self.contact, self.conversation
         if name.startswith("attributes."):
             return (contact.attributes or {}).get(name.split(".", 1)[1])
-        if name.startswith("vars."):
-            return self.vars.get(name.split(".", 1)[1])
+        if name.startswith("vars."):  # a dotted path into nested values: vars.webhook.order
+            value: Any = self.vars
+            for part in name.split(".")[1:]:
+                value = value.get(part) if isinstance(value, dict) else None
+            return value
         if name == "answer":
             return self.vars.get("answer")
         if name == "tag":

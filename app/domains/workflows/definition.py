@@ -50,6 +50,7 @@ MAX_STEPS_DEFINED = 200
 MAX_DEPTH = 6
 MAX_TEXT = 4096
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_PART = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class _Strict(BaseModel):
@@ -64,8 +65,8 @@ class Condition(_Strict):
     @field_validator("field")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value in CONDITION_FIELDS or (value.startswith(("attributes.", "vars.")) and
-                                         _KEY.match(value.split(".", 1)[1])):
+        if value in CONDITION_FIELDS or (value.startswith("attributes.") and _KEY.match(value.split(".", 1)[1])) or (
+                value.startswith("vars.") and all(_PART.match(p) for p in value.split(".")[1:])):
             return value
         raise ValueError("unknown field: use " + ", ".join(CONDITION_FIELDS) + ", attributes.<key> or vars.<name>")
 

@@ -72,7 +72,8 @@ class Tools:
     secrets: SecretBox
     redis: Any
     live: LiveEvents
-    enqueue_run: Callable[[str, str], Awaitable[Any]]
+    enqueue_run: Callable[..., Awaitable[Any]]
+    """(run id, marker, at=None): queue a job that advances the run, not before ``at``."""
 
     async def conversation_for(self, run: WorkflowRun, facts: Facts) -> Conversation:
         """The run's conversation; for a run started without one (a date, a webhook, a new contact), the
@@ -238,6 +239,8 @@ class WorkflowEngine:
                 await self._end(run, "completed", "all steps done")
                 return "completed"
             if outcome.waiting is not None:
+                if outcome.wake_at is not None:  # woken on time by a deferred job; the tick is the safety net
+                    await self.tools.enqueue_run(str(run.id), f"{run.visits}:wake", outcome.wake_at)
                 return "waiting"
             facts.vars = run.vars
         # Long runs give the worker back between slices: released, then queued again.
@@ -316,6 +319,8 @@ class WorkflowEngine:
         run waits (the message may then start new runs)."""
         now = utcnow()
         here = {"workspace_id": workspace_id, "conversation_id": conversation_id}
+        if await WorkflowRun.find_one({**here, "waiting.kind": {"$in": ["reply", "answered", "until_reply"]}}) is None:
+            return None  # the usual case: nothing waits on this conversation (one indexed read)
         raw = await WorkflowRun.get_motor_collection().find_one_and_update(
             {**here, "waiting.kind": "reply", "status": "waiting"},
             {"$set": {"reply": {"message_id": message_id, "text": text}, "waiting.kind": "answered", "wake_at": now,

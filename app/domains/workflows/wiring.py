@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from app.domains.contacts.editing import ContactEditing
@@ -18,9 +19,9 @@ if TYPE_CHECKING:
 def build_workflows(runtime: Runtime) -> WorkflowService:
     """The service (``.engine``, ``.triggers``), queuing its jobs on the runtime's pool."""
 
-    async def run_job(run_id: str, marker: str) -> None:
+    async def run_job(run_id: str, marker: str, at: datetime | None = None) -> None:
         if runtime.arq is not None:
-            await enqueue_workflow_run(runtime.arq, run_id, marker)
+            await enqueue_workflow_run(runtime.arq, run_id, marker, at)
 
     async def event_job(workspace_id: str, kind: str, ids: dict[str, str]) -> None:
         if runtime.arq is not None:
