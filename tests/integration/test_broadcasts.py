@@ -146,3 +146,43 @@ async def test_pause_resume_and_a_template_paused_by_meta_pauses_it_with_the_rea
         worker.kill()
     cancel = await env.client.post(f"/api/v1/broadcasts/{bid}/cancel", headers=env.headers)
     assert cancel.status_code == 409 and cancel.json()["error_code"] == "BROADCAST_STATE"
+
+
+async def test_local_time_sends_each_recipient_at_their_own_hour(outbound):  # noqa: F811
+    """A Berlin number and a New York number, at 09:00 their time: each waits for its own morning."""
+    from datetime import UTC, timedelta
+
+    from app.db import as_utc, utcnow
+    from app.domains.broadcasts.audience import local_moment
+
+    env, account, _ = await world(outbound, contacts=0)
+    for phone in ("+4930123456", "+12125551234"):
+        made = await env.client.post("/api/v1/contacts", headers=env.headers, json={"phone": phone, "tags": ["vip"]})
+        assert made.status_code == 201, made.text
+    made = await env.client.post("/api/v1/broadcasts", headers=env.headers, json=draft(
+        account, params=[{"source": "name", "fallback": "there"}, {"source": "text", "value": "Friday"}],
+        local_time="09:00"))
+    assert made.status_code == 201, made.text
+    bid = made.json()["id"]
+    assert (await env.client.post(f"/api/v1/broadcasts/{bid}/start", headers=env.headers, json={})).status_code == 200
+
+    async def frozen() -> list[BroadcastRecipient] | None:
+        rows = await BroadcastRecipient.find({}).sort("not_before").to_list()
+        return rows if len(rows) == 2 and (await Broadcast.get(bid)).next_send_at else None
+
+    rows = await wait_for(frozen)
+    berlin, new_york = sorted(rows, key=lambda r: r.not_before)
+    assert as_utc(berlin.not_before) == local_moment("4930123456", "09:00", as_utc(berlin.created_at), "UTC")
+    assert as_utc(berlin.not_before).astimezone(UTC).hour in (7, 8)  # 09:00 in Berlin (summer / winter)
+    assert as_utc(new_york.not_before).hour in (13, 14)  # 09:00 in New York
+    assert as_utc((await Broadcast.get(bid)).next_send_at) == as_utc(berlin.not_before)
+    assert await Message.find({"broadcast.id": bid}).count() == 0  # nobody's 09:00 has come yet
+    await BroadcastRecipient.find({"_id": berlin.id}).update({"$set": {"not_before": utcnow() - timedelta(seconds=1)}})
+    await Broadcast.find_one({"_id": berlin.broadcast_id}).update({"$set": {"next_send_at": utcnow()}})
+    await env.runtime.broadcasts.due()  # Berlin's morning came
+    await wait_for(lambda: _one_message(bid))
+    assert (await Broadcast.get(bid)).status == "sending"  # New York still waits for its morning
+
+
+async def _one_message(bid: str) -> bool | None:
+    return True if await Message.find({"broadcast.id": bid}).count() == 1 else None

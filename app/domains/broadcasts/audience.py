@@ -9,9 +9,13 @@ a WhatsApp number or user id are skipped as unreachable.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import phonenumbers
 from beanie import PydanticObjectId
+from phonenumbers import timezone as phone_zones
 from pymongo.errors import BulkWriteError
 
 from app.db import parse_object_id, utcnow
@@ -73,9 +77,31 @@ async def count(workspace_id: PydanticObjectId, audience: Audience, *, marketing
     return {"contacts": total, "opted_out": opted_out, "to_send": total - opted_out}
 
 
+def local_moment(wa_id: str | None, hhmm: str, after: datetime, fallback_zone: str) -> datetime:
+    """The first ``hhmm`` on the recipient's own clock at or after ``after``: their zone from their number's
+    country (phonenumbers' time zone data; a country with several zones: the first), else ``fallback_zone``."""
+    zone_name = fallback_zone
+    if wa_id:
+        try:
+            zones = phone_zones.time_zones_for_number(phonenumbers.parse("+" + wa_id))
+        except phonenumbers.NumberParseException:
+            zones = ()
+        if zones and zones[0] != "Etc/Unknown":
+            zone_name = zones[0]
+    zone = ZoneInfo(zone_name)
+    local = after.astimezone(zone)
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    moment = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if moment < local:
+        moment += timedelta(days=1)
+    return moment.astimezone(UTC)
+
+
 async def freeze(workspace_id: PydanticObjectId, broadcast_id: PydanticObjectId, audience: Audience, *,
-                 marketing: bool) -> int:
-    """Write the recipients (again: only those missing); returns how many the broadcast has."""
+                 marketing: bool, local_time: str | None = None, zone: str = "UTC") -> int:
+    """Write the recipients (again: only those missing); returns how many the broadcast has. With
+    ``local_time`` each gets the moment it may be sent (``not_before``)."""
+    started = utcnow()
     query = await audience_query(workspace_id, audience)
     batch: list[dict[str, Any]] = []
     projection = {"_id": 1, "opted_out_marketing": 1, "wa_id": 1, "user_id": 1}
@@ -89,6 +115,7 @@ async def freeze(workspace_id: PydanticObjectId, broadcast_id: PydanticObjectId,
         now = utcnow()
         batch.append({"workspace_id": workspace_id, "broadcast_id": broadcast_id, "contact_id": raw["_id"],
                       "status": "skipped" if reason else "pending", "reason": reason, "message_id": None,
+                      "not_before": local_moment(raw.get("wa_id"), local_time, started, zone) if local_time else None,
                       "replied_at": None, "created_at": now, "updated_at": now})
         if len(batch) >= FREEZE_BATCH:
             await _insert(batch)

@@ -54,6 +54,9 @@ class Broadcast(WorkspaceDocument):
     status: BroadcastStatus = "draft"
     scheduled_at: datetime | None = None
     """When it starts (UTC); None: when started by hand."""
+    local_time: str | None = None
+    """"HH:MM": each recipient gets it at that time of their own day (the time zone of their number's
+    country; the workspace's when the number does not tell), the first such moment after the start."""
     open_conversations: bool = False
     """False: a recipient without a conversation gets one created resolved, so it shows in the inbox only
     when they answer; True: created open."""
@@ -84,6 +87,8 @@ class BroadcastRecipient(WorkspaceDocument):
     broadcast_id: PydanticObjectId
     contact_id: PydanticObjectId
     status: RecipientStatus = "pending"
+    not_before: datetime | None = None
+    """Local-time broadcasts: not sent before this moment (their local send time)."""
     reason: str | None = None
     """Skipped: why (opted out, no number, a missing value, refused by the send path)."""
     message_id: PydanticObjectId | None = None
@@ -99,6 +104,7 @@ class BroadcastRecipient(WorkspaceDocument):
             pymongo.IndexModel([("account_id", 1), ("status", 1), ("updated_at", 1)],
                                partialFilterExpression={"status": "queued"}),
             pymongo.IndexModel([("broadcast_id", 1), ("status", 1), ("_id", 1)]),
+            pymongo.IndexModel([("broadcast_id", 1), ("status", 1), ("not_before", 1)]),
             pymongo.IndexModel([("workspace_id", 1), ("contact_id", 1), ("_id", -1)]),
         ]
 
@@ -109,7 +115,7 @@ def view(broadcast: Broadcast, counts: dict[str, Any] | None = None) -> dict[str
             "params": [p.model_dump() for p in broadcast.params], "header_link": broadcast.header_link,
             "audience": broadcast.audience.model_dump(), "status": broadcast.status,
             "scheduled_at": broadcast.scheduled_at.isoformat() if broadcast.scheduled_at else None,
-            "open_conversations": broadcast.open_conversations, "pause_reason": broadcast.pause_reason,
+            "open_conversations": broadcast.open_conversations, "local_time": broadcast.local_time, "pause_reason": broadcast.pause_reason,
             "total": broadcast.total, "frozen_at": broadcast.frozen_at.isoformat() if broadcast.frozen_at else None,
             "started_at": broadcast.started_at.isoformat() if broadcast.started_at else None,
             "completed_at": broadcast.completed_at.isoformat() if broadcast.completed_at else None,

@@ -98,7 +98,8 @@ class BroadcastSender:
         marketing = template.category == "MARKETING"
         if broadcast.frozen_at is None:
             total = await audience.freeze(broadcast.workspace_id, broadcast.id, broadcast.audience,  # type: ignore[arg-type]
-                                          marketing=marketing)
+                                          marketing=marketing, local_time=broadcast.local_time,
+                                          zone=await self._zone(broadcast))
             now = utcnow()
             await Broadcast.find_one({"_id": broadcast.id}).update({"$set": {"frozen_at": now, "total": total}})
             broadcast.total, broadcast.frozen_at = total, now
@@ -118,9 +119,20 @@ class BroadcastSender:
             if room <= 0:
                 await self._enqueue(str(broadcast.id), broadcast.generation, 1.0)  # the drainer catches up
                 return "waiting for the outbox"
-            batch = await BroadcastRecipient.find({"broadcast_id": broadcast.id, "status": "pending"}
-                                                  ).sort("_id").limit(min(BATCH, room)).to_list()
+            pending: dict[str, Any] = {"broadcast_id": broadcast.id, "status": "pending"}
+            if broadcast.local_time:  # each at their own local time: the due ones, earliest first
+                batch = await BroadcastRecipient.find({**pending, "not_before": {"$lte": utcnow()}}
+                                                      ).sort("not_before").limit(min(BATCH, room)).to_list()
+            else:
+                batch = await BroadcastRecipient.find(pending).sort("_id").limit(min(BATCH, room)).to_list()
             if not batch:
+                later = await BroadcastRecipient.find(pending).sort("not_before").first_or_none() \
+                    if broadcast.local_time else None
+                if later is not None and later.not_before is not None:
+                    await Broadcast.find_one({"_id": broadcast.id}).update(
+                        {"$set": {"next_send_at": later.not_before}})
+                    await self.announce(broadcast)
+                    return f"waiting for local send times: next at {as_utc(later.not_before):%Y-%m-%d %H:%M} UTC"
                 return await self.complete(broadcast)
             outcome = await self._send_batch(broadcast, account, template, batch)
             if outcome is not None:
@@ -130,6 +142,12 @@ class BroadcastSender:
                 announced = time.monotonic()
         await self._enqueue(str(broadcast.id), broadcast.generation, 0.0)
         return "continues"
+
+    async def _zone(self, broadcast: Broadcast) -> str:
+        from app.domains.business_hours.models import BusinessHours
+
+        settings = await BusinessHours.find_one({"workspace_id": broadcast.workspace_id})
+        return settings.time_zone if settings is not None else "UTC"
 
     async def _send_batch(self, broadcast: Broadcast, account: WhatsAppAccount, template: MessageTemplate,
                           batch: list[BroadcastRecipient]) -> str | None:

@@ -36,6 +36,8 @@ class BroadcastIn(BaseModel):
     header_link: str | None = Field(None, max_length=2000)
     audience: Audience = Field(default_factory=Audience)
     open_conversations: bool = False
+    local_time: str | None = Field(None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+                                   description="HH:MM: send at this time of each recipient's own day")
 
     @field_validator("header_link")
     @classmethod
@@ -79,6 +81,7 @@ class BroadcastService:
         broadcast.template_name, broadcast.language = data.template_name, data.language
         broadcast.params, broadcast.header_link = data.params, data.header_link
         broadcast.audience, broadcast.open_conversations = data.audience, data.open_conversations
+        broadcast.local_time = data.local_time
         broadcast.updated_at = utcnow()
         self._check_params(template, broadcast)
         await broadcast.save()
