@@ -46,6 +46,7 @@ class BroadcastShape(ApiShape):
     completed_at: str | None
     next_send_at: str | None = Field(None, description="While the number's daily limit is reached: when it goes on")
     counts: dict[str, Any] | None = Field(None, description="pending, queued, skipped (by reason), replied, sent, "
+                                                            "billable_by_category (Meta's pricing), "
                                                             "delivered, read, failed (by reason), waiting_in_outbox")
     created_at: str
 

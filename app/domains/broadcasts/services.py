@@ -253,18 +253,20 @@ class BroadcastService:
     # -- results -----------------------------------------------------------------------------------
     async def counts(self, broadcast: Broadcast) -> dict[str, Any]:
         """Recipients by state (pending, queued, skipped by reason, replied) and their messages by status
-        (sent, delivered, read, failed by reason), counted from the stored documents."""
+        (sent, delivered, read, failed by reason) and billable messages by Meta's pricing category (the cost:
+        Meta prices per message and category, its webhooks say which), counted from the stored documents."""
         recipients = await BroadcastRecipient.get_motor_collection().aggregate([
             {"$match": {"broadcast_id": broadcast.id}},
             {"$group": {"_id": {"status": "$status", "reason": "$reason"}, "n": {"$sum": 1},
                         "replied": {"$sum": {"$cond": [{"$ifNull": ["$replied_at", False]}, 1, 0]}}}}]).to_list(None)
         messages = await Message.get_motor_collection().aggregate([
             {"$match": {"broadcast.id": str(broadcast.id)}},
-            {"$group": {"_id": {"status": "$status", "code": "$error.code", "title": "$error.agent_message"},
+            {"$group": {"_id": {"status": "$status", "code": "$error.code", "title": "$error.agent_message",
+                                "category": "$pricing.category", "billable": "$pricing.billable"},
                         "n": {"$sum": 1}}}]).to_list(None)
         out: dict[str, Any] = {"total": broadcast.total, "pending": 0, "queued": 0, "skipped": 0, "replied": 0,
                                "skipped_by_reason": {}, "sent": 0, "delivered": 0, "read": 0, "failed": 0,
-                               "failed_by_reason": {}, "waiting_in_outbox": 0}
+                               "failed_by_reason": {}, "waiting_in_outbox": 0, "billable_by_category": {}}
         for row in recipients:
             status, reason = row["_id"]["status"], row["_id"].get("reason")
             out[status] = out.get(status, 0) + row["n"]
@@ -283,6 +285,9 @@ class BroadcastService:
                 out["failed_by_reason"][words] = out["failed_by_reason"].get(words, 0) + row["n"]
             if status in ("queued", "sending"):
                 out["waiting_in_outbox"] += row["n"]
+            if row["_id"].get("billable") and row["_id"].get("category"):  # what Meta charges, by its category
+                category = str(row["_id"]["category"])
+                out["billable_by_category"][category] = out["billable_by_category"].get(category, 0) + row["n"]
         return out
 
     async def recipients(self, broadcast: Broadcast, *, status: str | None = None, after: str | None = None,
