@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from app.changes import Changes
 
 V = TypeVar("V")
 
@@ -60,3 +63,33 @@ class TtlCache(Generic[V]):
         cached = self._entries.get(key)
         if cached is not None and cached[1] is future:
             del self._entries[key]
+
+
+class SharedCache(Generic[V]):
+    """A TtlCache of per-workspace settings whose entries every process drops as soon as one process says
+    they changed (``changed``: published on ``topic`` through app/changes.py); the TTL only bounds a
+    notice that was lost. Without ``changes`` (a test's lone process) a change drops this process's copy."""
+
+    def __init__(self, topic: str, ttl: float, changes: Changes | None = None, *,
+                 keep: Callable[[V], bool] = lambda value: True) -> None:
+        self.topic = topic
+        self.changes = changes
+        self._cache: TtlCache[V] = TtlCache(ttl, keep=keep)
+        if changes is not None:
+            changes.on(topic, self.forget)
+
+    async def get(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> V:
+        return await self._cache.get(str(key), load)
+
+    async def changed(self, key: Hashable) -> None:
+        if self.changes is None:
+            self.forget(str(key))
+        else:
+            await self.changes.publish(self.topic, str(key))
+
+    def forget(self, key: str | None) -> None:
+        """Drop ``key`` (None: everything, as when the notices' connection was lost)."""
+        if key is None:
+            self._cache.clear()
+        else:
+            self._cache.forget(key)

@@ -18,7 +18,7 @@ from arq.connections import ArqRedis
 from beanie import PydanticObjectId
 from pymongo.errors import DuplicateKeyError
 
-from app.cache import TtlCache
+from app.cache import SharedCache
 from app.changes import Changes
 from app.db import as_utc, parse_object_id, utcnow
 from app.domains.business_hours.models import BusinessHours
@@ -63,12 +63,9 @@ class BusinessHoursService:
         self.keywords = keywords
         """The workspace's extra STOP / START words (cached): keywords get no automatic reply."""
         self._arq = arq
-        self.changes = changes
         self.clock = clock
         """What time it is for the rules (tests freeze it; the service window is always the real clock's)."""
-        self._cache: TtlCache[BusinessHours | None] = TtlCache(_CACHE_SECONDS, keep=lambda value: True)
-        if changes is not None:
-            changes.on(TOPIC, self._forget)
+        self._cache: SharedCache[BusinessHours | None] = SharedCache(TOPIC, _CACHE_SECONDS, changes)
 
     # -- settings -------------------------------------------------------------------------------------
     async def cached(self, workspace_id: PydanticObjectId | str) -> BusinessHours | None:
@@ -111,7 +108,7 @@ class BusinessHoursService:
                 await settings.replace()
         else:
             await settings.replace()
-        await self._changed(workspace_id)
+        await self._cache.changed(workspace_id)
         return settings
 
     async def update_from_form(self, workspace_id: PydanticObjectId, form: dict[str, str]) -> BusinessHours:
@@ -148,18 +145,6 @@ class BusinessHoursService:
             return None
         label = opens_label(settings, now)
         return f"Outside business hours (opens {label})" if label else "Outside business hours"
-
-    async def _changed(self, workspace_id: PydanticObjectId) -> None:
-        if self.changes is None:
-            self._forget(str(workspace_id))
-        else:
-            await self.changes.publish(TOPIC, str(workspace_id))
-
-    def _forget(self, workspace_id: str | None) -> None:
-        if workspace_id is None:
-            self._cache.clear()
-        else:
-            self._cache.forget(workspace_id)
 
     # -- the automatic replies ------------------------------------------------------------------------
     async def on_live_event(self, workspace_id: PydanticObjectId | str, event: str, data: dict[str, Any]) -> None:

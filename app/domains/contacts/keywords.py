@@ -20,7 +20,7 @@ from arq.connections import ArqRedis
 from beanie import PydanticObjectId
 from pymongo.errors import DuplicateKeyError
 
-from app.cache import TtlCache
+from app.cache import SharedCache
 from app.changes import Changes
 from app.db import as_utc, parse_object_id, utcnow
 from app.domains.contacts.consent import (
@@ -104,10 +104,7 @@ class ConsentKeywords(KeywordLookup):
 
     def __init__(self, *, arq: Callable[[], ArqRedis | None] = lambda: None, changes: Changes | None = None) -> None:
         self._arq = arq
-        self.changes = changes
-        self._cache: TtlCache[KeywordSettings | None] = TtlCache(_CACHE_SECONDS, keep=lambda value: True)
-        if changes is not None:
-            changes.on(TOPIC, self._forget)
+        self._cache: SharedCache[KeywordSettings | None] = SharedCache(TOPIC, _CACHE_SECONDS, changes)
 
     # -- settings -------------------------------------------------------------------------------------
     async def cached(self, workspace_id: PydanticObjectId | str) -> KeywordSettings | None:
@@ -158,10 +155,7 @@ class ConsentKeywords(KeywordLookup):
                 await settings.replace()
         else:
             await settings.replace()
-        if self.changes is None:
-            self._forget(str(workspace_id))
-        else:
-            await self.changes.publish(TOPIC, str(workspace_id))
+        await self._cache.changed(workspace_id)
         return settings
 
     async def update_from_form(self, workspace_id: PydanticObjectId, form: dict[str, str]) -> KeywordSettings:
@@ -170,12 +164,6 @@ class ConsentKeywords(KeywordLookup):
         for name in ("opt_out_words", "opt_in_words"):
             fields[name] = [w for w in re.split(r"[\n,]", form.get(name, "")) if w.strip()]
         return await self.update(workspace_id, fields)
-
-    def _forget(self, workspace_id: str | None) -> None:
-        if workspace_id is None:
-            self._cache.clear()
-        else:
-            self._cache.forget(workspace_id)
 
     # -- the confirmation -----------------------------------------------------------------------------
     async def on_live_event(self, workspace_id: PydanticObjectId | str, event: str, data: dict[str, Any]) -> None:

@@ -197,7 +197,7 @@ class StepRunner:
                     key: str) -> Outcome:
         waiting = run.waiting if run.waiting is not None and run.waiting.step_id == step["id"] else None
         now = utcnow()
-        until = await self._wait_until(p, facts, now if waiting is None else as_utc(run.created_at), waiting, now)
+        until = await self._wait_until(p, facts, waiting, now)
         if until is None or until <= now:
             return self._after(run, "waited" if waiting is not None else "nothing to wait for")
         return Outcome(f"waiting until {until:%Y-%m-%d %H:%M} UTC" + (" (ends if the customer replies)"
@@ -206,7 +206,7 @@ class StepRunner:
                        waiting=Waiting(step_id=step["id"], kind="until_reply" if p.get("end_on_reply") else "time",
                                        until=until, end_on_reply=bool(p.get("end_on_reply"))))
 
-    async def _wait_until(self, p: dict[str, Any], facts: Facts, started: datetime, waiting: Waiting | None,
+    async def _wait_until(self, p: dict[str, Any], facts: Facts, waiting: Waiting | None,
                           now: datetime) -> datetime | None:
         if p.get("minutes"):
             return as_utc(waiting.until) if waiting is not None and waiting.until else now + timedelta(

@@ -25,7 +25,7 @@ from beanie import PydanticObjectId
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from app.cache import TtlCache
+from app.cache import SharedCache
 from app.changes import Changes
 from app.db import as_utc, parse_object_id, utcnow
 from app.domains.business_hours.rules import business_deadline
@@ -95,10 +95,7 @@ class WorkflowTriggers:
     def __init__(self, engine: WorkflowEngine, enqueue: Enqueue, *, changes: Changes | None = None) -> None:
         self.engine = engine
         self._enqueue = enqueue
-        self.changes = changes
-        self._cache: TtlCache[list[Workflow]] = TtlCache(_CACHE_SECONDS, keep=lambda value: True)
-        if changes is not None:
-            changes.on(TOPIC, self._forget)
+        self._cache: SharedCache[list[Workflow]] = SharedCache(TOPIC, _CACHE_SECONDS, changes)
 
     # -- which workflows listen (cached per process) -----------------------------------------------
     async def enabled(self, workspace_id: PydanticObjectId | str) -> list[Workflow]:
@@ -114,16 +111,8 @@ class WorkflowTriggers:
         return {str(w.trigger.get("type")) for w in await self.enabled(workspace_id)}
 
     async def changed(self, workspace_id: PydanticObjectId | str) -> None:
-        if self.changes is None:
-            self._forget(str(workspace_id))
-        else:
-            await self.changes.publish(TOPIC, str(workspace_id))
-
-    def _forget(self, workspace_id: str | None) -> None:
-        if workspace_id is None:
-            self._cache.clear()
-        else:
-            self._cache.forget(workspace_id)
+        """A workflow of the workspace changed: no process starts runs from its old list."""
+        await self._cache.changed(workspace_id)
 
     # -- the LiveEvents listener: a cached question, then one job ---------------------------------
     async def on_live_event(self, workspace_id: PydanticObjectId | str, event: str, data: dict[str, Any]) -> None:
