@@ -26,6 +26,7 @@ from app.domains.analytics.api import AnalyticsApi
 from app.domains.assignment.api import AssignmentRulesApi, AvailabilityApi
 from app.domains.assignment.controllers import AssignmentPages, AvailabilityControl
 from app.domains.broadcasts.api import BroadcastsApi
+from app.domains.broadcasts.controllers import BroadcastPages
 from app.domains.business_hours.api import BusinessHoursApi
 from app.domains.business_hours.controllers import BusinessHoursPages
 from app.domains.catalog.api import AttributesApi, CannedResponsesApi, LabelsApi
@@ -183,7 +184,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             ProfileController,
             CannedPages, LabelPages, AttributePages,
             BusinessHoursApi, BusinessHoursPages, WorkflowPages, KeywordSettingsApi,
-            WorkflowsApi, WorkflowRunsApi, WorkflowHooks, BroadcastsApi,
+            WorkflowsApi, WorkflowRunsApi, WorkflowHooks, BroadcastsApi, BroadcastPages,
             ContactImportsApi, ContactExportsApi, ContactImportPages, ContactExportPage, ContactExportJobPages,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False,
                                        cache_control=CacheControlHeader(no_cache=True)),  # cached, revalidated

@@ -63,7 +63,7 @@ MESSAGE_EVENTS_EVERY = 2.0
 """Messages' status changes (any in the workspace, they do not name their broadcast): at most this often."""
 CSV_HEADER = ["contact_id", "name", "phone", "status", "reason", "replied_at"]
 BLANK: dict[str, Any] = {"name": "", "account_id": "", "template_name": "", "language": "", "params": [],
-                         "header_link": None, "open_conversations": False,
+                         "header_link": None, "open_conversations": False, "local_time": None,
                          "audience": {"segment_ids": [], "tags": [], "contact_ids": [], "exclude_segment_ids": [],
                                       "exclude_tags": []}}
 
@@ -98,7 +98,8 @@ def place_of(key: str) -> str:
                                            "exclude_tags"):
             return parts[1]
         return "audience"
-    return parts[0] if parts[0] in ("name", "account_id", "header_link", "open_conversations") else "form"
+    return parts[0] if parts[0] in ("name", "account_id", "header_link", "open_conversations", "local_time") \
+        else "form"
 
 
 def _form_errors(error: AppError | None) -> dict[str, str]:
@@ -119,7 +120,7 @@ def draft_from_form(form: dict[str, str], lists: dict[str, list[str]], params_wa
         params.append({"source": source, "value": value, "fallback": form.get(f"param_fallback_{i}") or None})
     return {"name": form.get("name", ""), "account_id": form.get("account_id", ""), "template_name": name,
             "language": language, "params": params, "header_link": form.get("header_link") or None,
-            "open_conversations": form.get("open_conversations") == "on",
+            "open_conversations": form.get("open_conversations") == "on", "local_time": form.get("local_time") or None,
             "audience": {"segment_ids": [s for s in lists["segment_ids"] if s],
                          "tags": _words_list(form.get("tags", "")),
                          "contact_ids": _words_list(form.get("contact_ids", "").replace(" ", ",")),
@@ -164,9 +165,11 @@ def progress_parts(counts: dict[str, Any]) -> dict[str, Any]:
     delivered = max(counts.get("delivered", 0) - read, 0)
     sent = max(counts.get("sent", 0) - counts.get("delivered", 0), 0)
     failed = counts.get("failed", 0)
-    queued = max(counts.get("queued", 0) - counts.get("sent", 0) - failed, 0)
+    waiting = counts.get("waiting_in_outbox", 0)
+    accepted = max(counts.get("queued", 0) - counts.get("sent", 0) - failed - waiting, 0)
     segments = [("read", "Read", read), ("delivered", "Delivered, not read", delivered),
-                ("sent", "Sent, not delivered yet", sent), ("queued", "Queued to send", queued),
+                ("sent", "Sent, not delivered yet", sent), ("accepted", "Accepted by WhatsApp, no news yet", accepted),
+                ("queued", "In the send queue", waiting),
                 ("failed", "Failed", failed), ("skipped", "Skipped", counts.get("skipped", 0)),
                 ("pending", "Waiting their turn", counts.get("pending", 0))]
     total = max(counts.get("total", 0), sum(n for _, _, n in segments), 1)
@@ -464,7 +467,7 @@ class BroadcastPages(Controller):
             while True:
                 page = await service.recipients(broadcast, after=after, limit=CSV_PAGE)
                 for row in page:
-                    writer.writerow([row["contact_id"], escape_cell(row["name"]), escape_cell(row["phone"]),
+                    writer.writerow([row["contact_id"], escape_cell(row["name"]), row["phone"] or "",
                                      row["status"], escape_cell(row["reason"]), row["replied_at"] or ""])
                 yield buffer.getvalue()
                 buffer.seek(0)
