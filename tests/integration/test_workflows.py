@@ -409,7 +409,10 @@ async def test_a_worker_killed_in_the_middle_of_a_step_resumes_it_without_doing_
         survivor = ThreadWorker(settings, database).start()
         try:
             run = await ended({})
-            assert await texts(env, account, phone, 2) == ["Looking it up…", "You are a gold customer."]
+            # The number's sends wait for the dead worker's outbox lease to lapse (30 s) before going on.
+            assert await wait_for(lambda: _async_true(len(seen) == 2), timeout=5)
+            sent = await wait_for(lambda: _texts_at_least(env, account, phone, 2), timeout=90)
+            assert sent == ["Looking it up…", "You are a gold customer."]
         finally:
             survivor.kill()
     assert run.status == "completed", run.end_reason
@@ -418,6 +421,11 @@ async def test_a_worker_killed_in_the_middle_of_a_step_resumes_it_without_doing_
     assert len(await texts_to(env, account, phone)) == 2  # the first message was not sent again
     contact = await Contact.find_one({"wa_id": phone})
     assert contact.attributes["tier"] == "gold"
+
+
+async def _texts_at_least(env: Any, account: Any, phone: str, n: int) -> list[str] | None:
+    found = await texts_to(env, account, phone)
+    return found if len(found) >= n else None
 
 
 async def _async_true(value: bool) -> bool | None:

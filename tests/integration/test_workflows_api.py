@@ -612,6 +612,12 @@ async def test_http_step_calls_signed_and_saves_the_answer(outbound, crm):  # no
     receiver, url = crm
     env = await outbound(allow_private_webhook_targets=True)
     workflow = await create(env, _http_workflow(url))
+    # The key HTTP steps sign with: shown once when rotated, only its end afterwards.
+    rotated = await env.client.post(f"/api/v1/workflows/{workflow['id']}/signing-secret", headers=env.headers)
+    assert rotated.status_code == 200, rotated.text
+    secret = rotated.json()["secret"]
+    shown = (await env.client.get(f"/api/v1/workflows/{workflow['id']}", headers=env.headers)).json()
+    assert secret.startswith("whsec_") and shown["signing_secret_last4"] == secret[-4:] and secret not in str(shown)
     someone = await contact(env, "Fay")
     started = await start(env, workflow["id"], contact_id=str(someone.id), data={"order": "B-7"})
     assert started.status_code == 201, started.text
@@ -622,7 +628,7 @@ async def test_http_step_calls_signed_and_saves_the_answer(outbound, crm):  # no
     method, path, headers, body = receiver.requests[0]
     assert method == "POST" and path == "/lookup"
     stored = await Workflow.get(workflow["id"])
-    secret = env.runtime.secrets.decrypt(stored.webhook_secret)
+    assert secret not in (stored.signing_secret or "")  # encrypted at rest
     assert verify(secret, headers["x-inbox-timestamp"], body, headers["x-inbox-signature"])
     assert not verify(secret, headers["x-inbox-timestamp"], body + b" ", headers["x-inbox-signature"])
     assert headers["idempotency-key"] == f"wf:{run.id}:lookup:0"

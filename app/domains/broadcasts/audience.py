@@ -9,6 +9,7 @@ a WhatsApp number or user id are skipped as unreachable.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -98,7 +99,8 @@ def local_moment(wa_id: str | None, hhmm: str, after: datetime, fallback_zone: s
 
 
 async def freeze(workspace_id: PydanticObjectId, broadcast_id: PydanticObjectId, audience: Audience, *,
-                 marketing: bool, local_time: str | None = None, zone: str = "UTC") -> int:
+                 marketing: bool, local_time: str | None = None, zone: str = "UTC",
+                 each_batch: Callable[[], Awaitable[Any]] | None = None) -> int:
     """Write the recipients (again: only those missing); returns how many the broadcast has. With
     ``local_time`` each gets the moment it may be sent (``not_before``)."""
     started = utcnow()
@@ -120,6 +122,8 @@ async def freeze(workspace_id: PydanticObjectId, broadcast_id: PydanticObjectId,
         if len(batch) >= FREEZE_BATCH:
             await _insert(batch)
             batch = []
+            if each_batch is not None:  # a long freeze keeps its lease
+                await each_batch()
     if batch:
         await _insert(batch)
     return await BroadcastRecipient.find({"broadcast_id": broadcast_id}).count()

@@ -65,6 +65,8 @@ class Broadcast(WorkspaceDocument):
     """Recipients frozen at start (queued + skipped + pending)."""
     frozen_at: datetime | None = None
     started_at: datetime | None = None
+    resumed_at: datetime | None = None
+    """The last start or resume: failures before it (what paused it) no longer pause it."""
     completed_at: datetime | None = None
     next_send_at: datetime | None = None
     """Set while the number's daily messaging limit is reached: when the oldest of its 24-h window rolls off."""

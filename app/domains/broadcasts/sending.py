@@ -16,6 +16,7 @@ waits for the window to roll when it is reached (saying so); errors that mean th
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -54,6 +55,8 @@ STOPPING_CODES = {131048: "spam rate limit hit (131048): Meta limits this number
                   368: "the number is temporarily blocked for policy violations (368)"}
 PAUSING_ERRORS = {"TEMPLATE_NOT_APPROVED", "ACCOUNT_DISABLED", "ACCOUNT_TOKEN_INVALID"}
 PROGRESS_EVERY = 1.0
+CONCURRENCY = 16
+"""Recipients of a batch handed to the outbox at once (bench/broadcasts.py)."""
 
 
 class BroadcastSender:
@@ -99,18 +102,25 @@ class BroadcastSender:
         if broadcast.frozen_at is None:
             total = await audience.freeze(broadcast.workspace_id, broadcast.id, broadcast.audience,  # type: ignore[arg-type]
                                           marketing=marketing, local_time=broadcast.local_time,
-                                          zone=await self._zone(broadcast))
+                                          zone=await self._zone(broadcast), each_batch=lambda: self._hold(broadcast))
             now = utcnow()
             await Broadcast.find_one({"_id": broadcast.id}).update({"$set": {"frozen_at": now, "total": total}})
             broadcast.total, broadcast.frozen_at = total, now
             await self.announce(broadcast)
+        # Claimed by a slice that died before storing their message: pending again (the message's
+        # idempotency key makes one stored meanwhile come back, never a second one).
+        await BroadcastRecipient.find({"broadcast_id": broadcast.id, "status": "queued", "message_id": None}).update(
+            {"$set": {"status": "pending"}})
         deadline = time.monotonic() + SLICE_SECONDS
         announced = time.monotonic()
         while time.monotonic() < deadline:
             current = await Broadcast.find_one({"_id": broadcast.id})
             if current is None or current.status != "sending":
                 return current.status if current else "gone"
+            broadcast = current
             stopped = await self._stopping_failure(broadcast)
+            account = await WhatsAppAccount.find_one({"_id": broadcast.account_id}) or account
+            stopped = stopped or _stop_reason(account, template)
             if stopped is not None:
                 return await self.pause(broadcast, stopped)
             room = await self._room(broadcast, account)
@@ -143,6 +153,11 @@ class BroadcastSender:
         await self._enqueue(str(broadcast.id), broadcast.generation, 0.0)
         return "continues"
 
+    async def _hold(self, broadcast: Broadcast) -> None:
+        """Extend this worker's lease (a long freeze)."""
+        await Broadcast.find_one({"_id": broadcast.id, "owner": self.owner}).update(
+            {"$set": {"lease_until": utcnow() + LEASE}})
+
     async def _zone(self, broadcast: Broadcast) -> str:
         from app.domains.business_hours.models import BusinessHours
 
@@ -151,25 +166,47 @@ class BroadcastSender:
 
     async def _send_batch(self, broadcast: Broadcast, account: WhatsAppAccount, template: MessageTemplate,
                           batch: list[BroadcastRecipient]) -> str | None:
+        """The batch's recipients to the outbox, CONCURRENCY at a time (each one's writes wait for the journal:
+        one after another, they, not the number's pace, set the rate); a reason when the broadcast must pause."""
         contacts = {c.id: c for c in await Contact.find({"_id": {"$in": [r.contact_id for r in batch]},
                                                          "workspace_id": broadcast.workspace_id}).to_list()}
-        for recipient in batch:
-            contact = contacts.get(recipient.contact_id)
-            if contact is None:
-                await _mark(recipient, "skipped", reason="the contact was deleted")
-                continue
-            values, missing = render_params(broadcast.params, contact)
-            if missing:
-                await _mark(recipient, "skipped", reason=f"no value for {missing}")
-                continue
-            try:
-                message = await self._send_one(broadcast, account, contact, values)
-            except AppError as exc:
-                if exc.error_code in PAUSING_ERRORS:
-                    return exc.message
-                await _mark(recipient, "skipped", reason=exc.message)
-                continue
-            await _mark(recipient, "queued", message_id=message.id, account_id=account.id)
+        gate = asyncio.Semaphore(CONCURRENCY)
+        stop: list[str] = []
+
+        async def one(recipient: BroadcastRecipient) -> None:
+            async with gate:
+                if not stop:
+                    reason = await self._send_recipient(broadcast, account, recipient,
+                                                        contacts.get(recipient.contact_id))
+                    if reason is not None:
+                        stop.append(reason)
+
+        await asyncio.gather(*(one(r) for r in batch))
+        return stop[0] if stop else None
+
+    async def _send_recipient(self, broadcast: Broadcast, account: WhatsAppAccount, recipient: BroadcastRecipient,
+                              contact: Contact | None) -> str | None:
+        # Claimed before its message is stored: a cancel (or pause) that skipped it meanwhile wins. A claim
+        # whose message never came (the worker died, the broadcast paused) is made pending again by the next slice.
+        claimed = await BroadcastRecipient.find_one({"_id": recipient.id, "status": "pending"}).update(
+            {"$set": {"status": "queued", "updated_at": utcnow()}})
+        if not claimed.modified_count:
+            return None
+        if contact is None:
+            await _mark(recipient, "skipped", reason="the contact was deleted")
+            return None
+        values, missing = render_params(broadcast.params, contact)
+        if missing:
+            await _mark(recipient, "skipped", reason=f"no value for {missing}")
+            return None
+        try:
+            message = await self._send_one(broadcast, account, contact, values)
+        except AppError as exc:
+            if exc.error_code in PAUSING_ERRORS:
+                return exc.message
+            await _mark(recipient, "skipped", reason=exc.message)
+            return None
+        await _mark(recipient, "queued", message_id=message.id, account_id=account.id)
         return None
 
     async def _send_one(self, broadcast: Broadcast, account: WhatsAppAccount, contact: Contact,
@@ -207,8 +244,10 @@ class BroadcastSender:
         return min(room, limit - used)
 
     async def _stopping_failure(self, broadcast: Broadcast) -> str | None:
+        since = broadcast.resumed_at or broadcast.started_at or broadcast.created_at
         failed = await Message.find_one({"broadcast.id": str(broadcast.id), "status": "failed",
-                                         "error.code": {"$in": list(STOPPING_CODES)}})
+                                         "error.code": {"$in": list(STOPPING_CODES)},
+                                         "updated_at": {"$gt": as_utc(since)}})
         return STOPPING_CODES.get(failed.error.code) if failed is not None and failed.error else None  # type: ignore[arg-type]
 
     # -- state changes -------------------------------------------------------------------------------
@@ -237,7 +276,7 @@ class BroadcastSender:
         now = utcnow()
         data = {"broadcast": {"id": str(broadcast.id), "name": broadcast.name, "status": broadcast.status,
                               "total": broadcast.total, **more}}
-        await self._emit(broadcast.workspace_id, kind, f"{kind}:{broadcast.id}:{broadcast.generation}", data, now)
+        await self._emit(broadcast.workspace_id, kind, f"{kind}:{broadcast.id}:{now.timestamp()}", data, now)
 
     async def announce(self, broadcast: Broadcast, event: str = "broadcast.updated") -> None:
         await self.live.publish(broadcast.workspace_id, event, broadcast_id=str(broadcast.id))
@@ -248,6 +287,10 @@ def _stop_reason(account: WhatsAppAccount | None, template: MessageTemplate | No
         return "the number is gone or turned off"
     if account.health is not None and (account.health.quality_rating or "").upper() == "RED":
         return "the number's quality rating is RED: sending more would risk it"
+    if account.health is not None and account.health.token_state == "invalid":
+        return "WhatsApp refuses the number's access token: set a new one, then resume"
+    if account.health is not None and account.health.sending_stopped is not None:
+        return f"WhatsApp stopped the number's sending ({account.health.sending_stopped.title or 'policy'})"
     if template is None:
         return "the template no longer exists"
     if template.status != "APPROVED":

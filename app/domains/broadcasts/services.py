@@ -184,7 +184,7 @@ class BroadcastService:
         changes: dict[str, Any] = {"status": "scheduled" if at else "sending", "scheduled_at": at,
                                    "updated_at": now, "pause_reason": None}
         if at is None:
-            changes["started_at"] = now
+            changes["started_at"] = changes["resumed_at"] = now
         result = await Broadcast.find_one({"_id": broadcast.id, "status": "draft"}).update({"$set": changes})
         if result.matched_count == 0:
             raise Conflict("This broadcast has already been started.", error_code="BROADCAST_STARTED",
@@ -206,7 +206,7 @@ class BroadcastService:
     async def resume(self, workspace_id: PydanticObjectId, broadcast_id: str) -> Broadcast:
         broadcast = await self.get(workspace_id, broadcast_id)
         result = await Broadcast.find_one({"_id": broadcast.id, "status": "paused"}).update(
-            {"$set": {"status": "sending", "pause_reason": None, "updated_at": utcnow(),
+            {"$set": {"status": "sending", "pause_reason": None, "updated_at": utcnow(), "resumed_at": utcnow(),
                       "started_at": broadcast.started_at or utcnow()}})
         if result.matched_count == 0:
             raise Conflict(f"A {broadcast.status} broadcast cannot be resumed.", error_code="BROADCAST_STATE",
@@ -239,7 +239,7 @@ class BroadcastService:
         queued = 0
         async for broadcast in Broadcast.find({"status": "scheduled", "scheduled_at": {"$lte": now}}):
             result = await Broadcast.find_one({"_id": broadcast.id, "status": "scheduled"}).update(
-                {"$set": {"status": "sending", "started_at": now, "updated_at": now}})
+                {"$set": {"status": "sending", "started_at": now, "resumed_at": now, "updated_at": now}})
             if result.matched_count:
                 await self.sender._enqueue(str(broadcast.id), broadcast.generation, 0.0)
                 queued += 1
@@ -332,7 +332,8 @@ class BroadcastService:
                                                   ).sort("-_id").first_or_none()
         if recipient is None or recipient.status != "queued" or recipient.replied_at is not None:
             return False
-        if as_utc(recipient.updated_at) < as_utc(at) - RECENT or as_utc(recipient.updated_at) > as_utc(at):
+        handed = as_utc(recipient.updated_at)  # Meta's timestamps are whole seconds, ours are not
+        if handed < as_utc(at) - RECENT or handed > as_utc(at) + timedelta(seconds=2):
             return False
         result = await BroadcastRecipient.find_one({"_id": recipient.id, "replied_at": None}).update(
             {"$set": {"replied_at": at}})

@@ -298,7 +298,9 @@ class OutboxService:
     async def _idempotent(self, workspace_id: PydanticObjectId, key: str | None) -> Message | None:
         if not key:
             return None
-        return await Message.find_one_scoped(workspace_id, Message.idempotency_key == key)
+        # The key first: it alone selects (the unique index is (workspace, key)); a server that plans by the
+        # order of the fields (the embedded one) otherwise walked the workspace's messages (bench/broadcasts.py).
+        return await Message.find_one({"idempotency_key": key, "workspace_id": workspace_id})
 
     async def _account_for(self, workspace_id: PydanticObjectId, account_id: str | None) -> WhatsAppAccount:
         if account_id:

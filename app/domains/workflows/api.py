@@ -38,6 +38,12 @@ class WorkflowShape(ApiShape):
     version: int
     updated_at: str
     webhook_url: str | None = Field(None, description="The incoming-webhook trigger's secret URL (webhook triggers)")
+    signing_secret_last4: str = Field("", description="The end of the key HTTP steps sign with (X-Inbox-Signature, "
+                                                      "as event webhooks); the key is shown once")
+
+
+class SigningSecretShape(ApiShape):
+    secret: str = Field(description="The new signing secret of the workflow's HTTP steps: shown this once")
 
 
 class WorkflowList(ApiShape):
@@ -208,6 +214,12 @@ class WorkflowsApi(Controller):
                         runtime: NamedDependency[Runtime]) -> dict[str, Any]:
         service = runtime.workflows
         return service.view(await service.new_webhook_token(principal.workspace_id, workflow_id))
+
+    @post("/{workflow_id:str}/signing-secret", summary="A new key for the HTTP steps' signatures (shown once)",
+          status_code=200, responses=documented(200, SigningSecretShape, "The new secret"))
+    async def rotate_signing_secret(self, workflow_id: FromPath[str], principal: NamedDependency[Principal],
+                                    runtime: NamedDependency[Runtime]) -> dict[str, str]:
+        return {"secret": await runtime.workflows.rotate_signing_secret(principal.workspace_id, workflow_id)}
 
     @delete("/{workflow_id:str}", summary="Delete a workflow (its runs in progress stop)", status_code=204)
     async def delete_workflow(self, workflow_id: FromPath[str], principal: NamedDependency[Principal],

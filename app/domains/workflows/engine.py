@@ -37,7 +37,7 @@ from app.domains.conversations.models import Conversation
 from app.domains.conversations.services import ConversationService
 from app.domains.outbox.service import OutboxService
 from app.domains.segments.models import Segment
-from app.domains.workflows.conditions import Facts
+from app.domains.workflows.conditions import Facts, holds
 from app.domains.workflows.definition import locate
 from app.domains.workflows.models import ACTIVE, LOG_KEPT, RunLogEntry, Workflow, WorkflowRun
 from app.domains.workflows.steps import Failed, Outcome, StepRunner
@@ -147,9 +147,9 @@ class Tools:
 
     async def signing_secret(self, run: WorkflowRun) -> str:
         workflow = await Workflow.find_one({"_id": run.workflow_id})
-        if workflow is None or not workflow.webhook_secret:
-            raise Failed("the workflow is gone")
-        return self.secrets.decrypt(workflow.webhook_secret)
+        if workflow is None or not workflow.signing_secret:
+            raise Failed("the workflow is gone, or has no signing secret yet (save it once)")
+        return self.secrets.decrypt(workflow.signing_secret)
 
 
 class WorkflowEngine:
@@ -169,8 +169,6 @@ class WorkflowEngine:
             return None
         if check_conditions and workflow.conditions.get("conditions"):
             facts = await self.facts(workflow.workspace_id, contact, conversation, message_text, dict(vars_ or {}))
-            from app.domains.workflows.conditions import holds
-
             if not await holds(facts, workflow.conditions):
                 return None
         key = dedupe_key or f"run:{PydanticObjectId()}"

@@ -38,6 +38,9 @@ class Workflow(WorkspaceDocument):
     """At most this many runs of this workflow start for one contact in any hour (stops trigger loops)."""
     webhook_secret: str | None = None
     """The incoming-webhook trigger's token, encrypted (app.security.SecretBox)."""
+    signing_secret: str | None = None
+    """The key HTTP steps sign their requests with (``whsec_…``, encrypted); shown once when made or rotated."""
+    signing_secret_last4: str = ""
     scanned_until: datetime | None = None
     """Date and segment triggers: contacts up to this moment were looked at."""
     version: int = 1

@@ -16,6 +16,7 @@ from app.domains.accounts.models import WhatsAppAccount
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation
 from app.domains.segments.models import Segment
+from app.domains.subscriptions.signing import new_signing_secret
 from app.domains.team.models import Team
 from app.domains.workflows.definition import Definition, check_definition, dumped_steps, walk
 from app.domains.workflows.dry_run import dry_run
@@ -30,15 +31,14 @@ from app.security import SecretBox
 MAX_WORKFLOWS = 200
 
 
-def workflow_view(workflow: Workflow, *, public_url: str = "") -> dict[str, Any]:
+def workflow_view(workflow: Workflow) -> dict[str, Any]:
     """A workflow as the API and the screens show it (the webhook URL only for webhook triggers)."""
-    view = {"id": str(workflow.id), "name": workflow.name, "description": workflow.description,
+    return {"id": str(workflow.id), "name": workflow.name, "description": workflow.description,
             "enabled": workflow.enabled, "trigger": workflow.trigger, "conditions": workflow.conditions,
             "steps": workflow.steps, "account_id": str(workflow.account_id) if workflow.account_id else None,
             "max_messages_per_hour": workflow.max_messages_per_hour, "max_runs_per_hour": workflow.max_runs_per_hour,
             "version": workflow.version, "updated_at": workflow.updated_at.isoformat(),
-            "webhook_url": None}
-    return view
+            "signing_secret_last4": workflow.signing_secret_last4, "webhook_url": None}
 
 
 class WorkflowService:
@@ -90,6 +90,8 @@ class WorkflowService:
         self._apply(workflow, definition)
         if workflow.webhook_secret is None:
             workflow.webhook_secret = self.box.encrypt(secrets.token_urlsafe(24))
+        if workflow.signing_secret is None:
+            self._new_signing_secret(workflow)
         workflow.updated_at = utcnow()
         workflow.updated_by = by
         if workflow.enabled and not was_enabled:
@@ -154,6 +156,20 @@ class WorkflowService:
         await self.engine.stop_all(workflow.id, "the workflow was deleted")  # type: ignore[arg-type]
         await workflow.delete()
         await self.triggers.changed(workspace_id)
+
+    def _new_signing_secret(self, workflow: Workflow) -> str:
+        secret = new_signing_secret()
+        workflow.signing_secret = self.box.encrypt(secret)
+        workflow.signing_secret_last4 = secret[-4:]
+        return secret
+
+    async def rotate_signing_secret(self, workspace_id: PydanticObjectId, workflow_id: str) -> str:
+        """A new key for the HTTP steps' signatures; returned this once (only its last 4 are shown later)."""
+        workflow = await self.get(workspace_id, workflow_id)
+        secret = self._new_signing_secret(workflow)
+        workflow.updated_at = utcnow()
+        await workflow.save()
+        return secret
 
     async def new_webhook_token(self, workspace_id: PydanticObjectId, workflow_id: str) -> Workflow:
         workflow = await self.get(workspace_id, workflow_id)
