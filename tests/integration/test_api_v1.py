@@ -85,8 +85,10 @@ async def test_conversation_pages_are_stable_under_concurrent_inserts(world):
     seen: list[str] = []
     cursor = None
     for i in range(10):
-        page = (await client.get("/api/v1/conversations", params={"limit": 1, **({"cursor": cursor} if cursor else {})},
-                                 headers=w.auth)).json()
+        answer = await client.get("/api/v1/conversations", params={"limit": 1, **({"cursor": cursor} if cursor else {})},
+                                  headers=w.auth)
+        assert answer.status_code == 200, answer.text
+        page = answer.json()
         seen += [c["id"] for c in page["data"]]
         contact, _ = await ContactService().upsert(w.workspace_id, wa_id=f"4420{i:07d}")
         await Conversation(workspace_id=w.workspace_id, account_id=w.account.id, contact_id=contact.id,

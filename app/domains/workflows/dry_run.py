@@ -13,7 +13,15 @@ from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation
 from app.domains.workflows.answers import check_answer
 from app.domains.workflows.conditions import fill, holds
-from app.domains.workflows.definition import Definition, dumped_steps, find_step, into_branch, locate, next_cursor
+from app.domains.workflows.definition import (
+    Definition,
+    dumped_steps,
+    find_step,
+    into_branch,
+    locate,
+    next_cursor,
+    walk,
+)
 from app.domains.workflows.triggers import matches
 
 if TYPE_CHECKING:
@@ -46,7 +54,8 @@ async def dry_run(engine: WorkflowEngine, definition: Definition, contact: Conta
     # A customer's message opens the 24-hour window: a message trigger with a text is taken as having written.
     wrote = trigger["type"] == "message_received" and bool(text)
     window_open = wrote or (conversation.window_open() if conversation is not None else False)
-    if wrote and not (conversation is not None and conversation.window_open()):
+    free_form = any(step.type in ("send_text", "send_media", "send_buttons", "ask") for step, _, _ in walk(definition.steps))
+    if wrote and free_form and not (conversation is not None and conversation.window_open()):
         say(None, "the customer's message opens the 24-hour window: free-form messages can be sent", "info")
     while cursor is not None and len(lines) < MAX_LINES:
         step = locate(steps, cursor)
