@@ -19,7 +19,8 @@ from pydantic import BaseModel, Field
 from app.db import WorkspaceDocument, utcnow
 
 BroadcastStatus = Literal["draft", "scheduled", "sending", "paused", "completed", "cancelled"]
-RecipientStatus = Literal["pending", "queued", "skipped"]
+RecipientStatus = Literal["pending", "claimed", "queued", "skipped"]
+"""claimed: a slice is storing its message (a slice that died leaves it claimed: the next one makes it pending)."""
 RUNNING: tuple[str, ...] = ("scheduled", "sending")
 
 
@@ -103,6 +104,7 @@ class BroadcastRecipient(WorkspaceDocument):
         name = "broadcast_recipients"
         indexes = [
             pymongo.IndexModel([("broadcast_id", 1), ("contact_id", 1)], unique=True),
+            pymongo.IndexModel([("broadcast_id", 1), ("_id", 1)]),
             pymongo.IndexModel([("account_id", 1), ("status", 1), ("updated_at", 1)],
                                partialFilterExpression={"status": "queued"}),
             pymongo.IndexModel([("broadcast_id", 1), ("status", 1), ("_id", 1)]),

@@ -109,7 +109,7 @@ class BroadcastSender:
             await self.announce(broadcast)
         # Claimed by a slice that died before storing their message: pending again (the message's
         # idempotency key makes one stored meanwhile come back, never a second one).
-        await BroadcastRecipient.find({"broadcast_id": broadcast.id, "status": "queued", "message_id": None}).update(
+        await BroadcastRecipient.find({"broadcast_id": broadcast.id, "status": "claimed"}).update(
             {"$set": {"status": "pending"}})
         deadline = time.monotonic() + SLICE_SECONDS
         announced = time.monotonic()
@@ -189,7 +189,7 @@ class BroadcastSender:
         # Claimed before its message is stored: a cancel (or pause) that skipped it meanwhile wins. A claim
         # whose message never came (the worker died, the broadcast paused) is made pending again by the next slice.
         claimed = await BroadcastRecipient.find_one({"_id": recipient.id, "status": "pending"}).update(
-            {"$set": {"status": "queued", "updated_at": utcnow()}})
+            {"$set": {"status": "claimed", "updated_at": utcnow()}})
         if not claimed.modified_count:
             return None
         if contact is None:
@@ -245,9 +245,10 @@ class BroadcastSender:
 
     async def _stopping_failure(self, broadcast: Broadcast) -> str | None:
         since = broadcast.resumed_at or broadcast.started_at or broadcast.created_at
-        failed = await Message.find_one({"broadcast.id": str(broadcast.id), "status": "failed",
-                                         "error.code": {"$in": list(STOPPING_CODES)},
-                                         "updated_at": {"$gt": as_utc(since)}})
+        failed = None
+        for code in STOPPING_CODES:  # one equality each: served by (broadcast.id, status, error.code)
+            failed = failed or await Message.find_one({"broadcast.id": str(broadcast.id), "status": "failed",
+                                                       "error.code": code, "updated_at": {"$gt": as_utc(since)}})
         return STOPPING_CODES.get(failed.error.code) if failed is not None and failed.error else None  # type: ignore[arg-type]
 
     # -- state changes -------------------------------------------------------------------------------

@@ -243,8 +243,9 @@ class BroadcastService:
             if result.matched_count:
                 await self.sender._enqueue(str(broadcast.id), broadcast.generation, 0.0)
                 queued += 1
-        async for broadcast in Broadcast.find({"status": "sending", "$or": [{"lease_until": None},
-                                                                            {"lease_until": {"$lt": now}}]}):
+        async for broadcast in Broadcast.find({"status": "sending"}):  # few at a time: the lease is read here
+            if broadcast.lease_until is not None and as_utc(broadcast.lease_until) >= now:
+                continue
             if broadcast.next_send_at is None or as_utc(broadcast.next_send_at) <= now:
                 await self.sender._enqueue(str(broadcast.id), broadcast.generation, 0.0)
                 queued += 1
@@ -269,6 +270,7 @@ class BroadcastService:
                                "failed_by_reason": {}, "waiting_in_outbox": 0, "billable_by_category": {}}
         for row in recipients:
             status, reason = row["_id"]["status"], row["_id"].get("reason")
+            status = "pending" if status == "claimed" else status  # being stored this instant
             out[status] = out.get(status, 0) + row["n"]
             out["replied"] += row["replied"]
             if status == "skipped":

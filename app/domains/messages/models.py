@@ -224,8 +224,9 @@ class Message(WorkspaceDocument):
             pymongo.IndexModel([("workspace_id", 1), ("idempotency_key", 1)], unique=True,
                                partialFilterExpression={"idempotency_key": {"$type": "string"}}),
             pymongo.IndexModel([("workspace_id", 1), ("contact_id", 1)]),
-            pymongo.IndexModel([("broadcast.id", 1), ("status", 1)],
-                               partialFilterExpression={"broadcast.id": {"$type": "string"}}),
+            # $gt "": mongod proves {"broadcast.id": "<id>"} implies it (a $type partial it cannot use for reads).
+            pymongo.IndexModel([("broadcast.id", 1), ("status", 1), ("error.code", 1)],
+                               partialFilterExpression={"broadcast.id": {"$gt": ""}}),
             pymongo.IndexModel([("workspace_id", 1), ("timestamp", 1)]),
             # Inbox search: anchored prefix regexes on lowercased words (multikey).
             pymongo.IndexModel([("workspace_id", 1), ("search_tokens", 1)]),

@@ -356,9 +356,10 @@ class WorkflowEngine:
         """Queue the runs whose time has come and that no worker holds (the cron)."""
         now = utcnow()
         queued = 0
-        async for run in WorkflowRun.find({"wake_at": {"$lte": now},  # only runs in progress have one
-                                           "$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}]}
+        async for run in WorkflowRun.find({"wake_at": {"$lte": now}}  # only runs in progress have one
                                           ).sort("wake_at").limit(limit):
+            if run.lease_until is not None and as_utc(run.lease_until) >= now:
+                continue  # a worker is on it
             await self.tools.enqueue_run(str(run.id), f"{run.visits}:{int(as_utc(run.wake_at or now).timestamp())}")
             queued += 1
         return queued
