@@ -8,9 +8,11 @@ extra keys are allowed, so a real answer always conforms (schemathesis checks it
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
@@ -40,3 +42,19 @@ def _only_a_boolean(value: Any) -> Any:
 Flag = Annotated[bool, BeforeValidator(_only_a_boolean)]
 """A boolean the API takes only as JSON true / false: 0, 1, "false" or "no" are refused, not guessed.
 (Field-level ``StrictBool`` is not enough: Litestar validates request bodies with ``strict=False``.)"""
+
+
+def multipart(file: str, **fields: str) -> type[Operation]:
+    """An ``operation_class=`` documenting a multipart/form-data body: a required ``file`` part (``file``: its
+    description) and optional text ``fields`` (name: description), for handlers that stream the body themselves
+    (app/domains/outbox/uploads.py) and so declare no body Litestar could document."""
+
+    @dataclass
+    class MultipartUpload(Operation):
+        def __post_init__(self) -> None:
+            properties = {"file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description=file),
+                          **{name: Schema(type=OpenAPIType.STRING, description=text) for name, text in fields.items()}}
+            self.request_body = RequestBody(required=True, content={"multipart/form-data": OpenAPIMediaType(
+                schema=Schema(type=OpenAPIType.OBJECT, required=["file"], properties=properties))})
+
+    return MultipartUpload

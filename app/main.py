@@ -47,6 +47,7 @@ from app.domains.live.hub import LiveHub
 from app.domains.media.controllers import MediaController
 from app.domains.messages.api import MessagesReadApi
 from app.domains.outbox.api import SendApi
+from app.domains.reports.controllers import ReportPages
 from app.domains.segments.api import SegmentsApi
 from app.domains.subscriptions.api import SubscriptionsApi
 from app.domains.subscriptions.controllers import SubscriptionPages
@@ -184,7 +185,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             ProfileController,
             CannedPages, LabelPages, AttributePages,
             BusinessHoursApi, BusinessHoursPages, WorkflowPages, KeywordSettingsApi,
-            WorkflowsApi, WorkflowRunsApi, WorkflowHooks, BroadcastsApi, BroadcastPages,
+            WorkflowsApi, WorkflowRunsApi, WorkflowHooks, BroadcastsApi, BroadcastPages, ReportPages,
             ContactImportsApi, ContactExportsApi, ContactImportPages, ContactExportPage, ContactExportJobPages,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False,
                                        cache_control=CacheControlHeader(no_cache=True)),  # cached, revalidated

@@ -11,8 +11,11 @@ AsyncTestClient would run the app on a second loop in a thread.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import sys
+import traceback
 
 # Settings are read from the environment: drop anything the developer's shell exported.
 for _name in [n for n in os.environ if n.startswith("INBOX_")]:
@@ -101,7 +104,19 @@ class AppClient(httpx.AsyncClient):
         super().__init__(transport=httpx.ASGITransport(app=app, client=("testclient", 50000)), base_url=base_url,
                          headers={"user-agent": "testclient"}, follow_redirects=True)
         self.app = app
-        self._lifespan = LifespanManager(app, startup_timeout=60, shutdown_timeout=60)
+        self._lifespan_task: asyncio.Task | None = None
+        self._lifespan_end = ""
+
+        async def watched(scope, receive, send):  # the task that runs the app's lifespan, for the diagnosis below
+            self._lifespan_task = asyncio.current_task()
+            try:
+                await app(scope, receive, send)
+            except BaseException as exc:  # how it ended, if not by the shutdown (a CancelledError: from where)
+                self._lifespan_end = "".join(traceback.format_exception(exc, limit=-25))
+                raise
+            self._lifespan_end = "returned"
+
+        self._lifespan = LifespanManager(watched, startup_timeout=60, shutdown_timeout=60)
 
     async def __aenter__(self) -> AppClient:
         await self._lifespan.__aenter__()
@@ -110,7 +125,21 @@ class AppClient(httpx.AsyncClient):
 
     async def __aexit__(self, *exc) -> None:
         await super().__aexit__(*exc)
-        await self._lifespan.__aexit__(*exc)
+        try:
+            await self._lifespan.__aexit__(*exc)
+        except TimeoutError:
+            # The app's shutdown hung: say where each of its tasks is waiting (to find what does not end).
+            lifespan = self._lifespan_task
+            print(f"--- the app's lifespan task: {lifespan!r} done={lifespan.done() if lifespan else None} "
+                  f"cancelled={lifespan.cancelled() if lifespan else None}; it ended: {self._lifespan_end or '-'}",
+                  file=sys.stderr)
+            if lifespan is not None and not lifespan.done():
+                lifespan.print_stack(limit=20, file=sys.stderr)
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    print(f"--- task {task.get_name()} still running at the shutdown timeout:", file=sys.stderr)
+                    task.print_stack(limit=12, file=sys.stderr)
+            raise
 
 
 @pytest.fixture

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from arq import cron, func
-from arq.worker import Worker
+from arq import Retry, cron, func
+from arq.cron import CronJob
+from arq.worker import Function, Worker
 
+from app.db import DATABASE_DOWN
 from app.domains.outbox.dispatcher import Dispatcher
+from app.logging import get_logger
 from app.queue import DEFAULT_QUEUE, redis_settings
+from app.retry import backoff
 from app.runtime import Runtime
 from workers import tasks
 from workers.wake import IDLE_POLL_SECONDS, QueueWaker
@@ -61,6 +68,43 @@ CRON_JOBS += [cron(tasks.workflow_tick, second=set(range(3, 60, 10)), run_at_sta
 FUNCTIONS += [func(tasks.send_broadcast, keep_result=0), func(tasks.note_broadcast_reply, keep_result=0),
               tasks.broadcasts_due]
 CRON_JOBS += [cron(tasks.broadcasts_due, second=set(range(7, 60, 15)), run_at_startup=True)]
+# Reports: the hourly rollups of the messages recomputed where messages changed (every minute; the page too).
+FUNCTIONS += [tasks.refresh_reports]
+CRON_JOBS += [cron(tasks.refresh_reports, second={35}, unique=True)]
+FUNCTIONS += [tasks.keep_inbox_minutes]
+CRON_JOBS += [cron(tasks.keep_inbox_minutes, second={32}, unique=True)]
+
+
+log = get_logger(__name__)
+
+Task = Callable[..., Awaitable[Any]]
+
+
+def outage_tolerant(task: Task) -> Task:
+    """``task``, where the database being unreachable is an outage, not a bug.
+
+    The job is tried again with backoff (arq's Retry, within its max_tries; the sweeps and crons pick
+    up whatever is left after that) and the log says so in one line, not with a stack trace.
+    """
+
+    @functools.wraps(task)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await task(ctx, *args, **kwargs)
+        except DATABASE_DOWN as exc:
+            tries = ctx.get("job_try", 1)
+            log.warning("database unreachable; the job is tried again", job=task.__name__, tries=tries,
+                        error=type(exc).__name__)
+            raise Retry(defer=backoff(tries, base=1.0)) from None
+
+    return run
+
+
+def _guarded(job: Any) -> Any:
+    """A function or cron job of the list above, its coroutine made outage_tolerant (same name, options)."""
+    if isinstance(job, Function | CronJob):
+        return dataclasses.replace(job, coroutine=outage_tolerant(job.coroutine))
+    return outage_tolerant(job)
 
 
 class InboxWorker(Worker):
@@ -136,8 +180,8 @@ def build_worker(runtime: Runtime, *, handle_signals: bool, owns_runtime: bool) 
             await runtime.stop()
 
     worker = InboxWorker(
-        functions=FUNCTIONS,
-        cron_jobs=CRON_JOBS,
+        functions=[_guarded(f) for f in FUNCTIONS],
+        cron_jobs=[_guarded(c) for c in CRON_JOBS],
         queue_name=DEFAULT_QUEUE,
         redis_settings=redis_settings(runtime.settings.redis_url) if owns_runtime else None,
         redis_pool=None if owns_runtime else runtime.arq,

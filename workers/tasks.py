@@ -294,3 +294,15 @@ async def note_broadcast_reply(ctx: dict[str, Any], workspace_id: str, message_i
 async def broadcasts_due(ctx: dict[str, Any]) -> int:
     """Scheduled broadcasts whose time came, and sending ones no worker holds."""
     return await runtime_of(ctx).broadcasts.due()
+
+
+async def keep_inbox_minutes(ctx: dict[str, Any]) -> int:
+    """The presence heartbeats' minutes kept for the reports' time in the inbox (every minute)."""
+    return await runtime_of(ctx).presence.keep_minutes()
+
+
+async def refresh_reports(ctx: dict[str, Any]) -> int:
+    """The reports' hourly rollups brought up to date with the messages (every minute)."""
+    from app.domains.reports import rollups
+
+    return await rollups.refresh_all(runtime_of(ctx).business_hours.zone)

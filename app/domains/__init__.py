@@ -8,7 +8,7 @@ from beanie import Document
 def all_documents() -> list[type[Document]]:
     """Every Document, for init_beanie."""
     from app.domains.accounts.models import WhatsAppAccount
-    from app.domains.assignment.models import AssignmentRule
+    from app.domains.assignment.models import AssignmentRule, InboxMinutes
     from app.domains.broadcasts.models import Broadcast, BroadcastRecipient
     from app.domains.business_hours.models import BusinessHours
     from app.domains.catalog.models import CannedResponse, ContactAttribute, Label
@@ -18,6 +18,7 @@ def all_documents() -> list[type[Document]]:
     from app.domains.media.models import MediaChunk, StoredMedia
     from app.domains.messages.models import Message, PendingStatus
     from app.domains.outbox.media import OutboundMedia
+    from app.domains.reports.models import ContactHour, ReportHour, ReportState, SliceHour
     from app.domains.segments.models import Segment
     from app.domains.subscriptions.models import Delivery, IntegrationEvent, Subscription
     from app.domains.team.models import Invitation, Team
@@ -42,8 +43,9 @@ def all_documents() -> list[type[Document]]:
         ContactImport, ImportRefusal, ContactExport,
         Segment,
         Subscription, IntegrationEvent, Delivery,
-        AssignmentRule,
+        AssignmentRule, InboxMinutes,
         BusinessHours,
         Workflow, WorkflowRun, WorkflowTimer,
         Broadcast, BroadcastRecipient,
+        ReportHour, ReportState, ContactHour, SliceHour,
     ]

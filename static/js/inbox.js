@@ -443,7 +443,12 @@
         evt.preventDefault();
         // "/name" is a canned reply being picked: Enter inserts it (once the list is there), never sends it.
         if (CANNED.test(t.value)) { cannedOnEnter = true; showCanned(t.value, 0); return; }
-        if (t.value.trim()) document.getElementById("composer").requestSubmit();
+        if (t.value.trim()) {
+          // htmx binds forms once the page has loaded; Enter can come sooner. Bind it now (a no-op once bound).
+          var form = document.getElementById("composer");
+          if (window.htmx) htmx.process(form);
+          form.requestSubmit();
+        }
       }
       return;
     }

@@ -142,7 +142,7 @@ def test_simulate_panel_media_kinds_and_canned_responses(browser, screenshot, de
         page.locator("#thread-items .msg-inbound.msg-kind-media", has_text=f"Here is the {kind}" if kind != "audio" else "Voice note").last.wait_for()
     image = page.locator("#thread-items img.media-img").last
     image.wait_for()
-    page.wait_for_function("Array.from(document.querySelectorAll('#thread-items img.media-img')).some(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function("() => Array.from(document.querySelectorAll('#thread-items img.media-img')).some(i => i.complete && i.naturalWidth > 0)")
     assert image.get_attribute("src").startswith("/media/")
     page.locator("#thread-items audio[src^='/media/']").last.wait_for(state="attached")
     page.locator("#thread-items a.doc-link[href^='/media/']").last.wait_for()
@@ -164,7 +164,7 @@ def test_older_messages_load_when_scrolling_up(browser, demo):
     sign_in(page, demo.base, demo.password)
     row = page.locator(".conv-row", has_text="Lena Long")
     row.wait_for()
-    page.wait_for_function("document.querySelector('.conv-row:first-child').textContent.includes('Line 44')")
+    page.wait_for_function("() => document.querySelector('.conv-row:first-child').textContent.includes('Line 44')")
     row.locator(".conv-link").click()
     page.locator("#thread-items", has_text="Line 44 of a long story").wait_for()
     assert page.locator("#thread-items .msg").count() == 40

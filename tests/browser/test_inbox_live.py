@@ -45,14 +45,14 @@ def test_customer_writes_agent_replies_ticks_advance_second_agent_sees_it(browse
     seen_agent, seen_admin = watch_console(agent), watch_console(admin)
     sign_in(agent, demo.base, demo.password)
     sign_in(admin, demo.base, demo.password, DEMO_ADMIN)
-    agent.wait_for_function("document.title.includes('Inbox')")
+    agent.wait_for_function("() => document.title.includes('Inbox')")
 
     demo.customer_writes("385911234567", "Nina Novak", {"type": "text", "text": {"body": "Hello, do you ship to Zagreb?"}})
     row = agent.locator(".conv-row", has_text="Nina Novak")
     row.wait_for()  # appeared live, no reload
     assert "Hello, do you ship to Zagreb?" in row.inner_text()
     assert row.locator(".unread-badge").inner_text() == "1"
-    agent.wait_for_function("document.title.startsWith('(')")  # unread count in the tab title
+    agent.wait_for_function("() => document.title.startsWith('(')")  # unread count in the tab title
     screenshot(agent, "inbox-live-inbound")
 
     admin.locator(".conv-row", has_text="Nina Novak").locator(".conv-link").click()
@@ -64,7 +64,7 @@ def test_customer_writes_agent_replies_ticks_advance_second_agent_sees_it(browse
     agent.keyboard.press("Enter")
     bubble = agent.locator("#thread-items .msg-outbound", has_text="ship to Zagreb in 2 days").last
     bubble.wait_for()
-    agent.wait_for_function("document.getElementById('composer-text').value === ''")
+    agent.wait_for_function("() => document.getElementById('composer-text').value === ''")
     message_id = bubble.get_attribute("id")
     assert re.fullmatch(r"msg-[0-9a-f]{24}", message_id)
     statuses = tick_sequence(agent, f"#{message_id}", "read")
@@ -86,7 +86,7 @@ def test_customer_writes_agent_replies_ticks_advance_second_agent_sees_it(browse
     admin.locator("#thread-meta", has_text="Assigned to Demo Agent").wait_for()
     admin.locator("#thread-items .msg-event", has_text="took the conversation").wait_for()
     admin.locator(".conv-row", has_text="Nina Novak").locator(".badge-agent").wait_for()
-    admin.wait_for_function("document.getElementById('assignee').selectedOptions[0].text.startsWith('Demo Agent')")
+    admin.wait_for_function("() => document.getElementById('assignee').selectedOptions[0].text.startsWith('Demo Agent')")
     screenshot(admin, "inbox-second-agent-sees-assignment")
     assert not csp_violations(seen_agent), "agent"
     assert not csp_violations(seen_admin), "admin"

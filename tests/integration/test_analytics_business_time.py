@@ -97,3 +97,29 @@ async def test_the_answer_shape_is_documented(shop):
     summary_shape = schema["AnalyticsSummary"]["properties"]
     assert "first_response_business" in summary_shape and "business time" in str(summary_shape)
     assert "business_hours" in schema["BusinessFirstResponse"]["properties"]
+
+
+async def test_local_days_of_the_workspace_instead_of_instants(shop):
+    """10 and 11 March in Berlin (UTC+1): from 9 March 23:00 UTC to 11 March 23:00 UTC; turns A and D fall in it."""
+    client, world = shop
+    assert (await client.put("/api/v1/business-hours", headers=world.auth, json=HOURS)).status_code == 200
+    answer = await client.get("/api/v1/analytics/summary", headers=world.auth,
+                              params={"start_date": "2026-03-10", "end_date": "2026-03-11"})
+    assert answer.status_code == 200, answer.text
+    days = answer.json()
+    assert (days["start"], days["end"]) == ("2026-03-09T23:00:00Z", "2026-03-11T23:00:00Z")
+    assert days["period"] == {"first_day": "2026-03-10", "last_day": "2026-03-11", "time_zone": "Europe/Berlin",
+                              "preset": "custom", "label": "10 Mar 2026 – 11 Mar 2026"}
+    assert days["first_response"] == {"count": 2, "average_seconds": 33000.0, "median_seconds": 33000.0}
+    preset = await client.get("/api/v1/analytics/summary", headers=world.auth, params={"range": "last_7_days"})
+    assert preset.status_code == 200 and preset.json()["period"]["label"] == "Last 7 days"
+
+    for params, field in (({"start_date": "2026-03-10"}, "to"), ({"range": "next_year"}, "range"),
+                          ({"range": "today", **RANGE}, "from"), ({"start_date": "2026-03-10", "end_date": "2026-03-01"},
+                                                                   "to"),
+                          ({"start_date": "2025-01-01", "end_date": "2026-03-01"}, "from")):
+        refused = await client.get("/api/v1/analytics/summary", headers=world.auth, params=params)
+        assert refused.status_code == 400, (params, refused.text)
+        assert refused.json()["error_code"] == "PERIOD_INVALID" and field in refused.json()["details"], refused.json()
+    not_a_date = await client.get("/api/v1/analytics/summary", headers=world.auth, params={"start_date": "March"})
+    assert not_a_date.status_code == 400

@@ -80,10 +80,9 @@ async def test_a_draft_from_the_form_with_its_count_and_preview_and_refusals_nex
     assert "Off: conversations appear in the inbox when people answer." in new.text
 
     # Refused: each message next to its field, what was typed kept.
-    no_audience = await post_form(client, "/admin/broadcasts/new", form_of(account, tags=""))
-    assert no_audience.status_code == 422
-    assert "pick at least one segment, tag or list of contacts" in field_error(no_audience.text, "f-audience")
-    assert 'value="Spring sale"' in no_audience.text
+    unknown_contact = await post_form(client, "/admin/broadcasts/new", form_of(account, contact_ids="0" * 24 + ",x"))
+    assert unknown_contact.status_code == 422
+    assert 'value="Spring sale"' in unknown_contact.text
     wrong_template = await post_form(client, "/admin/broadcasts/new", form_of(account, template="nope|en"))
     assert wrong_template.status_code == 422
     assert "does not exist on this number" in field_error(wrong_template.text, "f-template")
@@ -94,6 +93,12 @@ async def test_a_draft_from_the_form_with_its_count_and_preview_and_refusals_nex
     bad_list = await post_form(client, "/admin/broadcasts/new", form_of(account, contact_ids="not-an-id"))
     assert bad_list.status_code == 422 and "not contact ids" in field_error(bad_list.text, "f-contact_ids")
     assert await Broadcast.find_all().count() == 0
+    # Nobody picked yet: saved as a draft whose page says how to fill it.
+    empty = await post_form(client, "/admin/broadcasts/new", form_of(account, tags=""))
+    assert empty.status_code == 303
+    words = text_of((await client.get(empty.headers["location"])).text)
+    assert "Audience Nobody yet: pick segments or tags" in words and "or upload a list below." in words
+    await Broadcast.find_all().delete()
 
     broadcast_id = await create_draft(client, account)
     page = await client.get(f"/admin/broadcasts/{broadcast_id}?saved=1")

@@ -221,7 +221,22 @@ async def test_a_spam_rate_limit_pauses_the_broadcast_with_the_reason_and_keeps_
     assert not set(await messages_per_contact(bid)) & {r.contact_id for r in pending}
     queued = await BroadcastRecipient.find({"broadcast_id": broadcast.id, "status": "queued"}).count()
     assert queued + len(pending) == 130 and await Message.find({"broadcast.id": bid}).count() == queued
-    assert view["counts"]["failed"] >= 1
+
+
+async def test_a_spam_rate_limit_pauses_at_the_first_refusal_not_when_the_retries_run_out(outbound):  # noqa: F811
+    """Meta's back-off for 131048 is 10 minutes a retry: the broadcast must not keep the number busy meanwhile."""
+    env, account, people = await world(outbound, contacts=30, mps=5, settings={"send_backoff_scale": 1.0})
+    await env.faults(phone_number_id=account.phone_number_id, error_rate=1.0, http_status=400, error_code=131048)
+    bid = await create(env, draft(account, people))
+    assert (await start(env, bid)).status_code == 200
+    broadcast = await in_state(bid, "paused", "completed", "cancelled", timeout=30)
+    assert broadcast.status == "paused" and "131048" in broadcast.pause_reason
+    assert "backs off until" in broadcast.pause_reason
+    # Nothing failed: the refused message waits for its retry, the others are still queued.
+    assert await Message.find({"broadcast.id": bid, "status": "failed"}).count() == 0
+    assert await Message.find({"broadcast.id": bid, "status": "queued"}).count() >= 1
+    number = await WhatsAppAccount.get(account.id)
+    assert number.health.spam_limited_until is not None and number.health.last_send_error.code == 131048
 
 
 async def test_after_a_spam_rate_limit_resume_finishes_it_once_each(outbound):  # noqa: F811

@@ -58,6 +58,22 @@ async def test_send_text_buttons_note_and_reply(client_factory):
     assert wrong.status_code == 422
 
 
+async def test_a_send_posted_by_the_browser_itself_is_sent_and_comes_back_to_the_thread(client_factory):
+    """Enter before htmx has bound the composer (the page still loading): the browser posts the form itself."""
+    client, _ = await setup(client_factory)
+    maria = await conversation_of("Maria Silva")
+    thread = await client.get(f"/inbox/c/{maria.id}")
+    form = re.search(r'<form id="composer"[^>]*>', thread.text).group(0)
+    assert 'method="post"' in form and f'action="/inbox/c/{maria.id}/messages"' in form
+    token = re.search(r'name="_csrf_token" value="([^"]+)"', thread.text[thread.text.index('id="composer"'):]).group(1)
+    sent = await client.post(f"/inbox/c/{maria.id}/messages", follow_redirects=False,
+                             data={"_csrf_token": token, "mode": "text", "body": "Sent before htmx woke up"})
+    assert sent.status_code == 303 and sent.headers["location"] == f"/inbox/c/{maria.id}"
+    assert await Message.find_one(Message.conversation_id == maria.id, Message.content["body"] == "Sent before htmx woke up")
+    again = await client.get(sent.headers["location"])
+    assert "Sent before htmx woke up" in again.text
+
+
 async def test_closed_window_refuses_free_text_and_sends_a_template(client_factory):
     client, headers = await setup(client_factory)
     peter = await conversation_of("Peter Smith")

@@ -126,7 +126,8 @@ RAW_MOTOR = {
     "app/domains/outbox/acceptance.py": "per batch of sends: one bulk_write",
     "app/domains/outbox/service.py": "retry_failed: ids only (projection) over a number's failures",
     "app/domains/outbox/sweeper.py": "the sweep reads thousands of queued messages' ids (projection)",
-    "app/domains/conversations/services.py": "update pipelines ($cond on the stored status) and a $lookup aggregate",
+    "app/domains/conversations/services.py": "update pipelines ($cond on the stored status), a $lookup aggregate, "
+                                             "a batch's upserts and previews as bulk_writes",
     "app/domains/conversations/search.py": "the search-token backfill: projected scans and bulk writes",
     "app/domains/contacts/services.py": "an upsert returning the document (find_one_and_update with $setOnInsert)",
     "app/domains/contacts/directory.py": "erasure: projected scan of stored webhook bodies",
@@ -142,13 +143,18 @@ RAW_MOTOR = {
     "app/domains/webhooks/services.py": "projected scans of stored webhook bodies (sweep, admin problems list)",
     "app/domains/webhooks/updates.py": "$push with $slice, guarded against applying an update twice",
     "app/domains/analytics/services.py": "aggregation pipelines",
+    "app/domains/reports/rollups.py": "projected reads of an hour's messages, bulk replace of its rollups, a lease",
+    "app/domains/reports/rows.py": "projected cursors of a period's messages, a distinct of their conversations",
+    "app/domains/reports/agents.py": "a projected read of the period's InboxMinutes (their minute lists only)",
+    "app/domains/assignment/presence.py": "an $addToSet upsert of a heartbeat hour's minutes, every minute per user",
     "app/domains/media/store.py": "GridFS's own collections (motor's bucket)",
     "app/domains/system/embedded_size.py": "estimated_document_count (Beanie only counts exactly)",
     "app/domains/workflows/engine.py": "a run's lease claim and a reply handed to a waiting run: find_one_and_update",
     "app/domains/workflows/triggers.py": "timers: find_one_and_delete of the next due one, upserts with $setOnInsert",
     "app/domains/workflows/services.py": "runs in progress per workflow: one $group aggregate",
     "app/domains/broadcasts/audience.py": "freezing: a projected scan of the audience, insert_many of recipients",
-    "app/domains/broadcasts/sending.py": "a slice's lease claim: find_one_and_update",
+    "app/domains/broadcasts/sending.py": "a slice's lease claim: find_one_and_update; a batch's claim (update_many, "
+                                         "read back by its token) and its recipients' marks in one bulk_write",
     "app/domains/broadcasts/services.py": "progress: $group aggregates of recipients and messages",
 }
 

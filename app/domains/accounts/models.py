@@ -55,6 +55,11 @@ class AccountHealth(BaseModel):
     """Meta's status of the number (CONNECTED, FLAGGED, RESTRICTED ...)."""
     sending_stopped: SendingStopped | None = None
     """Set when Meta answered 368 / 131031: sends are held (not failed) until an admin resumes them."""
+    spam_limited_at: datetime | None = None
+    spam_limited_until: datetime | None = None
+    """Meta answered 131048 (customers flagged the number's messages as spam) at ``spam_limited_at``: the
+    outbox backs off until ``spam_limited_until``, and a broadcast started or resumed before the answer
+    pauses instead of queuing more (an admin's resume sends on, as the outbox's pace allows)."""
 
 
 class WhatsAppAccount(WorkspaceDocument):

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 import pymongo
-from beanie import PydanticObjectId
+from beanie import Document, PydanticObjectId
 from pydantic import Field
 
 from app.db import WorkspaceDocument, utcnow
@@ -45,3 +45,18 @@ class AssignmentRule(WorkspaceDocument):
             # The reassignment cron: which workspaces have an enabled rule with reassign_when_offline.
             pymongo.IndexModel([("reassign_when_offline", 1), ("enabled", 1), ("workspace_id", 1)]),
         ]
+
+
+class InboxMinutes(Document):
+    """The minutes of one UTC hour in which a user had an inbox tab open (presence.py keeps them from the
+    heartbeats): the reports' "time in the inbox"."""
+
+    workspace_id: PydanticObjectId
+    user_id: PydanticObjectId
+    hour: datetime
+    minutes: list[int] = Field(default_factory=list)
+    """0..59, each once."""
+
+    class Settings:
+        name = "inbox_minutes"
+        indexes = [pymongo.IndexModel([("workspace_id", 1), ("hour", 1), ("user_id", 1)], unique=True)]

@@ -7,17 +7,22 @@ so no process has to notice the moment, and opening the inbox again brings back 
 chose (online, or the busy / away they set; an offline they chose stays offline).
 
 A user's status as everyone sees it = the chosen one while a heartbeat is alive, else offline.
+
+Each heartbeat also marks its minute (a Redis set per user and UTC hour; tabs at once mark it once), and
+``keep_minutes`` (a worker cron, every minute) keeps them in ``InboxMinutes``: the reports' time in the inbox.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from beanie import PydanticObjectId
 from redis.asyncio import Redis
 
 from app.db import utcnow
+from app.domains.assignment.models import InboxMinutes
 from app.domains.workspaces.models import Availability, User
 from app.errors import ValidationFailed
 from app.logging import get_logger
@@ -25,6 +30,11 @@ from app.logging import get_logger
 log = get_logger(__name__)
 
 PREFIX = "inbox:presence:"
+MINUTES = "inbox:present-minutes:"
+"""+ <workspace id>:<user id>:<UTC hour, YYYYmmddHH>: the minutes of that hour with a heartbeat."""
+MINUTE_KEYS = "inbox:present-minute-keys"
+"""The MINUTES keys not yet kept in full (their hour may still be running)."""
+MINUTES_TTL = 3 * 86400
 CameOnline = Callable[[PydanticObjectId, PydanticObjectId], Awaitable[None]]
 WentAway = Callable[[PydanticObjectId, PydanticObjectId], Awaitable[None]]
 
@@ -86,10 +96,15 @@ class Presence:
         """An inbox tab of this user is open; True when it starts a heartbeat that had lapsed."""
         key = f"{PREFIX}{user_id}"
         ttl = max(1, int(self.timeout_seconds * 1000))
+        now = utcnow()
+        minutes = f"{MINUTES}{workspace_id}:{user_id}:{now:%Y%m%d%H}"
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(key, "1", nx=True, px=ttl)
             pipe.pexpire(key, ttl)
-            started, _ = await pipe.execute()
+            pipe.sadd(minutes, now.minute)  # beats come at most every 30 s: every minute with a tab open has one
+            pipe.expire(minutes, MINUTES_TTL)
+            pipe.sadd(MINUTE_KEYS, minutes)
+            started, *_ = await pipe.execute()
         if started:
             await self._tell(workspace_id, user_id)
         return bool(started)
@@ -128,6 +143,31 @@ class Presence:
     async def current(self, workspace_id: PydanticObjectId, user_id: PydanticObjectId | None) -> tuple[User, Status]:
         user = await User.get_scoped(workspace_id, user_id)
         return user, await self.status_of(user)
+
+    async def keep_minutes(self) -> int:
+        """The heartbeats' minutes kept in InboxMinutes (idempotent: each minute is added once); a past hour's
+        key is then dropped. Returns the hours written."""
+        kept = 0
+        current = f"{utcnow():%Y%m%d%H}"
+        for raw in await self.redis.smembers(MINUTE_KEYS):
+            key = raw.decode() if isinstance(raw, bytes) else str(raw)
+            try:
+                workspace_id, user_id, hour = key.removeprefix(MINUTES).split(":")
+                at = datetime.strptime(hour, "%Y%m%d%H").replace(tzinfo=UTC)
+                ids = PydanticObjectId(workspace_id), PydanticObjectId(user_id)
+            except ValueError:
+                await self.redis.srem(MINUTE_KEYS, raw)
+                continue
+            minutes = sorted(int(m) for m in await self.redis.smembers(key))
+            if minutes:
+                await InboxMinutes.get_motor_collection().update_one(
+                    {"workspace_id": ids[0], "user_id": ids[1], "hour": at},
+                    {"$addToSet": {"minutes": {"$each": minutes}}}, upsert=True)
+                kept += 1
+            if hour < current:  # that hour is over: nothing more will come
+                await self.redis.delete(key)
+                await self.redis.srem(MINUTE_KEYS, raw)
+        return kept
 
     async def _tell(self, workspace_id: PydanticObjectId, user_id: PydanticObjectId,
                     listeners: list[CameOnline] | None = None) -> None:

@@ -9,17 +9,19 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Literal
 
-from litestar import Controller, delete, get, post, put
+from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Stream
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api_shapes import ApiShape, documented
+from app.api_shapes import ApiShape, documented, multipart
 from app.auth import requires_admin
 from app.domains.broadcasts.models import Broadcast, view
 from app.domains.broadcasts.services import BroadcastIn
+from app.domains.contact_files.api import import_out, received_csv
 from app.domains.contact_files.exporting import escape_cell
+from app.domains.contact_files.reading import MAX_BYTES
 from app.domains.messages.schemas import MessageOut, message_out
 from app.domains.workspaces.services import Principal
 from app.runtime import Runtime
@@ -86,6 +88,16 @@ class RecipientPage(ApiShape):
 class StartIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     at: datetime | None = Field(None, description="Schedule it (ISO 8601 with a zone); none or past: now")
+
+
+class ListUploaded(ApiShape):
+    broadcast: BroadcastShape
+    import_: dict[str, Any] = Field(alias="import", description="The list's contact import (as GET "
+                                    "/api/v1/contacts/imports/{import_id}): its progress")
+
+
+ListUpload = multipart("The CSV: a phone (or WhatsApp user id) column, optionally name, email and attributes",
+                       default_country="ISO 3166 country for numbers written without + (e.g. GB)")
 
 
 class TestIn(BaseModel):
@@ -186,6 +198,24 @@ class BroadcastsApi(Controller):
     async def cancel(self, broadcast_id: FromPath[str], principal: NamedDependency[Principal],
                      runtime: NamedDependency[Runtime]) -> dict[str, Any]:
         return await _view(runtime, await runtime.broadcasts.cancel(principal.workspace_id, broadcast_id))
+
+    @post("/{broadcast_id:str}/lists", summary="Upload a list of customers (CSV) into a draft's audience",
+          status_code=201, request_max_body_size=MAX_BYTES + 1024 * 1024, operation_class=ListUpload,
+          description="multipart/form-data: `file` (a CSV with a phone or user id column; name, email and attributes "
+                      "are imported as Contacts → Import guesses them) and optionally `default_country` (ISO 3166, "
+                      "for numbers written without +). Each row's contact is created or updated and tagged with the "
+                      "list's tag, which puts it in the audience. The import runs in the background: poll "
+                      "`GET /api/v1/contacts/imports/{import_id}`; Start answers 409 LIST_IMPORTING until it is done. "
+                      "422 LIST_NO_PHONE when no column looks like phone numbers.",
+          responses=documented(201, ListUploaded, "The draft and the list's import"))
+    async def upload_list(self, broadcast_id: FromPath[str], request: Request[Any, Any, Any],
+                          principal: NamedDependency[Principal], runtime: NamedDependency[Runtime]) -> dict[str, Any]:
+        async with received_csv(request) as form:
+            assert form.file is not None
+            broadcast, job = await runtime.broadcasts.add_list(
+                principal.workspace_id, broadcast_id, form.file, form.filename, by=principal.user_id,
+                default_country=form.fields.get("default_country"))
+        return {"broadcast": await _view(runtime, broadcast), "import": import_out(job).model_dump(mode="json")}
 
     @get("/{broadcast_id:str}/recipients", summary="Recipients with their message's status (keyset by after=id)",
          responses=documented(200, RecipientPage, "A page"))

@@ -1,4 +1,4 @@
-"""Who a broadcast goes to: segments, tags and a list of contacts, minus exclusions, counted and frozen.
+"""Who a broadcast goes to: segments, tags, picked contacts and uploaded lists, minus exclusions, counted and frozen.
 
 The audience is one contact query (the contact filter language of segments, ``contacts/filters.py``);
 freezing streams it in ``_id`` order and writes the recipients in batches, each unique per
@@ -9,6 +9,7 @@ a WhatsApp number or user id are skipped as unreachable.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from pymongo.errors import BulkWriteError
 
 from app.db import parse_object_id, utcnow
 from app.domains.broadcasts.models import Audience, BroadcastRecipient
+from app.domains.contact_files.models import ContactImport
 from app.domains.contacts.filters import contact_query, parse_filter
 from app.domains.contacts.models import Contact
 from app.domains.segments.models import Segment
@@ -57,6 +59,8 @@ async def audience_query(workspace_id: PydanticObjectId, audience: Audience) -> 
         if any(i is None for i in ids):
             raise _refuse("audience.contact_ids", "not contact ids")
         include.append({"_id": {"$in": ids}})
+    if audience.lists:
+        include.append({"tags": {"$in": [uploaded.tag for uploaded in audience.lists]}})
     if not include:
         raise _refuse("audience", "pick at least one segment, tag or list of contacts")
     parts: list[dict[str, Any]] = [{"workspace_id": workspace_id, "kind": {"$ne": "group"}},
@@ -70,8 +74,30 @@ async def audience_query(workspace_id: PydanticObjectId, audience: Audience) -> 
     return {"$and": parts}
 
 
+def list_tag(import_id: str, filename: str) -> str:
+    """The tag an uploaded list's contacts get: its file's name (what the tag rules allow) and the import's id's end."""
+    stem = re.sub(r"[^A-Za-z0-9 _.&+-]+", " ", filename.rsplit(".", 1)[0]).strip()[:24].strip() or "upload"
+    return f"list:{stem}:{import_id[-4:]}"
+
+
+async def lists_importing(workspace_id: PydanticObjectId, audience: Audience) -> list[ContactImport]:
+    """The audience's uploaded lists still being imported (their contacts are not all there yet)."""
+    ids = [parse_object_id(uploaded.import_id) for uploaded in audience.lists]
+    if not ids:
+        return []
+    return await ContactImport.find({"_id": {"$in": ids}, "workspace_id": workspace_id,
+                                     "status": {"$in": ["uploaded", "running"]}}).to_list()
+
+
+def is_empty(audience: Audience) -> bool:
+    """Nothing picked yet (a draft may be saved so, say to upload a list next; it cannot start so)."""
+    return not (audience.segment_ids or audience.tags or audience.contact_ids or audience.lists)
+
+
 async def count(workspace_id: PydanticObjectId, audience: Audience, *, marketing: bool) -> dict[str, int]:
     """How many the audience holds now, and how many of them would be skipped as opted out."""
+    if is_empty(audience):
+        return {"contacts": 0, "opted_out": 0, "to_send": 0}
     query = await audience_query(workspace_id, audience)
     total = await Contact.find(query).count()
     opted_out = await Contact.find({"$and": [query, {"opted_out_marketing": True}]}).count() if marketing else 0
@@ -100,14 +126,16 @@ def local_moment(wa_id: str | None, hhmm: str, after: datetime, fallback_zone: s
 
 async def freeze(workspace_id: PydanticObjectId, broadcast_id: PydanticObjectId, audience: Audience, *,
                  marketing: bool, local_time: str | None = None, zone: str = "UTC",
-                 each_batch: Callable[[], Awaitable[Any]] | None = None) -> int:
-    """Write the recipients (again: only those missing); returns how many the broadcast has. With
-    ``local_time`` each gets the moment it may be sent (``not_before``)."""
+                 each_batch: Callable[[], Awaitable[Any]] | None = None) -> tuple[int, int]:
+    """Write the recipients (again: only those missing), each with its place (``seq``) in ``_id`` order of the
+    contacts; returns how many the broadcast has, and the end of the places. With ``local_time`` each gets the
+    moment it may be sent (``not_before``)."""
     started = utcnow()
     query = await audience_query(workspace_id, audience)
     batch: list[dict[str, Any]] = []
     projection = {"_id": 1, "opted_out_marketing": 1, "wa_id": 1, "user_id": 1}
     collection = Contact.get_motor_collection()
+    seq = 0
     async for raw in collection.find(query, projection).sort("_id", 1):
         reason = None
         if not raw.get("wa_id") and not raw.get("user_id"):
@@ -118,7 +146,8 @@ async def freeze(workspace_id: PydanticObjectId, broadcast_id: PydanticObjectId,
         batch.append({"workspace_id": workspace_id, "broadcast_id": broadcast_id, "contact_id": raw["_id"],
                       "status": "skipped" if reason else "pending", "reason": reason, "message_id": None,
                       "not_before": local_moment(raw.get("wa_id"), local_time, started, zone) if local_time else None,
-                      "replied_at": None, "created_at": now, "updated_at": now})
+                      "replied_at": None, "seq": seq, "created_at": now, "updated_at": now})
+        seq += 1
         if len(batch) >= FREEZE_BATCH:
             await _insert(batch)
             batch = []
@@ -126,7 +155,7 @@ async def freeze(workspace_id: PydanticObjectId, broadcast_id: PydanticObjectId,
                 await each_batch()
     if batch:
         await _insert(batch)
-    return await BroadcastRecipient.find({"broadcast_id": broadcast_id}).count()
+    return await BroadcastRecipient.find({"broadcast_id": broadcast_id}).count(), seq
 
 
 async def _insert(batch: list[dict[str, Any]]) -> None:

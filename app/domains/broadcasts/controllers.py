@@ -33,7 +33,10 @@ from app.auth import requires_admin
 from app.domains.broadcasts.models import Broadcast, view
 from app.domains.catalog.services import Catalog
 from app.domains.contact_files.exporting import escape_cell
+from app.domains.contact_files.imports import file_too_large
+from app.domains.contact_files.reading import MAX_BYTES
 from app.domains.contacts.directory import ContactDirectory
+from app.domains.outbox.uploads import receive_upload
 from app.domains.segments.services import SegmentService
 from app.domains.workspaces.services import Principal
 from app.errors import AppError, NotFound, ValidationFailed
@@ -55,7 +58,7 @@ STATUS_WORDS = {"draft": "Draft", "scheduled": "Scheduled", "sending": "Sending"
                 "completed": "Completed", "cancelled": "Cancelled"}
 NOTICES = {"saved": "Saved.", "started": "Started: the audience is frozen, sending goes on in the background.",
            "scheduled": "Scheduled.", "paused": "Paused.", "resumed": "Resumed.", "cancelled": "Cancelled.",
-           "deleted": "Deleted."}
+           "deleted": "Deleted.", "listed": "List uploaded: its contacts are being imported into the audience."}
 BROADCAST_EVENTS = {"broadcast.updated", "broadcast.paused", "broadcast.completed"}
 NUDGE_EVERY = 0.5
 """A broadcast's own events: the progress is fetched again at most this often."""
@@ -125,7 +128,8 @@ def draft_from_form(form: dict[str, str], lists: dict[str, list[str]], params_wa
                          "tags": _words_list(form.get("tags", "")),
                          "contact_ids": _words_list(form.get("contact_ids", "").replace(" ", ",")),
                          "exclude_segment_ids": [s for s in lists["exclude_segment_ids"] if s],
-                         "exclude_tags": _words_list(form.get("exclude_tags", ""))}}
+                         "exclude_tags": _words_list(form.get("exclude_tags", "")),
+                         "lists": [{"import_id": i, "tag": ""} for i in lists.get("lists", []) if i]}}
 
 
 def zone_of(name: str | None) -> ZoneInfo:
@@ -186,8 +190,7 @@ def _directory(runtime: Runtime) -> ContactDirectory:
 
 
 async def _zone(runtime: Runtime, principal: Principal) -> ZoneInfo:
-    hours = await runtime.business_hours.cached(principal.workspace_id)
-    return zone_of(hours.time_zone if hours is not None else None)
+    return await runtime.business_hours.zone(principal.workspace_id)
 
 
 class BroadcastPages(Controller):
@@ -243,7 +246,7 @@ class BroadcastPages(Controller):
     async def _save(self, request: Request, runtime: Runtime, principal: Principal,
                     broadcast_id: str | None) -> Response[Any] | Template:
         form, _ = await read_form(request)
-        lists = {key: await read_list(request, key) for key in ("segment_ids", "exclude_segment_ids")}
+        lists = {key: await read_list(request, key) for key in ("segment_ids", "exclude_segment_ids", "lists")}
         templates = await self._templates(runtime, principal)
         name, _, language = form.get("template", "").partition("|")
         chosen = next((t for t in templates if t["name"] == name and t["language"] == language
@@ -340,10 +343,7 @@ class BroadcastPages(Controller):
             "errors": errors_of(error), "number": f"{number.name} ({number.display_phone_number})" if number
             else "a removed number", **await self._progress(runtime, principal, broadcast)}
         if broadcast.status == "draft":
-            try:
-                context["audience"] = await service.audience_count(broadcast)
-            except AppError as problem:  # a segment deleted since: say so, the page still shows
-                context["audience_error"] = problem.message
+            context.update(await self._audience(runtime, broadcast))
             try:
                 context["preview"] = await service.preview(broadcast, contact_id or None)
             except AppError as problem:
@@ -365,6 +365,36 @@ class BroadcastPages(Controller):
                            next_url=f"/admin/broadcasts/{broadcast.id}?{urlencode({k: v for k, v in more.items() if v})}"
                            if more else None)
         return context
+
+    @staticmethod
+    async def _audience(runtime: Runtime, broadcast: Broadcast) -> dict[str, Any]:
+        context: dict[str, Any] = {"lists": await runtime.broadcasts.lists(broadcast)}
+        try:
+            context["audience"] = await runtime.broadcasts.audience_count(broadcast)
+        except AppError as problem:  # a segment deleted since: say so, the page still shows
+            context["audience_error"] = problem.message
+        return context
+
+    @get("/{broadcast_id:str}/audience")
+    async def audience(self, broadcast_id: FromPath[str], principal: NamedDependency[Principal],
+                       runtime: NamedDependency[Runtime]) -> Template:
+        """The draft's audience section alone (polled while an uploaded list is being imported)."""
+        broadcast = await runtime.broadcasts.get(principal.workspace_id, broadcast_id)
+        return Template("admin/broadcasts/_audience.html",
+                        context={"b": view(broadcast), **await self._audience(runtime, broadcast)})
+
+    @post("/{broadcast_id:str}/lists", status_code=303, request_max_body_size=MAX_BYTES + 1024 * 1024)
+    async def upload_list(self, broadcast_id: FromPath[str], request: Request, principal: NamedDependency[Principal],
+                          runtime: NamedDependency[Runtime]) -> Response[Any] | Template:
+        try:
+            async with receive_upload(request, limit=MAX_BYTES, too_large=file_too_large) as form:
+                if form.file is None or not form.file.size and not form.filename:
+                    raise ValidationFailed("Choose a CSV file.", error_code="NO_FILE", details={"file": "missing"})
+                await runtime.broadcasts.add_list(principal.workspace_id, broadcast_id, form.file, form.filename,
+                                                  by=principal.user_id, default_country=form.fields.get("default_country"))
+        except AppError as error:
+            return await self._again(runtime, principal, broadcast_id, error, "list")
+        return go_to(request, f"/admin/broadcasts/{broadcast_id}?listed=1")
 
     async def _again(self, runtime: Runtime, principal: Principal, broadcast_id: str, error: AppError,
                      at: str) -> Template:

@@ -34,11 +34,22 @@ class ParamSource(BaseModel):
     fallback: str | None = None
 
 
+class UploadedList(BaseModel):
+    """A CSV uploaded for the broadcast: imported as contacts (created or updated, Contacts → Import), each row's
+    contact tagged ``tag``, which puts it in the audience."""
+
+    import_id: str
+    tag: str
+    filename: str = ""
+
+
 class Audience(BaseModel):
     segment_ids: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     contact_ids: list[str] = Field(default_factory=list)
-    """An uploaded list (contacts imported or picked): these contacts, by id."""
+    """Contacts picked by id."""
+    lists: list[UploadedList] = Field(default_factory=list)
+    """Uploaded lists (POST /api/v1/broadcasts/{id}/lists); a draft saved without one drops it."""
     exclude_segment_ids: list[str] = Field(default_factory=list)
     exclude_tags: list[str] = Field(default_factory=list)
 
@@ -71,6 +82,11 @@ class Broadcast(WorkspaceDocument):
     completed_at: datetime | None = None
     next_send_at: datetime | None = None
     """Set while the number's daily messaging limit is reached: when the oldest of its 24-h window rolls off."""
+    seq_end: int | None = None
+    """Frozen recipients have places (``BroadcastRecipient.seq``) below this (None: frozen before places existed,
+    or not yet)."""
+    cursor: int = 0
+    """The first place not yet handed over (each batch reads the next places: a bounded index range)."""
     owner: str | None = None
     lease_until: datetime | None = None
     generation: int = 0
@@ -98,6 +114,10 @@ class BroadcastRecipient(WorkspaceDocument):
     account_id: PydanticObjectId | None = None
     """Queued: the number it goes from (its daily messaging limit counts these)."""
     replied_at: datetime | None = None
+    seq: int | None = None
+    """Its place in the frozen audience (the order it is sent in, unless at local times)."""
+    claim: str | None = None
+    """While claimed: the batch that claimed it (it reads back the recipients it holds)."""
     updated_at: datetime = Field(default_factory=utcnow)
 
     class Settings:
@@ -109,6 +129,7 @@ class BroadcastRecipient(WorkspaceDocument):
                                partialFilterExpression={"status": "queued"}),
             pymongo.IndexModel([("broadcast_id", 1), ("status", 1), ("_id", 1)]),
             pymongo.IndexModel([("broadcast_id", 1), ("status", 1), ("not_before", 1)]),
+            pymongo.IndexModel([("broadcast_id", 1), ("seq", 1)]),
             pymongo.IndexModel([("workspace_id", 1), ("contact_id", 1), ("_id", -1)]),
         ]
 

@@ -16,16 +16,16 @@ waits for the window to roll when it is reached (saying so); errors that mean th
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 from beanie import PydanticObjectId
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 
 from app.db import as_utc, parse_object_id, utcnow
 from app.domains.accounts.models import WhatsAppAccount
@@ -35,7 +35,7 @@ from app.domains.contacts.models import Contact
 from app.domains.conversations.models import ConversationStatus
 from app.domains.conversations.services import ConversationService
 from app.domains.messages.models import Message
-from app.domains.outbox.service import Draft, OutboxService
+from app.domains.outbox.service import BulkSend, Draft, OutboxService
 from app.domains.templates.models import MessageTemplate
 from app.errors import AppError
 from app.logging import get_logger
@@ -55,8 +55,8 @@ STOPPING_CODES = {131048: "spam rate limit hit (131048): Meta limits this number
                   368: "the number is temporarily blocked for policy violations (368)"}
 PAUSING_ERRORS = {"TEMPLATE_NOT_APPROVED", "ACCOUNT_DISABLED", "ACCOUNT_TOKEN_INVALID"}
 PROGRESS_EVERY = 1.0
-CONCURRENCY = 16
-"""Recipients of a batch handed to the outbox at once (bench/broadcasts.py)."""
+LIST_WAIT = 5.0
+"""Seconds between looks at an uploaded list still being imported when a scheduled broadcast is due."""
 
 
 class BroadcastSender:
@@ -99,18 +99,25 @@ class BroadcastSender:
             return await self.pause(broadcast, problem)
         assert account is not None and template is not None
         marketing = template.category == "MARKETING"
+        if broadcast.frozen_at is None and await audience.lists_importing(broadcast.workspace_id, broadcast.audience):
+            await self._enqueue(str(broadcast.id), broadcast.generation, LIST_WAIT)  # scheduled before it was imported
+            return "waiting for an uploaded list to be imported"
         if broadcast.frozen_at is None:
-            total = await audience.freeze(broadcast.workspace_id, broadcast.id, broadcast.audience,  # type: ignore[arg-type]
-                                          marketing=marketing, local_time=broadcast.local_time,
-                                          zone=await self._zone(broadcast), each_batch=lambda: self._hold(broadcast))
+            total, seq_end = await audience.freeze(
+                broadcast.workspace_id, broadcast.id, broadcast.audience,  # type: ignore[arg-type]
+                marketing=marketing, local_time=broadcast.local_time, zone=await self._zone(broadcast),
+                each_batch=lambda: self._hold(broadcast))
             now = utcnow()
-            await Broadcast.find_one({"_id": broadcast.id}).update({"$set": {"frozen_at": now, "total": total}})
-            broadcast.total, broadcast.frozen_at = total, now
+            await Broadcast.find_one({"_id": broadcast.id}).update(
+                {"$set": {"frozen_at": now, "total": total, "seq_end": seq_end, "cursor": 0}})
+            broadcast.total, broadcast.frozen_at, broadcast.seq_end, broadcast.cursor = total, now, seq_end, 0
             await self.announce(broadcast)
-        # Claimed by a slice that died before storing their message: pending again (the message's
-        # idempotency key makes one stored meanwhile come back, never a second one).
-        await BroadcastRecipient.find({"broadcast_id": broadcast.id, "status": "claimed"}).update(
-            {"$set": {"status": "pending"}})
+        await self._release_claims(broadcast)
+        # A failure that must stop the number pauses it at once (on_failed); this catches one whose pause was
+        # lost (the worker died in between).
+        stopped = await self._stopping_failure(broadcast)
+        if stopped is not None:
+            return await self.pause(broadcast, stopped)
         deadline = time.monotonic() + SLICE_SECONDS
         announced = time.monotonic()
         while time.monotonic() < deadline:
@@ -118,9 +125,8 @@ class BroadcastSender:
             if current is None or current.status != "sending":
                 return current.status if current else "gone"
             broadcast = current
-            stopped = await self._stopping_failure(broadcast)
             account = await WhatsAppAccount.find_one({"_id": broadcast.account_id}) or account
-            stopped = stopped or _stop_reason(account, template)
+            stopped = _stop_reason(account, template) or _spam_limited(account, broadcast)
             if stopped is not None:
                 return await self.pause(broadcast, stopped)
             room = await self._room(broadcast, account)
@@ -130,10 +136,15 @@ class BroadcastSender:
                 await self._enqueue(str(broadcast.id), broadcast.generation, 1.0)  # the drainer catches up
                 return "waiting for the outbox"
             pending: dict[str, Any] = {"broadcast_id": broadcast.id, "status": "pending"}
+            cursor = None
             if broadcast.local_time:  # each at their own local time: the due ones, earliest first
                 batch = await BroadcastRecipient.find({**pending, "not_before": {"$lte": utcnow()}}
                                                       ).sort("not_before").limit(min(BATCH, room)).to_list()
-            else:
+            elif broadcast.seq_end is not None:  # the next places
+                batch, cursor = await self._next_places(broadcast, min(BATCH, room))
+                if not batch and await self._rewound(broadcast):
+                    continue
+            else:  # frozen before places existed
                 batch = await BroadcastRecipient.find(pending).sort("_id").limit(min(BATCH, room)).to_list()
             if not batch:
                 later = await BroadcastRecipient.find(pending).sort("not_before").first_or_none() \
@@ -147,11 +158,54 @@ class BroadcastSender:
             outcome = await self._send_batch(broadcast, account, template, batch)
             if outcome is not None:
                 return await self.pause(broadcast, outcome)
+            if cursor is not None:
+                await Broadcast.find_one({"_id": broadcast.id}).update({"$set": {"cursor": cursor}})
             if time.monotonic() - announced >= PROGRESS_EVERY:
                 await self.announce(broadcast)
                 announced = time.monotonic()
         await self._enqueue(str(broadcast.id), broadcast.generation, 0.0)
         return "continues"
+
+    async def _next_places(self, broadcast: Broadcast, want: int) -> tuple[list[BroadcastRecipient], int]:
+        """Up to ``want`` pending recipients from the cursor on, and the cursor after them. Each read is a range of
+        places no longer than what is still wanted (a server that reads a whole match before a limit reads only
+        that), so a batch costs the same at the end of a million recipients as at the start."""
+        assert broadcast.seq_end is not None
+        cursor, batch = broadcast.cursor, []
+        while len(batch) < want and cursor < broadcast.seq_end:
+            end = min(broadcast.seq_end, cursor + want - len(batch))
+            found = await BroadcastRecipient.find({"broadcast_id": broadcast.id, "seq": {"$gte": cursor, "$lt": end}}
+                                                  ).sort("seq").to_list()
+            batch += [r for r in found if r.status == "pending"]
+            cursor = end
+        if not batch and cursor != broadcast.cursor:
+            await Broadcast.find_one({"_id": broadcast.id}).update({"$set": {"cursor": cursor}})
+        return batch, cursor
+
+    async def _rewound(self, broadcast: Broadcast) -> bool:
+        """The places are walked: one still pending behind the cursor (a claim released after a crash) moves it
+        back, one past the end (a freeze run again after contacts were deleted) moves the end; True then."""
+        left = await BroadcastRecipient.find({"broadcast_id": broadcast.id, "status": "pending"}).first_or_none()
+        if left is None or left.seq is None:
+            return False
+        await Broadcast.find_one({"_id": broadcast.id}).update({"$min": {"cursor": left.seq},
+                                                                 "$max": {"seq_end": left.seq + 1}})
+        return True
+
+    async def _release_claims(self, broadcast: Broadcast) -> None:
+        """Claimed by a slice that died before storing their message: pending again (the message's idempotency key
+        makes one stored meanwhile come back, never a second one), and the cursor back to the first of them."""
+        claimed = await BroadcastRecipient.get_motor_collection().find(
+            {"broadcast_id": broadcast.id, "status": "claimed"}, {"_id": 1, "seq": 1}).to_list(None)
+        if not claimed:
+            return
+        await BroadcastRecipient.get_motor_collection().update_many(
+            {"_id": {"$in": [raw["_id"] for raw in claimed]}, "status": "claimed"},
+            {"$set": {"status": "pending"}, "$unset": {"claim": ""}})
+        places = [raw["seq"] for raw in claimed if raw.get("seq") is not None]
+        if places and broadcast.seq_end is not None:
+            await Broadcast.find_one({"_id": broadcast.id}).update({"$min": {"cursor": min(places)}})
+            broadcast.cursor = min(broadcast.cursor, min(places))
 
     async def _hold(self, broadcast: Broadcast) -> None:
         """Extend this worker's lease (a long freeze)."""
@@ -166,67 +220,65 @@ class BroadcastSender:
 
     async def _send_batch(self, broadcast: Broadcast, account: WhatsAppAccount, template: MessageTemplate,
                           batch: list[BroadcastRecipient]) -> str | None:
-        """The batch's recipients to the outbox, CONCURRENCY at a time (each one's writes wait for the journal:
-        one after another, they, not the number's pace, set the rate); a reason when the broadcast must pause."""
-        contacts = {c.id: c for c in await Contact.find({"_id": {"$in": [r.contact_id for r in batch]},
-                                                         "workspace_id": broadcast.workspace_id}).to_list()}
-        gate = asyncio.Semaphore(CONCURRENCY)
-        stop: list[str] = []
-
-        async def one(recipient: BroadcastRecipient) -> None:
-            async with gate:
-                if not stop:
-                    reason = await self._send_recipient(broadcast, account, recipient,
-                                                        contacts.get(recipient.contact_id))
-                    if reason is not None:
-                        stop.append(reason)
-
-        await asyncio.gather(*(one(r) for r in batch))
-        return stop[0] if stop else None
-
-    async def _send_recipient(self, broadcast: Broadcast, account: WhatsAppAccount, recipient: BroadcastRecipient,
-                              contact: Contact | None) -> str | None:
-        # Claimed before its message is stored: a cancel (or pause) that skipped it meanwhile wins. A claim
+        """The batch's recipients to the outbox in one go (OutboxService.send_many); a reason when the broadcast
+        must pause. About ten database operations for the batch, whatever its size."""
+        # Claimed before their messages are stored: a cancel (or pause) that skipped some meanwhile wins. A claim
         # whose message never came (the worker died, the broadcast paused) is made pending again by the next slice.
-        claimed = await BroadcastRecipient.find_one({"_id": recipient.id, "status": "pending"}).update(
-            {"$set": {"status": "claimed", "updated_at": utcnow()}})
-        if not claimed.modified_count:
+        claim = uuid.uuid4().hex
+        recipients = BroadcastRecipient.get_motor_collection()
+        await recipients.update_many({"_id": {"$in": [r.id for r in batch]}, "status": "pending"},
+                                     {"$set": {"status": "claimed", "claim": claim, "updated_at": utcnow()}})
+        # Read back by the fields of its index (broadcast, status, _id), the claim compared here.
+        claimed = {raw["_id"] async for raw in recipients.find(
+            {"broadcast_id": broadcast.id, "status": "claimed", "_id": {"$in": [r.id for r in batch]}},
+            {"_id": 1, "claim": 1}) if raw.get("claim") == claim}
+        batch = [r for r in batch if r.id in claimed]
+        if not batch:
             return None
-        if contact is None:
-            await _mark(recipient, "skipped", reason="the contact was deleted")
-            return None
-        values, missing = render_params(broadcast.params, contact)
-        if missing:
-            await _mark(recipient, "skipped", reason=f"no value for {missing}")
-            return None
-        try:
-            message = await self._send_one(broadcast, account, contact, values)
-        except AppError as exc:
-            if exc.error_code in PAUSING_ERRORS:
-                return exc.message
-            await _mark(recipient, "skipped", reason=exc.message)
-            return None
-        await _mark(recipient, "queued", message_id=message.id, account_id=account.id)
-        return None
+        found = await Contact.find({"_id": {"$in": [r.contact_id for r in batch]}}).to_list()
+        contacts = {c.id: c for c in found if c.workspace_id == broadcast.workspace_id}
+        marks: list[UpdateOne] = []
+        ready: list[tuple[BroadcastRecipient, Contact, list[str]]] = []
+        for recipient in batch:
+            contact = contacts.get(recipient.contact_id)
+            values, missing = render_params(broadcast.params, contact) if contact is not None else ([], None)
+            if contact is None or missing:
+                marks.append(_mark(recipient, "skipped", reason="the contact was deleted" if contact is None
+                                   else f"no value for {missing}"))
+            else:
+                ready.append((recipient, contact, values))
+        reason = None
+        if ready:
+            try:
+                await self._send_ready(broadcast, account, ready, marks)
+            except AppError as exc:
+                if exc.error_code not in PAUSING_ERRORS:
+                    raise
+                reason = exc.message
+        if marks:
+            await recipients.bulk_write(marks, ordered=False)
+        return reason
 
-    async def _send_one(self, broadcast: Broadcast, account: WhatsAppAccount, contact: Contact,
-                        values: list[str]) -> Message:
-        conversation, created = await self.conversations.open_for(
-            broadcast.workspace_id, account.id, contact.id, reopen=False,  # type: ignore[arg-type]
-            status_if_new=ConversationStatus.OPEN if broadcast.open_conversations else ConversationStatus.RESOLVED)
-        if created:
-            await self.live.publish(broadcast.workspace_id, "conversation.created", conversation_id=str(conversation.id))
-        content = template_content(broadcast, values)
-        return await self.outbox.send(broadcast.workspace_id, conversation, Draft("template", content), via="broadcast",
-                                      priority="bulk", idempotency_key=f"bc:{broadcast.id}:{contact.id}",
-                                      account=account, contact=contact,
-                                      broadcast={"id": str(broadcast.id), "name": broadcast.name})
+    async def _send_ready(self, broadcast: Broadcast, account: WhatsAppAccount,
+                          ready: list[tuple[BroadcastRecipient, Contact, list[str]]], marks: list[UpdateOne]) -> None:
+        sends = [BulkSend(contact, Draft("template", template_content(broadcast, values)), f"bc:{broadcast.id}:{contact.id}")
+                 for _, contact, values in ready]
+        results = await self.outbox.send_many(
+            broadcast.workspace_id, account, sends, via="broadcast",
+            broadcast={"id": str(broadcast.id), "name": broadcast.name},
+            open_as=ConversationStatus.OPEN if broadcast.open_conversations else ConversationStatus.RESOLVED)
+        for (recipient, _, _), result in zip(ready, results, strict=True):
+            if isinstance(result, AppError):
+                marks.append(_mark(recipient, "skipped", reason=result.message))
+            else:
+                marks.append(_mark(recipient, "queued", message_id=result.id, account_id=account.id))
 
     async def _room(self, broadcast: Broadcast, account: WhatsAppAccount) -> int | str:
-        """How many recipients may be stored now: the rate's lead over the drainer, and the daily limit."""
+        """How many recipients may be stored now: the rate's lead over the drainer (the number's bulk lane and
+        what its drainer holds, from Redis), and the daily limit."""
         ahead = max(account.mps * AHEAD_SECONDS, BATCH)
-        waiting = await Message.find({"broadcast.id": str(broadcast.id), "status": "queued"}).count()
-        room = ahead - waiting
+        _, bulk, taken = await self.outbox.queue.depth(str(account.id))
+        room = ahead - bulk - taken
         limit = DAILY_LIMITS.get(account.health.messaging_limit_tier or "") if account.health else None
         if limit is None:
             return room
@@ -250,6 +302,15 @@ class BroadcastSender:
             failed = failed or await Message.find_one({"broadcast.id": str(broadcast.id), "status": "failed",
                                                        "error.code": code, "updated_at": {"$gt": as_utc(since)}})
         return STOPPING_CODES.get(failed.error.code) if failed is not None and failed.error else None  # type: ignore[arg-type]
+
+    async def on_failed(self, broadcast_id: str, error_code: int | None) -> None:
+        """One of the broadcast's messages failed (a live event of the outbox, in the worker): a code that means
+        the number must stop pauses it now, not at the next slice."""
+        if error_code not in STOPPING_CODES:
+            return
+        broadcast = await Broadcast.find_one({"_id": parse_object_id(broadcast_id), "status": "sending"})
+        if broadcast is not None:
+            await self.pause(broadcast, STOPPING_CODES[error_code])
 
     # -- state changes -------------------------------------------------------------------------------
     async def pause(self, broadcast: Broadcast, reason: str) -> str:
@@ -299,6 +360,17 @@ def _stop_reason(account: WhatsAppAccount | None, template: MessageTemplate | No
     return None
 
 
+def _spam_limited(account: WhatsAppAccount, broadcast: Broadcast) -> str | None:
+    """Meta answered 131048 for the number since the broadcast was started or resumed, and its back-off runs."""
+    health = account.health
+    since = broadcast.resumed_at or broadcast.started_at
+    if health is None or health.spam_limited_at is None or health.spam_limited_until is None or since is None:
+        return None
+    if as_utc(health.spam_limited_at) <= as_utc(since) or as_utc(health.spam_limited_until) <= utcnow():
+        return None
+    return f"{STOPPING_CODES[131048]}; it backs off until {as_utc(health.spam_limited_until):%H:%M} UTC"
+
+
 def render_params(params: list[ParamSource], contact: Contact) -> tuple[list[str], str | None]:
     """The body parameters for ``contact`` (fallbacks filled in), or the first value missing without one."""
     values: list[str] = []
@@ -334,9 +406,10 @@ def template_content(broadcast: Broadcast, values: list[str]) -> dict[str, Any]:
     return content
 
 
-async def _mark(recipient: BroadcastRecipient, status: str, *, reason: str | None = None,
-                message_id: PydanticObjectId | None = None, account_id: PydanticObjectId | None = None) -> None:
+def _mark(recipient: BroadcastRecipient, status: str, *, reason: str | None = None,
+          message_id: PydanticObjectId | None = None, account_id: PydanticObjectId | None = None) -> UpdateOne:
+    """The write that records what became of ``recipient`` (sent in bulk)."""
     fields: dict[str, Any] = {"status": status, "reason": reason, "updated_at": utcnow()}
     if message_id is not None:
         fields.update(message_id=message_id, account_id=account_id)
-    await BroadcastRecipient.find_one({"_id": recipient.id}).update({"$set": fields})
+    return UpdateOne({"_id": recipient.id}, {"$set": fields, "$unset": {"claim": ""}})

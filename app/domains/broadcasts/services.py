@@ -13,10 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from app.db import as_utc, parse_object_id, utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.broadcasts import audience
-from app.domains.broadcasts.models import Audience, Broadcast, BroadcastRecipient, ParamSource
+from app.domains.broadcasts.models import Audience, Broadcast, BroadcastRecipient, ParamSource, UploadedList
 from app.domains.broadcasts.sending import BroadcastSender, render_params, template_content
+from app.domains.contact_files.importing import ContinueLater
+from app.domains.contact_files.imports import ContactImports, ImportOptions, counts_of
+from app.domains.contact_files.imports import view as import_view
+from app.domains.contact_files.models import ContactImport
 from app.domains.contacts.models import Contact
 from app.domains.messages.models import Message
+from app.domains.outbox.media import Upload
 from app.domains.outbox.service import Draft
 from app.domains.templates.models import MessageTemplate
 from app.errors import Conflict, NotFound, ValidationFailed
@@ -48,8 +53,10 @@ class BroadcastIn(BaseModel):
 
 
 class BroadcastService:
-    def __init__(self, sender: BroadcastSender) -> None:
+    def __init__(self, sender: BroadcastSender, *, continue_import: ContinueLater) -> None:
         self.sender = sender
+        self._continue_import = continue_import
+        self.imports = ContactImports()
         self._recent: dict[str, tuple[float, bool]] = {}
 
     # -- drafts ------------------------------------------------------------------------------------
@@ -67,7 +74,8 @@ class BroadcastService:
             raise ValidationFailed("Pick one of this workspace's numbers.", error_code="BROADCAST_INVALID",
                                    details={"account_id": "not one of this workspace's numbers"})
         template = await self._template(workspace_id, account, data.template_name, data.language)
-        await audience.audience_query(workspace_id, data.audience)  # refuses unknown segments and empty audiences
+        if not audience.is_empty(data.audience):  # a draft may have none yet (Start refuses it then)
+            await audience.audience_query(workspace_id, data.audience)  # refuses unknown segments and listed ids
         if broadcast_id is None:
             broadcast = Broadcast(workspace_id=workspace_id, name=data.name, account_id=account.id,  # type: ignore[arg-type]
                                   template_name=data.template_name, language=data.language, created_by=by)
@@ -80,11 +88,74 @@ class BroadcastService:
         broadcast.name, broadcast.account_id = data.name, account.id  # type: ignore[assignment]
         broadcast.template_name, broadcast.language = data.template_name, data.language
         broadcast.params, broadcast.header_link = data.params, data.header_link
+        kept = {uploaded.import_id: uploaded for uploaded in (existing.audience.lists if existing else [])}
+        unknown = [uploaded.import_id for uploaded in data.audience.lists if uploaded.import_id not in kept]
+        if unknown:
+            raise ValidationFailed("Upload a list with POST /api/v1/broadcasts/{id}/lists; only lists uploaded for "
+                                   "this broadcast can stay in its audience.", error_code="AUDIENCE_INVALID",
+                                   details={"audience.lists": f"not uploaded for this broadcast: {unknown[0]}"})
+        data.audience.lists = [kept[uploaded.import_id] for uploaded in data.audience.lists]
         broadcast.audience, broadcast.open_conversations = data.audience, data.open_conversations
         broadcast.local_time = data.local_time
         broadcast.updated_at = utcnow()
         self._check_params(template, broadcast)
         await broadcast.save()
+        return broadcast
+
+    # -- uploaded lists ----------------------------------------------------------------------------
+    async def add_list(self, workspace_id: PydanticObjectId, broadcast_id: str, upload: Upload, filename: str, *,
+                       by: PydanticObjectId | None, default_country: str | None = None
+                       ) -> tuple[Broadcast, ContactImport]:
+        """Import a CSV of customers (a phone or user id column; name, email, attributes as Contacts → Import
+        guesses them) and put its contacts in the draft's audience: each row's contact, created or updated,
+        is tagged with the list's tag. The import runs in the background; Start waits for it (409)."""
+        broadcast = await self._draft(workspace_id, broadcast_id)
+        job = await self.imports.receive(workspace_id, upload, filename, by)
+        if not {"phone", "user_id"} & set(job.mapping):
+            await self._forget(job)
+            raise ValidationFailed("No column of this file looks like phone numbers: name its column 'phone' (or "
+                                   "import it from Contacts → Import, mapping the columns yourself).",
+                                   error_code="LIST_NO_PHONE", details={"file": "no phone column"})
+        tag = audience.list_tag(str(job.id), job.filename)
+        try:
+            options = ImportOptions(mapping=None, mode="upsert", tags=[tag],
+                                    default_country=(default_country or "").strip() or None)
+        except ValueError:
+            options = None
+        if options is None:
+            await self._forget(job)
+            raise ValidationFailed(f"{default_country!r} is not a country code (ISO 3166, like GB or BR).",
+                                   error_code="COUNTRY_INVALID", details={"default_country": str(default_country)[:20]})
+        job = await self.imports.start(workspace_id, str(job.id), options, self._continue_import)
+        entry = UploadedList(import_id=str(job.id), tag=tag, filename=job.filename)
+        result = await Broadcast.find_one({"_id": broadcast.id, "status": "draft"}).update(
+            {"$push": {"audience.lists": entry.model_dump()}, "$set": {"updated_at": utcnow()}})
+        if not result.matched_count:
+            raise Conflict("Only a draft can be changed; this one has started.", error_code="BROADCAST_STARTED")
+        return await self.get(workspace_id, broadcast_id), job
+
+    async def _forget(self, job: ContactImport) -> None:
+        """An upload refused before its import started: its file and its record go."""
+        await self.imports.store.delete(job.workspace_id, [job.file_id])
+        await job.delete()
+
+    async def lists(self, broadcast: Broadcast) -> list[dict[str, Any]]:
+        """The draft's uploaded lists with their import's progress."""
+        ids = [parse_object_id(uploaded.import_id) for uploaded in broadcast.audience.lists]
+        jobs = {str(j.id): j for j in await ContactImport.find({"_id": {"$in": ids},
+                                                                 "workspace_id": broadcast.workspace_id}).to_list()}
+        shown = []
+        for uploaded in broadcast.audience.lists:
+            job = jobs.get(uploaded.import_id)
+            shown.append({"import_id": uploaded.import_id, "tag": uploaded.tag, "filename": uploaded.filename,
+                          **({"import": import_view(job)} if job is not None else {"import": None})})
+        return shown
+
+    async def _draft(self, workspace_id: PydanticObjectId, broadcast_id: str) -> Broadcast:
+        broadcast = await self.get(workspace_id, broadcast_id)
+        if broadcast.status != "draft":
+            raise Conflict("Only a draft can be changed; this one has started.", error_code="BROADCAST_STARTED",
+                           details={"status": broadcast.status})
         return broadcast
 
     async def _template(self, workspace_id: PydanticObjectId, account: WhatsAppAccount, name: str,
@@ -175,9 +246,16 @@ class BroadcastService:
         if account is None:
             raise ValidationFailed("The number is gone.", error_code="BROADCAST_INVALID", details={})
         await self._template(workspace_id, account, broadcast.template_name, broadcast.language)
+        importing = await audience.lists_importing(workspace_id, broadcast.audience)
+        if importing and at is None:
+            job = importing[0]
+            raise Conflict(f"The list {job.filename!r} is still being imported ({counts_of(job).done:,} of "
+                           f"{job.rows:,} rows): start when it is done, or schedule it.", error_code="LIST_IMPORTING",
+                           details={"import_id": str(job.id)})
         counted = await audience.count(workspace_id, broadcast.audience, marketing=False)
         if counted["contacts"] == 0:
-            raise ValidationFailed("Nobody is in the audience.", error_code="AUDIENCE_EMPTY", details={})
+            raise ValidationFailed("Nobody is in the audience: pick segments or tags, or upload a list.",
+                                   error_code="AUDIENCE_EMPTY", details={})
         now = utcnow()
         if at is not None and as_utc(at) <= now:
             at = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from arq.connections import ArqRedis
 from beanie import PydanticObjectId
@@ -77,6 +78,14 @@ class BusinessHoursService:
             return await BusinessHours.find_one_scoped(oid) if oid is not None else None
 
         return await self._cache.get(key, load)
+
+    async def zone(self, workspace_id: PydanticObjectId | str) -> ZoneInfo:
+        """The workspace's time zone (its business hours'; UTC when never saved or unknown): reports' days."""
+        hours = await self.cached(workspace_id)
+        try:
+            return ZoneInfo(hours.time_zone if hours is not None and hours.time_zone else "UTC")
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo("UTC")
 
     async def current(self, workspace_id: PydanticObjectId) -> BusinessHours:
         """The stored settings, or the defaults (off, Monday to Friday nine to five, UTC) when never saved."""

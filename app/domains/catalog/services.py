@@ -105,7 +105,7 @@ class Catalog:
     async def delete_label(self, label: Label) -> None:
         """Remove the label and take it off every conversation (they hold label ids)."""
         await Conversation.scoped(label.workspace_id, {"labels": str(label.id)}).update(
-            {"$pull": {"labels": str(label.id)}})
+            {"$pull": {"labels": str(label.id)}, "$set": {"sliced_at": utcnow(), "updated_at": utcnow()}})
         await label.delete()
 
     # -- contact attributes -----------------------------------------------------------------------

@@ -5,19 +5,19 @@ lists). Thin handlers over imports.py, export_jobs.py and exporting.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Stream
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from app.api_shapes import documented
+from app.api_shapes import documented, multipart
 from app.auth import requires_admin, requires_login
 from app.db import utcnow
 from app.domains.contact_files.export_jobs import ContactExports, progress_of
@@ -25,7 +25,7 @@ from app.domains.contact_files.exporting import STREAM_LIMIT, count_up_to, filen
 from app.domains.contact_files.imports import ContactImports, ImportOptions, file_too_large, view
 from app.domains.contact_files.reading import MAX_BYTES
 from app.domains.contacts.filters import parse_filter
-from app.domains.outbox.uploads import receive_upload
+from app.domains.outbox.uploads import ReceivedForm, receive_upload
 from app.domains.workspaces.services import Principal
 from app.errors import ValidationFailed
 from app.queue import enqueue_contact_export, enqueue_contact_import
@@ -90,18 +90,22 @@ class ExportOut(BaseModel):
     finished_at: datetime | None
 
 
-@dataclass
-class _MultipartUpload(Operation):
-    """Documents the upload's multipart body (the handler streams it itself: app/domains/outbox/uploads.py)."""
+_MultipartUpload = multipart(
+    "The CSV file (≤ 20 MB, ≤ 100,000 rows)",
+    options="Optional: the start options as JSON (as POST .../{import_id}/start); given, the import starts at once")
 
-    def __post_init__(self) -> None:
-        self.request_body = RequestBody(required=True, content={"multipart/form-data": OpenAPIMediaType(schema=Schema(
-            type=OpenAPIType.OBJECT, required=["file"], properties={
-                "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY,
-                               description="The CSV file (≤ 20 MB, ≤ 100,000 rows)"),
-                "options": Schema(type=OpenAPIType.STRING, description="Optional: the start options as JSON (as POST "
-                                  ".../{import_id}/start); given, the import starts at once"),
-            }))})
+
+@asynccontextmanager
+async def received_csv(request: Request[Any, Any, Any]) -> AsyncIterator[ReceivedForm]:
+    """The multipart form of a CSV upload (422 MULTIPART_REQUIRED / a missing 'file' part; 413 past 20 MB), its
+    file in a temporary file for as long as the block runs."""
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        raise ValidationFailed("Upload the CSV as multipart/form-data with a 'file' part.",
+                               error_code="MULTIPART_REQUIRED")
+    async with receive_upload(request, limit=MAX_BYTES, too_large=file_too_large) as form:
+        if form.file is None:
+            raise ValidationFailed("The 'file' part is missing.", details={"file": "required"})
+        yield form
 
 
 def import_out(job: Any) -> ImportOut:
@@ -147,12 +151,8 @@ class ContactImportsApi(Controller):
         """multipart/form-data with `file` (CSV: UTF-8, UTF-16 with BOM, or another encoding recognised;
         delimiter , ; tab or |) and optionally `options` (JSON): without options, check the guessed
         mapping and start it with `POST .../{import_id}/start`. Poll `GET .../{import_id}` for progress."""
-        if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
-            raise ValidationFailed("Upload the CSV as multipart/form-data with a 'file' part.",
-                                   error_code="MULTIPART_REQUIRED")
-        async with receive_upload(request, limit=MAX_BYTES, too_large=file_too_large) as form:
-            if form.file is None:
-                raise ValidationFailed("The 'file' part is missing.", details={"file": "required"})
+        async with received_csv(request) as form:
+            assert form.file is not None
             options = _options(form.fields.get("options"))
             job = await imports.receive(principal.workspace_id, form.file, form.filename, principal.user_id)
         if options is not None:

@@ -25,6 +25,7 @@ from app.domains.contacts.services import ContactService
 from app.domains.conversations.models import Conversation
 from app.domains.media.store import MediaStore
 from app.domains.messages.models import Message
+from app.domains.reports import rollups
 from app.domains.subscriptions.events import IntegrationEvents
 from app.domains.subscriptions.models import Delivery, EventType, IntegrationEvent
 from app.domains.webhooks.models import WebhookEvent
@@ -203,6 +204,9 @@ class ContactDirectory:
         conversations = await Conversation.scoped(ws, mine).to_list()
         removed = {"contacts": len(contacts), "messages": len(messages), "media_files": len(file_ids),
                    "conversations": len(conversations)}
+        # Their messages' hours and their own (created, consent changes) are counted again without them.
+        await rollups.forget(ws, [m.timestamp for m in messages]
+                             + [at for c in contacts for at in (c.created_at, *(change.at for change in c.consent))])
         await Message.scoped(ws, mine).delete()
         await Conversation.scoped(ws, mine).delete()
         removed["events"] = await self._erase_events(ws, [*(str(i) for i in contact_ids),

@@ -46,6 +46,7 @@ from app.domains.conversations.search import contact_tokens_of
 from app.domains.conversations.services import ConversationService
 from app.domains.messages.models import Message
 from app.domains.messages.preview import preview_text
+from app.domains.reports import rollups
 from app.errors import Conflict, NotFound
 from app.logging import get_logger
 
@@ -241,6 +242,7 @@ class ContactMerger:
             "assignee_id": {"$ifNull": ["$assignee_id", {"$literal": source.assignee_id}]},
             "team_id": {"$ifNull": ["$team_id", {"$literal": source.team_id}]},
             "updated_at": utcnow(),
+            "sliced_at": utcnow(),
         }
         if source.last_message is not None and source.last_message_at is not None:
             changes["last_message"] = {"$cond": [newer, {"$literal": source.last_message.model_dump()},
@@ -274,7 +276,8 @@ class ContactMerger:
                 newest = await messages.find({**stray, "direction": "inbound"}).sort([("_id", -1)]).limit(1).to_list(1)
                 moved = await messages.update_many({"workspace_id": ws, "contact_id": contact_id,
                                                     "account_id": account_id},
-                                                   {"$set": {"contact_id": survivor_id, "conversation_id": target.id}})
+                                                   {"$set": {"contact_id": survivor_id, "conversation_id": target.id,
+                                                             "updated_at": utcnow()}})
                 await self._count_moved(merge, moved.modified_count)
                 if newest:  # written to a conversation that was folded meanwhile: the survivor's shows it
                     m = Message.model_validate(newest[0])
@@ -305,7 +308,10 @@ class ContactMerger:
             if await Conversation.find_one(left) is not None or await Message.find_one(left) is not None:
                 await self._conversations(merge)  # arrived since those steps ran: moved first
                 await self._messages(merge)
-            await Contact.get_motor_collection().delete_one({"_id": contact_id, "workspace_id": ws})
+            gone = await Contact.get_motor_collection().find_one_and_delete(
+                {"_id": contact_id, "workspace_id": ws}, projection={"created_at": 1, "consent.at": 1})
+            if gone is not None:  # the reports count it no more (its consent history now counts on the survivor)
+                await rollups.forget(ws, rollups.contact_times(gone))
         now = utcnow()
         await ContactMerge.get_motor_collection().update_one(
             {"_id": merge.id}, {"$set": {"state": "done", "finished_at": now, "updated_at": now},

@@ -196,6 +196,7 @@ class Contact(WorkspaceDocument):
             pymongo.IndexModel([("workspace_id", 1), ("phone", 1)]),
             # The contacts page's sorts (keyset on (field, _id)) and its common filters.
             pymongo.IndexModel([("workspace_id", 1), ("created_at", -1), ("_id", -1)]),
+            pymongo.IndexModel([("workspace_id", 1), ("consent.at", 1)]),  # the reports' opt-ins and opt-outs
             pymongo.IndexModel([("workspace_id", 1), ("last_inbound_at", -1), ("_id", -1)]),
             pymongo.IndexModel([("workspace_id", 1), ("tags", 1)]),
             pymongo.IndexModel([("workspace_id", 1), ("sort_name", 1), ("_id", 1)]),

@@ -69,9 +69,11 @@ def _shown(wa_id: str | None) -> str:
 def consent_update(opted_out: bool, source: ConsentSource, *, by: str | None = None, note: str = "",
                    at: datetime | None = None) -> dict[str, Any]:
     """The update that sets a contact's marketing consent and records the change in its history."""
-    at = at or utcnow()
-    change = ConsentChange(opted_out=bool(opted_out), source=source, by=by, note=note[:200], at=at)
-    return {"$set": {"opted_out_marketing": bool(opted_out), "updated_at": at},
+    now = utcnow()
+    change = ConsentChange(opted_out=bool(opted_out), source=source, by=by, note=note[:200], at=at or now)
+    # updated_at is when it was written, whatever ``at`` says (a STOP's time is its message's, which may come
+    # late): what reads "contacts changed since" (the reports, date triggers) must see it.
+    return {"$set": {"opted_out_marketing": bool(opted_out), "updated_at": now},
             "$push": {"consent": {"$each": [change.model_dump()], "$slice": -CONSENT_KEPT}}}
 
 

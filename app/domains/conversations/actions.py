@@ -19,7 +19,8 @@ from app.domains.access.scope import Scope
 from app.domains.access.services import visible_conversation
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation, ConversationStatus
-from app.domains.messages.models import Message, MessageStatus
+from app.domains.conversations.services import internal_line
+from app.domains.messages.models import Message
 from app.domains.team.models import Team
 from app.domains.workspaces.models import User
 from app.errors import Forbidden, NotFound, ValidationFailed
@@ -31,6 +32,10 @@ MAX_LABEL_LENGTH = 40
 MAX_SNOOZE = timedelta(days=365)
 PRIORITIES = ("urgent", "high", "medium", "low")
 _LABEL = re.compile(r"^[\w][\w .:/&+-]*$", re.UNICODE)
+
+
+SLICES = frozenset({"assignee_id", "team_id", "labels"})
+"""What the reports filter conversations by: a change of one marks the conversation (Conversation.sliced_at)."""
 
 
 def clean_labels(labels: list[str] | str) -> list[str]:
@@ -157,14 +162,22 @@ class ConversationActions:
         if conversation.status is new:
             return conversation
         old = conversation.status
+        now = utcnow()
+        changes: dict[str, Any] = {"status": new.value, "snoozed_until": None}
+        facts: dict[str, Any] = {}
+        if new is ConversationStatus.RESOLVED:  # how long it was open, and by whom it was closed (reports)
+            opened = as_utc(conversation.opened_at or conversation.created_at)
+            facts = {"open_seconds": max(0, round((now - opened).total_seconds())), "by_person": by is not None}
+        elif old is ConversationStatus.RESOLVED:
+            changes["opened_at"] = conversation.opened_at = now
         conversation.status = new
         conversation.snoozed_until = None
-        await self._save(conversation, {"status": new.value, "snoozed_until": None})
+        await self._save(conversation, changes)
         verb = {ConversationStatus.RESOLVED: "resolved the conversation",
                 ConversationStatus.PENDING: "marked the conversation pending",
                 ConversationStatus.OPEN: "reopened the conversation"}[new]
         await self.record_event(conversation, new.value if new is not ConversationStatus.OPEN else "reopened",
-                                f"{_actor(by)} {verb}", by, previous=old.value)
+                                f"{_actor(by)} {verb}", by, previous=old.value, **facts)
         return conversation
 
     async def snooze(self, conversation: Conversation, until: datetime, *, by: User | None) -> Conversation:
@@ -291,12 +304,8 @@ class ConversationActions:
 
     async def _internal(self, conversation: Conversation, type_: str, content: dict[str, Any],
                         by: User | None, *, idempotency_key: str | None = None) -> Message:
-        now = utcnow()
-        message = Message(workspace_id=conversation.workspace_id, conversation_id=conversation.id,
-                          account_id=conversation.account_id, contact_id=conversation.contact_id,
-                          direction="internal", type=type_, content=content, status=MessageStatus.DELIVERED,
-                          sent_by=by.id if by else None, via="inbox", timestamp=now, updated_at=now,
-                          idempotency_key=idempotency_key)
+        message = internal_line(conversation, type_, content, by=by.id if by else None,
+                                idempotency_key=idempotency_key)
         await message.insert()
         await self.live.publish(conversation.workspace_id, "message.created", direction="internal",
                                 conversation_id=str(conversation.id), message_id=str(message.id))
@@ -310,6 +319,8 @@ class ConversationActions:
         """Write the changes; with ``only_if`` (conditions on the stored document) False when they no longer
         hold (nothing written, nothing published)."""
         now = utcnow()
+        if SLICES & changes.keys():  # the reports' team / agent / label figures follow it
+            changes = {**changes, "sliced_at": now}
         result = await Conversation.find_one(
             Conversation.id == conversation.id, Conversation.workspace_id == conversation.workspace_id,
             only_if or {},

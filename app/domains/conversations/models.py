@@ -39,6 +39,9 @@ class Conversation(WorkspaceDocument):
     assignee_id: PydanticObjectId | None = None
     team_id: PydanticObjectId | None = None
     labels: list[str] = Field(default_factory=list)
+    sliced_at: datetime | None = None
+    """When the assignee, team or labels last changed: the reports recount its messages' hours for their filters
+    (reports/rollups.py)."""
     priority: Literal["urgent", "high", "medium", "low"] | None = None
     """Set by agents, the API or a workflow (escalation); the inbox shows it and can sort by it."""
     snoozed_until: datetime | None = None
@@ -51,6 +54,14 @@ class Conversation(WorkspaceDocument):
     updated_at: datetime = Field(default_factory=utcnow)
     merged_from: list[PydanticObjectId] = Field(default_factory=list)
     """Conversations folded into this one when their contacts were merged (app/domains/contacts/merge.py)."""
+    opened_at: datetime | None = None
+    """When it was last reopened after being resolved (None: open since ``created_at``): time to resolution."""
+    awaiting_since: datetime | None = None
+    """The customer's first message nobody has answered yet (None: answered, or they have not written)."""
+    awaiting_first: bool = False
+    """That wait is the first of the conversation since it was started or reopened (its first response)."""
+    last_reply_at: datetime | None = None
+    """When a person last answered (an agent in the inbox, the API, or the WhatsApp Business app)."""
 
     def window_open(self, now: datetime | None = None) -> bool:
         """Free-form messages may be sent only while this is true (WhatsApp's 24-h rule)."""
@@ -74,6 +85,9 @@ class Conversation(WorkspaceDocument):
             # like the list). Replaces (workspace_id, contact_id), which it serves as a prefix.
             pymongo.IndexModel([("workspace_id", 1), ("contact_id", 1), ("last_message_at", -1), ("_id", -1)]),
             pymongo.IndexModel([("workspace_id", 1), ("updated_at", 1), ("_id", 1)]),
+            # The reports' refresh: conversations whose team, assignee or labels changed since (not partial: a
+            # range on sliced_at did not use a partial index on the embedded server, and scanned them all).
+            pymongo.IndexModel([("workspace_id", 1), ("sliced_at", 1)]),
             # The snooze cron (every 30 s): only snoozed conversations are in it, so it stays tiny.
             pymongo.IndexModel([("status", 1), ("snoozed_until", 1)], name="snoozed_due",
                                partialFilterExpression={"status": "snoozed"}),

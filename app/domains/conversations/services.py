@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from beanie import PydanticObjectId
 from beanie.operators import In
 from bson import ObjectId
-from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from app.db import parse_object_id, utcnow
 from app.domains.access.scope import Scope, scope_of
 from app.domains.contacts.models import Contact, holding, identity_of_customer
 from app.domains.conversations.models import SERVICE_WINDOW, Conversation, ConversationStatus, MessagePreview
+from app.domains.messages.models import Message, MessageStatus
 from app.errors import NotFound
 from app.pagination import DEFAULT_LIMIT, Page, paginate
 
@@ -83,14 +86,48 @@ class ConversationService:
             await conversation.save()
         return conversation, created
 
+    async def open_many(self, workspace_id: PydanticObjectId, account_id: PydanticObjectId,
+                        contact_ids: Sequence[PydanticObjectId], *,
+                        status_if_new: ConversationStatus = ConversationStatus.OPEN,
+                        previews: dict[PydanticObjectId, tuple[datetime, MessagePreview]] | None = None
+                        ) -> dict[PydanticObjectId, tuple[Conversation, bool]]:
+        """``open_for(reopen=False)`` of many contacts on one number (a broadcast's batch): per contact, its
+        conversation and whether it was created now; one bulk upsert and one read, whatever their number.
+        ``previews``: per contact, the message a new conversation starts with (its activity and preview: the
+        new ones need no ``record_outbound``)."""
+        if not contact_ids:
+            return {}
+        now = utcnow()
+        collection = Conversation.get_motor_collection()
+        new_ids = {contact_id: ObjectId() for contact_id in contact_ids}
+
+        def created(contact_id: PydanticObjectId) -> dict[str, Any]:
+            fields = {"_id": new_ids[contact_id], "status": status_if_new.value, "labels": [], "unread_count": 0,
+                      "created_at": now, "updated_at": now}
+            if previews and contact_id in previews:
+                at, preview = previews[contact_id]
+                fields.update(last_message_at=at, last_message=preview.model_dump())
+            return fields
+
+        upserts = [UpdateOne({"workspace_id": workspace_id, "account_id": account_id, "contact_id": contact_id},
+                             {"$setOnInsert": created(contact_id)}, upsert=True) for contact_id in contact_ids]
+        try:
+            await collection.bulk_write(upserts, ordered=False)
+        except BulkWriteError as exc:  # created meanwhile by ingestion (the unique index): read below
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
+        found = await Conversation.find({"workspace_id": workspace_id, "account_id": account_id,
+                                         "contact_id": {"$in": list(contact_ids)}}).to_list()
+        return {c.contact_id: (c, c.id == new_ids.get(c.contact_id)) for c in found}
+
     async def record_inbound(self, conversation: Conversation, at: datetime, preview: MessagePreview | None,
-                             *, unread: bool = True, reopen: bool = False) -> None:
+                             *, unread: bool = True, reopen: bool = False) -> bool:
         """A customer wrote: move the window (from their newest message only), count unread, bump activity,
         show the message as the last one if it is the newest, and (``reopen``) open a resolved or snoozed
         conversation again. One update: every expression reads the document as it was before it.
 
         ``unread=False`` for activity that is not a new message to read (a reaction) or that was
-        already counted once (ingestion re-run after a crash).
+        already counted once (ingestion re-run after a crash). Returns whether it reopened the conversation.
         """
         changes: dict = {
             "unread_count": {"$add": [{"$ifNull": ["$unread_count", 0]}, 1 if unread else 0]},
@@ -98,17 +135,56 @@ class ConversationService:
             "window_expires_at": {"$max": [{"$ifNull": ["$window_expires_at", at + SERVICE_WINDOW]}, at + SERVICE_WINDOW]},
             **_activity(at, preview),
         }
-        if reopen:
-            closed = {"$in": ["$status", [ConversationStatus.RESOLVED.value, ConversationStatus.SNOOZED.value]]}
-            changes["status"] = {"$cond": [closed, ConversationStatus.OPEN.value, "$status"]}
-            changes["snoozed_until"] = {"$cond": [closed, None, "$snoozed_until"]}
-        await Conversation.get_motor_collection().update_one({"_id": conversation.id}, [{"$set": changes}])
+        collection = Conversation.get_motor_collection()
+        closed_states = [ConversationStatus.RESOLVED.value, ConversationStatus.SNOOZED.value]
+        closed = {"$in": ["$status", closed_states]}
+        if unread:  # a new message: the customer waits for an answer from it, unless they already were
+            starts = {"$or": [closed, {"$eq": [{"$ifNull": ["$last_reply_at", None]}, None]}]} if reopen else \
+                {"$eq": [{"$ifNull": ["$last_reply_at", None]}, None]}
+            changes["awaiting_first"] = {"$cond": [{"$eq": [{"$ifNull": ["$awaiting_since", None]}, None]},
+                                                   starts, {"$ifNull": ["$awaiting_first", False]}]}
+            changes["awaiting_since"] = {"$ifNull": ["$awaiting_since", at]}
+        if not reopen:
+            await collection.update_one({"_id": conversation.id}, [{"$set": changes}])
+            return False
+        changes["status"] = {"$cond": [closed, ConversationStatus.OPEN.value, "$status"]}
+        changes["snoozed_until"] = {"$cond": [closed, None, "$snoozed_until"]}
+        resolved = {"$eq": ["$status", ConversationStatus.RESOLVED.value]}  # (a snooze ending is no new start)
+        changes["opened_at"] = {"$cond": [resolved, utcnow(), {"$ifNull": ["$opened_at", None]}]}
+        before = await collection.find_one_and_update({"_id": conversation.id}, [{"$set": changes}],
+                                                      projection={"status": 1})  # the document as it was
+        return before is not None and before.get("status") in closed_states
 
-    async def record_outbound(self, conversation: Conversation, at: datetime, preview: MessagePreview) -> None:
+    async def record_outbound(self, conversation: Conversation, at: datetime, preview: MessagePreview, *,
+                              reply: Message | None = None) -> None:
         """We wrote: bump activity and show it as the last message if it is the newest (our messages
-        never extend the service window). One update."""
-        await Conversation.get_motor_collection().update_one({"_id": conversation.id},
-                                                             [{"$set": _activity(at, preview)}])
+        never extend the service window). One update (and one more on an answer to a waiting customer).
+
+        ``reply``: the message is a person's answer (an agent in the inbox, the API, the WhatsApp Business
+        app; not a broadcast or a workflow): it ends the customer's wait, and when they were waiting the
+        message keeps ``response`` = {"since": when they started waiting, "first": their first wait since the
+        conversation was started or reopened} (what the reports' response times are made of)."""
+        collection = Conversation.get_motor_collection()
+        if reply is None:
+            await collection.update_one({"_id": conversation.id}, [{"$set": _activity(at, preview)}])
+            return
+        before = await collection.find_one_and_update(
+            {"_id": conversation.id},
+            [{"$set": {**_activity(at, preview), "awaiting_since": None, "awaiting_first": False,
+                       "last_reply_at": at}}],
+            projection={"awaiting_since": 1, "awaiting_first": 1})
+        since = before.get("awaiting_since") if before else None
+        if since is not None:
+            response = {"since": since, "first": bool(before.get("awaiting_first"))}
+            await Message.get_motor_collection().update_one({"_id": reply.id},
+                                                            {"$set": {"response": response, "updated_at": utcnow()}})
+
+    async def record_outbound_many(self, messages: Sequence[tuple[Conversation, datetime, MessagePreview]]) -> None:
+        """``record_outbound`` of many conversations, in one bulk write."""
+        if messages:
+            await Conversation.get_motor_collection().bulk_write(
+                [UpdateOne({"_id": conversation.id}, [{"$set": _activity(at, preview)}])
+                 for conversation, at, preview in messages], ordered=False)
 
     async def mark_read(self, conversation: Conversation) -> None:
         await Conversation.find_one(Conversation.id == conversation.id).update({"$set": {"unread_count": 0}})
@@ -160,6 +236,17 @@ class ConversationService:
         if not ids:
             return {}
         return {c.id: c for c in await Contact.scoped(workspace_id, In(Contact.id, ids)).to_list()}
+
+
+def internal_line(conversation: Conversation, type_: str, content: dict[str, Any], *,
+                  by: PydanticObjectId | None = None, idempotency_key: str | None = None) -> Message:
+    """A line of the thread that is no message to or from the customer: a note, or an event (assigned,
+    resolved, reopened ...: ``content["kind"]``), timed now. Not stored yet."""
+    now = utcnow()
+    return Message(workspace_id=conversation.workspace_id, conversation_id=conversation.id,
+                   account_id=conversation.account_id, contact_id=conversation.contact_id, direction="internal",
+                   type=type_, content=content, status=MessageStatus.DELIVERED, sent_by=by, via="inbox",
+                   timestamp=now, updated_at=now, idempotency_key=idempotency_key)
 
 
 def _activity(at: datetime, preview: MessagePreview | None) -> dict:

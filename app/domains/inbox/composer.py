@@ -26,6 +26,7 @@ from app.domains.inbox.vocab import canned_responses
 from app.domains.messages.models import Message
 from app.domains.outbox.uploads import receive_upload
 from app.errors import ClientError, ValidationFailed
+from app.forms import go_to, is_htmx
 from app.runtime import Runtime
 
 MAX_TEXT = 4096
@@ -37,7 +38,7 @@ class ComposerController(Controller):
     include_in_schema = False
 
     @post("/c/{conversation_id:str}/messages", status_code=200)
-    async def send(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[str]:
+    async def send(self, request: Request, runtime: NamedDependency[Runtime], conversation_id: FromPath[str]) -> Response[Any]:
         principal = me(request)
         inbox = InboxService(runtime)
         conversation = await inbox.conversation(principal.scope, conversation_id)
@@ -53,6 +54,8 @@ class ComposerController(Controller):
                 message = await inbox.send(conversation, type_, content, sent_by=principal.user_id, reply_to=reply_to)
         except ClientError as error:
             return error_fragment(error)
+        if not is_htmx(request):  # the form posted by the browser itself (see _composer.html): back to the thread
+            return go_to(request, f"/inbox/c/{conversation.id}")
         return await self._answer(request, inbox, conversation, message)
 
     @post("/c/{conversation_id:str}/typing", status_code=204)

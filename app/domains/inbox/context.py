@@ -25,7 +25,8 @@ def me(request: Request) -> Principal:
 
 def render(request: Request, name: str, **context: Any) -> str:
     """A partial as a string (to combine fragments, or to push them out of band)."""
-    return request.app.template_engine.get_template(name).render(**context)
+    # The request too, as Litestar's own rendering passes it: csrf_token() and url_for() read it.
+    return request.app.template_engine.get_template(name).render(**{"request": request, **context})
 
 
 def html(body: str, status_code: int = 200, headers: dict[str, str] | None = None) -> Response[str]:

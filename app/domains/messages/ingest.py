@@ -30,10 +30,11 @@ from app.domains.contacts.models import Contact
 from app.domains.contacts.services import ContactService
 from app.domains.conversations.models import Conversation, MessagePreview
 from app.domains.conversations.search import message_tokens
-from app.domains.conversations.services import ConversationService
+from app.domains.conversations.services import ConversationService, internal_line
 from app.domains.messages.models import Edit, MediaRef, Message, MessageError, MessageStatus, Reaction
 from app.domains.messages.preview import preview_text
 from app.domains.messages.status import (
+    adopt_wamid,
     advance_by_wamid,
     apply_pending_statuses,
     apply_waiting_statuses,
@@ -93,6 +94,8 @@ class BatchContext:
     stored: int = 0
     changed_conversations: dict[PydanticObjectId, None] = field(default_factory=dict)
     """Conversations to announce once at the end of the batch (not once per message)."""
+    new_conversations: set[PydanticObjectId] = field(default_factory=set)
+    """Created by this batch: the customer's first message in each is marked as having started it."""
 
 
 class MessageIngest:
@@ -148,9 +151,11 @@ class MessageIngest:
     async def _conversation(self, batch: BatchContext, account: WhatsAppAccount, contact: Contact) -> Conversation:
         memo = (account.id, contact.id)
         if memo not in batch.conversations:
-            conversation, _ = await self.conversations.open_for(batch.workspace_id, account.id, contact.id,
-                                                                reopen=False)
+            conversation, created = await self.conversations.open_for(batch.workspace_id, account.id, contact.id,
+                                                                      reopen=False)
             batch.conversations[memo] = conversation
+            if created:
+                batch.new_conversations.add(conversation.id)
         return batch.conversations[memo]
 
     # -- inbound messages ------------------------------------------------------------------------
@@ -283,16 +288,26 @@ class MessageIngest:
     async def _apply_to_conversation(self, batch: BatchContext, doc: Message, conversation: Conversation, *,
                                      inbound: bool) -> None:
         """Unread +1 exactly once (claimed on the message); window and activity are idempotent ($max)."""
+        applied: dict[str, Any] = {"conversation_applied": True}
+        if inbound and conversation.id in batch.new_conversations:  # the customer started it (the reports count it)
+            batch.new_conversations.discard(conversation.id)
+            applied.update(opened="new", updated_at=utcnow())
         claim = await Message.get_motor_collection().update_one(
-            {"_id": doc.id, "conversation_applied": {"$ne": True}}, {"$set": {"conversation_applied": True}})
+            {"_id": doc.id, "conversation_applied": {"$ne": True}}, {"$set": applied})
         first_time = claim.modified_count == 1
         preview = MessagePreview(text=preview_text(doc.type, doc.content), direction=doc.direction, type=doc.type,
                                  status=doc.status.value, message_id=doc.id)
         if inbound:
-            await self.conversations.record_inbound(conversation, doc.timestamp, preview, unread=first_time,
-                                                    reopen=first_time)
-        else:
-            await self.conversations.record_outbound(conversation, doc.timestamp, preview)
+            reopened = await self.conversations.record_inbound(conversation, doc.timestamp, preview,
+                                                               unread=first_time, reopen=first_time)
+            if reopened:  # a line in the thread, and what the reports count as reopened
+                line = internal_line(conversation, "event", {"kind": "reopened", "by_customer": True,
+                                                             "text": "The customer wrote again; the conversation is open again"})
+                await line.insert()
+                await self.live.publish(batch.workspace_id, "message.created", direction="internal",
+                                        conversation_id=str(conversation.id), message_id=str(line.id))
+        else:  # an echo: someone answered in the WhatsApp Business app
+            await self.conversations.record_outbound(conversation, doc.timestamp, preview, reply=doc)
         if first_time:
             batch.changed_conversations[conversation.id] = None
 
@@ -351,6 +366,9 @@ class MessageIngest:
         error = message_error(list(status_item.errors or ()))
         pricing = status_item.pricing  # Meta's whole pricing object (status.as_pricing reads it)
         changed = await advance_by_wamid(batch.workspace_id, status_item.id, status, at, error, pricing)
+        if changed is None and await adopt_wamid(batch.workspace_id, status_item.biz_opaque_callback_data,
+                                                 status_item.id, at):
+            changed = await advance_by_wamid(batch.workspace_id, status_item.id, status, at, error, pricing)
         if error is not None and status is MessageStatus.FAILED:
             await self._failure_consequences(batch, item, error)
         if changed:

@@ -189,6 +189,11 @@ class Message(WorkspaceDocument):
     timestamp: datetime = Field(default_factory=utcnow)
     """When it happened: Meta's timestamp for inbound, creation time for outbound."""
     updated_at: datetime = Field(default_factory=utcnow)
+    response: dict[str, Any] | None = None
+    """Outbound, a person's answer to a waiting customer: {"since": when they started waiting, "first": it
+    was their first wait since the conversation was started or reopened} (the reports' response times)."""
+    opened: Literal["new"] | None = None
+    """Inbound: this customer message started a new conversation (the reports count new conversations so)."""
     conversation_applied: bool = False
     """Inbound: its unread count / window / preview effect on the conversation was applied (once)."""
     search_tokens: list[str] = Field(default_factory=list)
@@ -228,6 +233,8 @@ class Message(WorkspaceDocument):
             pymongo.IndexModel([("broadcast.id", 1), ("status", 1), ("error.code", 1)],
                                partialFilterExpression={"broadcast.id": {"$gt": ""}}),
             pymongo.IndexModel([("workspace_id", 1), ("timestamp", 1)]),
+            # What changed since the reports' rollups were last refreshed (reports/rollups.py).
+            pymongo.IndexModel([("workspace_id", 1), ("updated_at", 1)]),
             # Inbox search: anchored prefix regexes on lowercased words (multikey).
             pymongo.IndexModel([("workspace_id", 1), ("search_tokens", 1)]),
             # Lookups by wamid (webhook dedupe, statuses, reactions, edits, quoted messages) and by

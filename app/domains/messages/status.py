@@ -9,7 +9,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from app.db import utcnow
+from app.db import parse_object_id, utcnow
 from app.domains.messages.models import (
     Message,
     MessageError,
@@ -18,6 +18,36 @@ from app.domains.messages.models import (
     PendingStatus,
     can_advance,
 )
+
+OPAQUE_PREFIX = "wa-inbox:"
+"""Every send carries ``biz_opaque_callback_data = "wa-inbox:<message id>"``; Meta returns it in the send's status
+webhooks, so a status whose wamid we never stored (the worker died between Meta's answer and recording it) still
+names its message (``adopt_wamid``), and the outbox does not send that message a second time."""
+
+
+def opaque_of(message_id: Any) -> str:
+    return f"{OPAQUE_PREFIX}{message_id}"
+
+
+async def adopt_wamid(workspace_id: Any, opaque: str | None, wamid: str, at: datetime) -> bool:
+    """A status for ``wamid``, unknown here, whose opaque data names one of our outbound messages still queued:
+    Meta accepted that send, whose answer was never recorded. The message takes the wamid (as accepted) so the
+    status applies to it, and a worker taking over its send skips it. One conditional update."""
+    if not opaque or not opaque.startswith(OPAQUE_PREFIX):
+        return False
+    oid = parse_object_id(opaque[len(OPAQUE_PREFIX):])
+    if oid is None:
+        return False
+    try:
+        adopted = await Message.get_motor_collection().update_one(
+            {"_id": oid, "workspace_id": workspace_id, "direction": "outbound", "status": MessageStatus.QUEUED.value,
+             "wamid": None},
+            {"$set": {"wamid": wamid, "status": MessageStatus.ACCEPTED.value,
+                      f"status_at.{MessageStatus.ACCEPTED.value}": at, "updated_at": utcnow()}})
+    except DuplicateKeyError:  # the wamid is another message's: not ours to adopt
+        return False
+    return adopted.modified_count == 1
+
 
 PricingLike = MessagePricing | Mapping[str, Any] | str | None
 """Meta's pricing: our model, a status webhook's ``pricing`` object, or (older callers) the category alone."""
@@ -54,7 +84,8 @@ async def advance_status(message: Message, status: MessageStatus, at: datetime |
     priced = as_pricing(pricing)
     if not can_advance(message.status, status):
         if priced is not None and priced != message.pricing:
-            await Message.find_one(Message.id == message.id).update({"$set": pricing_changes(priced)})
+            await Message.find_one(Message.id == message.id).update(
+                {"$set": {**pricing_changes(priced), "updated_at": utcnow()}})
             _remember_pricing(message, priced)
         return False
     changes: dict = {"status": status, f"status_at.{status.value}": at, "updated_at": utcnow(),
@@ -112,7 +143,8 @@ async def advance_by_wamid(workspace_id: Any, wamid: str, status: MessageStatus,
         return changed
     if priced:  # Meta's pricing can come with a late status: kept, and the same operation says if it is stored
         stored = await collection.find_one_and_update({"workspace_id": workspace_id, "wamid": wamid},
-                                                      {"$set": priced}, projection={"_id": 1})
+                                                      {"$set": {**priced, "updated_at": utcnow()}},
+                                                      projection={"_id": 1})
     else:
         stored = await collection.find_one({"workspace_id": workspace_id, "wamid": wamid}, projection={"_id": 1})
     return None if stored is None else False

@@ -79,8 +79,16 @@ class AcceptanceBatch:
                for item, wamid, message_status in accepted]
         result = await Message.get_motor_collection().bulk_write(ops, ordered=False)
         if result.modified_count < len(ops):
-            log.warning("accepted messages no longer queued (sent twice after a crash?)",
-                        account_id=self.account_id, count=len(ops) - result.modified_count)
+            # Already recorded: by its status webhook, which names the message (status.adopt_wamid) when it
+            # beats this write; or the message was sent a second time after a crash (another wamid).
+            sent = {item.message.id: wamid for item, wamid, _ in accepted}
+            stored = await Message.get_motor_collection().find(
+                {"_id": {"$in": list(sent)}, "status": {"$ne": MessageStatus.QUEUED.value}},
+                projection={"wamid": 1}).to_list(None)
+            twice = [str(raw["_id"]) for raw in stored if raw.get("wamid") and raw["wamid"] != sent[raw["_id"]]]
+            if twice:
+                log.warning("messages sent twice (a crash between Meta's answer and recording it)",
+                            account_id=self.account_id, count=len(twice), message_ids=twice[:20])
         # Statuses that beat the send's own answer (rare) wait in PendingStatus: the status side
         # looks again a moment later, and the outbox sweeper after that (status.apply_waiting_statuses),
         # so acceptance costs no read per send for them.

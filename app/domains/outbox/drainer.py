@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from app.db import DATABASE_DOWN, stored_id
 from app.domains.contacts.models import Contact
 from app.domains.messages.models import Message, MessageStatus
+from app.domains.messages.status import opaque_of
 from app.domains.outbox.acceptance import AcceptanceBatch
 from app.domains.outbox.failures import Failures, GiveUp, Retry, fail_all_for_missing_account
 from app.domains.outbox.items import OUTGOING_FIELDS, Conv, Item, Outgoing
@@ -476,6 +477,17 @@ class Drainer:
             picked.append((conv_id, conv))
         if not picked:
             return 0
+        opted_out = await self._opted_out([conv.items[0] for _, conv in picked])
+        if opted_out:  # refused without taking a slot of the number's rate
+            for conv_id, conv in picked:
+                if conv.items[0].message.id in opted_out:
+                    conv.busy = True
+                    task = asyncio.create_task(self._refuse(conv_id, conv, conv.items[0], OPTED_OUT))
+                    self.inflight.add(task)
+                    task.add_done_callback(self.inflight.discard)
+            picked = [(conv_id, conv) for conv_id, conv in picked if conv.items[0].message.id not in opted_out]
+            if not picked:
+                return 0
         items = [conv.items[0] for _, conv in picked]
         slots = await self.s.limiter.reserve(self.number.account.phone_number_id, self.rate,
                                              [i.message.recipient or "" for i in items])
@@ -509,14 +521,6 @@ class Drainer:
                 await asyncio.sleep(delay)
         finally:
             self.awaiting_slot -= 1
-        if item.message.marketing and await self._opted_out(item):
-            try:
-                await self._on_error(conv_id, conv, item, OPTED_OUT)
-            finally:
-                conv.busy = False
-                self._maybe_ready(conv_id, conv, time.monotonic())
-                self._wake()
-            return
         record = await self._depart()
         endpoint = "messages"
         started = time.perf_counter()
@@ -551,15 +555,29 @@ class Drainer:
             self._maybe_ready(conv_id, conv, time.monotonic())
             self._wake()
 
+    async def _refuse(self, conv_id: str, conv: Conv, item: Item, error: GraphError) -> None:
+        """Fail ``item`` without sending it (``error`` says why, as Meta's answer would)."""
+        try:
+            await self._on_error(conv_id, conv, item, error)
+        finally:
+            conv.busy = False
+            self._maybe_ready(conv_id, conv, time.monotonic())
+            self._wake()
+
     @staticmethod
-    async def _opted_out(item: Item) -> bool:
-        """Whether the contact opted out of marketing after this template was queued (a STOP, Meta's
-        opt-out, an agent or an import): one read, for MARKETING templates only."""
-        if item.message.contact_id is None:
-            return False
-        found = await Contact.get_motor_collection().find_one(
-            {"_id": item.message.contact_id, "opted_out_marketing": True}, {"_id": 1})
-        return found is not None
+    async def _opted_out(items: list[Item]) -> set[ObjectId]:
+        """The messages about to be sent whose contact opted out of marketing after the template was
+        queued (a STOP, Meta's opt-out, an agent or an import): one read for the batch, of MARKETING
+        templates only, just before their slots are taken."""
+        contacts: dict[ObjectId, list[ObjectId]] = {}
+        for item in items:
+            if item.message.marketing and item.message.contact_id is not None:
+                contacts.setdefault(item.message.contact_id, []).append(item.message.id)
+        if not contacts:
+            return set()
+        found = Contact.get_motor_collection().find(
+            {"_id": {"$in": list(contacts)}, "opted_out_marketing": True}, {"_id": 1})
+        return {message_id async for raw in found for message_id in contacts[raw["_id"]]}
 
     async def _expire_held(self) -> None:
         """The circuit is open (WhatsApp keeps failing for this number): a message that has waited
@@ -665,7 +683,8 @@ def _emptied(entries: list[Entry], agent: int, bulk: int) -> bool:
 def _graph_body(message: Outgoing) -> dict[str, Any]:
     """The send body; the content was checked by the outbox, so it is only assembled here."""
     body: dict[str, Any] = {"messaging_product": "whatsapp", **payloads.recipient_fields(message.recipient or ""),
-                            "type": message.type, message.type: message.content}
+                            "type": message.type, message.type: message.content,
+                            "biz_opaque_callback_data": opaque_of(message.id)}
     if message.reply_to_wamid:
         body["context"] = {"message_id": message.reply_to_wamid}
     return body

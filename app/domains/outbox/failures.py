@@ -65,6 +65,7 @@ class Hold:
 
 
 HOLD = Hold()
+SPAM_RATE_LIMIT = 131048
 _OWN_THROTTLES = (FlowError, GroupError, CallingError)
 
 
@@ -99,6 +100,8 @@ class Failures:
             await self.s.limiter.pause_recipient(number.account.phone_number_id, item.message.recipient or "", delay)
         elif isinstance(error, RateLimitError):
             await self.s.limiter.pause_number(number.account.phone_number_id, delay)
+            if error.code == SPAM_RATE_LIMIT:
+                await number.mark_spam_limited(error, delay)
         elif not isinstance(error, _OWN_THROTTLES) and number.breaker.failed(time.monotonic()):
             # A throttled Flow (132069), group or call says nothing about the number's health.
             await number.circuit_opened()
@@ -129,7 +132,9 @@ class Failures:
             if await advance_status(message, MessageStatus.FAILED, error=message_error):
                 await self.s.runtime.live.publish(message.workspace_id, "message.updated",
                                                   message_id=str(message.id),
-                                                  conversation_id=str(message.conversation_id), status="failed")
+                                                  conversation_id=str(message.conversation_id), status="failed",
+                                                  error_code=error.code,
+                                                  broadcast_id=message.broadcast.get("id") if message.broadcast else None)
         SENDS.labels(type=item.message.type, result="failed").inc()
 
 

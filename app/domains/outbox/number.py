@@ -167,6 +167,14 @@ class NumberState:
         ).update({"$set": {"health.token_state": "invalid", "health.last_send_error": _send_error(error).model_dump()}})
         await self.s.runtime.accounts.changed(self.account.id)  # the API refuses new sends at once
 
+    async def mark_spam_limited(self, error: GraphError, seconds: float) -> None:
+        """Meta answered 131048: broadcasts on the number pause (app/domains/broadcasts/sending.py)."""
+        log.warning("spam rate limit: bulk sending paused", account_id=self.account_id, seconds=round(seconds))
+        await WhatsAppAccount.find_one(WhatsAppAccount.id == self.account.id).update(
+            {"$set": {"health.spam_limited_at": utcnow(), "health.spam_limited_until": utcnow() + timedelta(seconds=seconds),
+                      "health.last_send_error": _send_error(error).model_dump()}})
+        await self.s.runtime.accounts.changed(self.account.id)
+
     async def mark_sending_stopped(self, error: GraphError) -> None:
         """Meta restricted or locked the number (368 / 131031): see AccountService.stop_sending."""
         await self.s.runtime.accounts.stop_sending(stored_id(self.account), error)

@@ -22,7 +22,7 @@ from typing import Any
 from arq.connections import ArqRedis
 from beanie import PydanticObjectId
 from bson import ObjectId
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 from redis.exceptions import RedisError
 
 from app import redis_scripts
@@ -33,7 +33,7 @@ from app.domains.accounts.models import WhatsAppAccount
 from app.domains.accounts.services import AccountService
 from app.domains.contacts.models import Contact
 from app.domains.contacts.services import ContactService
-from app.domains.conversations.models import Conversation, MessagePreview
+from app.domains.conversations.models import Conversation, ConversationStatus, MessagePreview
 from app.domains.conversations.services import ConversationService
 from app.domains.messages.models import MediaRef, Message, MessageStatus, Reaction
 from app.domains.messages.preview import preview_text
@@ -64,6 +64,42 @@ class Draft:
     content: Any
     reply_to: str | None = None
     """Our message id or a wamid of the same conversation."""
+
+
+@dataclass(frozen=True, slots=True)
+class BulkSend:
+    """One message of ``OutboxService.send_many``: a template to a contact (in its conversation on the number)."""
+
+    contact: Contact
+    draft: Draft
+    idempotency_key: str
+
+
+def _preview_of(message: Message) -> MessagePreview:
+    return MessagePreview(text=preview_text(message.type, message.content, message.rendered), direction="outbound",
+                          type=message.type, status=message.status.value, message_id=message.id)
+
+
+async def _insert_many(messages: list[Message]) -> set[int]:
+    """Store ``messages`` in one unordered insert; the places of those refused as duplicates (their key).
+    Each gets its id first, and what ``insert`` would fill before storing (Beanie's insert_many does neither)."""
+    for message in messages:
+        if message.id is None:
+            message.id = PydanticObjectId()
+        message._fill_search_tokens()
+    try:
+        await Message.insert_many(messages, ordered=False)
+    except BulkWriteError as exc:
+        refused = exc.details.get("writeErrors", [])
+        others = [e for e in refused if e.get("code") != 11000]
+        if others:
+            raise
+        return {e["index"] for e in refused}
+    return set()
+
+
+REPLIES = frozenset({"inbox", "api"})
+"""How a person's answer is sent (a broadcast's or a workflow's message is not an answer)."""
 
 
 class OutboxService:
@@ -154,12 +190,96 @@ class OutboxService:
         OUTBOX_QUEUED.labels(type=draft.type, priority=message.priority).inc()
         await self.conversations.record_outbound(
             conversation, now, MessagePreview(text=preview_text(draft.type, checked, rendered), direction="outbound",
-                                              type=draft.type, status=message.status.value, message_id=message.id))
+                                              type=draft.type, status=message.status.value, message_id=message.id),
+            reply=message if via in REPLIES and draft.type != "reaction" else None)
         await self._enqueue(message, [
             (workspace_id, "message.created", {"message_id": str(message.id), "conversation_id": str(conversation.id),
                                                 "direction": "outbound"}),
             (workspace_id, "conversation.updated", {"conversation_id": str(conversation.id)})])
         return message
+
+    async def send_many(self, workspace_id: PydanticObjectId, account: WhatsAppAccount, sends: Sequence[BulkSend], *,
+                        via: str, priority: str = "bulk", broadcast: dict[str, str] | None = None,
+                        open_as: ConversationStatus = ConversationStatus.OPEN) -> list[Message | ValidationFailed]:
+        """``send`` of many templates from one number at once (a broadcast's batch): per send, its message
+        (the one stored earlier under its idempotency key, if any) or why it was refused. The same checks as
+        ``send``. Each contact's conversation on the number is opened as ``open_for(reopen=False)`` would, a new
+        one created ``open_as`` with its message already as its preview; the database sees one bulk upsert and
+        one read of the conversations, one insert of the messages and one update of the conversations that
+        existed, for the whole batch, and Redis one round trip.
+
+        A number that cannot send (ACCOUNT_DISABLED, ACCOUNT_TOKEN_INVALID) or a template that is not
+        approved (TEMPLATE_NOT_APPROVED) raises: the whole batch would be refused."""
+        self._check_account(account)
+        definitions: dict[tuple[Any, Any], dict[str, Any]] = {}
+        results: list[Any] = []
+        ready: list[tuple[int, BulkSend, Any, dict[str, Any], Any, MessagePreview]] = []
+        now = utcnow()
+        for send in sends:
+            try:
+                if send.draft.type != "template":
+                    raise ValidationFailed("Only templates are sent in bulk.", error_code="INVALID_CONTENT")
+                checked = self._validate_payload(self._recipient(send.contact), "template", send.draft.content, None)
+                named = (checked.get("name"), (checked.get("language") or {}).get("code"))
+                if named not in definitions:
+                    definitions[named] = await self._approved_template(workspace_id, account, checked)
+                definition = definitions[named]
+                self._check_template_for(definition, send.contact, checked)
+            except ValidationFailed as exc:
+                if exc.error_code == "TEMPLATE_NOT_APPROVED":
+                    raise
+                results.append(exc)
+                continue
+            rendered = render_template(checked, definition)
+            preview = MessagePreview(text=preview_text("template", checked, rendered), direction="outbound",
+                                     type="template", status=MessageStatus.QUEUED.value, message_id=PydanticObjectId())
+            ready.append((len(results), send, checked, definition, rendered, preview))
+            results.append(None)
+        if not ready:
+            return results
+        opened = await self.conversations.open_many(
+            workspace_id, stored_id(account), [stored_id(send.contact) for _, send, *_ in ready], status_if_new=open_as,
+            previews={stored_id(send.contact): (now, preview) for _, send, _, _, _, preview in ready})
+        fresh: list[tuple[int, Message, Conversation, bool]] = []
+        for place, send, checked, definition, rendered, preview in ready:
+            conversation, created = opened[stored_id(send.contact)]
+            message = Message(
+                id=preview.message_id, workspace_id=workspace_id, conversation_id=conversation.id,
+                account_id=account.id, contact_id=send.contact.id, direction="outbound", type="template",
+                content=checked, status=MessageStatus.QUEUED, status_at={MessageStatus.QUEUED.value: now}, via=via,
+                broadcast=broadcast, priority="bulk" if priority == "bulk" else "agent",
+                marketing=definition["category"] == "MARKETING", idempotency_key=send.idempotency_key,
+                recipient=self._recipient(send.contact), rendered=rendered, timestamp=now, created_at=now,
+                updated_at=now)
+            fresh.append((place, message, conversation, created))
+            results[place] = message
+        # No read of the keys first: a message stored before under its key (by a batch cut short) is refused
+        # by the unique index, and that one is read back; the usual batch costs no read at all.
+        raced = await _insert_many([message for _, message, _, _ in fresh])
+        previews: list[tuple[Conversation, datetime, MessagePreview]] = []
+        if raced:
+            again = {m.idempotency_key: m async for m in Message.find(
+                {"idempotency_key": {"$in": [fresh[i][1].idempotency_key for i in raced]}, "workspace_id": workspace_id})}
+            for i in raced:
+                place, message, conversation, created = fresh[i]
+                found = again.get(message.idempotency_key)
+                results[place] = found or ValidationFailed("Stored twice at once; sent once.", error_code="DUPLICATE")
+                if created and found is not None:  # its new conversation shows the message that was stored
+                    previews.append((conversation, found.timestamp, _preview_of(found)))
+            fresh = [f for i, f in enumerate(fresh) if i not in raced]
+        OUTBOX_QUEUED.labels(type="template", priority=priority).inc(len(fresh))
+        previews += [(conversation, now, _preview_of(m)) for _, m, conversation, created in fresh if not created]
+        await self.conversations.record_outbound_many(previews)
+        events: list[tuple[PydanticObjectId, str, dict[str, Any]]] = []
+        for _, message, conversation, created in fresh:
+            if created:
+                events.append((workspace_id, "conversation.created", {"conversation_id": str(conversation.id)}))
+            events += [(workspace_id, "message.created", {"message_id": str(message.id),
+                                                          "conversation_id": str(conversation.id),
+                                                          "direction": "outbound"}),
+                       (workspace_id, "conversation.updated", {"conversation_id": str(conversation.id)})]
+        await self._enqueue_many([m for _, m, _, _ in fresh], events)
+        return results
 
     async def send_in(self, who: PydanticObjectId | Scope, conversation_id: str, draft: Draft, **options: Any
                       ) -> Message:
@@ -401,6 +521,13 @@ class OutboxService:
     async def _check_template(self, workspace_id: PydanticObjectId, account: WhatsAppAccount, contact: Contact,
                               template: Any) -> dict[str, Any]:
         """The approved definition ``template`` is sent with (refusing what WhatsApp would refuse)."""
+        definition = await self._approved_template(workspace_id, account, template)
+        self._check_template_for(definition, contact, template)
+        return definition
+
+    @staticmethod
+    async def _approved_template(workspace_id: PydanticObjectId, account: WhatsAppAccount, template: Any
+                                 ) -> dict[str, Any]:
         name = template.get("name")
         language = (template.get("language") or {}).get("code")
         found = await MessageTemplate.find_one_scoped(
@@ -412,16 +539,19 @@ class OutboxService:
                                    error_code="TEMPLATE_NOT_APPROVED",
                                    details={"name": name, "language": language,
                                             "status": found.status if found else None})
-        definition = {"name": found.name, "language": found.language, "category": found.category,
-                      "components": found.components, "parameter_format": found.parameter_format}
+        return {"name": found.name, "language": found.language, "category": found.category,
+                "components": found.components, "parameter_format": found.parameter_format}
+
+    @staticmethod
+    def _check_template_for(definition: dict[str, Any], contact: Contact, template: Any) -> None:
+        """``template``'s parameters fit ``definition``, and the contact may receive it."""
         try:
             payloads.validate_template_parameters(template, definition)
         except PayloadError as exc:
             raise ValidationFailed(f"{exc.field}: {exc.message}", error_code="TEMPLATE_PARAMS",
                                    details={exc.field: exc.message}) from None
-        if found.category == "MARKETING" and contact.opted_out_marketing:
+        if definition["category"] == "MARKETING" and contact.opted_out_marketing:
             raise ValidationFailed("This customer opted out of marketing messages.", error_code="CONTACT_OPTED_OUT")
-        return definition
 
     # -- queueing -----------------------------------------------------------------------------
 
@@ -429,19 +559,26 @@ class OutboxService:
                        ) -> None:
         """Push the stored message to its number's lane and publish ``events``, in one Redis round trip
         (a number with no drainer is put on the ready list by the same push: dispatcher.py)."""
-        lane = "b" if message.priority == "bulk" else "a"
-        account_id = str(message.account_id)
+        await self._enqueue_many([message], events)
+
+    async def _enqueue_many(self, messages: Sequence[Message],
+                            events: Sequence[tuple[PydanticObjectId, str, dict[str, Any]]] = ()) -> None:
+        """``_enqueue`` of several stored messages: their pushes, in order, and ``events`` in one round trip."""
+        pushes = []
+        for message in messages:
+            try:
+                body = Outgoing.of(message).encode()
+            except (TypeError, ValueError):  # content JSON cannot hold: the drainer reads the message
+                body = ""
+            pushes.append(self.queue.push_call(str(message.account_id), str(message.id), str(message.conversation_id),
+                                               "b" if message.priority == "bulk" else "a", body=body))
         try:
-            body = Outgoing.of(message).encode()
-        except (TypeError, ValueError):  # content JSON cannot hold: the drainer reads the message
-            body = ""
-        push = self.queue.push_call(account_id, str(message.id), str(message.conversation_id), lane, body=body)
-        try:
-            results = await redis_scripts.run(self.queue.redis, [push, *self.live.calls(events)])
+            results = await redis_scripts.run(self.queue.redis, [*pushes, *self.live.calls(events)])
         except (RedisError, OSError) as exc:
-            results = [exc]
-        await self.live.published(events, results[1:])
-        if isinstance(results[0], Exception):
-            # Stored as queued: the outbox sweeper queues it once Redis is back.
-            log.warning("outbox: message stored but not queued", message_id=str(message.id),
+            results = [exc] * len(pushes)
+        await self.live.published(events, results[len(pushes):])
+        failed = [str(m.id) for m, r in zip(messages, results, strict=False) if isinstance(r, Exception)]
+        if failed:
+            # Stored as queued: the outbox sweeper queues them once Redis is back.
+            log.warning("outbox: messages stored but not queued", message_ids=failed[:20], count=len(failed),
                         error=type(results[0]).__name__)

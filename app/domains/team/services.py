@@ -241,7 +241,8 @@ class TeamAdmin:
 
     async def delete_team(self, team: Team) -> None:
         """Conversations assigned to the team keep their agent but lose the team."""
-        await Conversation.scoped(team.workspace_id, {"team_id": team.id}).update({"$set": {"team_id": None}})
+        await Conversation.scoped(team.workspace_id, {"team_id": team.id}).update(
+            {"$set": {"team_id": None, "sliced_at": utcnow(), "updated_at": utcnow()}})
         await team.delete()
         await self.people.credentials_changed()
 
