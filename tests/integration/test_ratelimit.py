@@ -13,7 +13,7 @@ import itertools
 import pytest
 from redis.asyncio import Redis
 
-from app.domains.outbox.pacing import SendLimiter
+from app.domains.outbox.pacing import FenceLost, SendLimiter
 
 T0 = 1_700_000_000.0
 NUMBER = "15550001111"
@@ -111,3 +111,22 @@ async def test_redis_clock_is_used_when_no_time_is_given(limiters):
     slots = await limiter.reserve(NUMBER, 10.0, ["+15551", "+15552"])
     assert [s.kind for s in slots] == ["send", "send"]
     assert slots[0].delay == 0.0 and slots[1].delay == pytest.approx(0.1)  # one script, one "now"
+
+
+async def test_a_fenced_reservation_grants_nothing_once_the_lease_is_another_drainers(limiters, redis_server):
+    """A drainer whose lease expired, or whose Redis restarted empty, gets no slot: it sends nothing
+    more of what it holds, since the number's next drainer will send those messages."""
+    first, second = limiters(2)
+    lease = "inbox:test:lease"
+    await first.redis.set(lease, "mine")
+    slots = await first.reserve(NUMBER, 20.0, ["+15551"], now=T0, fence=(lease, "mine"))
+    assert [s.kind for s in slots] == ["send"]
+    await first.redis.set(lease, "the next drainer's")
+    with pytest.raises(FenceLost):
+        await first.reserve(NUMBER, 20.0, ["+15552", "+15553"], now=T0, fence=(lease, "mine"))
+    await first.redis.delete(lease)  # Redis lost its data
+    with pytest.raises(FenceLost):
+        await first.reserve(NUMBER, 20.0, ["+15552"], now=T0, fence=(lease, "mine"))
+    # Nothing was booked by the refused reservations: the next slot is the one after the first's.
+    slots = await second.reserve(NUMBER, 20.0, ["+15554"], now=T0)
+    assert slots[0].delay == pytest.approx(0.05)

@@ -37,6 +37,7 @@ from app.domains.outbox.items import OUTGOING_FIELDS, Conv, Item, Outgoing
 from app.domains.outbox.lanes import LEASE_TTL_MS, Entry, RetryState
 from app.domains.outbox.media import OutboundMedia
 from app.domains.outbox.number import NumberState
+from app.domains.outbox.pacing import FenceLost
 from app.domains.outbox.sender import OutboxSender
 from app.logging import get_logger
 from app.metrics import GRAPH_LATENCY, LIMITER_WAIT, MISSED_SLOTS, SENDS
@@ -66,6 +67,7 @@ BELL_SECONDS = 1.0           # how long one wait on the bell lasts while sending
 MAX_BELL_SECONDS = 4.0       # the longest wait (while lingering: one wait for the rest of the linger), under
                              # the Redis client's 5-s socket timeout
 DATABASE_RETRY_SECONDS = 2.0  # a drainer that lost MongoDB hands over to a new one this much later
+LET_GO = ("lost", "redis")   # holds after which this drainer sends nothing more: the number is another's
 
 
 async def drain(runtime: Runtime, account_id: str, *, linger: float = LINGER_SECONDS) -> str:
@@ -286,7 +288,7 @@ class Drainer:
             now = time.monotonic()
             self.woken = False  # from here on, a wake-up means there is something new to look at
             if self.number.hold:
-                return "lost" if self.number.hold in ("lost", "redis") else "hold"
+                return "lost" if self.number.hold in LET_GO else "hold"
             if now >= next_reload:
                 await self.number.reload()
                 next_reload = now + ACCOUNT_RELOAD_SECONDS
@@ -434,6 +436,11 @@ class Drainer:
                 self._maybe_ready(entry.conversation_id, conv, now)
 
     @property
+    def fence(self) -> tuple[str, str]:
+        """Send slots are granted only while the lease is this drainer's (pacing.py)."""
+        return self.queue.keys(self.account_id)["lease"], self.token
+
+    @property
     def rate(self) -> float:
         return max(0.1, self.number.account.mps * self.s.settings.send_rate_margin)
 
@@ -489,8 +496,12 @@ class Drainer:
             if not picked:
                 return 0
         items = [conv.items[0] for _, conv in picked]
-        slots = await self.s.limiter.reserve(self.number.account.phone_number_id, self.rate,
-                                             [i.message.recipient or "" for i in items])
+        try:
+            slots = await self.s.limiter.reserve(self.number.account.phone_number_id, self.rate,
+                                                 [i.message.recipient or "" for i in items], fence=self.fence)
+        except FenceLost:  # another drainer has, or will have, what we hold: send none of it
+            self.number.hold = "lost"
+            return 0
         # Slots are offsets from Redis's clock when the script ran; counting them from its answer
         # (a fraction of a millisecond later) keeps each send at or after its slot, and each send's
         # due time absolute, so a late wake-up never pushes the later ones back.
@@ -521,6 +532,11 @@ class Drainer:
                 await asyncio.sleep(delay)
         finally:
             self.awaiting_slot -= 1
+        if self.number.hold in LET_GO:
+            # The number was lost while this send waited for its slot: it stays queued for whoever
+            # has the number now (a put-back or the sweeper's rebuild), who would send it too.
+            conv.busy = False
+            return
         record = await self._depart()
         endpoint = "messages"
         started = time.perf_counter()

@@ -21,6 +21,11 @@ from redis.asyncio import Redis
 # its own GCRA (a burst, then one per interval), checked at the slot time, which is what Meta
 # enforces with 131056. Answers are offsets from Redis's clock, so worker clocks never matter.
 # The last argument of each script is "now" in µs, or -1 for Redis's clock (tests pass their own).
+#
+# A reservation can be fenced: given a key and a token (the drainer's lease, lanes.py), it grants
+# nothing unless the key still holds the token. A drainer that lost its number (its lease expired,
+# or Redis restarted empty and the sweeper handed its messages to a new drainer) learns it from the
+# reservation it needs anyway, in the same round trip, before it sends any more of what it holds.
 _NOW = """
 local now = tonumber(ARGV[#ARGV])
 if now < 0 then
@@ -34,10 +39,15 @@ local interval = tonumber(ARGV[1])
 local horizon = tonumber(ARGV[2])
 local r_interval = tonumber(ARGV[3])
 local r_tolerance = tonumber(ARGV[4])
+local last = #KEYS
+if ARGV[5] ~= '' then
+  if redis.call('GET', KEYS[last]) ~= ARGV[5] then return {'lost'} end
+  last = last - 1
+end
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local out = {}
-for i = 2, #KEYS do
+for i = 2, last do
   if tat - now > horizon then
     out[#out + 1] = 'busy'
   else
@@ -66,6 +76,10 @@ if tat < until_ then
 end
 return 1
 """
+
+
+class FenceLost(Exception):
+    """The fence of a reservation no longer holds its token: nothing was reserved."""
 
 
 class Slot:
@@ -100,23 +114,28 @@ class SendLimiter:
     def recipient_key(self, number: str, recipient: str) -> str:
         return f"{self.prefix}:r:{number}:{recipient}"
 
-    async def reserve(self, number: str, rate: float, recipients: list[str], *, now: float | None = None
-                      ) -> list[Slot]:
+    async def reserve(self, number: str, rate: float, recipients: list[str], *, now: float | None = None,
+                      fence: tuple[str, str] | None = None) -> list[Slot]:
         """A slot (or the reason there is none) for one message to each of ``recipients``, in order.
 
         Once a message gets "busy", every later one does too: the number's schedule is full
-        for the next ``horizon`` seconds, so the caller asks again a little later. ``now``
+        for the next ``horizon`` seconds, so the caller asks again a little later. ``fence`` (a key
+        and a token): raise FenceLost, reserving nothing, unless the key holds the token. ``now``
         (seconds) replaces Redis's clock, for tests.
         """
         if not recipients:
             return []
         interval_us = max(1, int(1_000_000 / rate))
         keys = [self.number_key(number), *(self.recipient_key(number, r) for r in recipients)]
+        if fence is not None:
+            keys.append(fence[0])
         answers = await self._reserve(
             keys=keys,
             args=[interval_us, int(self.horizon * 1_000_000), self.recipient_interval_us, self.recipient_tolerance_us,
-                  _micros(now)],
+                  fence[1] if fence is not None else "", _micros(now)],
         )
+        if answers and answers[0] in (b"lost", "lost"):
+            raise FenceLost(fence[0] if fence is not None else "")
         slots = []
         for raw in answers:
             text = raw.decode() if isinstance(raw, bytes) else str(raw)

@@ -1,7 +1,10 @@
 """The outbox sweeper (arq cron): no queued message waits forever, whatever died.
 
 - Redis started empty or lost its data (the ``epoch`` key is gone): every queued message in
-  Mongo is pushed again, oldest first, so order within a conversation is kept.
+  Mongo is pushed again, oldest first, so order within a conversation is kept. The sweep first
+  waits REBUILD_SETTLE: a drainer that held the number before stops at its next send slot (the
+  slots are fenced by its lease, pacing.py) and records what WhatsApp accepted meanwhile, so those
+  messages are no longer ``queued`` when the rebuild reads them.
 - A number with entries but no drainer (its worker was killed and the lease expired, or a
   wake-up was lost): it is woken (put on the ready list, dispatcher.py); the new drainer puts the dead one's unfinished
   entries back in front.
@@ -14,6 +17,7 @@ a second copy it already holds.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -29,6 +33,7 @@ from app.logging import get_logger
 log = get_logger(__name__)
 
 STALE_AFTER = timedelta(seconds=60)
+REBUILD_SETTLE = 2.0  # s: > the limiter's horizon (0.75) + a flush (0.2) + a send's usual answer
 REBUILD_BATCH = 1000
 
 
@@ -60,6 +65,7 @@ async def sweep_outbox(queue: OutboxQueue) -> SweepReport:
         woken: set[str] = set()
         if await queue.mark_epoch():
             # Fresh Redis: rebuild every lane from Mongo, in _id (queued) order.
+            await asyncio.sleep(REBUILD_SETTLE)
             last = None
             while True:
                 batch = await _queued({} if last is None else {"_id": {"$gt": last}}, REBUILD_BATCH)
