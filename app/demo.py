@@ -79,6 +79,9 @@ async def seed_demo(runtime: Runtime, sandbox_state=None) -> dict[str, str]:
 
         await seed_history(runtime, sandbox_state, workspace.id, accounts, admin, agent)
         await _seed_crm(workspace.id)
+        from app.domains.reports.backlog import sample_backlog
+
+        await sample_backlog(workspace.id)  # the reports' backlog starts now (the worker counts every quarter hour)
         seeded = "demo data seeded (once: later starts keep it and everything you add)"
     else:  # kept from an earlier start: the sandbox keeps nothing across restarts, so tell it the numbers again
         accounts = await WhatsAppAccount.find(WhatsAppAccount.workspace_id == existing.workspace_id).to_list()

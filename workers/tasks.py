@@ -306,3 +306,10 @@ async def refresh_reports(ctx: dict[str, Any]) -> int:
     from app.domains.reports import rollups
 
     return await rollups.refresh_all(runtime_of(ctx).business_hours.zone)
+
+
+async def sample_backlog(ctx: dict[str, Any]) -> int:
+    """The reports' open backlog: every workspace's open and pending conversations (every quarter hour)."""
+    from app.domains.reports.backlog import sample_all
+
+    return await sample_all()

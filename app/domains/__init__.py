@@ -18,7 +18,7 @@ def all_documents() -> list[type[Document]]:
     from app.domains.media.models import MediaChunk, StoredMedia
     from app.domains.messages.models import Message, PendingStatus
     from app.domains.outbox.media import OutboundMedia
-    from app.domains.reports.models import ContactHour, ReportHour, ReportState, SliceHour
+    from app.domains.reports.models import BacklogSample, ContactHour, ReportHour, ReportState, SliceHour
     from app.domains.segments.models import Segment
     from app.domains.subscriptions.models import Delivery, IntegrationEvent, Subscription
     from app.domains.team.models import Invitation, Team
@@ -47,5 +47,5 @@ def all_documents() -> list[type[Document]]:
         BusinessHours,
         Workflow, WorkflowRun, WorkflowTimer,
         Broadcast, BroadcastRecipient,
-        ReportHour, ReportState, ContactHour, SliceHour,
+        ReportHour, ReportState, ContactHour, SliceHour, BacklogSample,
     ]

@@ -175,6 +175,9 @@ class ConversationBucketOut(BaseModel):
     new: int = Field(description="Conversations a customer's message started")
     resolved: int = Field(description="Times a conversation was resolved")
     reopened: int = Field(description="Times a resolved or snoozed conversation opened again")
+    open_at_end: int | None = Field(description="Conversations open at the bucket's end (sampled every quarter hour "
+                                                "by the worker); null: not sampled then")
+    pending_at_end: int | None = Field(description="Conversations pending at the bucket's end; null: not sampled then")
 
 
 class ConversationTotals(BaseModel):

@@ -151,7 +151,8 @@ class ReportPages(Controller):
                                 runtime: NamedDependency[Runtime]) -> Stream:
         period, interval, account, read = await self._csv_ask(request, principal, runtime)
         figures = await conversation_figures(principal.scope, period, interval, account_id=account, read=read)
-        return _csv("conversations", period, interval, CONVERSATION_COUNTS, figures.buckets)
+        return _csv("conversations", period, interval, (*CONVERSATION_COUNTS, "open_at_end", "pending_at_end"),
+                    figures.buckets)
 
     @get("/responses.csv")
     async def responses_csv(self, request: Request, principal: NamedDependency[Principal],

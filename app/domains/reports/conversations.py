@@ -12,6 +12,8 @@ same totals for the period compared with, and how many are open and pending now.
   snooze ending is no new start) to its resolution, counted in the bucket of the resolution; median and 90th
   percentile, exact. **Resolved by** people (signed in: the inbox, or the API as a person) or by workflows and
   integrations.
+- **Open at the end** / **pending at the end** of each bucket: the backlog over time, from the worker's samples
+  every quarter hour (backlog.py); a bucket with no sample in its last hour has none.
 - **Open now** / **pending now**: conversations in that state when the report is read (not a figure of the
   period), counted at most ``NOW_TTL`` seconds before (each process keeps the count that long: at 100,000
   conversations on the embedded server, counting them took ~400 ms of every page).
@@ -31,7 +33,8 @@ from app.cache import TtlCache
 from app.domains.access.scope import Scope, scope_of
 from app.domains.conversations.models import Conversation, ConversationStatus
 from app.domains.reports import rollups
-from app.domains.reports.hours import ReportHours, read_hours
+from app.domains.reports.backlog import backlog_at_ends
+from app.domains.reports.hours import ReportHours, accounts_of, read_hours
 from app.domains.reports.periods import Interval, Period
 from app.domains.reports.waits import Waits
 
@@ -48,6 +51,9 @@ class ConversationBucket:
     new: int = 0
     resolved: int = 0
     reopened: int = 0
+    open_at_end: int | None = None
+    """The backlog: conversations open at the bucket's end (backlog.py); None: not sampled then."""
+    pending_at_end: int | None = None
 
 
 @dataclass
@@ -78,6 +84,9 @@ async def conversation_figures(who: PydanticObjectId | Scope, period: Period, in
     figures.previous_resolution = Waits.of(read.previous_waits.get("resolution", []))
     figures.resolved_by = {who: sum(hour.counts.get(f"resolved:{who}", 0) for hour in read.hours)
                            for who in ("person", "automation")}
+    opened, pending = await backlog_at_ends(scope.workspace_id, read, accounts_of(scope, account_id))
+    for bucket, open_at_end, pending_at_end in zip(buckets, opened, pending, strict=True):
+        bucket.open_at_end, bucket.pending_at_end = open_at_end, pending_at_end
     figures.open_now, figures.pending_now = await _now(scope, account_id, read.only)
     return figures
 

@@ -86,3 +86,18 @@ class ReportState(Document):
     class Settings:
         name = "report_states"
         indexes = [pymongo.IndexModel([("workspace_id", 1)], unique=True)]
+
+
+class BacklogSample(Document):
+    """The conversations open and pending at one quarter hour (backlog.py): ``<status>:<number id>`` for each
+    number, and ``<status>:<number id>:<slice>`` for each team, agent and label within it (rollups.slices_of)."""
+
+    workspace_id: PydanticObjectId
+    at: datetime
+    """The quarter hour (UTC) the sample stands for."""
+    taken_at: datetime
+    counts: dict[str, int] = Field(default_factory=dict)
+
+    class Settings:
+        name = "report_backlog"
+        indexes = [pymongo.IndexModel([("workspace_id", 1), ("at", 1)], unique=True)]
