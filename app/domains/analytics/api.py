@@ -229,6 +229,8 @@ class TemplateOut(BaseModel):
     delivered: int
     read: int
     failed: int
+    replied: int = Field(description="Sends the customer answered (their next message in the conversation, within "
+                                     "a day)")
     status: str = Field(description="Its approval status now (\"deleted\" when gone)")
     changes: list[TemplateChangeOut] = Field(description="Its status changes in the period (Meta's review)")
 
@@ -448,7 +450,8 @@ class AnalyticsApi(Controller):
         read = await read_hours(principal.scope, period, "day", account_id=account, only=asked.only)
         rows = await template_figures(principal.scope, period, "day", account_id=account, read=read)
         return TemplatesReport(counted=_counted(read), period=_period_out(period), templates=[
-            TemplateOut(name=r.name, sent=r.sent, delivered=r.delivered, read=r.read, failed=r.failed, status=r.status,
+            TemplateOut(name=r.name, sent=r.sent, delivered=r.delivered, read=r.read, failed=r.failed, replied=r.replied,
+                        status=r.status,
                         changes=[TemplateChangeOut(at=c.at, status=c.status, reason=c.reason) for c in r.changes])
             for r in rows])
 

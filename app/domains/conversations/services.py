@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -12,7 +12,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from app.db import parse_object_id, utcnow
+from app.db import as_utc, parse_object_id, utcnow
 from app.domains.access.scope import Scope, scope_of
 from app.domains.contacts.models import Contact, holding, identity_of_customer
 from app.domains.conversations.models import SERVICE_WINDOW, Conversation, ConversationStatus, MessagePreview
@@ -144,16 +144,16 @@ class ConversationService:
             changes["awaiting_first"] = {"$cond": [{"$eq": [{"$ifNull": ["$awaiting_since", None]}, None]},
                                                    starts, {"$ifNull": ["$awaiting_first", False]}]}
             changes["awaiting_since"] = {"$ifNull": ["$awaiting_since", at]}
-        if not reopen:
-            await collection.update_one({"_id": conversation.id}, [{"$set": changes}])
-            return False
-        changes["status"] = {"$cond": [closed, ConversationStatus.OPEN.value, "$status"]}
-        changes["snoozed_until"] = {"$cond": [closed, None, "$snoozed_until"]}
-        resolved = {"$eq": ["$status", ConversationStatus.RESOLVED.value]}  # (a snooze ending is no new start)
-        changes["opened_at"] = {"$cond": [resolved, utcnow(), {"$ifNull": ["$opened_at", None]}]}
-        before = await collection.find_one_and_update({"_id": conversation.id}, [{"$set": changes}],
-                                                      projection={"status": 1})  # the document as it was
-        return before is not None and before.get("status") in closed_states
+        if reopen:
+            changes["status"] = {"$cond": [closed, ConversationStatus.OPEN.value, "$status"]}
+            changes["snoozed_until"] = {"$cond": [closed, None, "$snoozed_until"]}
+            resolved = {"$eq": ["$status", ConversationStatus.RESOLVED.value]}  # (a snooze ending is no new start)
+            changes["opened_at"] = {"$cond": [resolved, utcnow(), {"$ifNull": ["$opened_at", None]}]}
+        before = await collection.find_one_and_update(  # the document as it was
+            {"_id": conversation.id}, [{"$set": changes}], projection={"status": 1, "last_message": 1, "last_message_at": 1})
+        if unread and before is not None:
+            await _answer_to_template(before, at)
+        return reopen and before is not None and before.get("status") in closed_states
 
     async def record_outbound(self, conversation: Conversation, at: datetime, preview: MessagePreview, *,
                               reply: Message | None = None) -> None:
@@ -247,6 +247,30 @@ def internal_line(conversation: Conversation, type_: str, content: dict[str, Any
                    account_id=conversation.account_id, contact_id=conversation.contact_id, direction="internal",
                    type=type_, content=content, status=MessageStatus.DELIVERED, sent_by=by, via="inbox",
                    timestamp=now, updated_at=now, idempotency_key=idempotency_key)
+
+
+TEMPLATE_REPLY_WITHIN = timedelta(hours=24)
+"""A customer's message answers our template when it is the next message after it, within this long (the reports'
+replies per template)."""
+_SENT = [s.value for s in (MessageStatus.ACCEPTED, MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ,
+                           MessageStatus.PLAYED)]
+
+
+async def _answer_to_template(before: dict[str, Any], at: datetime) -> None:
+    """The conversation's last message, before the customer's new one, was our template, sent within
+    TEMPLATE_REPLY_WITHIN: the template is marked ``replied_at`` (once; its hour is counted again by the reports).
+    Read from the conversation as it was before the customer's message (no read of its own): one write, only for
+    the first answer to a template."""
+    last = before.get("last_message") or {}
+    sent_at = before.get("last_message_at")
+    if (last.get("direction") != "outbound" or last.get("type") != "template" or last.get("message_id") is None
+            or sent_at is None
+            # (Meta's timestamps are whole seconds, ours are not: an answer in the same second counts)
+            or not as_utc(at) - TEMPLATE_REPLY_WITHIN <= as_utc(sent_at) < as_utc(at) + timedelta(seconds=1)):
+        return
+    await Message.get_motor_collection().update_one(
+        {"_id": last["message_id"], "type": "template", "replied_at": None, "status": {"$in": _SENT}},
+        {"$set": {"replied_at": at, "updated_at": utcnow()}})
 
 
 def _activity(at: datetime, preview: MessagePreview | None) -> dict:

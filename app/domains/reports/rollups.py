@@ -17,7 +17,8 @@ where the zone's hours start: at :30 UTC in India), with counters:
   hours off every second counts), ``resolution`` (how long the conversations resolved in the hour were open);
 - ``agent:<user id>:sent`` / ``:resolved``: what each agent sent and resolved (and their own waits,
   ``reply:<id>``, ``first:<id>``, ``resolution:<id>``), for the agents' leaderboard;
-- ``tpl:<name>:sent|delivered|read|failed``: our template messages by template name;
+- ``tpl:<name>:sent|delivered|read|failed|replied``: our template messages by template name (replied: the
+  customer's next message came within a day, Message.replied_at);
 - ``conv:new``: conversations a customer's message started (not those a broadcast or an agent started);
   ``event:<kind>``: the conversations' own lines (resolved, reopened ...), for the conversation figures;
   ``reopened:customer``: a customer writing into a resolved conversation (a returning customer).
@@ -81,7 +82,7 @@ _FIELDS = {"account_id": 1, "direction": 1, "type": 1, "status": 1, "timestamp":
            "error.agent_message": 1, "error.title": 1, "pricing.billable": 1, "pricing.category": 1,
            "content.kind": 1, "content.name": 1, "content.open_seconds": 1, "content.by_person": 1,
            "content.by_customer": 1, "opened": 1, "conversation_id": 1,
-           "response": 1, "sent_by": 1, "_id": 0}
+           "response": 1, "sent_by": 1, "replied_at": 1, "_id": 0}
 
 
 def shift_of(zone: ZoneInfo, at: datetime | None = None) -> int:
@@ -139,6 +140,8 @@ def _count(doc: dict[str, Any], tally: _Tally, hours: Schedule | None = None) ->
         for word, states in (("delivered", DELIVERED), ("read", READ), ("failed", ("failed",))):
             if status in states:
                 add(f"tpl:{template}:{word}")
+        if doc.get("replied_at") is not None:
+            add(f"tpl:{template}:replied")
     if status in DELIVERED:
         add("delivered")
     if status in READ:

@@ -16,7 +16,7 @@ from app.domains.reports.periods import Interval, Period
 from app.domains.templates.models import MessageTemplate
 from app.domains.webhooks.models import TemplateStatusEvent
 
-OUTCOMES = ("sent", "delivered", "read", "failed")
+OUTCOMES = ("sent", "delivered", "read", "failed", "replied")
 
 
 @dataclass
@@ -33,6 +33,8 @@ class TemplateRow:
     delivered: int = 0
     read: int = 0
     failed: int = 0
+    replied: int = 0
+    """Sends the customer answered: their next message in the conversation, within a day (Message.replied_at)."""
     status: str = "unknown"
     """Its approval status now (the languages' statuses joined when they differ); "deleted" when gone."""
     changes: list[StatusChange] = field(default_factory=list)
