@@ -13,6 +13,7 @@ import uvicorn
 from pydantic import SecretStr
 
 from app.config import Settings, get_settings
+from app.correlation import TrustedProxies
 from app.logging import configure_logging, get_logger
 
 log = get_logger("inbox")
@@ -63,8 +64,11 @@ def server_config(app, host: str, port: int, trusted_proxies: str = "") -> uvico
     (INBOX_TRUSTED_PROXIES): uvicorn's default trusts any loopback peer, which let anyone on the host,
     or a proxy that passes the header through, choose the address sign-in throttles count by."""
     proxies = [p.strip() for p in trusted_proxies.split(",") if p.strip()]
-    return uvicorn.Config(app, host=host, port=port, log_level="warning", log_config=None, ws="websockets-sansio",
-                          proxy_headers=bool(proxies), forwarded_allow_ips=proxies or [], lifespan="on")
+    # Our own wrapper of uvicorn's proxy middleware: it also marks what a trusted proxy forwarded, whose X-Request-ID
+    # is then believed (app/correlation.py).
+    served = TrustedProxies(app, proxies) if proxies else app
+    return uvicorn.Config(served, host=host, port=port, log_level="warning", log_config=None, ws="websockets-sansio",
+                          proxy_headers=False, lifespan="on")
 
 
 def _serve(app, host: str, port: int, trusted_proxies: str = "") -> None:

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the send path, and the ``/metrics`` endpoint.
+"""Prometheus metrics (the send path, HTTP, the spec's whatsapp_* series), and the ``/metrics`` endpoint.
 
 Counters live in each process's default registry: the web process serves them at ``/metrics``
 (with `inbox run` that includes the in-process worker); a separate `inbox worker` serves its own
@@ -9,11 +9,16 @@ reports the whole installation's outbox.
 from __future__ import annotations
 
 import hmac
+import time
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from app.errors import error_body
 
@@ -40,6 +45,59 @@ QUEUE_DEPTH = Gauge("inbox_outbox_depth", "Messages waiting in the outbox, by la
                     ["lane"])
 WORKER_RESTARTS = Counter("inbox_worker_restarts_total",
                           "Background workers started again after theirs ended unexpectedly (Redis went away).")
+
+# HTTP, by route template (never the path: it can hold a webhook's key), counted by app/domains/webhooks/fastpath.py
+# InboxApp for every request, the webhook fast path's included.
+HTTP_REQUESTS = Counter("inbox_http_requests_total", "HTTP requests by method, route template and status.",
+                        ["method", "route", "status"])
+HTTP_LATENCY = Histogram("inbox_http_request_seconds", "HTTP request latency by method and route template.",
+                         ["method", "route"], buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+
+# The series the integration spec names, under its names. For these four they are the canonical series; the
+# inbox_* series beside them (inbox_sends_total, inbox_graph_request_seconds) stay for existing dashboards and
+# carry more detail (the send's result; a retry is not a send).
+WHATSAPP_MESSAGES_SENT = Counter("whatsapp_messages_sent_total", "Messages WhatsApp accepted from us, by type.",
+                                 ["type"])
+WHATSAPP_MEDIA_DOWNLOADS = Counter("whatsapp_media_downloads_total",
+                                   "Downloads of customers' media, by outcome (stored, retry, failed).", ["status"])
+WHATSAPP_API_LATENCY = Histogram("whatsapp_api_latency_seconds", "Graph API call latency by endpoint.", ["endpoint"],
+                                 buckets=(.05, .1, .25, .5, 1, 2.5, 5, 10, 30))
+_WINDOWS: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+
+
+class _RateLimitRemaining(Collector):
+    """whatsapp_rate_limit_remaining, worked out when scraped from each number's send window in this process
+    (outbox/pacing.py SendWindow): a gauge set per send would show an idle number's last burst."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("whatsapp_rate_limit_remaining",
+                                   "Sends a number has left in the current second: its messages per second less what "
+                                   "this process sent in the last second, by phone number id.", labels=["number"])
+        now = time.monotonic()
+        for number, window in list(_WINDOWS.items()):
+            family.add_metric([number], window.remaining(now))
+        yield family
+
+
+REGISTRY.register(_RateLimitRemaining())
+
+
+def watch_window(number: str, window: Any) -> None:
+    """A number's send window (pacing.SendWindow) reported as whatsapp_rate_limit_remaining while it lives."""
+    _WINDOWS[number] = window
+
+
+def count_send(kind: str, result: str) -> None:
+    """A send attempt's outcome: accepted, failed or retry."""
+    SENDS.labels(type=kind, result=result).inc()
+    if result == "accepted":
+        WHATSAPP_MESSAGES_SENT.labels(type=kind).inc()
+
+
+def observe_graph(endpoint: str, seconds: float) -> None:
+    """One Graph API call's latency."""
+    GRAPH_LATENCY.labels(endpoint=endpoint).observe(seconds)
+    WHATSAPP_API_LATENCY.labels(endpoint=endpoint).observe(seconds)
 
 
 async def refresh_queue_depth(outbox_queue: Any) -> None:

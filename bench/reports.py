@@ -188,7 +188,7 @@ async def bench(args: argparse.Namespace, db: counting.BenchDatabase, name: str)
 
     from app.db import Database
     from app.domains.access.scope import Scope
-    from app.domains.reports import panels
+    from app.domains.reports import backlog, panels
     from app.domains.reports.periods import period_of, zone_of
 
     sizes = {"_id": "sizes", "messages": args.messages, "conversations": args.conversations, "days": args.days,
@@ -206,7 +206,7 @@ async def bench(args: argparse.Namespace, db: counting.BenchDatabase, name: str)
     if reuse:
         assert kept is not None
         workspace_id, now = kept["workspace_id"], kept["now"].replace(tzinfo=UTC)
-        for collection in ("report_hours", "report_contact_hours", "report_states"):
+        for collection in ("report_hours", "report_contact_hours", "report_slice_hours", "report_states", "report_backlog"):
             await database[collection].delete_many({})  # not drop(): its indexes stay
         print(f"kept data: {args.messages:,} messages in {args.conversations:,} conversations over {args.days} days, "
               f"generated {kept['now']:%Y-%m-%d %H:%M} UTC; rollups dropped", flush=True)
@@ -226,6 +226,19 @@ async def bench(args: argparse.Namespace, db: counting.BenchDatabase, name: str)
     await panels.prepare(workspace_id, zone)
     print(f"prepared what the panels read in {time.perf_counter() - prepare_started:.1f} s "
           f"({sum(OPS.count.values()) - sum(before.values())} operations)", flush=True)
+    # The open backlog: what the worker's quarter-hour count costs at this size, then a sample at every quarter
+    # hour of the period (copies of that count), so the pages below read a full history of them.
+    sampled = await timed(lambda: backlog.sample_backlog(workspace_id), args.samples, db.pid)
+    counts = await backlog.count_backlog(workspace_id)
+    opened = sum(n for key, n in counts.items() if key.startswith("open:") and key.count(":") == 1)
+    print(f"backlog count (the worker's, every quarter hour): {sampled['median_s'] * 1000:.0f} ms, "
+          f"{sampled['ops']:.0f} db ops, {sampled['db_cpu_s'] * 1000:.0f} ms db CPU, for {opened:,} open conversations "
+          f"({len(counts)} counters)", flush=True)
+    first = backlog.quarter_of(now - timedelta(days=args.days + 1))
+    history = [{"workspace_id": workspace_id, "at": first + backlog.QUARTER * i, "taken_at": now, "counts": counts}
+               for i in range(int((now - first) / backlog.QUARTER))]
+    await database["report_backlog"].delete_many({"workspace_id": workspace_id})
+    await database["report_backlog"].insert_many(history, ordered=False)
     scope = Scope.whole(workspace_id)
     today = datetime.now(zone).date()
     print(f"\n{'period':<8} {'panel':<16} {'median':>9} {'max':>9} {'db ops':>7} {'db CPU':>8}")

@@ -12,6 +12,7 @@ from arq import Retry, cron, func
 from arq.cron import CronJob
 from arq.worker import Function, Worker
 
+from app import correlation
 from app.db import DATABASE_DOWN
 from app.domains.outbox.dispatcher import Dispatcher
 from app.logging import get_logger
@@ -83,16 +84,18 @@ Task = Callable[..., Awaitable[Any]]
 
 
 def outage_tolerant(task: Task) -> Task:
-    """``task``, where the database being unreachable is an outage, not a bug.
+    """``task``, where the database being unreachable is an outage, not a bug, run under the request id that caused
+    it (its ``cause`` keyword, added by app/queue.py).
 
     The job is tried again with backoff (arq's Retry, within its max_tries; the sweeps and crons pick
     up whatever is left after that) and the log says so in one line, not with a stack trace.
     """
 
     @functools.wraps(task)
-    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+    async def run(ctx: dict[str, Any], *args: Any, cause: str | None = None, **kwargs: Any) -> Any:
         try:
-            return await task(ctx, *args, **kwargs)
+            with correlation.bound(cause):  # the request id of what enqueued it (app/queue.py), on every log line
+                return await task(ctx, *args, **kwargs)
         except DATABASE_DOWN as exc:
             tries = ctx.get("job_try", 1)
             log.warning("database unreachable; the job is tried again", job=task.__name__, tries=tries,

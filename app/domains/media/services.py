@@ -17,6 +17,7 @@ from app.domains.accounts.services import AccountService
 from app.domains.media.store import MediaStore
 from app.domains.messages.models import Message
 from app.logging import get_logger
+from app.metrics import WHATSAPP_MEDIA_DOWNLOADS
 from app.realtime import LiveEvents
 from app.retry import backoff
 from app.whatsapp.errors import GraphError, MediaTooLarge, MediaUrlExpired
@@ -83,6 +84,7 @@ class MediaFetcher:
             "media.mime_type": content_type, "media.attempts": attempt, "media.error": None,
             "media.next_attempt_at": None, "updated_at": utcnow()}})
         await self._changed(message)
+        WHATSAPP_MEDIA_DOWNLOADS.labels(status="stored").inc()
         return FetchResult("stored")
 
     async def _download(self, account: WhatsAppAccount, message: Message) -> tuple[bytes, str]:
@@ -112,6 +114,7 @@ class MediaFetcher:
             log.info("media download failed", message_id=str(message.id), attempt=attempt, error=str(exc)[:200])
             return await self._fail(message, reason, attempts=attempt)
         delay = retry_delay(attempt, exc.retry_after)
+        WHATSAPP_MEDIA_DOWNLOADS.labels(status="retry").inc()
         await Message.find_one(Message.id == message.id).update({"$set": {
             "media.state": "pending", "media.attempts": attempt, "media.error": reason,
             "media.next_attempt_at": utcnow() + timedelta(seconds=delay), "updated_at": utcnow()}})
@@ -125,6 +128,7 @@ class MediaFetcher:
             changes["media.attempts"] = attempts
         await Message.find_one(Message.id == message.id).update({"$set": changes})
         await self._changed(message)
+        WHATSAPP_MEDIA_DOWNLOADS.labels(status="failed").inc()
         return FetchResult("failed", reason)
 
     async def _changed(self, message: Message) -> None:

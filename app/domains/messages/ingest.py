@@ -22,6 +22,7 @@ from typing import Any
 from beanie import PydanticObjectId
 from pymongo.errors import DuplicateKeyError
 
+from app import correlation
 from app.db import as_utc, utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.accounts.services import AccountService
@@ -253,6 +254,7 @@ class MessageIngest:
             reply_to_wamid=message.context.id if message.context else None, context=context,
             referral=message.referral, media=_media_ref(message.type, content), timestamp=at,
             via=None if inbound else "whatsapp_business_app", sender_contact_id=sender.id if sender else None,
+            cause=correlation.current(),
         )
         if doc.reply_to_wamid:
             quoted = await self._target(batch, doc.reply_to_wamid)
@@ -372,6 +374,8 @@ class MessageIngest:
         if error is not None and status is MessageStatus.FAILED:
             await self._failure_consequences(batch, item, error)
         if changed:
+            log.info("status", message_id=str(changed["_id"]), status=changed["status"], wamid=status_item.id,
+                     caused_by=changed.get("cause"))
             await self.status_changed(changed["workspace_id"], changed["_id"], changed["conversation_id"],
                                        changed["status"])
         elif changed is None:

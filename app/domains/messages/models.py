@@ -192,6 +192,9 @@ class Message(WorkspaceDocument):
     response: dict[str, Any] | None = None
     """Outbound, a person's answer to a waiting customer: {"since": when they started waiting, "first": it
     was their first wait since the conversation was started or reopened} (the reports' response times)."""
+    cause: str | None = None
+    """The request id of what stored it (an API call, an agent's send, the webhook it came in): log lines of its
+    send and statuses name it (app/correlation.py)."""
     replied_at: datetime | None = None
     """Our template: when the customer answered it (their next message, within a day: the reports' replies per
     template; conversations.services._answer_to_template)."""

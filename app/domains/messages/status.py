@@ -126,8 +126,8 @@ async def advance_by_wamid(workspace_id: Any, wamid: str, status: MessageStatus,
     """A status webhook in one conditional update that only moves forward (the common case: one operation).
 
     ``pricing``: the status's ``pricing`` object (or None); kept on the message whether or not the
-    status moves it. Returns the changed message's ``_id``, ``workspace_id``, ``conversation_id`` and
-    ``status``; False when the message is stored but the status is not forward (a late 'delivered'
+    status moves it. Returns the changed message's ``_id``, ``workspace_id``, ``conversation_id``, ``status`` and
+    ``cause``; False when the message is stored but the status is not forward (a late 'delivered'
     after 'read'); None when no message has that wamid yet (the caller keeps the status for later).
     """
     priced = pricing_changes(as_pricing(pricing))
@@ -138,7 +138,8 @@ async def advance_by_wamid(workspace_id: Any, wamid: str, status: MessageStatus,
     collection = Message.get_motor_collection()
     changed = await collection.find_one_and_update(
         {"workspace_id": workspace_id, "wamid": wamid, "status": {"$in": forward_from(status)}}, {"$set": changes},
-        projection={"workspace_id": 1, "conversation_id": 1, "status": 1}, return_document=ReturnDocument.AFTER)
+        projection={"workspace_id": 1, "conversation_id": 1, "status": 1, "cause": 1},
+        return_document=ReturnDocument.AFTER)
     if changed is not None:
         return changed
     if priced:  # Meta's pricing can come with a late status: kept, and the same operation says if it is stored

@@ -40,7 +40,7 @@ from app.domains.outbox.number import NumberState
 from app.domains.outbox.pacing import FenceLost
 from app.domains.outbox.sender import OutboxSender
 from app.logging import get_logger
-from app.metrics import GRAPH_LATENCY, LIMITER_WAIT, MISSED_SLOTS, SENDS
+from app.metrics import LIMITER_WAIT, MISSED_SLOTS, count_send, observe_graph
 from app.whatsapp import payloads
 from app.whatsapp.errors import GraphError
 
@@ -554,14 +554,14 @@ class Drainer:
                 self._answered(record)
         except GraphError as error:
             if endpoint == "messages":
-                GRAPH_LATENCY.labels(endpoint="messages").observe(time.perf_counter() - started)
+                observe_graph("messages", time.perf_counter() - started)
             await self._on_error(conv_id, conv, item, error)
         except Exception as exc:  # a bug must not lose the message: retry it like a 5xx
             log.exception("unexpected error while sending", message_id=str(item.message.id))
             await self._on_error(conv_id, conv, item, GraphError(f"internal error: {type(exc).__name__}",
                                                                  retryable=True, retry_after=5.0))
         else:
-            GRAPH_LATENCY.labels(endpoint="messages").observe(time.perf_counter() - started)
+            observe_graph("messages", time.perf_counter() - started)
             if self._on_accepted(conv, item, result.wamid, result.message_status):
                 await self.number.circuit_closed()
         finally:
@@ -671,7 +671,7 @@ class Drainer:
             meta_id = await self.number.graph.upload_media(self.number.account.phone_number_id, data, media.mime_type,
                                                     media.filename or f"file.{media.mime_type.split('/')[-1]}")
         finally:
-            GRAPH_LATENCY.labels(endpoint="media").observe(time.perf_counter() - started)
+            observe_graph("media", time.perf_counter() - started)
         await self.s.runtime.outbox.media.remember_meta_id(media, stored_id(self.number.account), meta_id)
         return meta_id
 
@@ -680,7 +680,9 @@ class Drainer:
         conv.items.popleft()
         self.in_memory -= 1
         self.batch.accepted.append((item, wamid, message_status))
-        SENDS.labels(type=item.message.type, result="accepted").inc()
+        count_send(item.message.type, "accepted")
+        log.info("sent", message_id=str(item.message.id), wamid=wamid, account_id=self.account_id,
+                 caused_by=item.message.cause)
         return self.number.breaker.succeeded()
 
 

@@ -26,7 +26,7 @@ from beanie.operators import In
 from app.domains.contacts.services import ContactService
 from app.domains.messages.models import Message, MessageError, MessageStatus
 from app.domains.messages.status import advance_status
-from app.metrics import RETRIES, SENDS
+from app.metrics import RETRIES, count_send
 from app.whatsapp.errors import (
     AccountError,
     AuthError,
@@ -109,7 +109,7 @@ class Failures:
         if item.attempts >= cap or time.time() + delay - item.first_at > self.s.settings.send_retry_window_seconds:
             return GiveUp(gave_up=True)
         RETRIES.labels(reason=reason).inc()
-        SENDS.labels(type=item.message.type, result="retry").inc()
+        count_send(item.message.type, "retry")
         return Retry(delay)
 
     async def record_failed(self, item: Item, error: GraphError, *, gave_up: bool, sentence: str | None = None) -> None:
@@ -135,7 +135,7 @@ class Failures:
                                                   conversation_id=str(message.conversation_id), status="failed",
                                                   error_code=error.code,
                                                   broadcast_id=message.broadcast.get("id") if message.broadcast else None)
-        SENDS.labels(type=item.message.type, result="failed").inc()
+        count_send(item.message.type, "failed")
 
 
 async def fail_all_for_missing_account(queue: Any, account_id: str, token: str) -> str:

@@ -182,7 +182,7 @@ class SendWindow:
     Times are ``time.monotonic()`` seconds; ``slack`` covers clock-rate differences.
     """
 
-    __slots__ = ("_current", "_period_ends", "_previous", "_samples", "floor", "limit", "records", "span")
+    __slots__ = ("__weakref__", "_current", "_period_ends", "_previous", "_samples", "floor", "limit", "records", "span")
 
     FLOOR_PERIOD = 5.0   # the fastest round trip is taken over the last 5-10 s ...
     FLOOR_SAMPLES = 20   # ... from enough answers: the first ones (new connections) are slow, and a
@@ -211,6 +211,11 @@ class SendWindow:
             return 0.0
         expiry = stamps[excess - 1]
         return None if expiry == math.inf else max(0.0, expiry + self.span - now)
+
+    def remaining(self, now: float) -> int:
+        """Sends the window has room for now (the whatsapp_rate_limit_remaining gauge)."""
+        horizon = now - self.span
+        return max(0, self.limit - sum(1 for r in self.records if r[1] > horizon))
 
     def depart(self, now: float) -> list[float]:
         record = [now, math.inf]

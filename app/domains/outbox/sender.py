@@ -20,7 +20,7 @@ from app.domains.accounts.models import WhatsAppAccount
 from app.domains.outbox.lanes import OutboxQueue
 from app.domains.outbox.pacing import SendLimiter, SendWindow
 from app.logging import get_logger
-from app.metrics import GRAPH_LATENCY
+from app.metrics import observe_graph, watch_window
 from app.retry import backoff as retry_delay  # the method is also called backoff
 from app.whatsapp.aiohttp_client import AiohttpClient
 from app.whatsapp.client import GraphClient
@@ -86,6 +86,7 @@ class OutboxSender:
         window = self._windows.get(account.phone_number_id)
         if window is None:
             window = self._windows[account.phone_number_id] = SendWindow(max(1, account.mps))
+            watch_window(account.phone_number_id, window)
         return window
 
     def backoff(self, error: GraphError, attempt: int) -> float:
@@ -106,4 +107,4 @@ class OutboxSender:
                 raise
             return False
         finally:
-            GRAPH_LATENCY.labels(endpoint="mark_read").observe(time.perf_counter() - started)
+            observe_graph("mark_read", time.perf_counter() - started)

@@ -10,17 +10,20 @@ verification) and anything else still go through the Litestar controller.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
 from litestar import Litestar
 from litestar.types import Receive, Scope, Send
 
+from app import correlation
 from app.db import DATABASE_DOWN, database_unavailable
 from app.domains.webhooks.services import MAX_BODY_BYTES, WebhookReceiver, body_too_large
 from app.errors import AppError, ClientError, NotFound, PayloadTooLarge
 from app.http_headers import with_security_headers
 from app.logging import get_logger
+from app.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 log = get_logger(__name__)
 
@@ -102,14 +105,47 @@ async def answer_webhook(receiver: WebhookReceiver, scope: Scope, receive: Recei
     await send({"type": "http.response.body", "body": body})
 
 
+WEBHOOK_ROUTE = PREFIX + "{account_key}"
+_QUIET = ("/static", "/metrics", "/health")  # counted, not logged: every scrape, probe and asset would be a line
+
+
+def _count_request(scope: Any, status: int, seconds: float) -> None:
+    """The request in the HTTP metrics, and one access log line (by route template, never the path: a webhook's or a
+    workflow hook's path holds its secret key)."""
+    route = scope.get("path_template") or "unmatched"
+    HTTP_REQUESTS.labels(method=scope["method"], route=route, status=str(status)).inc()
+    HTTP_LATENCY.labels(method=scope["method"], route=route).observe(seconds)
+    if not route.startswith(_QUIET):
+        log.info("request", method=scope["method"], route=route, status=status, ms=round(seconds * 1000, 1))
+
+
 class InboxApp(Litestar):
     """Litestar, with Meta's webhook POSTs answered before the router (see the module docstring)."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            # Every answer, the fast path's and a 404 included (app/http_headers.py).
-            send = with_security_headers(send, https=self.state.runtime.settings.public_url.startswith("https://"))
-            if scope["method"] == "POST" and scope["path"].startswith(PREFIX):
-                await answer_webhook(self.state.runtime.webhooks, scope, receive, send)
+        if scope["type"] not in ("http", "websocket"):
+            await super().__call__(scope, receive, send)
+            return
+        request_id = correlation.request_id_of(scope)
+        with correlation.bound(request_id):  # every log line of the request, and what it enqueues (app/correlation.py)
+            if scope["type"] == "websocket":
+                await super().__call__(scope, receive, send)
                 return
-        await super().__call__(scope, receive, send)
+            started, answered = time.perf_counter(), [500]
+
+            async def counted(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    answered[0] = message["status"]
+                await send(message)
+
+            # Every answer, the fast path's and a 404 included (app/http_headers.py).
+            secured = with_security_headers(correlation.answering_with(counted, request_id),
+                                            https=self.state.runtime.settings.public_url.startswith("https://"))
+            try:
+                if scope["method"] == "POST" and scope["path"].startswith(PREFIX):
+                    scope["path_template"] = WEBHOOK_ROUTE
+                    await answer_webhook(self.state.runtime.webhooks, scope, receive, secured)
+                else:
+                    await super().__call__(scope, receive, secured)
+            finally:
+                _count_request(scope, answered[0], time.perf_counter() - started)
