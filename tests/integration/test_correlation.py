@@ -21,6 +21,7 @@ from structlog.testing import capture_logs
 
 from app.domains.messages.models import Message
 from app.logging import configure_logging
+from app.metrics import REGISTRY, generate_latest
 from tests.integration.outbound_env import outbound, sandbox_server, wait_for  # noqa: F401
 from tests.integration.test_send_reconciliation import CUSTOMER, status_webhook
 from workers.settings import outage_tolerant
@@ -143,3 +144,28 @@ async def test_a_trusted_proxys_request_id_is_kept_and_anyone_elses_replaced(set
     assert (answer.headers["x-request-id"] == sent) is kept
     if not kept:
         assert re.fullmatch(r"[0-9a-f]{32}", answer.headers["x-request-id"])
+
+
+async def test_the_metrics_name_what_the_spec_names(outbound):  # noqa: F811
+    """After one send: whatsapp_messages_sent_total{type}, whatsapp_api_latency_seconds{endpoint}, the number's
+    whatsapp_rate_limit_remaining, and the HTTP requests by route template (never by path)."""
+    env = await outbound()
+    account = await env.add_number(mps=20)
+    conversation = await env.conversation(account, CUSTOMER)
+    answer = await env.send(conversation, "hello")
+    assert answer.status_code == 202, answer.text
+
+    async def accepted() -> bool | None:
+        found = await Message.get(answer.json()["id"])
+        return bool(found and found.wamid) or None
+
+    await wait_for(accepted)
+    scraped = generate_latest(REGISTRY).decode()  # what /metrics serves (to a local scraper or with its token)
+    assert re.search(r'^whatsapp_messages_sent_total\{type="text"\} [1-9]', scraped, re.M)
+    assert re.search(r'^whatsapp_api_latency_seconds_count\{endpoint="messages"\} [1-9]', scraped, re.M)
+    remaining = re.search(rf'^whatsapp_rate_limit_remaining\{{number="{account.phone_number_id}"\}} (\d+)', scraped,
+                          re.M)
+    assert remaining and 0 <= float(remaining.group(1)) <= 20
+    route = 'route="/api/v1/conversations/{conversation_id}/messages"'
+    assert re.search(rf'^inbox_http_requests_total\{{method="POST",{route},status="202"\}} [1-9]', scraped, re.M)
+    assert str(conversation.id) not in "".join(line for line in scraped.splitlines() if line.startswith("inbox_http"))
