@@ -41,6 +41,8 @@ from app.domains.contacts.merge_api import ContactMergeApi
 from app.domains.contacts.merge_controllers import ContactMergePages
 from app.domains.conversations.actions_api import ConversationActionsApi, MessageReactionsApi
 from app.domains.conversations.api import ConversationsApi
+from app.domains.failures.api import FailedMessagesApi
+from app.domains.failures.controllers import FailedPages
 from app.domains.inbox import INBOX_HANDLERS
 from app.domains.live.feed import LiveFeed
 from app.domains.live.hub import LiveHub
@@ -186,6 +188,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             CannedPages, LabelPages, AttributePages,
             BusinessHoursApi, BusinessHoursPages, WorkflowPages, KeywordSettingsApi,
             WorkflowsApi, WorkflowRunsApi, WorkflowHooks, BroadcastsApi, BroadcastPages, ReportPages,
+            FailedMessagesApi, FailedPages,
             ContactImportsApi, ContactExportsApi, ContactImportPages, ContactExportPage, ContactExportJobPages,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False,
                                        cache_control=CacheControlHeader(no_cache=True)),  # cached, revalidated

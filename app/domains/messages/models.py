@@ -192,6 +192,11 @@ class Message(WorkspaceDocument):
     response: dict[str, Any] | None = None
     """Outbound, a person's answer to a waiting customer: {"since": when they started waiting, "first": it
     was their first wait since the conversation was started or reopened} (the reports' response times)."""
+    retries: int = 0
+    """Times a person retried it after it failed (each a new attempt of the same message: OutboxService.retry)."""
+    discarded: dict[str, Any] | None = None
+    """A failed message an admin set aside, {"at", "by"}: still failed in its thread, out of the failed messages'
+    list (app/domains/failures)."""
     cause: str | None = None
     """The request id of what stored it (an API call, an agent's send, the webhook it came in): log lines of its
     send and statuses name it (app/correlation.py)."""

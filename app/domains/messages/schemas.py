@@ -80,6 +80,9 @@ class MessageOut(BaseModel):
     to: str | None = Field(None, description="The recipient's number (outbound)")
     error: MessageErrorOut | None = None
     attempts: int = Field(0, description="Send attempts (outbound)")
+    retries: int = Field(0, description="Times a person retried it after it failed (outbound)")
+    discarded_at: datetime | None = Field(None, description="When an admin set this failed message aside")
+    request_id: str | None = Field(None, description="The X-Request-ID of the request that stored it (its logs name it)")
     priority: str | None = Field(None, description="agent or bulk (outbound)")
     reply_to: ReplyToOut | None = Field(None, description="The message this one quotes")
     context: dict[str, Any] | None = Field(None, description="Meta's context object of an inbound message")
@@ -123,7 +126,9 @@ def message_out(message: Message, quoted: dict[str, Any] | None = None) -> Messa
         status_at={k: as_utc(v) for k, v in message.status_at.items()}, wamid=message.wamid, to=message.recipient,
         error=MessageErrorOut(code=error.code, title=error.title, detail=error.detail,
                               agent_message=error.agent_message) if error else None,
-        attempts=message.attempts, priority=message.priority if message.direction == "outbound" else None,
+        attempts=message.attempts, retries=message.retries,
+        discarded_at=as_utc(message.discarded["at"]) if message.discarded else None, request_id=message.cause,
+        priority=message.priority if message.direction == "outbound" else None,
         reply_to=reply_to, context=message.context, referral=message.referral,
         reactions=[ReactionOut(emoji=r.emoji, by=r.by, at=as_utc(r.at)) for r in message.reactions if r.emoji],
         media=MediaOut(id=str(media.stored_file_id) if media.stored_file_id else None, state=media.state,

@@ -1,4 +1,5 @@
-"""JSON API v1 for sending: send to a number or a conversation, read one message, retry, upload media.
+"""JSON API v1 for sending: send to a number or a conversation, read one message, retry, upload media; and the failed
+messages' list (app/domains/failures: it shares the /messages path).
 
 Thin handlers over :class:`~app.domains.outbox.service.OutboxService` (the one send path).
 Sends answer ``202 Accepted`` with the message as stored (status ``queued``): delivery goes on
@@ -15,10 +16,12 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import Body, FromPath, FromQuery
+from litestar.params import Body, FromPath, FromQuery, QueryParameter
 
 from app.auth import requires_admin, requires_login
 from app.db import as_utc, utcnow
+from app.domains.failures.api import FailedList, filter_of
+from app.domains.failures.services import failed_page
 from app.domains.messages.api_shapes import (
     SEND_BODY,
     RetryReport,
@@ -113,6 +116,28 @@ class SendApi(Controller):
         message = await runtime.outbox.send_in(principal.scope, conversation_id, draft,
                                                **_options(request, principal, data))
         return message_json(message)
+
+    @get("/messages", summary="Failed messages (the dead-letter list), newest first", guards=[requires_admin],
+         responses=documented(200, FailedList, "A page of failed messages"))
+    async def failed(self, principal: NamedDependency[Principal],
+                     status: Annotated[str, QueryParameter(description="Only `failed` is listed")] = "failed",
+                     account_id: Annotated[str | None, QueryParameter(description="Only this number")] = None,
+                     error_code: Annotated[int | None, QueryParameter(description="Only this WhatsApp error code")
+                                           ] = None,
+                     start: Annotated[datetime | None, QueryParameter(name="from", description="Failed at or after "
+                                                                      "(ISO 8601)")] = None,
+                     end: Annotated[datetime | None, QueryParameter(name="to", description="Failed before")] = None,
+                     discarded: Annotated[bool, QueryParameter(description="Those set aside instead")] = False,
+                     cursor: Annotated[str | None, QueryParameter(description="next_cursor of the last page")] = None,
+                     limit: Annotated[int, QueryParameter(description="1 to 200")] = 50) -> dict[str, Any]:
+        """What WhatsApp refused for good, with the reason in words (`error.agent_message`); retry them with
+        `POST /api/v1/messages/retry` or set them aside with `POST /api/v1/messages/discard`."""
+        if status != "failed":
+            raise ValidationFailed("Only failed messages are listed here (status=failed).", error_code="FILTER_INVALID",
+                                   details={"status": "only failed"}, status_code=400)
+        page = await failed_page(principal.workspace_id,
+                                 filter_of(account_id, error_code, start, end, discarded, cursor, limit))
+        return {"data": [message_json(m) for m in page.messages], "next_cursor": page.next_cursor}
 
     @get("/messages/{message_id:str}", summary="One message with its delivery status",
          responses=documented(200, SentMessage, "The message"))

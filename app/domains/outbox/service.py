@@ -318,7 +318,7 @@ class OutboxService:
         return reaction, target
 
     async def retry(self, who: PydanticObjectId | Scope, message_id: str) -> Message:
-        """A new attempt for a failed outbound message (it is really sent again)."""
+        """A new attempt for a failed outbound message (it is really sent again), counted in its ``retries``."""
         message = await visible_message(who, message_id)
         workspace_id = workspace_of(who)
         if message.direction != "outbound":
@@ -340,8 +340,9 @@ class OutboxService:
         # older version, gets it here).
         result = await Message.find_one(Message.id == message.id, Message.status == MessageStatus.FAILED).update(
             {"$set": {"status": MessageStatus.QUEUED.value, "error": None, "wamid": None, "attempts": 0,
-                      "recipient": message.recipient or self._recipient(contact),
-                      f"status_at.{MessageStatus.QUEUED.value}": now, "updated_at": now}},
+                      "recipient": message.recipient or self._recipient(contact), "discarded": None,
+                      f"status_at.{MessageStatus.QUEUED.value}": now, "updated_at": now},
+             "$inc": {"retries": 1}},
         )
         fresh = await Message.get(message.id)
         assert fresh is not None

@@ -59,6 +59,13 @@ class Principal:
     def user_id(self) -> PydanticObjectId | None:
         return self.user.id if self.user else None
 
+    @property
+    def who(self) -> str:
+        """Who did it, as records keep it: the person's email, else the API key's name."""
+        if self.user is not None:
+            return self.user.email
+        return f"API key {self.api_key.name}" if self.api_key is not None else "the system"
+
 
 async def access_of(user: User, role: Role) -> Scope:
     """What a signed-in user (or their API key, with the key's role) sees (app/domains/access/scope.py)."""

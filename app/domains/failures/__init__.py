@@ -1,0 +1,1 @@
+"""Failed messages: the dead-letter view of our messages WhatsApp refused for good (services.py)."""
