@@ -9,6 +9,7 @@ reports the whole installation's outbox.
 from __future__ import annotations
 
 import hmac
+import math
 import time
 import weakref
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, His
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from app.db import as_utc, utcnow
 from app.errors import error_body
 
 WEBHOOK_ITEMS_REJECTED = Counter("inbox_webhook_items_rejected_total",
@@ -100,6 +102,42 @@ def observe_graph(endpoint: str, seconds: float) -> None:
     WHATSAPP_API_LATENCY.labels(endpoint=endpoint).observe(seconds)
 
 
+# The numbers' health and the workers' liveness, read when /metrics is scraped (the web process): the alert rules
+# in deploy/prometheus/alerts.yml watch them.
+NUMBER_QUALITY = Gauge("inbox_number_quality", "A number's quality rating from Meta: 3 green, 2 yellow, 1 red, "
+                                               "0 not known yet.", ["number"])
+NUMBER_TOKEN_VALID = Gauge("inbox_number_token_valid", "1: the number's access token works; 0: Meta refused it "
+                                                       "(code 0 / 190: expired or revoked); -1: not used yet.", ["number"])
+NUMBER_SENDING_STOPPED = Gauge("inbox_number_sending_stopped", "1 while Meta restricted the number (368 / 131031) and "
+                                                               "its sends are held until an admin resumes them.",
+                               ["number"])
+NUMBER_CIRCUIT_OPEN = Gauge("inbox_number_circuit_open", "1 while the number's sends are held after a run of "
+                                                         "transient failures (the circuit breaker).", ["number"])
+WORKER_HEARTBEAT_AGE = Gauge("inbox_worker_heartbeat_age_seconds", "Seconds since a worker last proved it is alive "
+                                                                   "(every 10 s; +Inf once its 30-s mark expired).")
+WEBHOOK_SIGNATURE_FAILURES = Counter("inbox_webhook_signature_failures_total",
+                                     "Webhook POSTs refused because their X-Hub-Signature-256 did not match.")
+QUALITY = {"GREEN": 3, "YELLOW": 2, "RED": 1}
+
+
+async def refresh_health(runtime: Any) -> None:
+    """The numbers' health gauges (one projected read of the numbers) and the workers' heartbeat age."""
+    from app.domains.accounts.models import WhatsAppAccount
+    from app.queue import HEARTBEAT_KEY
+
+    now = utcnow()
+    numbers = WhatsAppAccount.get_motor_collection().find({}, projection={"phone_number_id": 1, "health": 1})
+    async for raw in numbers:
+        number, health = raw.get("phone_number_id") or "", raw.get("health") or {}
+        NUMBER_QUALITY.labels(number=number).set(QUALITY.get(str(health.get("quality_rating") or "").upper(), 0))
+        NUMBER_TOKEN_VALID.labels(number=number).set({"ok": 1, "invalid": 0}.get(health.get("token_state"), -1))
+        NUMBER_SENDING_STOPPED.labels(number=number).set(1 if health.get("sending_stopped") else 0)
+        until = health.get("circuit_open_until")
+        NUMBER_CIRCUIT_OPEN.labels(number=number).set(1 if until is not None and as_utc(until) > now else 0)
+    beat = await runtime.redis.get(HEARTBEAT_KEY)
+    WORKER_HEARTBEAT_AGE.set(max(0.0, time.time() - float(beat)) if beat else math.inf)
+
+
 async def refresh_queue_depth(outbox_queue: Any) -> None:
     """Sum every number's lanes into QUEUE_DEPTH (cheap: three lengths per number with work)."""
     totals = {"agent": 0, "bulk": 0, "in_progress": 0}
@@ -131,8 +169,9 @@ async def metrics_endpoint(request: Request, runtime: NamedDependency[Any]) -> R
         # A scraper is no browser: a plain 401, not the sign-in redirect pages get.
         return Response(error_body("Metrics need the bearer token set in INBOX_METRICS_TOKEN.", "METRICS_TOKEN"),
                         status_code=401, headers={"WWW-Authenticate": "Bearer"})
-    try:
-        await refresh_queue_depth(runtime.outbox.queue)
-    except Exception:  # noqa: BLE001 - a scrape must answer even when Redis is down
-        pass
+    for refresh in (lambda: refresh_queue_depth(runtime.outbox.queue), lambda: refresh_health(runtime)):
+        try:
+            await refresh()
+        except Exception:  # noqa: BLE001 - a scrape must answer even when Redis or MongoDB is down
+            pass
     return Response(content=generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -38,6 +38,7 @@ from app.domains.webhooks.ingest import WebhookIngestor
 from app.domains.webhooks.models import MAX_INGEST_ATTEMPTS, WebhookEvent
 from app.errors import ClientError, Forbidden, Unauthorized
 from app.logging import get_logger
+from app.metrics import WEBHOOK_SIGNATURE_FAILURES
 from app.queue import enqueue_ingest
 from app.whatsapp import signature
 
@@ -197,6 +198,7 @@ class WebhookReceiver:
             if fresh is None or not signature.verify(fresh.app_secret, body, header):
                 log.info("webhook signature rejected", account_id=str(endpoint.account_id),
                          reason="missing" if not header else "mismatch")
+                WEBHOOK_SIGNATURE_FAILURES.inc()
                 raise Unauthorized("Missing or wrong X-Hub-Signature-256.", error_code="INVALID_SIGNATURE")
         try:
             envelope = _decode_envelope(body)
