@@ -8,6 +8,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from app.domains.audit.services import Actor, acting
 from app.domains.workspaces.models import Role
 from app.domains.workspaces.services import Principal
 from app.errors import Forbidden, Unauthorized
@@ -65,6 +66,13 @@ def auth_middleware(app: ASGIApp) -> ASGIApp:
                 token = _cookie(scope, SESSION_COOKIE)
                 if token:
                     scope["user"] = await runtime.people.principal_for_session(token)
+            who = scope["user"]
+            if isinstance(who, Principal):  # what this request changes is recorded as theirs (app/domains/audit)
+                client = scope.get("client")
+                with acting(Actor(who.who, who.user_id, who.api_key.id if who.api_key else None,
+                                  client[0] if client else None)):
+                    await app(scope, receive, send)
+                return
         await app(scope, receive, send)
 
     return middleware

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     log_json: bool = False
     """Log one JSON object per line instead of human-readable lines."""
 
+    audit_retention_days: int = Field(default=365, ge=1)
+    """Days the audit log keeps an entry (a worker deletes older ones daily)."""
+
     session_max_age_hours: int = Field(default=24 * 14, ge=1)
     """How long a browser session stays valid without signing in again."""
 

@@ -25,6 +25,8 @@ from app.domains.accounts.controllers import NumbersController
 from app.domains.analytics.api import AnalyticsApi
 from app.domains.assignment.api import AssignmentRulesApi, AvailabilityApi
 from app.domains.assignment.controllers import AssignmentPages, AvailabilityControl
+from app.domains.audit.api import AuditApi
+from app.domains.audit.controllers import AuditPages
 from app.domains.broadcasts.api import BroadcastsApi
 from app.domains.broadcasts.controllers import BroadcastPages
 from app.domains.business_hours.api import BusinessHoursApi
@@ -188,7 +190,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
             CannedPages, LabelPages, AttributePages,
             BusinessHoursApi, BusinessHoursPages, WorkflowPages, KeywordSettingsApi,
             WorkflowsApi, WorkflowRunsApi, WorkflowHooks, BroadcastsApi, BroadcastPages, ReportPages,
-            FailedMessagesApi, FailedPages,
+            FailedMessagesApi, FailedPages, AuditApi, AuditPages,
             ContactImportsApi, ContactExportsApi, ContactImportPages, ContactExportPage, ContactExportJobPages,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False,
                                        cache_control=CacheControlHeader(no_cache=True)),  # cached, revalidated

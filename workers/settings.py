@@ -74,6 +74,8 @@ FUNCTIONS += [tasks.refresh_reports]
 CRON_JOBS += [cron(tasks.refresh_reports, second={35}, unique=True)]
 FUNCTIONS += [tasks.keep_inbox_minutes]
 CRON_JOBS += [cron(tasks.keep_inbox_minutes, second={32}, unique=True)]
+FUNCTIONS += [tasks.purge_audit_log]
+CRON_JOBS += [cron(tasks.purge_audit_log, hour={3}, minute={17}, second={0}, unique=True)]
 FUNCTIONS += [tasks.sample_backlog]
 CRON_JOBS += [cron(tasks.sample_backlog, minute={0, 15, 30, 45}, second={2}, unique=True)]
 

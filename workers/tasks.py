@@ -313,3 +313,10 @@ async def sample_backlog(ctx: dict[str, Any]) -> int:
     from app.domains.reports.backlog import sample_all
 
     return await sample_all()
+
+
+async def purge_audit_log(ctx: dict[str, Any]) -> int:
+    """Audit log entries older than INBOX_AUDIT_RETENTION_DAYS deleted (daily)."""
+    from app.domains.audit.services import purge
+
+    return await purge(runtime_of(ctx).settings.audit_retention_days)

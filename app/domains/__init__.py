@@ -9,6 +9,7 @@ def all_documents() -> list[type[Document]]:
     """Every Document, for init_beanie."""
     from app.domains.accounts.models import WhatsAppAccount
     from app.domains.assignment.models import AssignmentRule, InboxMinutes
+    from app.domains.audit.models import AuditEntry
     from app.domains.broadcasts.models import Broadcast, BroadcastRecipient
     from app.domains.business_hours.models import BusinessHours
     from app.domains.catalog.models import CannedResponse, ContactAttribute, Label
@@ -48,4 +49,5 @@ def all_documents() -> list[type[Document]]:
         Workflow, WorkflowRun, WorkflowTimer,
         Broadcast, BroadcastRecipient,
         ReportHour, ReportState, ContactHour, SliceHour, BacklogSample,
+        AuditEntry,
     ]

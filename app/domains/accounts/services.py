@@ -19,6 +19,7 @@ from app.cache import TtlCache
 from app.changes import Changes
 from app.db import parse_object_id, utcnow
 from app.domains.accounts.models import SendError, SendingStopped, WhatsAppAccount
+from app.domains.audit import services as audit
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.logging import get_logger
 from app.security import SecretBox, last4, new_token
@@ -222,10 +223,13 @@ class AccountService:
             mps=int(new.mps),
         )
         try:
-            return await account.insert()
+            created = await account.insert()
         except DuplicateKeyError:
             raise Conflict("This phone number id is already connected.", error_code="NUMBER_ALREADY_CONNECTED",
                            details={"phone_number_id": "already connected"}) from None
+        await audit.record(workspace_id, "number.added", "number", created.id, _named(created),
+                           {"phone_number_id": created.phone_number_id, "waba_id": created.waba_id, "mps": created.mps})
+        return created
 
     async def set_access_token(self, account: WhatsAppAccount, token: str) -> None:
         """Rotate the token; queued sends are kept and go out with the new one."""
@@ -234,6 +238,7 @@ class AccountService:
     async def update(self, account: WhatsAppAccount, changes: AccountChanges) -> WhatsAppAccount:
         """Apply an admin's edit. Rotating secrets keeps queued sends: they read the token at send time."""
         changes.validate()
+        before = {f: getattr(account, f) for f in _AUDITED}
         for field in ("name", "waba_id", "display_phone_number"):
             value = getattr(changes, field)
             if value is not None:
@@ -257,6 +262,16 @@ class AccountService:
         account.updated_at = utcnow()
         await account.save()
         await self.changed(account.id)
+        edited = audit.diff(before, {f: getattr(account, f) for f in _AUDITED})
+        if changes.access_token is not None:
+            edited["access_token"] = audit.CHANGED
+        if changes.app_secret is not None:
+            edited["app_secret"] = audit.CHANGED
+        if edited:
+            action = ("number.token_changed" if "access_token" in edited else
+                      "number.turned_on" if edited == {"enabled": {"from": False, "to": True}} else
+                      "number.turned_off" if edited == {"enabled": {"from": True, "to": False}} else "number.changed")
+            await audit.record(account.workspace_id, action, "number", account.id, _named(account), edited)
         if rotated:
             log.info("account credentials rotated", account_id=str(account.id))
             for listener in self.credentials_listeners:
@@ -283,6 +298,7 @@ class AccountService:
 
         await account.delete()
         await self.changed(account.id)
+        await audit.record(account.workspace_id, "number.removed", "number", account.id, _named(account))
         if await WhatsAppAccount.find_one_scoped(account.workspace_id, {"waba_id": account.waba_id}) is None:
             await MessageTemplate.scoped(account.workspace_id, {"waba_id": account.waba_id}).delete()
         log.info("account deleted", account_id=str(account.id))
@@ -408,8 +424,17 @@ class AccountService:
         account.health.sending_stopped = None
         account.updated_at = now
         log.info("sending resumed by an admin", account_id=str(account.id))
+        await audit.record(workspace_id, "number.sending_resumed", "number", account.id, _named(account))
         # As after a new token: every process drops its copy, and the outbox wakes the number's drainer.
         await self.changed(account.id)
         for listener in self.credentials_listeners:
             await listener(account)
         return account
+
+
+_AUDITED = ("name", "waba_id", "display_phone_number", "mps", "enabled")
+"""A number's fields an edit is recorded with (app/domains/audit); its secrets only as "changed"."""
+
+
+def _named(account: WhatsAppAccount) -> str:
+    return f"{account.name} ({account.display_phone_number})"

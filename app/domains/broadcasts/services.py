@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app.db import as_utc, parse_object_id, utcnow
 from app.domains.accounts.models import WhatsAppAccount
+from app.domains.audit import services as audit
 from app.domains.broadcasts import audience
 from app.domains.broadcasts.models import Audience, Broadcast, BroadcastRecipient, ParamSource, UploadedList
 from app.domains.broadcasts.sending import BroadcastSender, render_params, template_content
@@ -100,6 +101,9 @@ class BroadcastService:
         broadcast.updated_at = utcnow()
         self._check_params(template, broadcast)
         await broadcast.save()
+        await audit.record(workspace_id, "broadcast.created" if broadcast_id is None else "broadcast.changed",
+                           "broadcast", broadcast.id, broadcast.name,
+                           {"template": broadcast.template_name, "language": broadcast.language})
         return broadcast
 
     # -- uploaded lists ----------------------------------------------------------------------------
@@ -188,6 +192,7 @@ class BroadcastService:
             raise Conflict("A broadcast that has started is kept for its results; cancel it instead.",
                            error_code="BROADCAST_STARTED", details={"status": broadcast.status})
         await broadcast.delete()
+        await audit.record(workspace_id, "broadcast.deleted", "broadcast", broadcast.id, broadcast.name)
 
     # -- before sending: count, preview, test ------------------------------------------------------
     async def audience_count(self, broadcast: Broadcast) -> dict[str, int]:
@@ -271,6 +276,8 @@ class BroadcastService:
         if at is None:
             await self.sender._enqueue(str(started.id), started.generation, 0.0)
         await self.sender.announce(started)
+        await audit.record(workspace_id, "broadcast.started" if at is None else "broadcast.scheduled", "broadcast",
+                           started.id, started.name, {"scheduled_at": at} if at is not None else {})
         return started
 
     async def pause(self, workspace_id: PydanticObjectId, broadcast_id: str, *, by: str) -> Broadcast:
@@ -279,6 +286,7 @@ class BroadcastService:
             raise Conflict(f"A {broadcast.status} broadcast cannot be paused.", error_code="BROADCAST_STATE",
                            details={"status": broadcast.status})
         await self.sender.pause(broadcast, f"paused by {by}")
+        await audit.record(workspace_id, "broadcast.paused", "broadcast", broadcast.id, broadcast.name)
         return await self.get(workspace_id, broadcast_id)
 
     async def resume(self, workspace_id: PydanticObjectId, broadcast_id: str) -> Broadcast:
@@ -292,6 +300,7 @@ class BroadcastService:
         resumed = await self.get(workspace_id, broadcast_id)
         await self.sender._enqueue(str(resumed.id), resumed.generation, 0.0)
         await self.sender.announce(resumed)
+        await audit.record(workspace_id, "broadcast.resumed", "broadcast", resumed.id, resumed.name)
         return resumed
 
     async def cancel(self, workspace_id: PydanticObjectId, broadcast_id: str) -> Broadcast:
@@ -308,6 +317,7 @@ class BroadcastService:
             {"$set": {"status": "skipped", "reason": "cancelled", "updated_at": utcnow()}})
         cancelled = await self.get(workspace_id, broadcast_id)
         await self.sender.announce(cancelled)
+        await audit.record(workspace_id, "broadcast.cancelled", "broadcast", cancelled.id, cancelled.name)
         return cancelled
 
     async def due(self) -> int:

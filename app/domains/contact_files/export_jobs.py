@@ -20,6 +20,7 @@ from beanie import PydanticObjectId
 from pymongo import ReturnDocument
 
 from app.db import parse_object_id, utcnow
+from app.domains.audit import services as audit
 from app.domains.contact_files.exporting import (
     CsvText,
     columns,
@@ -63,6 +64,9 @@ class ContactExports:
                             q=q or None, segment_id=parse_object_id(segment_id) if segment_id else None,
                             ids=ids, created_by=by, queued_at=now, filename=filename_for(now))
         await job.insert()
+        await audit.record(workspace_id, "contacts.exported", "contact_export", job.id, job.filename,
+                           {"filter": job.filter, "q": job.q, "segment_id": job.segment_id,
+                            "contacts_chosen": len(ids) if ids else None})
         try:
             await continue_later(str(job.id), 0)
         except Exception as error:  # noqa: BLE001 - Redis away: the sweeper queues it when it is back

@@ -15,6 +15,7 @@ from typing import Any
 from beanie import PydanticObjectId
 from beanie.operators import In
 
+from app.domains.audit import services as audit
 from app.domains.catalog.models import ContactAttribute
 from app.domains.contacts.attribute_values import AttributeValueError, attribute_definitions, coerce_attribute
 from app.domains.contacts.bulk import BulkAction, BulkResult, ContactBulk, page_action
@@ -216,6 +217,9 @@ class ContactDirectory:
         await ContactMerge.find({"workspace_id": ws, "$or": [{"survivor_id": {"$in": contact_ids}},
                                                              {"other_id": {"$in": contact_ids}}]}).delete()
         await Contact.find({"workspace_id": ws, "_id": {"$in": contact_ids}}).delete()
+        # Kept by id and counts only: the audit log must not keep what the erasure removed (names, numbers).
+        await audit.record(ws, "contact.erased", "contact", contact_ids[0] if len(contact_ids) == 1 else None,
+                           f"{len(contact_ids)} contact{'s' if len(contact_ids) != 1 else ''}", removed)
         return removed
 
     async def _erase_events(self, ws: PydanticObjectId, ids: list[str]) -> int:

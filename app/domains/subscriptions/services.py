@@ -5,6 +5,7 @@ from __future__ import annotations
 from beanie import PydanticObjectId
 
 from app.db import utcnow
+from app.domains.audit import services as audit
 from app.domains.subscriptions.delivery import Deliverer
 from app.domains.subscriptions.events import IntegrationEvents, event_body
 from app.domains.subscriptions.models import (
@@ -74,10 +75,14 @@ class SubscriptionService:
                                     created_by=created_by)
         await subscription.insert()
         await self.events.changed(workspace_id)
+        await audit.record(workspace_id, "webhook_endpoint.created", "webhook_endpoint", subscription.id, url,
+                           {"events": events})
         return subscription, secret
 
     async def update(self, subscription: Subscription, *, url: str | None = None, events: list[str] | None = None,
                      description: str | None = None, active: bool | None = None) -> Subscription:
+        before = {"url": subscription.url, "events": list(subscription.events), "description": subscription.description,
+                  "active": subscription.active}
         if url is not None:
             subscription.url = await check_endpoint_url(url, allow_private=self.allow_private)
         if events is not None:
@@ -96,6 +101,11 @@ class SubscriptionService:
         subscription.updated_at = utcnow()
         await subscription.save()
         await self.events.changed(subscription.workspace_id)
+        edited = audit.diff(before, {"url": subscription.url, "events": list(subscription.events),
+                                     "description": subscription.description, "active": subscription.active})
+        if edited:
+            await audit.record(subscription.workspace_id, "webhook_endpoint.changed", "webhook_endpoint",
+                               subscription.id, subscription.url, edited)
         return subscription
 
     async def rotate_secret(self, subscription: Subscription) -> str:
@@ -105,12 +115,16 @@ class SubscriptionService:
         subscription.secret_last4 = last4(secret)
         subscription.updated_at = utcnow()
         await subscription.save()
+        await audit.record(subscription.workspace_id, "webhook_endpoint.secret_rotated", "webhook_endpoint",
+                           subscription.id, subscription.url, {"secret": audit.CHANGED})
         return secret
 
     async def delete(self, subscription: Subscription) -> None:
         await Delivery.find(Delivery.subscription_id == subscription.id).delete()
         await subscription.delete()
         await self.events.changed(subscription.workspace_id)
+        await audit.record(subscription.workspace_id, "webhook_endpoint.deleted", "webhook_endpoint", subscription.id,
+                           subscription.url)
 
     async def deliveries(self, subscription: Subscription, *, limit: int, cursor: str | None,
                          state: DeliveryState | None = None) -> Page[Delivery]:

@@ -18,6 +18,7 @@ from pymongo.errors import DuplicateKeyError
 
 from app.db import as_utc, parse_object_id, utcnow
 from app.domains.accounts.models import WhatsAppAccount
+from app.domains.audit import services as audit
 from app.domains.conversations.models import Conversation
 from app.domains.team.models import Invitation, Team
 from app.domains.workspaces.models import ApiKey, Role, User, WebSession
@@ -83,9 +84,12 @@ class TeamAdmin:
         """Create a user with a password, or invite them: returns the one-time invite link (shown once)."""
         role = parse_role(role)
         if password:
-            return await self.people.create_user(workspace_id, email, password, role, name), None
+            user = await self.people.create_user(workspace_id, email, password, role, name)
+            await audit.record(workspace_id, "user.added", "user", user.id, user.email, {"role": role.value})
+            return user, None
         # Nobody knows this password: the invitee sets theirs through the link.
         user = await self.people.create_user(workspace_id, email, secrets.token_urlsafe(32), role, name)
+        await audit.record(workspace_id, "user.invited", "user", user.id, user.email, {"role": role.value})
         return user, await self._link(user, "invite", INVITE_TTL)
 
     async def update_user(self, actor: Principal, user: User, *, name: str | None = None, role: str | None = None,
@@ -94,6 +98,7 @@ class TeamAdmin:
         """Rename, change role, deactivate / reactivate, set a password (signs the user out), or choose
         the numbers whose conversations an agent sees (``all_numbers``, ``number_ids``)."""
         new_role = parse_role(role) if role is not None else user.role
+        before = _audited(user)
         losing_admin = user.role is Role.ADMIN and user.active and (
             new_role is not Role.ADMIN or active is False)
         if active is False and actor.user_id == user.id:
@@ -129,6 +134,13 @@ class TeamAdmin:
             user.active, user.deactivated_at = True, None
             await user.save()
         await self.people.credentials_changed()  # role, name, numbers or password: cached principals carry the old ones
+        edited = audit.diff(before, _audited(user))
+        if password is not None:
+            edited["password"] = audit.CHANGED
+        if edited:
+            action = ("user.deactivated" if "active" in edited and not user.active else
+                      "user.role_changed" if "role" in edited else "user.changed")
+            await audit.record(user.workspace_id, action, "user", user.id, user.email, edited)
         return user
 
     async def _numbers(self, workspace_id: PydanticObjectId, number_ids: list[str]) -> list[PydanticObjectId]:
@@ -245,6 +257,7 @@ class TeamAdmin:
             {"$set": {"team_id": None, "sliced_at": utcnow(), "updated_at": utcnow()}})
         await team.delete()
         await self.people.credentials_changed()
+        await audit.record(team.workspace_id, "team.deleted", "team", team.id, team.name)
 
     # -- API keys ---------------------------------------------------------------------------------
 
@@ -257,10 +270,19 @@ class TeamAdmin:
             raise ValidationFailed("Check the highlighted fields.", details={"name": "Required."})
         if len(name.strip()) > 100:
             raise ValidationFailed("Check the highlighted fields.", details={"name": "At most 100 characters."})
-        return await self.people.create_api_key(actor.workspace_id, name, parse_role(role), actor.user_id)
+        key, secret = await self.people.create_api_key(actor.workspace_id, name, parse_role(role), actor.user_id)
+        await audit.record(actor.workspace_id, "api_key.created", "api_key", key.id, key.name, {"role": key.role})
+        return key, secret
 
     async def revoke_api_key(self, workspace_id: PydanticObjectId, key_id: str) -> ApiKey:
         key = await ApiKey.get_scoped(workspace_id, key_id)
         if key.revoked_at is None:
             await self.people.revoke_api_key(key)
+            await audit.record(workspace_id, "api_key.revoked", "api_key", key.id, key.name)
         return key
+
+
+def _audited(user: User) -> dict[str, object]:
+    """A person's fields an edit is recorded with (app/domains/audit)."""
+    return {"name": user.name, "role": user.role.value, "active": user.active, "all_numbers": user.all_numbers,
+            "number_ids": [str(n) for n in user.number_ids]}

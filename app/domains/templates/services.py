@@ -18,6 +18,7 @@ from app.db import utcnow
 from app.domains.accounts.models import WhatsAppAccount
 from app.domains.accounts.profile import graph_failure
 from app.domains.accounts.services import AccountService, describe_graph_error
+from app.domains.audit import services as audit
 from app.domains.templates.drafts import MEDIA_HEADERS, TemplateDraft
 from app.domains.templates.models import MessageTemplate
 from app.errors import Conflict, NotFound, ValidationFailed
@@ -211,6 +212,8 @@ class TemplateService:
             await stored.set({"components": template.components, "parameter_format": template.parameter_format})
             template = stored
         await self._publish(template)
+        await audit.record(workspace_id, "template.created", "template", template.id,
+                           f"{template.name} ({template.language})", {"category": template.category})
         return template
 
     @staticmethod
@@ -247,6 +250,8 @@ class TemplateService:
                     raise graph_failure(error, self.accounts.graph_api_url) from None
         await template.delete()
         await self.live.publish(template.workspace_id, "template.deleted", template_id=str(template.id))
+        await audit.record(template.workspace_id, "template.deleted", "template", template.id,
+                           f"{template.name} ({template.language})")
 
     # -- Meta's webhooks --------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from app.db import parse_object_id, utcnow
 from app.domains.access.scope import Scope
 from app.domains.access.services import visible_conversation
 from app.domains.accounts.models import WhatsAppAccount
+from app.domains.audit import services as audit
 from app.domains.contacts.models import Contact
 from app.domains.conversations.models import Conversation
 from app.domains.segments.models import Segment
@@ -100,6 +101,11 @@ class WorkflowService:
         if was_enabled and not workflow.enabled:
             await self.engine.stop_all(workflow.id, "the workflow was turned off")  # type: ignore[arg-type]
         await self.triggers.changed(workspace_id)
+        action = ("workflow.created" if workflow_id is None else
+                  "workflow.turned_on" if workflow.enabled and not was_enabled else
+                  "workflow.turned_off" if was_enabled and not workflow.enabled else "workflow.changed")
+        await audit.record(workspace_id, action, "workflow", workflow.id, workflow.name,
+                           {"version": workflow.version, "enabled": workflow.enabled})
         return workflow
 
     @staticmethod
@@ -156,6 +162,7 @@ class WorkflowService:
         await self.engine.stop_all(workflow.id, "the workflow was deleted")  # type: ignore[arg-type]
         await workflow.delete()
         await self.triggers.changed(workspace_id)
+        await audit.record(workspace_id, "workflow.deleted", "workflow", workflow.id, workflow.name)
 
     def _new_signing_secret(self, workflow: Workflow) -> str:
         secret = new_signing_secret()
@@ -169,6 +176,8 @@ class WorkflowService:
         secret = self._new_signing_secret(workflow)
         workflow.updated_at = utcnow()
         await workflow.save()
+        await audit.record(workspace_id, "workflow.secret_rotated", "workflow", workflow.id, workflow.name,
+                           {"signing_secret": audit.CHANGED})
         return secret
 
     async def new_webhook_token(self, workspace_id: PydanticObjectId, workflow_id: str) -> Workflow:

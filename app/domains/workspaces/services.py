@@ -61,10 +61,10 @@ class Principal:
 
     @property
     def who(self) -> str:
-        """Who did it, as records keep it: the person's email, else the API key's name."""
-        if self.user is not None:
-            return self.user.email
-        return f"API key {self.api_key.name}" if self.api_key is not None else "the system"
+        """Who did it, as records keep it: "API key <name>" (with its owner's email), else the person's email."""
+        if self.api_key is not None:
+            return f"API key {self.api_key.name}" + (f" ({self.user.email})" if self.user is not None else "")
+        return self.user.email if self.user is not None else "the system"
 
 
 async def access_of(user: User, role: Role) -> Scope:
