@@ -12,6 +12,7 @@ from pathlib import Path
 import uvicorn
 from pydantic import SecretStr
 
+from app import tracing
 from app.config import Settings, get_settings
 from app.correlation import TrustedProxies
 from app.logging import configure_logging, get_logger
@@ -290,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    tracing.setup()  # on when OTEL_EXPORTER_OTLP_ENDPOINT is set, before anything connects
     return args.func(args)
 
 

@@ -17,6 +17,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from app import tracing
 from app.api_ratelimit import add_rate_limit_headers, rate_limit_middleware
 from app.auth import auth_middleware, provide_principal
 from app.config import ROOT, Settings
@@ -161,7 +162,7 @@ def create_app(settings: Settings, *, sandbox: bool = False, inline_worker: bool
         engine.engine.filters["attribute_value"] = lambda value, definition=None: show_attribute(definition, value)
 
     channels = channels_plugin(runtime.redis)
-    plugins: list[Any] = [HTMXPlugin(), channels]
+    plugins: list[Any] = [HTMXPlugin(), channels, *tracing.asgi_plugins()]
     sandbox_state = None
     if sandbox or demo:
         from app.sandbox import SandboxPlugin, SandboxState

@@ -10,7 +10,7 @@ from typing import Any
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.jobs import Job
 
-from app import correlation
+from app import correlation, tracing
 
 # Agent replies and inbound work must not wait behind bulk sends, so they get their own queue.
 DEFAULT_QUEUE = "inbox:queue"
@@ -25,6 +25,9 @@ async def _enqueue(pool: ArqRedis, function: str, *args: Any, **options: Any) ->
     cause = correlation.current()
     if cause is not None:
         options["cause"] = cause
+    traced = tracing.current()  # and the trace it is part of, when tracing is on (app/tracing.py)
+    if traced is not None:
+        options["trace"] = traced
     return await pool.enqueue_job(function, *args, **options)
 
 

@@ -12,7 +12,7 @@ from arq import Retry, cron, func
 from arq.cron import CronJob
 from arq.worker import Function, Worker
 
-from app import correlation
+from app import correlation, tracing
 from app.db import DATABASE_DOWN
 from app.domains.outbox.dispatcher import Dispatcher
 from app.logging import get_logger
@@ -94,9 +94,11 @@ def outage_tolerant(task: Task) -> Task:
     """
 
     @functools.wraps(task)
-    async def run(ctx: dict[str, Any], *args: Any, cause: str | None = None, **kwargs: Any) -> Any:
+    async def run(ctx: dict[str, Any], *args: Any, cause: str | None = None, trace: str | None = None,
+                  **kwargs: Any) -> Any:
         try:
-            with correlation.bound(cause):  # the request id of what enqueued it (app/queue.py), on every log line
+            # The request id of what enqueued it (app/queue.py) on every log line; a span under its trace.
+            with correlation.bound(cause), tracing.span(f"job {task.__name__}", trace, job_try=ctx.get("job_try")):
                 return await task(ctx, *args, **kwargs)
         except DATABASE_DOWN as exc:
             tries = ctx.get("job_try", 1)

@@ -197,6 +197,8 @@ class Message(WorkspaceDocument):
     discarded: dict[str, Any] | None = None
     """A failed message an admin set aside, {"at", "by"}: still failed in its thread, out of the failed messages'
     list (app/domains/failures)."""
+    trace: str | None = None
+    """The W3C traceparent of the request that stored it, when tracing is on: its send is a span of that trace."""
     cause: str | None = None
     """The request id of what stored it (an API call, an agent's send, the webhook it came in): log lines of its
     send and statuses name it (app/correlation.py)."""

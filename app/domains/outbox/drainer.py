@@ -27,6 +27,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from redis.exceptions import RedisError
 
+from app import tracing
 from app.db import DATABASE_DOWN, stored_id
 from app.domains.contacts.models import Contact
 from app.domains.messages.models import Message, MessageStatus
@@ -549,7 +550,9 @@ class Drainer:
                 started = time.perf_counter()
                 body = {**body, item.message.type: {**body[item.message.type], "id": meta_id}}
             try:
-                result = await self.number.graph.send(self.number.account.phone_number_id, body)
+                with tracing.span("whatsapp.send", item.message.trace, message_id=str(item.message.id),
+                                  message_type=item.message.type, request_id=item.message.cause):
+                    result = await self.number.graph.send(self.number.account.phone_number_id, body)
             finally:
                 self._answered(record)
         except GraphError as error:

@@ -37,6 +37,8 @@ class Outgoing:
     """A MARKETING template: checked against the contact's opt-out again just before it leaves."""
     cause: str | None = None
     """The request id that stored it (Message.cause): the send's log line names it."""
+    trace: str | None = None
+    """The trace it was stored in (Message.trace): the send is a span of it."""
 
     @classmethod
     def of(cls, message: Message) -> Outgoing:
@@ -46,7 +48,7 @@ class Outgoing:
         return cls(message.id, message.workspace_id, message.conversation_id, message.type, message.content,
                    message.recipient, message.reply_to_wamid,
                    message.media.stored_file_id if message.media else None, as_utc(queued).timestamp(),
-                   message.contact_id, message.marketing, message.cause)
+                   message.contact_id, message.marketing, message.cause, message.trace)
 
     @classmethod
     def from_raw(cls, raw: dict[str, Any]) -> Outgoing:
@@ -57,7 +59,7 @@ class Outgoing:
             queued = queued.replace(tzinfo=UTC)
         return cls(raw["_id"], raw["workspace_id"], raw["conversation_id"], raw["type"], raw.get("content"),
                    raw.get("recipient"), raw.get("reply_to_wamid"), media.get("stored_file_id"), queued.timestamp(),
-                   raw.get("contact_id"), bool(raw.get("marketing")), raw.get("cause"))
+                   raw.get("contact_id"), bool(raw.get("marketing")), raw.get("cause"), raw.get("trace"))
 
 
     def encode(self) -> str:
@@ -66,21 +68,21 @@ class Outgoing:
                            self.recipient, self.reply_to_wamid,
                            str(self.stored_file_id) if self.stored_file_id is not None else None, self.queued_at,
                            str(self.contact_id) if self.contact_id is not None else None, self.marketing,
-                           self.cause],
+                           self.cause, self.trace],
                           separators=(",", ":"))
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Outgoing:
         (id_, workspace_id, conversation_id, type_, content, recipient, reply_to_wamid, stored_file_id,
-         queued_at, contact_id, marketing, cause) = json.loads(raw)  # another shape is read from the database
+         queued_at, contact_id, marketing, cause, trace) = json.loads(raw)  # another shape: read from the database
         return cls(ObjectId(id_), ObjectId(workspace_id), ObjectId(conversation_id), type_, content, recipient,
                    reply_to_wamid, ObjectId(stored_file_id) if stored_file_id else None, float(queued_at),
-                   ObjectId(contact_id) if contact_id else None, bool(marketing), cause)
+                   ObjectId(contact_id) if contact_id else None, bool(marketing), cause, trace)
 
 
 OUTGOING_FIELDS = {"workspace_id": 1, "conversation_id": 1, "type": 1, "content": 1, "recipient": 1,
                    "reply_to_wamid": 1, "media.stored_file_id": 1, "status_at.queued": 1, "contact_id": 1,
-                   "marketing": 1, "cause": 1}
+                   "marketing": 1, "cause": 1, "trace": 1}
 """The fields of a queued Message a send reads (Outgoing.from_raw)."""
 
 

@@ -25,7 +25,7 @@ from bson import ObjectId
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from redis.exceptions import RedisError
 
-from app import correlation, redis_scripts
+from app import correlation, redis_scripts, tracing
 from app.db import as_utc, parse_object_id, stored_id, utcnow
 from app.domains.access.scope import Scope, workspace_of
 from app.domains.access.services import visible_message
@@ -179,7 +179,7 @@ class OutboxService:
             reply_to_wamid=reply_wamid, media=media, sent_by=sent_by, via=via, automation=automation, broadcast=broadcast,
             priority="bulk" if priority == "bulk" else "agent", marketing=marketing, idempotency_key=idempotency_key,
             recipient=recipient, rendered=rendered, timestamp=now, created_at=now, updated_at=now,
-            cause=correlation.current(),
+            cause=correlation.current(), trace=tracing.current(),
         )
         try:
             await message.insert()
@@ -242,7 +242,7 @@ class OutboxService:
             workspace_id, stored_id(account), [stored_id(send.contact) for _, send, *_ in ready], status_if_new=open_as,
             previews={stored_id(send.contact): (now, preview) for _, send, _, _, _, preview in ready})
         fresh: list[tuple[int, Message, Conversation, bool]] = []
-        cause = correlation.current()
+        cause, traced = correlation.current(), tracing.current()
         for place, send, checked, definition, rendered, preview in ready:
             conversation, created = opened[stored_id(send.contact)]
             message = Message(
@@ -252,7 +252,7 @@ class OutboxService:
                 broadcast=broadcast, priority="bulk" if priority == "bulk" else "agent",
                 marketing=definition["category"] == "MARKETING", idempotency_key=send.idempotency_key,
                 recipient=self._recipient(send.contact), rendered=rendered, timestamp=now, created_at=now,
-                updated_at=now, cause=cause)
+                updated_at=now, cause=cause, trace=traced)
             fresh.append((place, message, conversation, created))
             results[place] = message
         # No read of the keys first: a message stored before under its key (by a batch cut short) is refused
