@@ -118,6 +118,17 @@ WORKER_HEARTBEAT_AGE = Gauge("inbox_worker_heartbeat_age_seconds", "Seconds sinc
 WEBHOOK_SIGNATURE_FAILURES = Counter("inbox_webhook_signature_failures_total",
                                      "Webhook POSTs refused because their X-Hub-Signature-256 did not match.")
 QUALITY = {"GREEN": 3, "YELLOW": 2, "RED": 1}
+JOB_QUEUE_DEPTH = Gauge("inbox_queue_depth", "Jobs in an arq queue (due and deferred).", ["queue"])
+JOB_QUEUE_OLDEST = Gauge("inbox_queue_oldest_seconds", "How long the oldest due job of an arq queue has waited "
+                                                       "(0 when none is due).", ["queue"])
+OUTBOX_LAG = Gauge("inbox_outbox_lag_seconds", "How long a number's oldest queued message has waited (0: none).",
+                   ["number"])
+WEBHOOK_TO_STORED = Histogram("inbox_webhook_to_stored_seconds",
+                              "From a customer's message (Meta's timestamp, whole seconds) to it being stored.",
+                              buckets=(.5, 1, 2, 5, 10, 30, 60, 300, 3600))
+STORED_TO_LIVE = Histogram("inbox_stored_to_live_seconds",
+                           "From a change being stored and published to its frames reaching this process's tabs.",
+                           buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
 
 
 async def refresh_health(runtime: Any) -> None:
@@ -136,6 +147,28 @@ async def refresh_health(runtime: Any) -> None:
         NUMBER_CIRCUIT_OPEN.labels(number=number).set(1 if until is not None and as_utc(until) > now else 0)
     beat = await runtime.redis.get(HEARTBEAT_KEY)
     WORKER_HEARTBEAT_AGE.set(max(0.0, time.time() - float(beat)) if beat else math.inf)
+
+
+async def refresh_queues(runtime: Any) -> None:
+    """The arq queue's depth and its oldest due job's wait (its scores are when each job may run, in ms); each
+    number's outbox lag, from its oldest queued message (the (account_id, status, _id) index, one read a number)."""
+    from app.domains.accounts.models import WhatsAppAccount
+    from app.domains.messages.models import Message, MessageStatus
+    from app.queue import DEFAULT_QUEUE
+
+    now_ms = time.time() * 1000
+    JOB_QUEUE_DEPTH.labels(queue=DEFAULT_QUEUE).set(await runtime.redis.zcard(DEFAULT_QUEUE))
+    due = await runtime.redis.zrangebyscore(DEFAULT_QUEUE, "-inf", now_ms, start=0, num=1, withscores=True)
+    JOB_QUEUE_OLDEST.labels(queue=DEFAULT_QUEUE).set(max(0.0, (now_ms - due[0][1]) / 1000) if due else 0.0)
+    now = utcnow()
+    async for raw in WhatsAppAccount.get_motor_collection().find({}, projection={"phone_number_id": 1}):
+        oldest = await Message.get_motor_collection().find_one(
+            {"account_id": raw["_id"], "status": MessageStatus.QUEUED.value}, sort=[("_id", 1)],
+            projection={"status_at.queued": 1})
+        queued = ((oldest or {}).get("status_at") or {}).get("queued") or (oldest["_id"].generation_time if oldest
+                                                                           else None)
+        OUTBOX_LAG.labels(number=raw.get("phone_number_id") or "").set(
+            max(0.0, (now - as_utc(queued)).total_seconds()) if queued is not None else 0.0)
 
 
 async def refresh_queue_depth(outbox_queue: Any) -> None:
@@ -169,7 +202,8 @@ async def metrics_endpoint(request: Request, runtime: NamedDependency[Any]) -> R
         # A scraper is no browser: a plain 401, not the sign-in redirect pages get.
         return Response(error_body("Metrics need the bearer token set in INBOX_METRICS_TOKEN.", "METRICS_TOKEN"),
                         status_code=401, headers={"WWW-Authenticate": "Bearer"})
-    for refresh in (lambda: refresh_queue_depth(runtime.outbox.queue), lambda: refresh_health(runtime)):
+    for refresh in (lambda: refresh_queue_depth(runtime.outbox.queue), lambda: refresh_health(runtime),
+                    lambda: refresh_queues(runtime)):
         try:
             await refresh()
         except Exception:  # noqa: BLE001 - a scrape must answer even when Redis or MongoDB is down

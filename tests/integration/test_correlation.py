@@ -103,12 +103,14 @@ async def test_jobs_carry_the_request_that_caused_them(outbound):  # noqa: F811
             "contacts": [{"profile": {"name": "Customer"}, "wa_id": CUSTOMER}], "messages": [photo]}}]}]}
     body = json.dumps(payload).encode()
     signature = hmac.new(b"secret", body, hashlib.sha256).hexdigest()
+    stored_before = REGISTRY.get_sample_value("inbox_webhook_to_stored_seconds_count") or 0
     answer = await env.client.post(f"/webhooks/whatsapp/{account.webhook_key}", content=body,
                                    headers={"X-Hub-Signature-256": f"sha256={signature}",
                                             "Content-Type": "application/json"})
     assert answer.status_code == 200, answer.text
     stored = await wait_for(lambda: Message.find_one(Message.wamid == "wamid.PHOTO-1"))
     assert stored.cause == answer.headers["x-request-id"]
+    assert REGISTRY.get_sample_value("inbox_webhook_to_stored_seconds_count") == stored_before + 1
     job = await Job(f"media:{stored.id}:0", env.runtime.arq).info()
     assert job is not None and job.kwargs == {"cause": answer.headers["x-request-id"]}
 
@@ -169,3 +171,37 @@ async def test_the_metrics_name_what_the_spec_names(outbound):  # noqa: F811
     route = 'route="/api/v1/conversations/{conversation_id}/messages"'
     assert re.search(rf'^inbox_http_requests_total\{{method="POST",{route},status="202"\}} [1-9]', scraped, re.M)
     assert str(conversation.id) not in "".join(line for line in scraped.splitlines() if line.startswith("inbox_http"))
+
+
+async def test_the_scrape_reads_queues_lag_health_and_the_workers_heartbeat(outbound):  # noqa: F811
+    """What /metrics reads when scraped: the job queue, each number's outbox lag and health, the worker's heartbeat;
+    and how long a customer's message took to be stored."""
+    from app.metrics import refresh_health, refresh_queues
+
+    env = await outbound()
+    account = await env.add_number(mps=20)
+    held = await env.add_number(mps=20)
+    await env.faults(phone_number_id=held.phone_number_id, error_rate=1.0, http_status=401, error_code=190)
+    conversation = await env.conversation(held, CUSTOMER)
+    assert (await env.send(conversation, "held back")).status_code == 202
+
+    async def token_refused() -> bool | None:
+        found = await held.__class__.get(held.id)
+        return found.health.token_state == "invalid" or None
+
+    await wait_for(token_refused)
+    await refresh_health(env.runtime)
+    await refresh_queues(env.runtime)
+    scraped = generate_latest(REGISTRY).decode()
+
+    def value(series: str) -> float:
+        found = re.search(rf"^{re.escape(series)} (\S+)$", scraped, re.M)
+        assert found, series
+        return float(found.group(1))
+
+    assert value(f'inbox_number_token_valid{{number="{held.phone_number_id}"}}') == 0
+    assert value(f'inbox_number_token_valid{{number="{account.phone_number_id}"}}') == -1  # not used yet
+    assert value(f'inbox_outbox_lag_seconds{{number="{held.phone_number_id}"}}') > 0  # its message waits
+    assert value(f'inbox_outbox_lag_seconds{{number="{account.phone_number_id}"}}') == 0
+    assert value('inbox_queue_depth{queue="inbox:queue"}') >= 0
+    assert 0 <= value("inbox_worker_heartbeat_age_seconds") < 30  # the test's worker beats every 10 s

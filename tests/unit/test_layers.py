@@ -146,7 +146,7 @@ RAW_MOTOR = {
     "app/domains/reports/rollups.py": "projected reads of an hour's messages, bulk replace of its rollups, a lease",
     "app/domains/reports/rows.py": "projected cursors of a period's messages, a distinct of their conversations",
     "app/domains/reports/agents.py": "a projected read of the period's InboxMinutes (their minute lists only)",
-    "app/metrics.py": "each scrape reads the numbers' health (a projection of every number)",
+    "app/metrics.py": "each scrape reads the numbers' health and each one's oldest queued message (projections)",
     "app/domains/reports/backlog.py": "a grouped count of the open conversations, an upsert of its sample, samples "
                                       "read by time with their counts only",
     "app/domains/assignment/presence.py": "an $addToSet upsert of a heartbeat hour's minutes, every minute per user",

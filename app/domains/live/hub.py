@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,6 +25,7 @@ from litestar.channels import ChannelsPlugin
 
 from app.domains.live.feed import Hits, LiveFeed, TabState
 from app.logging import get_logger
+from app.metrics import STORED_TO_LIVE
 from app.realtime import workspace_channel
 
 log = get_logger(__name__)
@@ -96,6 +98,9 @@ class _Room:
             hits = Hits(self.hub.feed.queries)
             for tab in list(self.tabs):
                 tab.push(await self.hub.feed.frame(rendered, tab.state, hits))
+            published_ms = str(event.get("seq") or "").partition("-")[0]  # the stream id: Redis's ms at publishing
+            if published_ms.isdigit() and self.tabs:
+                STORED_TO_LIVE.observe(max(0.0, time.time() - int(published_ms) / 1000))
         self.totals_due.set()
 
     async def _totals(self) -> None:

@@ -42,6 +42,7 @@ from app.domains.messages.status import (
     keep_for_later,
 )
 from app.logging import get_logger
+from app.metrics import WEBHOOK_TO_STORED
 from app.realtime import LiveEvents
 from app.whatsapp.errors import error_from_code
 from app.whatsapp.payloads import MEDIA_TYPES
@@ -271,6 +272,8 @@ class MessageIngest:
             doc = existing
         if created:
             batch.stored += 1
+            if inbound:
+                WEBHOOK_TO_STORED.observe(max(0.0, (utcnow() - as_utc(doc.timestamp)).total_seconds()))
             await self.live.publish(batch.workspace_id, "message.created", message_id=str(doc.id),
                                     conversation_id=str(conversation.id), direction=direction)
             if not inbound:
