@@ -171,6 +171,17 @@ async def refresh_queues(runtime: Any) -> None:
             max(0.0, (now - as_utc(queued)).total_seconds()) if queued is not None else 0.0)
 
 
+async def refresh_read_at_scrape(runtime: Any) -> None:
+    """Every gauge read from Redis and MongoDB rather than counted where it happens: at each scrape of the web's
+    /metrics, and every 10 s in a worker that serves its own (INBOX_WORKER_METRICS_PORT: workers/tasks.py)."""
+    for refresh in (lambda: refresh_queue_depth(runtime.outbox.queue), lambda: refresh_health(runtime),
+                    lambda: refresh_queues(runtime)):
+        try:
+            await refresh()
+        except Exception:  # noqa: BLE001 - a scrape must answer even when Redis or MongoDB is down
+            pass
+
+
 async def refresh_queue_depth(outbox_queue: Any) -> None:
     """Sum every number's lanes into QUEUE_DEPTH (cheap: three lengths per number with work)."""
     totals = {"agent": 0, "bulk": 0, "in_progress": 0}
@@ -202,10 +213,5 @@ async def metrics_endpoint(request: Request, runtime: NamedDependency[Any]) -> R
         # A scraper is no browser: a plain 401, not the sign-in redirect pages get.
         return Response(error_body("Metrics need the bearer token set in INBOX_METRICS_TOKEN.", "METRICS_TOKEN"),
                         status_code=401, headers={"WWW-Authenticate": "Bearer"})
-    for refresh in (lambda: refresh_queue_depth(runtime.outbox.queue), lambda: refresh_health(runtime),
-                    lambda: refresh_queues(runtime)):
-        try:
-            await refresh()
-        except Exception:  # noqa: BLE001 - a scrape must answer even when Redis or MongoDB is down
-            pass
+    await refresh_read_at_scrape(runtime)
     return Response(content=generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

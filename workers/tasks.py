@@ -16,8 +16,13 @@ def runtime_of(ctx: dict[str, Any]) -> Runtime:
 
 
 async def heartbeat(ctx: dict[str, Any]) -> None:
-    """Proves to /health/ready that a worker is alive and taking jobs."""
-    await runtime_of(ctx).redis.set(HEARTBEAT_KEY, f"{time.time():.3f}", ex=HEARTBEAT_TTL_SECONDS)
+    """Proves to /health/ready that a worker is alive and taking jobs (and keeps its own /metrics' gauges fresh)."""
+    runtime = runtime_of(ctx)
+    await runtime.redis.set(HEARTBEAT_KEY, f"{time.time():.3f}", ex=HEARTBEAT_TTL_SECONDS)
+    if runtime.settings.worker_metrics_port:  # this worker's /metrics serves the same gauges as the web's
+        from app.metrics import refresh_read_at_scrape
+
+        await refresh_read_at_scrape(runtime)
 
 
 # --- inbound: webhook ingestion, its sweeper, media downloads ------------------------------------
