@@ -82,7 +82,13 @@ def asgi_plugins() -> list[Any]:
         return []
     from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
-    return [OpenTelemetryPlugin(OpenTelemetryConfig())]
+    from app import correlation
+
+    def name_the_request(span: Any, scope: Any) -> None:  # the request id of the logs, on the request's span
+        if span is not None and span.is_recording() and correlation.current():
+            span.set_attribute("request_id", correlation.current())
+
+    return [OpenTelemetryPlugin(OpenTelemetryConfig(server_request_hook_handler=name_the_request))]
 
 
 def current() -> str | None:

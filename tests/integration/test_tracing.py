@@ -57,6 +57,7 @@ async def test_one_send_is_one_trace_from_the_api_to_whatsapp(outbound, spans): 
                   and s.attributes.get("http.route", s.name).endswith("/messages")
                   and (s.attributes.get("http.method") or s.attributes.get("http.request.method")) == "POST")
     trace_id = server.context.trace_id
+    assert server.attributes["request_id"] == answer.headers["x-request-id"]  # the logs' id, on the trace
     send = send_span()
     assert send.context.trace_id == trace_id and send.attributes["message_id"] == str(message.id)
     graph_call = [s for s in finished_spans if s.kind is SpanKind.CLIENT and s.parent is not None
