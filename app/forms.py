@@ -7,6 +7,7 @@ htmx swap those answers so the field errors appear next to the fields.
 
 from __future__ import annotations
 
+from datetime import date, datetime, time
 from typing import Any
 
 from litestar import Request, Response
@@ -62,3 +63,11 @@ def go_to(request: Request, url: str) -> Response[Any]:
     if is_htmx(request):
         return ClientRedirect(url)
     return Redirect(url, status_code=303)
+
+
+def local_day(value: str | None, zone: Any) -> datetime | None:
+    """A page's date filter (YYYY-MM-DD) as the start of that day in ``zone``; None when empty or not a date."""
+    try:
+        return datetime.combine(date.fromisoformat(value), time(), tzinfo=zone) if value else None
+    except ValueError:
+        return None

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
-from typing import Annotated, Any
+from datetime import timedelta
+from typing import Annotated
 from urllib.parse import urlencode
 
 from litestar import Controller, get
@@ -17,14 +17,8 @@ from app.domains.audit.services import entries
 from app.domains.broadcasts.controllers import local_time
 from app.domains.workspaces.services import Principal
 from app.errors import AppError
+from app.forms import local_day
 from app.runtime import Runtime
-
-
-def _day(value: str | None, zone: Any) -> datetime | None:
-    try:
-        return datetime.combine(date.fromisoformat(value), time(), tzinfo=zone) if value else None
-    except ValueError:
-        return None
 
 
 class AuditPages(Controller):
@@ -39,11 +33,11 @@ class AuditPages(Controller):
                     end: Annotated[str | None, QueryParameter(name="to")] = None,
                     cursor: FromQuery[str | None] = None) -> Template:
         zone = await runtime.business_hours.zone(principal.workspace_id)
-        last = _day(end, zone)
+        last = local_day(end, zone)
         error, found, next_cursor = None, [], None
         try:
             found, next_cursor = await entries(principal.workspace_id, audit_filter(
-                action, actor, _day(start, zone), last + timedelta(days=1) if last else None, cursor, 50))
+                action, actor, local_day(start, zone), last + timedelta(days=1) if last else None, cursor, 50))
         except AppError as refused:
             error = refused.message
         rows = [{"at": local_time(e.at, zone), "actor": e.actor, "ip": e.ip or "", "action": e.action,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -18,18 +18,12 @@ from app.domains.failures.api import filter_of
 from app.domains.failures.services import discard_many, failed_page, retry_many
 from app.domains.workspaces.services import Principal
 from app.errors import AppError
+from app.forms import local_day
 from app.runtime import Runtime
 
 REASONS = {"WINDOW_CLOSED": "the 24-hour window is closed (send a template instead)",
            "NOT_FAILED": "no longer failed", "TEMPLATE_NOT_APPROVED": "the template is not approved",
            "CONTACT_NOT_FOUND": "the contact is gone"}
-
-
-def _local_day(value: str | None, zone: Any) -> datetime | None:
-    try:
-        return datetime.combine(date.fromisoformat(value), time(), tzinfo=zone) if value else None
-    except ValueError:
-        return None
 
 
 class FailedPages(Controller):
@@ -47,7 +41,7 @@ class FailedPages(Controller):
         zone = await runtime.business_hours.zone(principal.workspace_id)
         numbers = await runtime.accounts.list(principal.workspace_id)
         error, page = None, None
-        first, last = _local_day(start, zone), _local_day(end, zone)
+        first, last = local_day(start, zone), local_day(end, zone)
         try:
             code = int(error_code) if error_code else None
             asked = filter_of(account_id or None, code, first, last + timedelta(days=1) if last else None, discarded,
