@@ -102,8 +102,13 @@ async def test_the_admin_screen_retries_the_chosen(outbound):  # noqa: F811
     for message_id in ids:
         assert f'id="failed-{message_id}"' in page.text
     assert "131026" in page.text and 'aria-current="page">Failed messages' in page.text
-    done = await env.client.post("/admin/failed", data={"_csrf_token": csrf_from(page.text), "ids": ids[:1],
+    done = await env.client.post("/admin/failed", data={"_csrf_token": csrf_from(page.text), "ids": ids[:2],
                                                         "action": "retry", "back": ""}, follow_redirects=True)
-    assert done.status_code == 200 and "1 queued again." in done.text
+    assert done.status_code == 200 and "2 queued again." in done.text
+    aside = await env.client.post("/admin/failed", data={"_csrf_token": csrf_from(page.text), "ids": ids[2],
+                                                         "action": "discard", "back": "error_code=131026"},
+                                  follow_redirects=True)
+    assert "1 set aside." in aside.text and f'id="failed-{ids[2]}"' not in aside.text
+    assert "error_code=131026" in str(aside.url)
     filtered = await env.client.get("/admin/failed", params={"error_code": "131047"})
     assert "No failed messages match these filters" in filtered.text
