@@ -365,6 +365,7 @@ def main() -> int:
                     "INBOX_SECRET_KEY": SECRET_KEY, "INBOX_DATA_DIR": str(tmp / "data"), "INBOX_LOG_LEVEL": "WARNING",
                     "PYTHONPATH": str(ROOT)})
         proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "counting.py"), "worker"], env=env, cwd=ROOT,
+                                stderr=counting.log_file("worker"),
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
         def stop() -> None:

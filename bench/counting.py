@@ -49,6 +49,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+LOGS = Path(tempfile.gettempdir()) / "wa-inbox-bench-logs"
+
+
+def log_file(name: str) -> Any:
+    """Where a server process of a benchmark logs (its stderr), as deployed at INFO: a file, never the terminal (a
+    line per request and per send) nor a pipe (a full one blocks the process). Its path is printed once."""
+    LOGS.mkdir(exist_ok=True)
+    path = LOGS / f"{name}-{os.getpid()}.log"
+    print(f"  ({name} logs to {path})", file=sys.stderr, flush=True)
+    return open(path, "ab")  # noqa: SIM115 - the child holds it; closed when the benchmark exits
 
 # ---- inside a counted process ----------------------------------------------------------------------
 

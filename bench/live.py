@@ -56,6 +56,9 @@ TARGET_INBOUND_OPS = 6
 
 def serve(port: int, redis_url: str, mongodb_url: str, database: str) -> None:
     counting.install()  # before any client exists
+    from app.logging import configure_logging
+
+    configure_logging("INFO")  # as `inbox web` logs (stderr: a file, counting.log_file), a line per request
     import uvicorn
     from pydantic import SecretStr
 
@@ -405,6 +408,7 @@ def main() -> int:
             port = free_port()
             env = {k: v for k, v in os.environ.items() if not k.startswith("INBOX_")}
             proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), redis_server.url, db.url, database],
+                                    stderr=counting.log_file("web"),
                                     env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
             try:
                 path = read_json(proc, "path")["path"]

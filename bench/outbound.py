@@ -144,6 +144,7 @@ async def seed(args: argparse.Namespace, env: dict[str, str], sandbox_url: str) 
 
 def start_inbox(kind: str, env: dict[str, str], *extra: str) -> Counted:
     proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "counting.py"), kind, *extra], env=env, cwd=ROOT,
+                            stderr=counting.log_file(kind),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     return Counted(kind, proc)
 

@@ -71,6 +71,9 @@ def serve_bare(port: int) -> None:
 def serve_ours(port: int, redis_url: str, mongodb_url: str, database: str, worker: bool, outbound: int) -> None:
     counting.install()  # before any client exists
     counting.answer_on_stdin()
+    from app.logging import configure_logging
+
+    configure_logging("INFO")  # as `inbox web` logs (stderr: a file, counting.log_file), a line per request
     import uvicorn
     from pydantic import SecretStr
 
@@ -270,6 +273,7 @@ def pct_ms(values: list[float], q: float) -> float:
 
 def start_server(kind: str, port: int, *extra: str) -> tuple[subprocess.Popen, dict]:
     proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port), *extra],
+                            stderr=counting.log_file(kind),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     info: dict = {"path": "/hook"}
     if kind != "bare":

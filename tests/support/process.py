@@ -23,8 +23,8 @@ class InboxProcess:
 
     ``port_flag``: pass ``--port <port>`` (web, sandbox, run); commands without it (``worker``) are
     waited for on a port they serve some other way, e.g. ``INBOX_WORKER_METRICS_PORT`` and ``/metrics``.
-    ``log_path``: the process's output goes to this file instead of a pipe (a long-running process
-    that logs a lot would block on a pipe nobody reads).
+    ``log_path``: the file the process's output goes to; by default one in ``data_dir``. Never a pipe: a process
+    logs a line per request and per send, and blocks once a pipe nobody reads is full (64 KB).
     """
 
     def __init__(self, *args: str, env: dict[str, str] | None = None, data_dir: Path, port: int | None = None,
@@ -33,7 +33,7 @@ class InboxProcess:
         self.port = port or free_port()
         self.port_flag = port_flag
         self.ready_path = ready_path
-        self.log_path = log_path
+        self.log_path = log_path or Path(data_dir) / f"inbox-{args[0] if args else 'process'}.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("INBOX_")}
         self.env.update({"INBOX_DATA_DIR": str(data_dir), **(env or {})})
         self.base = f"http://127.0.0.1:{self.port}"
@@ -45,24 +45,19 @@ class InboxProcess:
 
     def start(self) -> InboxProcess:
         command = [INBOX, *self.args, *(["--port", str(self.port)] if self.port_flag else [])]
-        if self.log_path is not None:
-            with open(self.log_path, "ab") as log:
-                self.proc = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        else:
-            self.proc = subprocess.Popen(command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                         text=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            start = log.tell()
+            self.proc = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.proc.stdout = Followed(self.log_path, self.proc, start)  # type: ignore[assignment]
         return self
 
     def output(self) -> str:
-        """What the process printed (its log file's tail, or the pipe once it has exited)."""
-        if self.log_path is not None:
-            try:
-                return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:])
-            except OSError:
-                return ""
-        if self.proc is not None and self.proc.poll() is not None and self.proc.stdout is not None:
-            return self.proc.stdout.read()
-        return ""
+        """What the process printed: its log file's tail."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:])
+        except OSError:
+            return ""
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -98,6 +93,39 @@ class InboxProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class Followed:
+    """A process's output read as from a pipe (``readline``, iteration, ``read``), from the file it goes to: what it
+    wrote so far, then each line as it comes, until the process has exited and the file is read to its end."""
+
+    def __init__(self, path: Path, proc: subprocess.Popen, start: int = 0) -> None:
+        self._file = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed with the process
+        self._file.seek(start)
+        self._proc = proc
+        self._partial = ""
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def readline(self) -> str:
+        while True:
+            self._partial += self._file.readline()
+            if self._partial.endswith("\n") or self._proc.poll() is not None:
+                line, self._partial = self._partial + ("" if self._partial.endswith("\n") else self._file.read()), ""
+                return line
+            time.sleep(0.02)
+
+    def __iter__(self) -> Iterator[str]:
+        while line := self.readline():
+            yield line
+
+    def read(self) -> str:
+        data, self._partial = self._partial + self._file.read(), ""
+        return data
+
+    def close(self) -> None:
+        self._file.close()
 
 
 @contextlib.contextmanager
