@@ -128,7 +128,9 @@ class AppClient(httpx.AsyncClient):
         try:
             await self._lifespan.__aexit__(*exc)
         except TimeoutError:
-            # The app's shutdown hung: say where each of its tasks is waiting (to find what does not end).
+            # The app's shutdown hung: say where each of its tasks is waiting (to find what does not end),
+            # in full here (the test's captured stderr) and in one line per task at the end of the run.
+            SHUTDOWN_HANGS.append((os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0], _waiting_tasks()))
             lifespan = self._lifespan_task
             print(f"--- the app's lifespan task: {lifespan!r} done={lifespan.done() if lifespan else None} "
                   f"cancelled={lifespan.cancelled() if lifespan else None}; it ended: {self._lifespan_end or '-'}",
@@ -140,6 +142,25 @@ class AppClient(httpx.AsyncClient):
                     print(f"--- task {task.get_name()} still running at the shutdown timeout:", file=sys.stderr)
                     task.print_stack(limit=12, file=sys.stderr)
             raise
+
+
+SHUTDOWN_HANGS: list[tuple[str, list[str]]] = []
+"""(test, where each task was waiting) for every app whose shutdown hung: printed by pytest_terminal_summary."""
+
+
+def _waiting_tasks() -> list[str]:
+    """One line per task still running: its name and where it waits."""
+    from workers.supervisor import where_waiting
+
+    return [where_waiting(t) for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Where hung shutdowns waited, just above the short summary (the part of a CI log people see)."""
+    for test, tasks in SHUTDOWN_HANGS:
+        terminalreporter.write_line(f"app shutdown hung in {test}; tasks still running:")
+        for line in sorted(set(tasks))[:15]:
+            terminalreporter.write_line(f"  {line}")
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from arq.worker import Worker
@@ -25,21 +26,28 @@ from app.metrics import WORKER_RESTARTS
 from app.retry import backoff
 
 log = get_logger(__name__)
+_ROOT = f"{Path(__file__).resolve().parents[1]}/"
 
 FIRST_BACKOFF_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 30.0
 STABLE_AFTER_SECONDS = 60.0
+STOP_SECONDS = 25.0
+"""How long a stop waits for the worker to close: a send already on its way has its answer waited for
+(``send_timeout_seconds``, 15 s) so it is recorded, not sent again. Past this something hangs: it is
+logged by where it waits and cancelled, so a stop always ends (under compose's stop_grace_period, 30 s)."""
 
 
 class WorkerSupervisor:
     """Runs ``build()``'s workers one after another until :meth:`stop` (see the module docstring)."""
 
     def __init__(self, runtime: Any, *, build: Callable[[], Worker] | None = None,
-                 first_backoff: float = FIRST_BACKOFF_SECONDS, max_backoff: float = MAX_BACKOFF_SECONDS) -> None:
+                 first_backoff: float = FIRST_BACKOFF_SECONDS, max_backoff: float = MAX_BACKOFF_SECONDS,
+                 stop_seconds: float = STOP_SECONDS) -> None:
         self.runtime = runtime
         self._build = build or self._build_worker
         self.first_backoff = first_backoff
         self.max_backoff = max_backoff
+        self.stop_seconds = stop_seconds
         self.worker: Worker | None = None
         self.restarts = 0
         self._stopping = False
@@ -80,8 +88,23 @@ class WorkerSupervisor:
             self._retired.append(worker)
 
     async def stop(self) -> None:
-        """Stop picking jobs, cancel the running ones (as arq does on shutdown), close the worker."""
+        """Stop picking jobs, cancel the running ones (as arq does on shutdown), close the worker;
+        within ``stop_seconds``: what still runs then is logged with where it waits, and cancelled."""
         self._stopping = True
+        workers = [*self._retired, *([self.worker] if self.worker is not None else [])]
+        closing = asyncio.ensure_future(self._close())
+        done, _ = await asyncio.wait([closing], timeout=self.stop_seconds)
+        if done:
+            return
+        stuck = [t for w in workers for t in _running(w)]
+        log.warning("background worker did not stop in time; cancelling what still runs",
+                    waited_s=self.stop_seconds, still_running=[where_waiting(t) for t in stuck] or None,
+                    closing=where_waiting(closing))
+        for task in (*stuck, closing):
+            task.cancel()
+        await asyncio.wait([closing, *stuck], timeout=1.0)
+
+    async def _close(self) -> None:
         for worker in self._retired:
             tasks = _running(worker)
             for task in tasks:
@@ -91,6 +114,17 @@ class WorkerSupervisor:
             # arq's close() cancels running jobs and then gathers them, re-raising their
             # CancelledError: a job in flight at shutdown must not fail the shutdown.
             await asyncio.gather(self.worker.close(), return_exceptions=True)
+
+
+def where_waiting(task: asyncio.Future[Any]) -> str:
+    """A task's name and the innermost frame of our code it is suspended in (a library's if none)."""
+    name = task.get_name() if isinstance(task, asyncio.Task) else "future"
+    frames = task.get_stack() if isinstance(task, asyncio.Task) else []
+    ours = [f for f in frames if "/site-packages/" not in f.f_code.co_filename] or frames
+    if not ours:
+        return f"{name}: (not suspended)"
+    frame = ours[-1]
+    return f"{name}: {frame.f_code.co_filename.removeprefix(_ROOT)}:{frame.f_lineno} in {frame.f_code.co_name}"
 
 
 def _running(worker: Worker) -> list[asyncio.Task[Any]]:

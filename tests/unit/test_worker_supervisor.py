@@ -39,3 +39,37 @@ async def test_a_worker_that_ends_is_replaced_until_stopped():
     await supervisor.stop()
     await asyncio.wait_for(running, 1)
     assert built[2].closed.is_set() and lingering.cancelled()
+
+
+class Hangs(StandIn):
+    """A worker whose close() waits on something that never ends (a drainer stuck on a dead socket)."""
+
+    def __init__(self, stuck: asyncio.Task) -> None:
+        super().__init__(False, stuck)
+        self.stuck = stuck
+
+    async def close(self) -> None:
+        self.closed.set()
+        await asyncio.shield(self.stuck)  # not even the stop's cancellation reaches it through close()
+
+
+async def never_ends() -> None:
+    await asyncio.Event().wait()
+
+
+async def test_a_stop_ends_in_bounded_time_and_says_where_the_worker_hung():
+    from structlog.testing import capture_logs
+
+    stuck = asyncio.create_task(never_ends(), name="drain:abc")
+    worker = Hangs(stuck)
+    supervisor = WorkerSupervisor(None, build=lambda: worker, stop_seconds=0.2)
+    running = asyncio.create_task(supervisor.run())
+    while supervisor.worker is None:
+        await asyncio.sleep(0.001)
+    with capture_logs() as logs:
+        await asyncio.wait_for(supervisor.stop(), 2)
+    await asyncio.wait_for(running, 1)
+    assert stuck.cancelled()  # cancelled, not left running after the process thinks it stopped
+    [warning] = [e for e in logs if e["event"].startswith("background worker did not stop in time")]
+    assert any(line.startswith("drain:abc: tests/unit/test_worker_supervisor.py:") and "in never_ends" in line
+               for line in warning["still_running"])
