@@ -34,6 +34,9 @@ from app.config import Settings  # noqa: E402
 from app.embedded_mongo import EmbeddedMongo  # noqa: E402
 from app.embedded_redis import EmbeddedRedis  # noqa: E402
 from app.main import create_app  # noqa: E402
+from tests.support.logs import quiet_logging  # noqa: E402
+
+quiet_logging()
 
 QUICK_LANE = os.environ.get("INBOX_TEST_DATABASE", "").lower() == "mongomock"
 _database_names = itertools.count(1)

@@ -20,10 +20,10 @@ from arq.jobs import Job
 from structlog.testing import capture_logs
 
 from app.domains.messages.models import Message
-from app.logging import configure_logging
 from app.metrics import REGISTRY, generate_latest
 from tests.integration.outbound_env import outbound, sandbox_server, wait_for  # noqa: F401
 from tests.integration.test_send_reconciliation import CUSTOMER, status_webhook
+from tests.support.logs import product_logging, quiet_logging
 from workers.settings import outage_tolerant
 
 
@@ -45,11 +45,11 @@ class LogLines(logging.Handler):
 @pytest.fixture
 def log_lines():
     """Logging set up as `inbox run` and `inbox worker` set it up, and what goes through it."""
-    configure_logging("INFO")
+    product_logging("INFO")
     lines = LogLines()
     logging.getLogger().addHandler(lines)
     yield lines
-    logging.getLogger().handlers[:] = []
+    quiet_logging()
 
 
 async def test_a_send_is_followed_by_its_request_id_from_the_api_to_its_status(outbound, log_lines):  # noqa: F811

@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from app.logging import configure_logging, get_logger
+from app.logging import get_logger
+from tests.support.logs import product_logging, quiet_logging
 
 TOKEN = "-".join(("EAAG", "access", "token", "in", "a", "local"))  # built, so no source line shows it
 SECRET = "-".join(("app", "secret", "in", "a", "local"))
@@ -19,7 +20,7 @@ def _send_with(access_token: str) -> None:
 
 @pytest.mark.parametrize("json", [False, True])
 def test_a_logged_traceback_shows_the_error_but_no_local_variables(json, capsys):
-    configure_logging("INFO", json=json)
+    product_logging("INFO", json=json)
     try:
         try:
             _send_with(TOKEN)
@@ -27,7 +28,7 @@ def test_a_logged_traceback_shows_the_error_but_no_local_variables(json, capsys)
             get_logger("tests").exception("send failed", access_token="EAAG-given-as-a-field")
         output = capsys.readouterr().err
     finally:
-        logging.getLogger().handlers[:] = []
+        quiet_logging()
     assert "send failed" in output and "ConnectionError: Graph API unreachable" in output and "_send_with" in output
     assert TOKEN not in output and SECRET not in output
     assert "EAAG-given-as-a-field" not in output
