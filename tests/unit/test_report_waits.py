@@ -3,11 +3,12 @@
 from app.domains.reports.waits import Waits, pack, unpack
 
 
-def test_packed_waits_read_back_whole_and_in_order():
+def test_packed_waits_read_back_whole_and_the_same_waits_pack_the_same_whatever_their_order():
     waits = [0, 1, 59, 3600, 86_400 * 40, 7, 7]
     packed = pack(waits)
     assert isinstance(packed, bytes) and len(packed) == 4 * len(waits)
-    assert list(unpack(packed)) == waits
+    assert list(unpack(packed)) == sorted(waits)
+    assert pack(reversed(waits)) == packed  # a recount that finds the same waits has nothing to write
     assert Waits.of(unpack(packed)) == Waits.of(waits) == Waits(count=7, median=7.0, p90=86_400 * 40)
 
 

@@ -210,25 +210,38 @@ async def recompute(workspace_id: PydanticObjectId, ranges: list[tuple[datetime,
         return {"counts": tally.counts, "waits": {kind: pack(waits) for kind, waits in tally.waits.items()},
                 "reasons": tally.reasons}
 
-    cleared = [] if empty else [DeleteMany({"workspace_id": workspace_id, "hour": {"$gte": start, "$lt": end}})
-                                for start, end in ranges]
-    ops: list[Any] = cleared + [
-        ReplaceOne({"workspace_id": workspace_id, "hour": hour, "account_id": account},
-                   {"workspace_id": workspace_id, "hour": hour, "account_id": account, **rollup(tally)}, upsert=True)
-        for (hour, account), tally in sorted(found.items(), key=lambda item: item[0][0])
-        if account is not None and tally.counts]
-    if ops:
-        await ReportHour.get_motor_collection().bulk_write(ops, ordered=True)
-    ops = cleared + [
-        ReplaceOne({"workspace_id": workspace_id, "slice": name, "hour": hour, "account_id": account},
-                   {"workspace_id": workspace_id, "slice": name, "hour": hour, "account_id": account, **rollup(tally)},
-                   upsert=True)
-        for (hour, account, name), tally in sorted(sliced.items(), key=lambda item: item[0][0])
-        if account is not None and tally.counts]
-    if ops:
-        await SliceHour.get_motor_collection().bulk_write(ops, ordered=True)
+    await _write_changed(ReportHour.get_motor_collection(), workspace_id, ranges, ("hour", "account_id"), {
+        (hour, account): {"workspace_id": workspace_id, "hour": hour, "account_id": account, **rollup(tally)}
+        for (hour, account), tally in found.items() if account is not None and tally.counts}, empty=empty)
+    await _write_changed(SliceHour.get_motor_collection(), workspace_id, ranges, ("slice", "hour", "account_id"), {
+        (name, hour, account): {"workspace_id": workspace_id, "slice": name, "hour": hour, "account_id": account,
+                                **rollup(tally)}
+        for (hour, account, name), tally in sliced.items() if account is not None and tally.counts}, empty=empty)
     return read + await _recompute_contacts(workspace_id, ranges if contact_ranges is None else contact_ranges, shift,
                                             empty=empty)
+
+
+async def _write_changed(collection: Any, workspace_id: PydanticObjectId, ranges: list[tuple[datetime, datetime]],
+                         key: tuple[str, ...], docs: dict[tuple[Any, ...], dict[str, Any]], *, empty: bool) -> None:
+    """Makes the rollups stored for ``ranges`` be ``docs`` (their key fields -> the whole document), writing only
+    what differs: one read of what is stored, then one bulk write of the documents that changed, appeared or
+    went. A recount of an hour mostly finds it as it was: a receipt changes its number's rollup and the slices
+    of one conversation, not the hour's other slices. Rewriting every slice of 100 hours (~6,000 documents,
+    ~1 ms each on the embedded server) was most of the time of a page after receipts spread over many hours.
+    ``empty``: nothing is stored for these hours yet (a first count), so nothing is read."""
+    stored: dict[tuple[Any, ...], dict[str, Any]] = {}
+    if not empty:
+        for start, end in ranges:
+            async for doc in collection.find({"workspace_id": workspace_id, "hour": {"$gte": start, "$lt": end}}):
+                stored[tuple(_utc(v) if isinstance(v, datetime) else v for v in (doc.get(f) for f in key))] = doc
+    gone = [doc["_id"] for k, doc in stored.items() if k not in docs]
+    ops: list[Any] = [DeleteMany({"_id": {"$in": gone}})] if gone else []
+    for k, doc in sorted(docs.items(), key=lambda item: item[1]["hour"]):
+        old = stored.get(k)
+        if old is None or any(old.get(f) != value for f, value in doc.items()):
+            ops.append(ReplaceOne({"workspace_id": workspace_id, **{f: doc[f] for f in key}}, doc, upsert=True))
+    if ops:
+        await collection.bulk_write(ops, ordered=True)
 
 
 async def _slices_of(ids: set[Any], known: dict[Any, tuple[str, ...]]) -> None:
@@ -287,13 +300,9 @@ async def _recompute_contacts(workspace_id: PydanticObjectId, ranges: list[tuple
                     word = "opt_out" if change.get("opted_out") else "opt_in"
                     add(hour_of(at, shift), word)
                     add(hour_of(at, shift), f"{word}:{change.get('source') or 'unknown'}")
-    ops: list[Any] = [] if empty else [DeleteMany({"workspace_id": workspace_id, "hour": {"$gte": start, "$lt": end}})
-                                       for start, end in ranges]
-    ops += [ReplaceOne({"workspace_id": workspace_id, "hour": hour},
-                       {"workspace_id": workspace_id, "hour": hour, "counts": counts}, upsert=True)
-            for hour, counts in sorted(found.items())]
-    if ops:
-        await ContactHour.get_motor_collection().bulk_write(ops, ordered=True)
+    await _write_changed(ContactHour.get_motor_collection(), workspace_id, ranges, ("hour",), {
+        (hour,): {"workspace_id": workspace_id, "hour": hour, "counts": counts} for hour, counts in found.items()},
+        empty=empty)
     return read
 
 
