@@ -176,9 +176,9 @@ def _count(doc: dict[str, Any], tally: _Tally, hours: Schedule | None = None) ->
 async def recompute(workspace_id: PydanticObjectId, ranges: list[tuple[datetime, datetime]], shift: int, *,
                     empty: bool = False, contact_ranges: list[tuple[datetime, datetime]] | None = None) -> int:
     """Rebuilds the rollups of the local hours in each [start, end) (on hour starts) from their messages: one
-    read per range, then one bulk write for all of them (each write waits for the journal); ``empty``: the
-    ranges hold no rollup yet (a first count), so nothing is deleted and a range without messages costs no
-    write. The ContactHours of ``contact_ranges`` too (by default the same ranges). Returns the messages and
+    read per range, then, per kind of rollup, one read of what is stored and one bulk write of what changed
+    (_write_changed); ``empty``: the ranges hold no rollup yet (a first count), so nothing is read back and a
+    range without messages costs no write. The ContactHours of ``contact_ranges`` too (by default the same ranges). Returns the messages and
     contacts read."""
     found: dict[tuple[datetime, Any], _Tally] = defaultdict(_Tally)
     sliced: dict[tuple[datetime, Any, str], _Tally] = defaultdict(_Tally)
