@@ -43,7 +43,7 @@ async def test_connect_number_returns_webhook_details_and_no_secret(admin_client
     assert created["health"]["token_state"] == "unknown"
     listed = await admin_client.get("/api/v1/accounts", headers=AUTH)
     one = await admin_client.get(f"/api/v1/accounts/{created['id']}", headers=AUTH)
-    printed = capfd.readouterr()  # in tests structlog goes through stdlib logging (caplog); anything printed here
+    printed = capfd.readouterr()  # log lines are in caplog (tests/support/logs.py); stdout and stderr in case
     for text in (str(created), listed.text, one.text, caplog.text, printed.out, printed.err):
         assert TOKEN not in text and APP_SECRET not in text
     stored = await WhatsAppAccount.get(created["id"])

@@ -178,8 +178,8 @@ async def recompute(workspace_id: PydanticObjectId, ranges: list[tuple[datetime,
     """Rebuilds the rollups of the local hours in each [start, end) (on hour starts) from their messages: one
     read per range, then, per kind of rollup, one read of what is stored and one bulk write of what changed
     (_write_changed); ``empty``: the ranges hold no rollup yet (a first count), so nothing is read back and a
-    range without messages costs no write. The ContactHours of ``contact_ranges`` too (by default the same ranges). Returns the messages and
-    contacts read."""
+    range without messages costs no write. The ContactHours of ``contact_ranges`` too (by default the same
+    ranges). Returns the messages and contacts read."""
     found: dict[tuple[datetime, Any], _Tally] = defaultdict(_Tally)
     sliced: dict[tuple[datetime, Any, str], _Tally] = defaultdict(_Tally)
     slices: dict[Any, tuple[str, ...]] = {}  # conversation id -> its slices now
