@@ -34,7 +34,7 @@ from app.config import Settings  # noqa: E402
 from app.embedded_mongo import EmbeddedMongo  # noqa: E402
 from app.embedded_redis import EmbeddedRedis  # noqa: E402
 from app.main import create_app  # noqa: E402
-from tests.support.logs import quiet_logging  # noqa: E402
+from tests.support.logs import STOPS_THAT_HUNG, quiet_logging  # noqa: E402
 
 quiet_logging()
 
@@ -159,11 +159,14 @@ def _waiting_tasks() -> list[str]:
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Where hung shutdowns waited, just above the short summary (the part of a CI log people see)."""
+    """Where hung shutdowns waited, just above the short summary (the part of a CI log people see): an app's
+    that failed its test, and a worker's that its time bound ended (its test passed, but something hung)."""
     for test, tasks in SHUTDOWN_HANGS:
         terminalreporter.write_line(f"app shutdown hung in {test}; tasks still running:")
         for line in sorted(set(tasks))[:15]:
             terminalreporter.write_line(f"  {line}")
+    for test, line in STOPS_THAT_HUNG[:5]:
+        terminalreporter.write_line(f"a worker's stop hung in {test}: {line[:600]}")
 
 
 @pytest.fixture

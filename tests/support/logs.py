@@ -10,8 +10,20 @@ caplog sees it), and one logged between tests goes nowhere.
 from __future__ import annotations
 
 import logging
+import os
 
 import structlog
+
+STOPS_THAT_HUNG: list[tuple[str, str]] = []
+"""(test, the log line) of every worker stop that needed its time bound (workers/supervisor.py): printed at the
+end of the run by conftest.pytest_terminal_summary, since the bound lets the test pass."""
+
+
+class _HungStops(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "did not stop in time" in message:
+            STOPS_THAT_HUNG.append((os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0], message))
 
 
 def quiet_logging() -> None:
@@ -25,7 +37,7 @@ def quiet_logging() -> None:
         cache_logger_on_first_use=False,
     )
     root = logging.getLogger()
-    root.handlers[:] = [logging.NullHandler()]  # no handler: stdlib's last resort would print warnings to stderr
+    root.handlers[:] = [_HungStops()]  # (without a handler, stdlib's last resort would print warnings to stderr)
     root.setLevel(logging.INFO)
 
 
